@@ -1,0 +1,35 @@
+/// What can go wrong while opening a connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL names no database this workspace supports.
+    #[error("unsupported database URL `{url}`: expected sqlite:… or postgres://…")]
+    UnsupportedUrl {
+        /// The URL, with any password removed.
+        url: String,
+    },
+    /// The directory that should hold the SQLite file could not be created.
+    #[error("cannot create the directory {path} for the SQLite database")]
+    CreateDirectory {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database refused the connection or a setting.
+    #[error("cannot connect to {url}")]
+    Connect {
+        /// The URL, with any password removed.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: sea_orm::DbErr,
+    },
+    /// A statement run while preparing the connection failed.
+    #[error(transparent)]
+    Database(#[from] sea_orm::DbErr),
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,45 @@
+//! `api_tokens`: bearer tokens, stored only as SHA-256 hashes.
+
+use sea_orm::entity::prelude::*;
+
+/// A row of `api_tokens`. It holds the token's hash, never the token.
+///
+/// Deliberately not `Serialize`: token rows never leave the server.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "api_tokens")]
+pub struct Model {
+    /// Primary key.
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// The owner.
+    pub user_id: i64,
+    /// Lowercase hex SHA-256 of the token; unique.
+    #[sea_orm(unique)]
+    pub token_hash: String,
+    /// When the token was issued.
+    pub created_at: DateTimeUtc,
+    /// When the token last authenticated a request.
+    pub last_used_at: Option<DateTimeUtc>,
+    /// When the token was revoked; a revoked token authenticates nothing.
+    pub revoked_at: Option<DateTimeUtc>,
+}
+
+/// Relations of `api_tokens`.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    /// The owner.
+    #[sea_orm(
+        belongs_to = "super::user::Entity",
+        from = "Column::UserId",
+        to = "super::user::Column::Id"
+    )]
+    User,
+}
+
+impl Related<super::user::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::User.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,206 @@
+//! Migrations on real SQLite and PostgreSQL databases.
+
+use db_connect::{Backend, test_on_backends, testing::TestDatabase};
+use migration::{COMPOSITE_INDEXES, Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+
+async fn index_names(db: &DatabaseConnection) -> Vec<String> {
+    let sql = match Backend::of_connection(db) {
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'"
+        }
+        Backend::Postgres => {
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'seaql_migrations'"
+        }
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get_by_index(0).unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn table_names(db: &DatabaseConnection) -> Vec<String> {
+    let sql = match Backend::of_connection(db) {
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'seaql_migrations'"
+        }
+        Backend::Postgres => {
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'seaql_migrations'"
+        }
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get_by_index(0).unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+const TABLES: [&str; 8] = [
+    "api_tokens",
+    "bookings",
+    "notifications",
+    "payments",
+    "room_inventory",
+    "room_types",
+    "users",
+    "waitlist_entries",
+];
+
+async fn up_down_up_leaves_the_full_schema(test_db: TestDatabase) {
+    let db = test_db.connection();
+    Migrator::up(db, None).await.unwrap();
+    assert_eq!(table_names(db).await, TABLES);
+    assert!(
+        Migrator::get_pending_migrations(db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    Migrator::down(db, None).await.unwrap();
+    assert!(
+        table_names(db).await.is_empty(),
+        "down must drop every table"
+    );
+    assert!(
+        index_names(db).await.is_empty(),
+        "down must drop every index"
+    );
+
+    Migrator::up(db, None).await.unwrap();
+    assert_eq!(table_names(db).await, TABLES);
+    assert_eq!(Migrator::get_applied_migrations(db).await.unwrap().len(), 2);
+}
+
+async fn index_migration_creates_and_drops_exactly_its_indexes(test_db: TestDatabase) {
+    let db = test_db.connection();
+    Migrator::up(db, Some(1)).await.unwrap();
+    let before = index_names(db).await;
+    for spec in COMPOSITE_INDEXES {
+        assert!(
+            !before.contains(&spec.name.to_owned()),
+            "{} exists before its migration",
+            spec.name
+        );
+    }
+
+    Migrator::up(db, None).await.unwrap();
+    let after_up = index_names(db).await;
+    for spec in COMPOSITE_INDEXES {
+        assert!(
+            after_up.contains(&spec.name.to_owned()),
+            "{} missing after up: {after_up:?}",
+            spec.name
+        );
+    }
+    let added: Vec<_> = after_up.iter().filter(|n| !before.contains(n)).collect();
+    assert_eq!(
+        added.len(),
+        COMPOSITE_INDEXES.len(),
+        "up created other indexes too: {added:?}"
+    );
+
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert_eq!(
+        index_names(db).await,
+        before,
+        "down must drop exactly what up created"
+    );
+}
+
+async fn composite_indexes_cover_the_listed_columns(test_db: TestDatabase) {
+    let db = test_db.connection();
+    Migrator::up(db, None).await.unwrap();
+    for spec in COMPOSITE_INDEXES {
+        let columns: Vec<String> = match test_db.backend() {
+            Backend::Sqlite => db
+                .query_all_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    format!(
+                        "SELECT name FROM pragma_index_info('{}') ORDER BY seqno",
+                        spec.name
+                    ),
+                ))
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get_by_index(0).unwrap())
+                .collect(),
+            Backend::Postgres => db
+                .query_all_raw(Statement::from_sql_and_values(
+                    db.get_database_backend(),
+                    "SELECT a.attname FROM pg_index i \
+                     JOIN pg_class c ON c.oid = i.indexrelid \
+                     JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true \
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                     WHERE c.relname = $1 ORDER BY k.ord",
+                    [spec.name.into()],
+                ))
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get_by_index(0).unwrap())
+                .collect(),
+        };
+        assert_eq!(columns, spec.columns, "columns of {}", spec.name);
+    }
+}
+
+async fn exec(db: &DatabaseConnection, sql: &str) -> Result<(), sea_orm::DbErr> {
+    db.execute_unprepared(sql).await.map(|_| ())
+}
+
+async fn constraints_reject_bad_rows(test_db: TestDatabase) {
+    let db = test_db.connection();
+    Migrator::up(db, None).await.unwrap();
+    let now = "'2026-01-01 00:00:00+00:00'";
+    exec(db, &format!("INSERT INTO users (name, email, role, created_at) VALUES ('Ann', 'ann@example.com', 'guest', {now})")).await.unwrap();
+    exec(db, &format!("INSERT INTO room_types (name, description, price_per_night, total_rooms, created_at, updated_at) VALUES ('Double', 'Two beds', 12000, 10, {now}, {now})")).await.unwrap();
+    exec(db, "INSERT INTO room_inventory (room_type_id, date, total_rooms, available_rooms) VALUES (1, '2026-02-01', 10, 10)").await.unwrap();
+
+    let rejected = [
+        ("availability below zero", "INSERT INTO room_inventory (room_type_id, date, total_rooms, available_rooms) VALUES (1, '2026-02-02', 10, -1)".to_owned()),
+        ("availability above total", "INSERT INTO room_inventory (room_type_id, date, total_rooms, available_rooms) VALUES (1, '2026-02-03', 10, 11)".to_owned()),
+        ("two rows for one night", "INSERT INTO room_inventory (room_type_id, date, total_rooms, available_rooms) VALUES (1, '2026-02-01', 10, 9)".to_owned()),
+        ("inventory of an unknown room type", "INSERT INTO room_inventory (room_type_id, date, total_rooms, available_rooms) VALUES (99, '2026-02-01', 10, 9)".to_owned()),
+        ("end before start", format!("INSERT INTO bookings (user_id, room_type_id, start_date, end_date, rooms_booked, status, total_price, deposit_amount, is_deposit_paid, created_at, updated_at) VALUES (1, 1, '2026-02-05', '2026-02-04', 1, 'CONFIRMED', 100, 0, false, {now}, {now})")),
+        ("end equal to start", format!("INSERT INTO bookings (user_id, room_type_id, start_date, end_date, rooms_booked, status, total_price, deposit_amount, is_deposit_paid, created_at, updated_at) VALUES (1, 1, '2026-02-05', '2026-02-05', 1, 'CONFIRMED', 100, 0, false, {now}, {now})")),
+        ("zero rooms", format!("INSERT INTO bookings (user_id, room_type_id, start_date, end_date, rooms_booked, status, total_price, deposit_amount, is_deposit_paid, created_at, updated_at) VALUES (1, 1, '2026-02-05', '2026-02-06', 0, 'CONFIRMED', 100, 0, false, {now}, {now})")),
+        ("unknown booking status", format!("INSERT INTO bookings (user_id, room_type_id, start_date, end_date, rooms_booked, status, total_price, deposit_amount, is_deposit_paid, created_at, updated_at) VALUES (1, 1, '2026-02-05', '2026-02-06', 1, 'LOST', 100, 0, false, {now}, {now})")),
+        ("booking by an unknown user", format!("INSERT INTO bookings (user_id, room_type_id, start_date, end_date, rooms_booked, status, total_price, deposit_amount, is_deposit_paid, created_at, updated_at) VALUES (42, 1, '2026-02-05', '2026-02-06', 1, 'CONFIRMED', 100, 0, false, {now}, {now})")),
+        ("duplicate email", format!("INSERT INTO users (name, email, role, created_at) VALUES ('Ann 2', 'ann@example.com', 'guest', {now})")),
+        ("unknown role", format!("INSERT INTO users (name, email, role, created_at) VALUES ('Bob', 'bob@example.com', 'root', {now})")),
+    ];
+    for (what, sql) in rejected {
+        assert!(exec(db, &sql).await.is_err(), "the schema accepted {what}");
+    }
+
+    // A booking the constraints allow, and an update that would break one.
+    exec(db, &format!("INSERT INTO bookings (user_id, room_type_id, start_date, end_date, rooms_booked, status, total_price, deposit_amount, is_deposit_paid, idempotency_key, created_at, updated_at) VALUES (1, 1, '2026-02-01', '2026-02-02', 1, 'CONFIRMED', 12000, 0, false, 'k1', {now}, {now})")).await.unwrap();
+    assert!(
+        exec(db, "UPDATE room_inventory SET available_rooms = available_rooms - 11 WHERE room_type_id = 1").await.is_err(),
+        "an update below zero must fail"
+    );
+    assert!(
+        exec(db, &format!("INSERT INTO bookings (user_id, room_type_id, start_date, end_date, rooms_booked, status, total_price, deposit_amount, is_deposit_paid, idempotency_key, created_at, updated_at) VALUES (1, 1, '2026-02-01', '2026-02-02', 1, 'CONFIRMED', 12000, 0, false, 'k1', {now}, {now})")).await.is_err(),
+        "a duplicate idempotency key must fail"
+    );
+}
+
+test_on_backends!(
+    up_down_up_leaves_the_full_schema,
+    index_migration_creates_and_drops_exactly_its_indexes,
+    composite_indexes_cover_the_listed_columns,
+    constraints_reject_bad_rows,
+);
