@@ -29,6 +29,8 @@
 //! # }
 //! ```
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod backend;
 mod connect;
 mod error;
