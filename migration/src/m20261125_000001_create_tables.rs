@@ -143,11 +143,7 @@ fn status<T: IntoIden>(name: T) -> ColumnDef {
 fn one_of(table: impl IntoIden, column: impl IntoIden, values: &[&str]) -> Check {
     let column = column.into_iden();
     Check::named(
-        format!(
-            "ck_{}_{}",
-            table.into_iden(),
-            column
-        ),
+        format!("ck_{}_{}", table.into_iden(), column),
         Expr::col(column).is_in(values.iter().copied()),
     )
 }

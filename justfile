@@ -1,0 +1,43 @@
+# Recipes mirroring the original system's scripts. Each is a thin wrapper over cargo and the
+# workspace's binaries, so people and CI run the same commands. `cargo install just` to use them.
+
+set dotenv-load := false
+
+# Apply pending migrations to DATABASE_URL (default: data/hotel.sqlite).
+migrate:
+    cargo run -p migration -- up
+
+# Migration status.
+migrate-status:
+    cargo run -p migration -- status
+
+# Drop everything and re-apply every migration.
+migrate-fresh:
+    cargo run -p migration -- fresh
+
+# Fill the migrated, empty database: just seed [tiny|small|medium|large]
+seed scale="small":
+    cargo run --release -p dataset -- --scale {{scale}}
+
+# Fresh database with the small dataset.
+reset-demo:
+    cargo run -p migration -- fresh
+    cargo run --release -p dataset -- --scale small
+
+# Every test, as CI runs them (PostgreSQL and Redis must be up).
+test:
+    HOTEL_REQUIRE_SERVICES=1 cargo test --workspace
+
+# Formatting, lints and tests, exactly as CI.
+ci:
+    .ci/run
+
+# Criterion benchmarks: just bench [name]
+bench name="":
+    cargo bench -p benches {{ if name == "" { "" } else { "--bench " + name } }}
+
+# Time the large dataset into a fresh SQLite file (the figure in docs/PERFORMANCE.md).
+bench-dataset:
+    rm -rf target/bench-data
+    DATABASE_URL=sqlite://target/bench-data/hotel.sqlite cargo run --release -p migration -- up
+    DATABASE_URL=sqlite://target/bench-data/hotel.sqlite cargo run --release -p dataset -- --scale large --reference-date 2026-11-25
