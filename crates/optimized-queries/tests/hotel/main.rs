@@ -1,0 +1,7 @@
+//! optimized-queries on real SQLite and PostgreSQL databases.
+
+mod concurrency;
+mod consistency;
+mod fixture;
+mod reads;
+mod writes;
