@@ -3,7 +3,10 @@
 use std::collections::HashMap;
 
 use entity::{BookingStatus, booking, payment, prelude::*, room_type, user};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    SelectTwo,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -112,11 +115,7 @@ async fn attach_payments(db: &impl ConnectionTrait, views: &mut [BookingView]) -
         return Ok(());
     }
     let ids: Vec<i64> = views.iter().map(|v| v.id).collect();
-    let payments = Payment::find()
-        .filter(payment::Column::BookingId.is_in(ids))
-        .order_by_asc(payment::Column::Id)
-        .all(db)
-        .await?;
+    let payments = payments_select(ids).all(db).await?;
     let mut by_booking: HashMap<i64, Vec<PaymentView>> = HashMap::new();
     for payment in payments {
         by_booking
@@ -140,23 +139,34 @@ pub async fn user_bookings(
     user_id: i64,
     query: UserBookingsQuery,
 ) -> Result<Vec<BookingView>> {
-    let limit = check_limit(query.limit)?;
-    let mut select = Booking::find().filter(booking::Column::UserId.eq(user_id));
-    if let Some(status) = query.status {
-        select = select.filter(booking::Column::Status.eq(status));
-    }
-    let rows = select
-        .order_by_desc(booking::Column::CreatedAt)
-        .order_by_desc(booking::Column::Id)
-        .limit(limit)
-        .find_also_related(RoomType)
-        .all(db)
-        .await?;
+    check_limit(query.limit)?;
+    let rows = user_bookings_select(user_id, query).all(db).await?;
     let mut views: Vec<BookingView> = rows.into_iter().map(|(b, rt)| view(b, rt, None)).collect();
     if query.include_payments {
         attach_payments(db, &mut views).await?;
     }
     Ok(views)
+}
+
+pub(crate) fn user_bookings_select(
+    user_id: i64,
+    query: UserBookingsQuery,
+) -> SelectTwo<Booking, RoomType> {
+    let mut select = Booking::find().filter(booking::Column::UserId.eq(user_id));
+    if let Some(status) = query.status {
+        select = select.filter(booking::Column::Status.eq(status));
+    }
+    select
+        .order_by_desc(booking::Column::CreatedAt)
+        .order_by_desc(booking::Column::Id)
+        .limit(query.limit)
+        .find_also_related(RoomType)
+}
+
+pub(crate) fn payments_select(booking_ids: Vec<i64>) -> Select<Payment> {
+    Payment::find()
+        .filter(payment::Column::BookingId.is_in(booking_ids))
+        .order_by_asc(payment::Column::Id)
 }
 
 /// Bookings with at least one night in the range (the admin view), by first night then id, with
@@ -169,21 +179,8 @@ pub async fn bookings_in_range(
     db: &impl ConnectionTrait,
     query: BookingsInRangeQuery,
 ) -> Result<Vec<BookingView>> {
-    let limit = check_limit(query.limit)?;
-    let mut select = Booking::find()
-        .filter(booking::Column::StartDate.lt(query.range.end()))
-        .filter(booking::Column::EndDate.gt(query.range.start()));
-    if let Some(room_type_id) = query.room_type_id {
-        select = select.filter(booking::Column::RoomTypeId.eq(room_type_id));
-    }
-    if let Some(status) = query.status {
-        select = select.filter(booking::Column::Status.eq(status));
-    }
-    let select = select
-        .order_by_asc(booking::Column::StartDate)
-        .order_by_asc(booking::Column::Id)
-        .limit(limit)
-        .offset(query.offset);
+    check_limit(query.limit)?;
+    let select = bookings_in_range_select(query);
     let views = if query.include_guest {
         select
             .find_also_related(RoomType)
@@ -203,6 +200,23 @@ pub async fn bookings_in_range(
             .collect()
     };
     Ok(views)
+}
+
+pub(crate) fn bookings_in_range_select(query: BookingsInRangeQuery) -> Select<Booking> {
+    let mut select = Booking::find()
+        .filter(booking::Column::StartDate.lt(query.range.end()))
+        .filter(booking::Column::EndDate.gt(query.range.start()));
+    if let Some(room_type_id) = query.room_type_id {
+        select = select.filter(booking::Column::RoomTypeId.eq(room_type_id));
+    }
+    if let Some(status) = query.status {
+        select = select.filter(booking::Column::Status.eq(status));
+    }
+    select
+        .order_by_asc(booking::Column::StartDate)
+        .order_by_asc(booking::Column::Id)
+        .limit(query.limit)
+        .offset(query.offset)
 }
 
 /// One booking with its guest, room type and payments. Two statements.

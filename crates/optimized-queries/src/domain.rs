@@ -69,6 +69,15 @@ impl DateRange {
         }
     }
 
+    /// The same first night, with `end` as the check-out day; an `end` not after the start
+    /// leaves the single first night.
+    pub fn extended_to(self, end: NaiveDate) -> Self {
+        Self {
+            start: self.start,
+            end: end.max(self.start + Duration::days(1)),
+        }
+    }
+
     /// The first night.
     pub fn start(&self) -> NaiveDate {
         self.start

@@ -58,6 +58,7 @@ mod bookings;
 mod daily_stats;
 mod domain;
 mod error;
+mod hot_queries;
 pub mod naive;
 mod reports;
 mod retry;
@@ -78,6 +79,7 @@ pub use domain::{
     MAX_STAY_NIGHTS, RoomCount,
 };
 pub use error::{Error, Result};
+pub use hot_queries::{HotQuery, HotQuerySample, hot_queries};
 pub use reports::{booking_statistics, daily_stats_mismatches, occupancy, payment_summary};
 pub use rooms::{room_type_calendar, room_types, room_types_on};
 pub use views::{

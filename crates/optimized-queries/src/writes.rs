@@ -55,6 +55,11 @@ pub struct InventoryChange {
     pub nights_created: u64,
 }
 
+/// Takes `$1` rooms from every night of a stay that has them; the caller checks that the rows
+/// affected equal the nights.
+pub(crate) const TAKE_ROOMS_SQL: &str = "UPDATE room_inventory SET available_rooms = available_rooms - $1 \
+     WHERE room_type_id = $2 AND date >= $3 AND date < $4 AND available_rooms >= $1";
+
 pub(crate) async fn begin_write(
     db: &DatabaseConnection,
 ) -> Result<DatabaseTransaction, sea_orm::DbErr> {
@@ -139,8 +144,7 @@ async fn try_create_booking(
     let taken = txn
         .execute_raw(statement(
             &txn,
-            "UPDATE room_inventory SET available_rooms = available_rooms - $1 \
-             WHERE room_type_id = $2 AND date >= $3 AND date < $4 AND available_rooms >= $1",
+            TAKE_ROOMS_SQL,
             [
                 rooms.into(),
                 request.room_type_id.into(),

@@ -153,3 +153,33 @@ test_on_backends!(
     optimized_and_naive_agree,
     daily_statistics_stay_exact_through_mixed_writes
 );
+
+async fn hot_queries_are_valid_sql(test_db: TestDatabase) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let test_db = generated(test_db).await;
+    let db = test_db.connection();
+    let sample = oq::HotQuerySample {
+        room_type_id: 1,
+        user_id: 3,
+        today: reference(),
+    };
+    let hot = oq::hot_queries(db, &sample);
+    assert!(hot.len() >= 10);
+    for query in hot {
+        let prefix = match test_db.backend() {
+            db_connect::Backend::Sqlite => "EXPLAIN QUERY PLAN ",
+            db_connect::Backend::Postgres => "EXPLAIN ",
+        };
+        let explained = Statement {
+            sql: format!("{prefix}{}", query.statement.sql),
+            ..query.statement.clone()
+        };
+        let plan = db
+            .query_all_raw(explained)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", query.name));
+        assert!(!plan.is_empty(), "{} has no plan", query.name);
+    }
+}
+
+test_on_backends!(hot_queries_are_valid_sql);
