@@ -1,0 +1,442 @@
+//! One shard: an LRU list of entries, the loads running for its keys, and its counters,
+//! all behind one mutex so that a lookup takes exactly one uncontended lock.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lru::LruCache;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::CacheKey;
+use crate::sketch::FrequencySketch;
+use crate::stats::ShardCounters;
+use crate::tags::{TagStamp, all_current};
+
+/// A type-erased shared value.
+pub(crate) type AnyArc = Arc<dyn Any + Send + Sync>;
+
+/// A stored value with everything needed to decide, without other locks, whether it may
+/// be served.
+pub(crate) struct Entry {
+    pub(crate) value: AnyArc,
+    pub(crate) type_name: &'static str,
+    pub(crate) fresh_until: Instant,
+    /// `fresh_until` plus the stale-while-revalidate grace.
+    pub(crate) stale_until: Instant,
+    /// Generations of the entry's tags when its load started.
+    pub(crate) tags: Box<[TagStamp]>,
+    pub(crate) weight: usize,
+    /// Unique within the shard; tells this entry from a later one under the same key.
+    pub(crate) id: u64,
+    /// The key's hash, kept for the admission filter's victim estimate.
+    pub(crate) hash: u64,
+}
+
+/// Why an entry may not be served any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dead {
+    Invalidated,
+    Expired,
+}
+
+impl Entry {
+    #[inline]
+    fn dead(&self, now: Instant) -> Option<Dead> {
+        if !all_current(&self.tags) {
+            Some(Dead::Invalidated)
+        } else if now >= self.stale_until {
+            Some(Dead::Expired)
+        } else {
+            None
+        }
+    }
+}
+
+/// The result a load hands to the callers that waited for it.
+#[derive(Clone)]
+pub(crate) enum Outcome {
+    Value {
+        value: AnyArc,
+        type_name: &'static str,
+    },
+    Failed {
+        error: AnyArc,
+        type_name: &'static str,
+    },
+}
+
+/// `None` until the load finishes; a closed channel without a value means the leader was
+/// dropped or panicked.
+pub(crate) type OutcomeSender = watch::Sender<Option<Outcome>>;
+pub(crate) type OutcomeReceiver = watch::Receiver<Option<Outcome>>;
+
+/// A load running for a key.
+pub(crate) struct Flight {
+    pub(crate) id: u64,
+    /// Tag generations captured before the loader started.
+    pub(crate) tags: Box<[TagStamp]>,
+    pub(crate) outcome: OutcomeReceiver,
+}
+
+/// What a lookup found.
+pub(crate) enum Lookup {
+    Fresh(AnyArc, &'static str),
+    /// Expired but inside its stale-while-revalidate grace.
+    Stale(AnyArc, &'static str),
+    Missing,
+}
+
+/// Result of storing a loaded value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Store {
+    Stored,
+    /// The key or a tag was invalidated while the loader ran.
+    Discarded,
+    /// Refused by the admission filter or heavier than the shard's weight budget.
+    Rejected,
+}
+
+pub(crate) struct NewEntry {
+    pub(crate) value: AnyArc,
+    pub(crate) type_name: &'static str,
+    pub(crate) fresh_until: Instant,
+    pub(crate) stale_until: Instant,
+    pub(crate) tags: Box<[TagStamp]>,
+    pub(crate) weight: usize,
+    pub(crate) hash: u64,
+}
+
+pub(crate) struct Shard {
+    lru: LruCache<CacheKey, Entry, foldhash::fast::RandomState>,
+    flights: HashMap<CacheKey, Flight, foldhash::fast::RandomState>,
+    pub(crate) counters: ShardCounters,
+    weight: usize,
+    max_entries: usize,
+    max_weight: Option<usize>,
+    sketch: Option<FrequencySketch>,
+    next_id: u64,
+    writes_since_sweep: usize,
+    sweep_every: usize,
+}
+
+impl Shard {
+    pub(crate) fn new(max_entries: usize, max_weight: Option<usize>, admission: bool) -> Self {
+        Shard {
+            lru: LruCache::unbounded_with_hasher(foldhash::fast::RandomState::default()),
+            flights: HashMap::default(),
+            counters: ShardCounters::default(),
+            weight: 0,
+            max_entries,
+            max_weight,
+            sketch: admission.then(|| FrequencySketch::new(max_entries)),
+            next_id: 0,
+            writes_since_sweep: 0,
+            // A full sweep costs O(entries); running it once per `max_entries` writes
+            // keeps its amortised cost per write constant.
+            sweep_every: max_entries.max(64),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lru.len()
+    }
+
+    pub(crate) fn weight(&self) -> usize {
+        self.weight
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Looks `key` up, promoting it in the LRU order and counting the hit. A dead entry
+    /// found on the way is removed and counted; misses are counted by the caller, which
+    /// knows whether this lookup is a retry.
+    /// With `allow_stale` false a stale entry is reported missing (and left in place).
+    #[inline]
+    pub(crate) fn lookup(
+        &mut self,
+        key: &str,
+        hash: u64,
+        now: Instant,
+        allow_stale: bool,
+    ) -> Lookup {
+        if let Some(sketch) = &mut self.sketch {
+            sketch.increment(hash);
+        }
+        let dead = match self.lru.get(key) {
+            None => return Lookup::Missing,
+            Some(entry) => match entry.dead(now) {
+                None if now < entry.fresh_until => {
+                    self.counters.hits += 1;
+                    return Lookup::Fresh(Arc::clone(&entry.value), entry.type_name);
+                }
+                None if !allow_stale => return Lookup::Missing,
+                None => {
+                    self.counters.hits += 1;
+                    self.counters.stale_hits += 1;
+                    return Lookup::Stale(Arc::clone(&entry.value), entry.type_name);
+                }
+                Some(dead) => dead,
+            },
+        };
+        if let Some((key, entry)) = self.lru.pop_entry(key) {
+            self.forget(&key, &entry, Some(dead));
+        }
+        Lookup::Missing
+    }
+
+    /// A running load for `key` that a caller may still join: one whose tags were not
+    /// invalidated since it started (its value could predate the invalidating write).
+    pub(crate) fn joinable_flight(&self, key: &str) -> Option<OutcomeReceiver> {
+        self.flights
+            .get(key)
+            .filter(|flight| all_current(&flight.tags))
+            .map(|flight| flight.outcome.clone())
+    }
+
+    /// Registers a new load for `key`, replacing (detaching) any older one: the older
+    /// load still answers its own waiters but will not store its value.
+    pub(crate) fn start_flight(
+        &mut self,
+        key: CacheKey,
+        tags: Box<[TagStamp]>,
+    ) -> (u64, OutcomeSender) {
+        let id = self.next_id();
+        let (sender, outcome) = watch::channel(None);
+        self.flights.insert(key, Flight { id, tags, outcome });
+        (id, sender)
+    }
+
+    /// Whether a load for `key` is registered (fresh or not).
+    pub(crate) fn has_flight(&self, key: &str) -> bool {
+        self.flights.contains_key(key)
+    }
+
+    /// Removes the flight `id` if it is still the registered one for `key`.
+    pub(crate) fn end_flight(&mut self, key: &str, id: u64) -> Option<Flight> {
+        if self.flights.get(key).is_some_and(|flight| flight.id == id) {
+            self.flights.remove(key)
+        } else {
+            None
+        }
+    }
+
+    /// Stores the value of the finished flight `id`, unless the flight was detached by an
+    /// invalidation or one of its tags was invalidated since the load started.
+    /// The entry is stamped with the tag generations the flight captured at its start.
+    pub(crate) fn finish_flight(
+        &mut self,
+        key: &CacheKey,
+        id: u64,
+        mut new: NewEntry,
+        now: Instant,
+    ) -> Store {
+        let Some(flight) = self.end_flight(key.as_str(), id) else {
+            self.counters.discarded_loads += 1;
+            return Store::Discarded;
+        };
+        if !all_current(&flight.tags) {
+            self.counters.discarded_loads += 1;
+            return Store::Discarded;
+        }
+        new.tags = flight.tags;
+        self.store(key.clone(), new, true, now)
+    }
+
+    /// Stores an entry given directly (insert, pre-warm): it supersedes any running load.
+    pub(crate) fn insert(&mut self, key: CacheKey, new: NewEntry, now: Instant) -> Store {
+        self.flights.remove(&key);
+        if !all_current(&new.tags) {
+            self.counters.discarded_loads += 1;
+            return Store::Discarded;
+        }
+        self.store(key, new, false, now)
+    }
+
+    fn store(&mut self, key: CacheKey, new: NewEntry, admit: bool, now: Instant) -> Store {
+        if self.max_weight.is_some_and(|max| new.weight > max) {
+            self.counters.rejected += 1;
+            return Store::Rejected;
+        }
+        if let Some((old_key, old)) = self.lru.pop_entry(&key) {
+            // Replaced in place: neither an eviction nor an expiry.
+            self.forget(&old_key, &old, None);
+        } else if !self.make_room(new.weight, new.hash, admit, now) {
+            self.counters.rejected += 1;
+            return Store::Rejected;
+        }
+        let id = self.next_id();
+        for stamp in new.tags.iter() {
+            stamp.cell().add_member(&key, id);
+        }
+        self.weight += new.weight;
+        self.lru.put(
+            key,
+            Entry {
+                value: new.value,
+                type_name: new.type_name,
+                fresh_until: new.fresh_until,
+                stale_until: new.stale_until,
+                tags: new.tags,
+                weight: new.weight,
+                id,
+                hash: new.hash,
+            },
+        );
+        self.counters.inserts += 1;
+        self.writes_since_sweep += 1;
+        if self.writes_since_sweep >= self.sweep_every {
+            self.sweep(now);
+        }
+        Store::Stored
+    }
+
+    /// Evicts from the LRU end until an entry of `weight` fits. With the admission filter
+    /// on, a candidate that is not more frequent than the live entries it would evict is
+    /// refused instead (returns false, nothing evicted).
+    fn make_room(&mut self, weight: usize, hash: u64, admit: bool, now: Instant) -> bool {
+        let over = |len: usize, total: usize, max_entries: usize, max_weight: Option<usize>| {
+            len >= max_entries || max_weight.is_some_and(|max| total + weight > max)
+        };
+        if !over(
+            self.lru.len(),
+            self.weight,
+            self.max_entries,
+            self.max_weight,
+        ) {
+            return true;
+        }
+        if admit && let Some(sketch) = &self.sketch {
+            let candidate = u32::from(sketch.frequency(hash));
+            let (mut len, mut total, mut victims) = (self.lru.len(), self.weight, 0_u32);
+            for (_, entry) in self.lru.iter().rev() {
+                if !over(len, total, self.max_entries, self.max_weight) {
+                    break;
+                }
+                len -= 1;
+                total -= entry.weight;
+                if entry.dead(now).is_none() {
+                    victims += u32::from(sketch.frequency(entry.hash));
+                }
+            }
+            if candidate <= victims {
+                return false;
+            }
+        }
+        while over(
+            self.lru.len(),
+            self.weight,
+            self.max_entries,
+            self.max_weight,
+        ) {
+            let Some((key, entry)) = self.lru.pop_lru() else {
+                break;
+            };
+            let dead = entry.dead(now);
+            if dead.is_none() {
+                self.counters.evictions += 1;
+            }
+            self.forget(&key, &entry, dead);
+        }
+        true
+    }
+
+    /// Bookkeeping for an entry that left the LRU list: weight, tag membership, counters.
+    fn forget(&mut self, key: &CacheKey, entry: &Entry, dead: Option<Dead>) {
+        self.weight -= entry.weight;
+        for stamp in entry.tags.iter() {
+            stamp.cell().remove_member(key, entry.id);
+        }
+        match dead {
+            Some(Dead::Invalidated) => self.counters.invalidations += 1,
+            Some(Dead::Expired) => self.counters.expirations += 1,
+            None => {}
+        }
+    }
+
+    /// Removes `key`'s entry (if it is entry `id`, when given) and detaches its load.
+    pub(crate) fn invalidate(&mut self, key: &str, id: Option<u64>) -> bool {
+        if id.is_none() {
+            self.flights.remove(key);
+        }
+        let matches = self
+            .lru
+            .peek(key)
+            .is_some_and(|entry| id.is_none_or(|id| entry.id == id));
+        if matches && let Some((key, entry)) = self.lru.pop_entry(key) {
+            self.forget(&key, &entry, Some(Dead::Invalidated));
+            return true;
+        }
+        false
+    }
+
+    /// Removes every entry and detaches every load whose key matches `predicate`.
+    pub(crate) fn invalidate_where(
+        &mut self,
+        mut predicate: impl FnMut(&CacheKey) -> bool,
+    ) -> usize {
+        self.flights.retain(|key, _| !predicate(key));
+        let mut removed = Vec::new();
+        self.lru.retain(|key, entry| {
+            if predicate(key) {
+                removed.push((key.clone(), entry.id, entry.weight, entry.tags.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        for (key, id, weight, tags) in &removed {
+            self.weight -= weight;
+            for stamp in tags.iter() {
+                stamp.cell().remove_member(key, *id);
+            }
+        }
+        self.counters.invalidations += removed.len() as u64;
+        removed.len()
+    }
+
+    /// Removes every expired or invalidated entry; returns how many.
+    pub(crate) fn sweep(&mut self, now: Instant) -> usize {
+        self.writes_since_sweep = 0;
+        let mut removed = Vec::new();
+        self.lru.retain(|key, entry| match entry.dead(now) {
+            None => true,
+            Some(dead) => {
+                removed.push((
+                    key.clone(),
+                    entry.id,
+                    entry.weight,
+                    entry.tags.clone(),
+                    dead,
+                ));
+                false
+            }
+        });
+        for (key, id, weight, tags, dead) in &removed {
+            self.weight -= weight;
+            for stamp in tags.iter() {
+                stamp.cell().remove_member(key, *id);
+            }
+            match dead {
+                Dead::Invalidated => self.counters.invalidations += 1,
+                Dead::Expired => self.counters.expirations += 1,
+            }
+        }
+        removed.len()
+    }
+
+    pub(crate) fn reset_counters(&mut self) {
+        self.counters = ShardCounters::default();
+    }
+
+    /// Clears the frequency history (used with `invalidate_all`).
+    pub(crate) fn clear_sketch(&mut self) {
+        if let Some(sketch) = &mut self.sketch {
+            sketch.clear();
+        }
+    }
+}
