@@ -164,7 +164,7 @@ impl QueryCache {
     /// // A second call is a hit: its loader never runs.
     /// let again = cache
     ///     .with_cache("room-type:7", Ttl::LONG, &["room-type:7"], || async {
-    ///         Err::<RoomType, _>("not called")
+    ///         Err::<RoomType, _>(std::io::Error::other("never called"))
     ///     })
     ///     .await?;
     /// assert_eq!(again, room);

@@ -440,3 +440,57 @@ impl Shard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::tags::TagRegistry;
+
+    fn entry(registry: &TagRegistry, tags: &[&str], now: Instant) -> NewEntry {
+        NewEntry {
+            value: Arc::new(1_u64),
+            type_name: "u64",
+            fresh_until: now + Duration::from_secs(60),
+            stale_until: now + Duration::from_secs(60),
+            tags: registry.stamp(tags),
+            weight: 0,
+            hash: 0,
+        }
+    }
+
+    /// The generation check is what makes tag invalidation correct even when the eager
+    /// removal misses an entry (its membership was recorded after the member set was
+    /// drained): such an entry must not be served, and is counted as invalidated.
+    #[test]
+    fn entries_with_an_outdated_tag_generation_are_never_served() {
+        let registry = TagRegistry::default();
+        let now = Instant::now();
+        let mut shard = Shard::new(10, None, false);
+        shard.insert(CacheKey::from("a"), entry(&registry, &["t"], now), now);
+        shard.insert(CacheKey::from("b"), entry(&registry, &["t"], now), now);
+        shard.insert(CacheKey::from("c"), entry(&registry, &["u"], now), now);
+        // Bump the generation but do not remove the members.
+        let members = registry.invalidate("t");
+        assert_eq!(members.len(), 2);
+        assert_eq!(shard.len(), 3);
+        assert!(matches!(shard.lookup("a", 0, now, true), Lookup::Missing));
+        assert!(matches!(shard.lookup("c", 0, now, true), Lookup::Fresh(..)));
+        assert_eq!(shard.sweep(now), 1, "the sweep removes b");
+        assert_eq!(shard.len(), 1);
+        assert_eq!(shard.counters.invalidations, 2);
+        assert_eq!(shard.counters.hits, 1);
+    }
+
+    #[test]
+    fn expired_entries_are_swept_and_counted() {
+        let registry = TagRegistry::default();
+        let now = Instant::now();
+        let mut shard = Shard::new(10, None, false);
+        shard.insert(CacheKey::from("a"), entry(&registry, &[], now), now);
+        let later = now + Duration::from_secs(60);
+        assert_eq!(shard.sweep(later), 1);
+        assert_eq!((shard.len(), shard.counters.expirations), (0, 1));
+    }
+}
