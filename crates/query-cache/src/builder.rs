@@ -8,10 +8,11 @@ use crate::{Error, QueryCache, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Admission {
-    /// A TinyLFU filter: a count-min sketch of recent access frequencies (with aging)
-    /// admits the new value only if its key was requested more often than the entries it
-    /// would evict. One-off keys then cannot push out popular ones, which raises the hit
-    /// ratio on skewed (Zipf-like) traffic. See `docs/PERFORMANCE.md` for measurements.
+    /// W-TinyLFU: a new value enters a small LRU window (1 % of the capacity); when it
+    /// leaves the window it joins the main LRU segment only if a count-min sketch of
+    /// recent access frequencies (with aging) says its key is requested more often than
+    /// the entry it would evict. One-off keys then cannot push out popular ones, which
+    /// raises the hit ratio on skewed (Zipf-like) traffic; see `docs/PERFORMANCE.md`.
     #[default]
     TinyLfu,
     /// Plain LRU: every new value is stored and the least recently used entries make room.

@@ -94,7 +94,7 @@ pub(crate) enum Store {
     Stored,
     /// The key or a tag was invalidated while the loader ran.
     Discarded,
-    /// Refused by the admission filter or heavier than the shard's weight budget.
+    /// Heavier on its own than the shard's weight budget.
     Rejected,
 }
 
@@ -108,12 +108,23 @@ pub(crate) struct NewEntry {
     pub(crate) hash: u64,
 }
 
+type Lru = LruCache<CacheKey, Entry, foldhash::fast::RandomState>;
+
+/// One shard. With admission on it is a W-TinyLFU cache: new entries enter a small LRU
+/// *window*; an entry pushed out of the window joins the *main* LRU only if the frequency
+/// sketch says its key is requested more often than main's least recently used entry
+/// (which then leaves). One-off keys thus pass through the window without displacing
+/// popular entries, while a burst of new popular keys still gets a chance to prove itself.
+/// With admission off the window is empty and `main` is a plain LRU.
 pub(crate) struct Shard {
-    lru: LruCache<CacheKey, Entry, foldhash::fast::RandomState>,
+    main: Lru,
+    window: Lru,
     flights: HashMap<CacheKey, Flight, foldhash::fast::RandomState>,
     pub(crate) counters: ShardCounters,
+    /// Sum of the weights of the entries in both segments.
     weight: usize,
-    max_entries: usize,
+    main_cap: usize,
+    window_cap: usize,
     max_weight: Option<usize>,
     sketch: Option<FrequencySketch>,
     next_id: u64,
@@ -123,12 +134,21 @@ pub(crate) struct Shard {
 
 impl Shard {
     pub(crate) fn new(max_entries: usize, max_weight: Option<usize>, admission: bool) -> Self {
+        // Caffeine's default: 1 % of the capacity for the window. A window needs room
+        // for at least one entry in each segment.
+        let window_cap = if admission && max_entries >= 2 {
+            (max_entries / 100).max(1)
+        } else {
+            0
+        };
         Shard {
-            lru: LruCache::unbounded_with_hasher(foldhash::fast::RandomState::default()),
+            main: LruCache::unbounded_with_hasher(foldhash::fast::RandomState::default()),
+            window: LruCache::unbounded_with_hasher(foldhash::fast::RandomState::default()),
             flights: HashMap::default(),
             counters: ShardCounters::default(),
             weight: 0,
-            max_entries,
+            main_cap: max_entries - window_cap,
+            window_cap,
             max_weight,
             sketch: admission.then(|| FrequencySketch::new(max_entries)),
             next_id: 0,
@@ -140,7 +160,7 @@ impl Shard {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.lru.len()
+        self.main.len() + self.window.len()
     }
 
     pub(crate) fn weight(&self) -> usize {
@@ -150,6 +170,12 @@ impl Shard {
     fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    fn pop_entry(&mut self, key: &str) -> Option<(CacheKey, Entry)> {
+        self.main
+            .pop_entry(key)
+            .or_else(|| self.window.pop_entry(key))
     }
 
     /// Looks `key` up, promoting it in the LRU order and counting the hit. A dead entry
@@ -167,7 +193,11 @@ impl Shard {
         if let Some(sketch) = &mut self.sketch {
             sketch.increment(hash);
         }
-        let dead = match self.lru.get(key) {
+        let found = match self.main.get(key) {
+            Some(entry) => Some(entry),
+            None => self.window.get(key),
+        };
+        let dead = match found {
             None => return Lookup::Missing,
             Some(entry) => match entry.dead(now) {
                 None if now < entry.fresh_until => {
@@ -183,7 +213,7 @@ impl Shard {
                 Some(dead) => dead,
             },
         };
-        if let Some((key, entry)) = self.lru.pop_entry(key) {
+        if let Some((key, entry)) = self.pop_entry(key) {
             self.forget(&key, &entry, Some(dead));
         }
         Lookup::Missing
@@ -257,15 +287,10 @@ impl Shard {
         self.store(key, new, false, now)
     }
 
+    /// Stores an entry. `admit` sends a new key through the window and the admission
+    /// filter; without it (direct inserts) the entry goes straight to the main segment.
     fn store(&mut self, key: CacheKey, new: NewEntry, admit: bool, now: Instant) -> Store {
         if self.max_weight.is_some_and(|max| new.weight > max) {
-            self.counters.rejected += 1;
-            return Store::Rejected;
-        }
-        if let Some((old_key, old)) = self.lru.pop_entry(&key) {
-            // Replaced in place: neither an eviction nor an expiry.
-            self.forget(&old_key, &old, None);
-        } else if !self.make_room(new.weight, new.hash, admit, now) {
             self.counters.rejected += 1;
             return Store::Rejected;
         }
@@ -274,20 +299,41 @@ impl Shard {
             stamp.cell().add_member(&key, id);
         }
         self.weight += new.weight;
-        self.lru.put(
-            key,
-            Entry {
-                value: new.value,
-                type_name: new.type_name,
-                fresh_until: new.fresh_until,
-                stale_until: new.stale_until,
-                tags: new.tags,
-                weight: new.weight,
-                id,
-                hash: new.hash,
-            },
-        );
         self.counters.inserts += 1;
+        let entry = Entry {
+            value: new.value,
+            type_name: new.type_name,
+            fresh_until: new.fresh_until,
+            stale_until: new.stale_until,
+            tags: new.tags,
+            weight: new.weight,
+            id,
+            hash: new.hash,
+        };
+        // A replaced entry keeps its segment; it is neither an eviction nor an expiry.
+        if let Some((old_key, old)) = self.main.pop_entry(&key) {
+            self.forget(&old_key, &old, None);
+            self.main.put(key.clone(), entry);
+        } else if let Some((old_key, old)) = self.window.pop_entry(&key) {
+            self.forget(&old_key, &old, None);
+            self.window.put(key.clone(), entry);
+        } else if admit && self.window_cap > 0 {
+            self.window.put(key.clone(), entry);
+            while self.window.len() > self.window_cap {
+                if let Some((candidate_key, candidate)) = self.window.pop_lru() {
+                    self.offer_to_main(candidate_key, candidate, now);
+                }
+            }
+        } else {
+            while self.main.len() >= self.main_cap {
+                let Some((victim_key, victim)) = self.main.pop_lru() else {
+                    break;
+                };
+                self.evicted(&victim_key, &victim, now);
+            }
+            self.main.put(key.clone(), entry);
+        }
+        self.enforce_weight(&key, now);
         self.writes_since_sweep += 1;
         if self.writes_since_sweep >= self.sweep_every {
             self.sweep(now);
@@ -295,54 +341,58 @@ impl Shard {
         Store::Stored
     }
 
-    /// Evicts from the LRU end until an entry of `weight` fits. With the admission filter
-    /// on, a candidate that is not more frequent than the live entries it would evict is
-    /// refused instead (returns false, nothing evicted).
-    fn make_room(&mut self, weight: usize, hash: u64, admit: bool, now: Instant) -> bool {
-        let over = |len: usize, total: usize, max_entries: usize, max_weight: Option<usize>| {
-            len >= max_entries || max_weight.is_some_and(|max| total + weight > max)
+    /// An entry leaving the window joins the main segment, if there is room or if it is
+    /// more frequent than main's LRU victim (TinyLFU); otherwise it is evicted.
+    fn offer_to_main(&mut self, key: CacheKey, entry: Entry, now: Instant) {
+        if let Some(dead) = entry.dead(now) {
+            self.forget(&key, &entry, Some(dead));
+            return;
+        }
+        if self.main.len() < self.main_cap {
+            self.main.put(key, entry);
+            return;
+        }
+        let admitted = match (&self.sketch, self.main.peek_lru()) {
+            (Some(sketch), Some((_, victim))) => {
+                victim.dead(now).is_some()
+                    || sketch.frequency(entry.hash) > sketch.frequency(victim.hash)
+            }
+            _ => true,
         };
-        if !over(
-            self.lru.len(),
-            self.weight,
-            self.max_entries,
-            self.max_weight,
-        ) {
-            return true;
-        }
-        if admit && let Some(sketch) = &self.sketch {
-            let candidate = u32::from(sketch.frequency(hash));
-            let (mut len, mut total, mut victims) = (self.lru.len(), self.weight, 0_u32);
-            for (_, entry) in self.lru.iter().rev() {
-                if !over(len, total, self.max_entries, self.max_weight) {
-                    break;
-                }
-                len -= 1;
-                total -= entry.weight;
-                if entry.dead(now).is_none() {
-                    victims += u32::from(sketch.frequency(entry.hash));
-                }
+        if admitted {
+            if let Some((victim_key, victim)) = self.main.pop_lru() {
+                self.evicted(&victim_key, &victim, now);
             }
-            if candidate <= victims {
-                return false;
-            }
+            self.main.put(key, entry);
+        } else {
+            self.evicted(&key, &entry, now);
         }
-        while over(
-            self.lru.len(),
-            self.weight,
-            self.max_entries,
-            self.max_weight,
-        ) {
-            let Some((key, entry)) = self.lru.pop_lru() else {
-                break;
+    }
+
+    /// Evicts least recently used entries until the weight bound holds, never the entry
+    /// just stored under `keep` (it fits on its own: heavier values are rejected).
+    fn enforce_weight(&mut self, keep: &CacheKey, now: Instant) {
+        let Some(max) = self.max_weight else { return };
+        while self.weight > max {
+            let main_victim_is_kept = self.main.peek_lru().is_none_or(|(key, _)| key == keep);
+            let popped = if main_victim_is_kept {
+                self.window.pop_lru().filter(|(key, _)| key != keep)
+            } else {
+                self.main.pop_lru()
             };
-            let dead = entry.dead(now);
-            if dead.is_none() {
-                self.counters.evictions += 1;
-            }
-            self.forget(&key, &entry, dead);
+            let Some((key, entry)) = popped else { break };
+            self.evicted(&key, &entry, now);
         }
-        true
+    }
+
+    /// Bookkeeping for an entry pushed out by a bound: an eviction if it was live,
+    /// otherwise an expiry or invalidation discovered late.
+    fn evicted(&mut self, key: &CacheKey, entry: &Entry, now: Instant) {
+        let dead = entry.dead(now);
+        if dead.is_none() {
+            self.counters.evictions += 1;
+        }
+        self.forget(key, entry, dead);
     }
 
     /// Bookkeeping for an entry that left the LRU list: weight, tag membership, counters.
@@ -364,10 +414,11 @@ impl Shard {
             self.flights.remove(key);
         }
         let matches = self
-            .lru
+            .main
             .peek(key)
+            .or_else(|| self.window.peek(key))
             .is_some_and(|entry| id.is_none_or(|id| entry.id == id));
-        if matches && let Some((key, entry)) = self.lru.pop_entry(key) {
+        if matches && let Some((key, entry)) = self.pop_entry(key) {
             self.forget(&key, &entry, Some(Dead::Invalidated));
             return true;
         }
@@ -380,42 +431,33 @@ impl Shard {
         mut predicate: impl FnMut(&CacheKey) -> bool,
     ) -> usize {
         self.flights.retain(|key, _| !predicate(key));
-        let mut removed = Vec::new();
-        self.lru.retain(|key, entry| {
-            if predicate(key) {
-                removed.push((key.clone(), entry.id, entry.weight, entry.tags.clone()));
-                false
-            } else {
-                true
-            }
-        });
-        for (key, id, weight, tags) in &removed {
-            self.weight -= weight;
-            for stamp in tags.iter() {
-                stamp.cell().remove_member(key, *id);
-            }
-        }
-        self.counters.invalidations += removed.len() as u64;
-        removed.len()
+        self.remove_where(|key, _| predicate(key).then_some(Dead::Invalidated))
     }
 
     /// Removes every expired or invalidated entry; returns how many.
     pub(crate) fn sweep(&mut self, now: Instant) -> usize {
         self.writes_since_sweep = 0;
+        self.remove_where(|_, entry| entry.dead(now))
+    }
+
+    /// Removes the entries for which `reason` gives a reason, counting them under it.
+    fn remove_where(&mut self, mut reason: impl FnMut(&CacheKey, &Entry) -> Option<Dead>) -> usize {
         let mut removed = Vec::new();
-        self.lru.retain(|key, entry| match entry.dead(now) {
-            None => true,
-            Some(dead) => {
-                removed.push((
-                    key.clone(),
-                    entry.id,
-                    entry.weight,
-                    entry.tags.clone(),
-                    dead,
-                ));
-                false
-            }
-        });
+        for segment in [&mut self.main, &mut self.window] {
+            segment.retain(|key, entry| match reason(key, entry) {
+                None => true,
+                Some(dead) => {
+                    removed.push((
+                        key.clone(),
+                        entry.id,
+                        entry.weight,
+                        entry.tags.clone(),
+                        dead,
+                    ));
+                    false
+                }
+            });
+        }
         for (key, id, weight, tags, dead) in &removed {
             self.weight -= weight;
             for stamp in tags.iter() {

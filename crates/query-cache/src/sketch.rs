@@ -13,6 +13,7 @@ const SEEDS: [u64; 4] = [
     0xcbf2_9ce4_8422_2325,
 ];
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
+const ONE_MASK: u64 = 0x1111_1111_1111_1111;
 
 #[derive(Debug)]
 pub(crate) struct FrequencySketch {
@@ -25,11 +26,13 @@ pub(crate) struct FrequencySketch {
 impl FrequencySketch {
     /// A sketch sized for a cache (or shard) holding `capacity` entries.
     pub(crate) fn new(capacity: usize) -> Self {
-        let words = capacity.max(8).next_power_of_two();
+        // Small shards still get a sketch wide enough to tell keys apart.
+        let capacity = capacity.max(128);
+        let words = capacity.next_power_of_two();
         FrequencySketch {
             table: vec![0; words].into_boxed_slice(),
             mask: words - 1,
-            sample_size: 10 * capacity.max(1) as u64,
+            sample_size: 10 * capacity as u64,
             additions: 0,
         }
     }
@@ -76,11 +79,15 @@ impl FrequencySketch {
             .unwrap_or(0)
     }
 
+    /// Halves every counter. `additions` drops by half, and by a quarter of the
+    /// truncated odd counts (each item has four counters), as in Caffeine.
     fn age(&mut self) {
+        let mut odd = 0_u64;
         for word in self.table.iter_mut() {
+            odd += u64::from((*word & ONE_MASK).count_ones());
             *word = (*word >> 1) & RESET_MASK;
         }
-        self.additions /= 2;
+        self.additions = (self.additions / 2).saturating_sub(odd / 4);
     }
 
     pub(crate) fn clear(&mut self) {

@@ -35,8 +35,7 @@ pub struct CacheStats {
     /// Loaded values handed to their callers but not stored because the key or one of its
     /// tags was invalidated while the loader ran (the value may predate the write).
     pub discarded_loads: u64,
-    /// Loaded values not stored because the admission filter judged them colder than the
-    /// entries they would have evicted, or because they alone exceed a shard's weight budget.
+    /// Values not stored because they alone exceed a shard's weight budget.
     pub rejected: u64,
     /// Callers that missed and joined a load already running for their key instead of
     /// starting their own.
@@ -49,7 +48,9 @@ pub struct CacheStats {
     pub mean_load_time: Duration,
     /// Values stored (by loads, [`insert`](crate::QueryCache::insert) or pre-warming).
     pub inserts: u64,
-    /// Live entries removed to respect the entry or weight bound.
+    /// Live entries removed to respect the entry or weight bound (with
+    /// [`Admission::TinyLfu`](crate::Admission::TinyLfu), this includes new entries that
+    /// left the admission window without being admitted).
     pub evictions: u64,
     /// Entries removed because they expired (lazily on lookup, by a sweep, or when they
     /// reached the eviction end of the LRU list).
