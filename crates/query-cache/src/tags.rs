@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -62,10 +62,25 @@ pub(crate) fn all_current(stamps: &[TagStamp]) -> bool {
 }
 
 /// All known tags by name.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TagRegistry {
     tags: RwLock<HashMap<Arc<str>, Arc<TagCell>, foldhash::fast::RandomState>>,
+    /// Registry size at which creating a tag first forgets the unused ones, so that tags
+    /// built from ever-changing values (dates, ids) cannot grow the registry without bound
+    /// even if nobody calls `sweep`. Doubles with the live size: amortised O(1) per tag.
+    collect_at: AtomicUsize,
 }
+
+impl Default for TagRegistry {
+    fn default() -> Self {
+        TagRegistry {
+            tags: RwLock::default(),
+            collect_at: AtomicUsize::new(MIN_COLLECT_AT),
+        }
+    }
+}
+
+const MIN_COLLECT_AT: usize = 1024;
 
 impl TagRegistry {
     /// Stamps for `names` (duplicates removed), creating unknown tags at generation 0.
@@ -89,6 +104,11 @@ impl TagRegistry {
         }
         if !missing.is_empty() {
             let mut tags = self.tags.write();
+            if tags.len() + missing.len() > self.collect_at.load(Ordering::Relaxed) {
+                // The stamps taken above hold their cells, so those are kept.
+                retain_used(&mut tags);
+                self.collect_at.store((2 * tags.len()).max(MIN_COLLECT_AT), Ordering::Relaxed);
+            }
             for name in missing {
                 let cell = tags.entry(Arc::from(name)).or_insert_with(|| {
                     Arc::new(TagCell {
@@ -118,15 +138,17 @@ impl TagRegistry {
     /// Forgets tags that no entry or load refers to. Their generation no longer matters:
     /// a future load stamps the recreated tag afresh.
     pub(crate) fn collect_unused(&self) {
-        self.tags
-            .write()
-            .retain(|_, cell| Arc::strong_count(cell) > 1 || !cell.members.lock().is_empty());
+        retain_used(&mut self.tags.write());
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.tags.read().len()
     }
+}
+
+fn retain_used(tags: &mut HashMap<Arc<str>, Arc<TagCell>, foldhash::fast::RandomState>) {
+    tags.retain(|_, cell| Arc::strong_count(cell) > 1 || !cell.members.lock().is_empty());
 }
 
 fn stamp_of(cell: &Arc<TagCell>) -> TagStamp {
@@ -149,6 +171,18 @@ mod tests {
         registry.invalidate("b");
         assert!(!all_current(&before));
         assert!(all_current(&registry.stamp(&["a", "b"])));
+    }
+
+    #[test]
+    fn the_registry_forgets_unused_tags_by_itself() {
+        let registry = TagRegistry::default();
+        let kept = registry.stamp(&["kept"]);
+        for day in 0..10_000 {
+            drop(registry.stamp(&[&format!("date:{day}")]));
+        }
+        assert!(registry.len() <= MIN_COLLECT_AT + 1, "{} tags held", registry.len());
+        assert!(all_current(&kept));
+        assert!(registry.tags.read().contains_key("kept"));
     }
 
     #[test]
