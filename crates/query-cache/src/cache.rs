@@ -204,7 +204,9 @@ impl QueryCache {
                 }
                 Step::Join(mut outcome) => {
                     self.inner.loads.joins.fetch_add(1, Ordering::Relaxed);
-                    let finished = outcome.wait_for(Option::is_some).await.map(|o| o.clone());
+                    let finished = Box::pin(outcome.wait_for(Option::is_some))
+                        .await
+                        .map(|o| o.clone());
                     if let Ok(Some(outcome)) = finished {
                         return from_outcome(key, outcome);
                     }
@@ -212,7 +214,9 @@ impl QueryCache {
                     first_attempt = false;
                 }
                 Step::Lead(key, id, sender) => {
-                    return lead(&self.inner, &key, hash, id, sender, ttl, loader).await;
+                    // Boxed so that the loader's future does not inflate the state of
+                    // every `with_cache` call, most of which are hits.
+                    return Box::pin(lead(&self.inner, &key, hash, id, sender, ttl, loader)).await;
                 }
             }
         }

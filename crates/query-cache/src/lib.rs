@@ -69,7 +69,7 @@
 //! | Single flight | Concurrent misses on one key in one process run one loader; the others wait and share its value or error. A dropped or panicking leader does not wedge the key: a waiter loads again. | Across processes (that is the later Redis tier's job). A key invalidated during a load gets a second, independent load for new callers. |
 //! | Errors | Loader errors reach every waiter and are never cached. | — |
 //! | Stale-while-revalidate | Inside the grace window at most one refresh per key runs at a time; callers get the stale value without waiting. On refresh failure the stale value is served until the window ends. | That the refresh succeeds; how often it is retried after a failure (a later request starts the next attempt). |
-//! | Bounds | The entry count and (if set) the total weight never exceed their bounds: each shard enforces an exact share. | Perfect LRU across shards: order is exact within a shard only. A value heavier than one shard's weight share is never stored. With [`Admission::TinyLfu`] (the default) a new value may be refused in favour of more popular entries. |
+//! | Bounds | The entry count and (if set) the total weight never exceed their bounds: each shard enforces an exact share. | Perfect LRU across shards: order is exact within a shard only. A value heavier than one shard's weight share is never stored. With [`Admission::TinyLfu`] (the default) a new value may be evicted early, when it leaves the small admission window, in favour of more popular entries. |
 //! | Types | Asking for a key with another type than it holds returns [`Error::TypeMismatch`]; nothing panics. | — |
 //!
 //! # Choosing a TTL
@@ -81,10 +81,30 @@
 //! for a slow report query. Never cache tokens, passwords, OTPs or payment data (see
 //! [`Cacheable`]).
 //!
+//! # Design in brief
+//!
+//! Keys are spread by hash over independently locked shards (by default the next power
+//! of two at or above four times the core count). Each shard is an [`lru`] list behind a
+//! `parking_lot` mutex, holding the shard's statistics counters and its running loads, so
+//! a hit takes one uncontended lock, clones an `Arc` and checks expiry and tag
+//! generations without touching shared state. With [`Admission::TinyLfu`] each shard is
+//! a W-TinyLFU cache (a 1 % LRU window in front of the main LRU, guarded by a count-min
+//! frequency sketch). Tags are generation counters: invalidating one is a counter bump
+//! plus the removal of the entries recorded under it.
+//!
 //! # Time
 //!
 //! Expiry uses [`tokio::time::Instant`], so tests can drive it with
-//! `#[tokio::test(start_paused = true)]` and `tokio::time::advance`.
+//! `#[tokio::test(start_paused = true)]` and `tokio::time::advance`. Reading that clock
+//! is about a fifth of the cost of a hit (see `docs/PERFORMANCE.md`); it is read once
+//! per lookup.
+//!
+//! # Later: a shared L2 tier
+//!
+//! A Redis tier behind this in-process cache is planned. The design leaves room for it:
+//! tag invalidation is a generation bump that an external source could drive
+//! (cross-instance invalidation), loads already run through one place per key, and
+//! values opt in through [`Cacheable`], which can grow a serialization hook.
 //!
 //! # Feature flags
 //!

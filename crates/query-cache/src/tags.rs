@@ -107,7 +107,8 @@ impl TagRegistry {
             if tags.len() + missing.len() > self.collect_at.load(Ordering::Relaxed) {
                 // The stamps taken above hold their cells, so those are kept.
                 retain_used(&mut tags);
-                self.collect_at.store((2 * tags.len()).max(MIN_COLLECT_AT), Ordering::Relaxed);
+                self.collect_at
+                    .store((2 * tags.len()).max(MIN_COLLECT_AT), Ordering::Relaxed);
             }
             for name in missing {
                 let cell = tags.entry(Arc::from(name)).or_insert_with(|| {
@@ -180,7 +181,11 @@ mod tests {
         for day in 0..10_000 {
             drop(registry.stamp(&[&format!("date:{day}")]));
         }
-        assert!(registry.len() <= MIN_COLLECT_AT + 1, "{} tags held", registry.len());
+        assert!(
+            registry.len() <= MIN_COLLECT_AT + 1,
+            "{} tags held",
+            registry.len()
+        );
         assert!(all_current(&kept));
         assert!(registry.tags.read().contains_key("kept"));
     }
