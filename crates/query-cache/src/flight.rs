@@ -96,8 +96,9 @@ where
                 fresh_until,
                 stale_until: deadline(fresh_until, ttl.stale_grace()),
                 tags: Box::default(),
+                // `T::weight`, not `Arc<T>::weight`: the `Arc` itself is shared, not stored.
                 weight: if inner.max_weight.is_some() {
-                    value.weight()
+                    T::weight(&value)
                 } else {
                     0
                 },
