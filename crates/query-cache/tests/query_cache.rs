@@ -50,6 +50,17 @@ fn counted<T: Cacheable + Clone>(
     }
 }
 
+/// Yields until `condition` holds; fails (instead of hanging) if it never does.
+async fn wait_until(condition: impl Fn() -> bool) {
+    for _ in 0..100_000 {
+        if condition() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("condition not reached");
+}
+
 #[tokio::test(start_paused = true)]
 async fn hundred_concurrent_misses_run_one_loader() {
     let cache = QueryCache::builder().build().unwrap();
@@ -98,9 +109,7 @@ async fn single_flight_holds_on_a_multi_threaded_runtime() {
         })
         .collect();
     // Release the leader only once every other caller has joined it.
-    while cache.stats().single_flight_joins < 99 {
-        tokio::task::yield_now().await;
-    }
+    wait_until(|| cache.stats().single_flight_joins == 99).await;
     gate.notify_one();
     for caller in callers {
         assert_eq!(*caller.await.unwrap().unwrap(), 42);
@@ -181,9 +190,7 @@ async fn a_cancelled_leader_does_not_wedge_its_key() {
         );
         tokio::spawn(async move { cache.with_cache("k", Ttl::SHORT, &[], loader).await })
     };
-    while cache.stats().single_flight_joins == 0 {
-        tokio::task::yield_now().await;
-    }
+    wait_until(|| cache.stats().single_flight_joins == 1).await;
     leader.abort();
     assert!(leader.await.unwrap_err().is_cancelled());
     assert_eq!(
