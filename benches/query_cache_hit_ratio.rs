@@ -11,6 +11,8 @@ use rand_distr::{Distribution, Zipf};
 
 const KEY_SPACE: usize = 100_000;
 const REQUESTS: usize = 2_000_000;
+/// Without `--bench` (as under `cargo test --all-targets`) only a short smoke run.
+const SMOKE_REQUESTS: usize = 20_000;
 const SEED: u64 = 42;
 
 /// Replays the trace: a lookup, and on a miss a load stored through the cache's own path.
@@ -64,14 +66,19 @@ fn moka(trace: &[u32], capacity: usize, strict: bool) -> (f64, u64) {
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument (a filter) is ignored.
+    let requests = if std::env::args().any(|arg| arg == "--bench") {
+        REQUESTS
+    } else {
+        SMOKE_REQUESTS
+    };
     let zipf = Zipf::new(KEY_SPACE as f64, 0.9).unwrap_or_else(|e| panic!("{e}"));
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-    let trace: Vec<u32> = (0..REQUESTS)
+    let trace: Vec<u32> = (0..requests)
         .map(|_| zipf.sample(&mut rng) as u32)
         .collect();
 
     println!(
-        "query_cache/hit_ratio: Zipf(0.9), {KEY_SPACE} keys, {REQUESTS} requests, seed {SEED}"
+        "query_cache/hit_ratio: Zipf(0.9), {KEY_SPACE} keys, {requests} requests, seed {SEED}"
     );
     println!(
         "| capacity | query-cache W-TinyLFU (default shards) | query-cache W-TinyLFU (1 shard) | query-cache plain LRU | moka sync (most entries seen) | moka sync, maintenance after each insert | query-cache - moka |"

@@ -956,7 +956,7 @@ async fn concurrent_reads_writes_and_invalidations_keep_the_invariants() {
                 seed ^= seed << 17;
                 seed
             };
-            for _ in 0..2_000 {
+            for _ in 0..5_000 {
                 let key = (next() % KEYS as u64) as usize;
                 let group = key % GROUPS;
                 if next() % 10 == 0 {
