@@ -24,12 +24,13 @@
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
-use query_cache::{Cacheable, LoadError, PrewarmJob, QueryCache, Ttl};
+use query_cache::{Cacheable, LoadError, PrewarmJob, QueryCache};
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    Availability, BookingOutcome, BookingRequest, BookingStatistics, BookingView, CancelOutcome, DateRange, Error,
-    InventoryChange, Occupancy, Result, RoomCount, RoomTypeSummary, UserBookingsQuery,
+    Availability, BookingOutcome, BookingRequest, BookingStatistics, BookingView, CancelOutcome,
+    DateRange, Error, InventoryChange, Occupancy, Result, RoomCount, RoomTypeSummary,
+    UserBookingsQuery,
 };
 
 /// Time to live of each kind of entry, from the original system's guidance.
@@ -67,7 +68,12 @@ impl Cacheable for BookingStatistics {
 }
 impl Cacheable for Occupancy {
     fn weight(&self) -> usize {
-        size_of::<Self>() + self.by_room_type.iter().map(|r| size_of_val(r) + r.name.len()).sum::<usize>()
+        size_of::<Self>()
+            + self
+                .by_room_type
+                .iter()
+                .map(|r| size_of_val(r) + r.name.len())
+                .sum::<usize>()
     }
 }
 
@@ -82,9 +88,15 @@ fn month_tag(scope: &str, night: NaiveDate) -> String {
 /// The tags of an availability entry over `range` for `scope` (a room type id or `all`).
 fn range_tags(scope: &str, range: DateRange) -> Vec<String> {
     if range.nights() <= NIGHT_TAG_LIMIT {
-        range.iter_nights().map(|night| night_tag(scope, night)).collect()
+        range
+            .iter_nights()
+            .map(|night| night_tag(scope, night))
+            .collect()
     } else {
-        let mut months: Vec<String> = range.iter_nights().map(|night| month_tag(scope, night)).collect();
+        let mut months: Vec<String> = range
+            .iter_nights()
+            .map(|night| month_tag(scope, night))
+            .collect();
         months.dedup();
         months
     }
@@ -92,8 +104,14 @@ fn range_tags(scope: &str, range: DateRange) -> Vec<String> {
 
 /// The tags a change to `scope`'s nights in `range` must invalidate: every night and month.
 fn change_tags(scope: &str, range: DateRange) -> Vec<String> {
-    let mut tags: Vec<String> = range.iter_nights().map(|night| night_tag(scope, night)).collect();
-    let mut months: Vec<String> = range.iter_nights().map(|night| month_tag(scope, night)).collect();
+    let mut tags: Vec<String> = range
+        .iter_nights()
+        .map(|night| night_tag(scope, night))
+        .collect();
+    let mut months: Vec<String> = range
+        .iter_nights()
+        .map(|night| month_tag(scope, night))
+        .collect();
     months.dedup();
     tags.extend(months);
     tags
@@ -159,7 +177,12 @@ impl HotelCache {
     pub async fn room_types(&self, db: &DatabaseConnection) -> Result<Arc<Vec<RoomTypeSummary>>> {
         let db = db.clone();
         self.cache
-            .with_cache("room-types", ttl::ROOM_TYPES, &[ROOM_TYPES_TAG], move || async move { crate::room_types(&db).await })
+            .with_cache(
+                "room-types",
+                ttl::ROOM_TYPES,
+                &[ROOM_TYPES_TAG],
+                move || async move { crate::room_types(&db).await },
+            )
             .await
             .map_err(from_load)
     }
@@ -169,9 +192,20 @@ impl HotelCache {
     /// # Errors
     ///
     /// As [`crate::availability`].
-    pub async fn availability(&self, db: &DatabaseConnection, room_type_id: i64, range: DateRange, rooms: RoomCount) -> Result<Arc<Availability>> {
+    pub async fn availability(
+        &self,
+        db: &DatabaseConnection,
+        room_type_id: i64,
+        range: DateRange,
+        rooms: RoomCount,
+    ) -> Result<Arc<Availability>> {
         let range = range.ensure_at_most(crate::MAX_RANGE_NIGHTS)?;
-        let key = format!("availability:{room_type_id}:{}:{}:{}", range.start(), range.end(), rooms.get());
+        let key = format!(
+            "availability:{room_type_id}:{}:{}:{}",
+            range.start(),
+            range.end(),
+            rooms.get()
+        );
         let tags = range_tags(&room_type_id.to_string(), range);
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         let db = db.clone();
@@ -188,9 +222,19 @@ impl HotelCache {
     /// # Errors
     ///
     /// As [`crate::all_availability`].
-    pub async fn all_availability(&self, db: &DatabaseConnection, range: DateRange, rooms: RoomCount) -> Result<Arc<Vec<Availability>>> {
+    pub async fn all_availability(
+        &self,
+        db: &DatabaseConnection,
+        range: DateRange,
+        rooms: RoomCount,
+    ) -> Result<Arc<Vec<Availability>>> {
         let range = range.ensure_at_most(crate::MAX_RANGE_NIGHTS)?;
-        let key = format!("availability:all:{}:{}:{}", range.start(), range.end(), rooms.get());
+        let key = format!(
+            "availability:all:{}:{}:{}",
+            range.start(),
+            range.end(),
+            rooms.get()
+        );
         let mut tags = range_tags("all", range);
         tags.push(ROOM_TYPES_TAG.to_owned());
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
@@ -209,7 +253,12 @@ impl HotelCache {
     /// # Errors
     ///
     /// As [`crate::user_bookings`].
-    pub async fn user_bookings(&self, db: &DatabaseConnection, user_id: i64, query: UserBookingsQuery) -> Result<Arc<Vec<BookingView>>> {
+    pub async fn user_bookings(
+        &self,
+        db: &DatabaseConnection,
+        user_id: i64,
+        query: UserBookingsQuery,
+    ) -> Result<Arc<Vec<BookingView>>> {
         if query.include_payments {
             return crate::user_bookings(db, user_id, query).await.map(Arc::new);
         }
@@ -224,9 +273,12 @@ impl HotelCache {
         let tag = user_bookings_tag(user_id);
         let db = db.clone();
         self.cache
-            .with_cache(key, ttl::USER_BOOKINGS, &[tag.as_str()], move || async move {
-                crate::user_bookings(&db, user_id, query).await
-            })
+            .with_cache(
+                key,
+                ttl::USER_BOOKINGS,
+                &[tag.as_str()],
+                move || async move { crate::user_bookings(&db, user_id, query).await },
+            )
             .await
             .map_err(from_load)
     }
@@ -237,8 +289,18 @@ impl HotelCache {
     /// # Errors
     ///
     /// As [`crate::booking_statistics`].
-    pub async fn booking_statistics(&self, db: &DatabaseConnection, range: DateRange, room_type_id: Option<i64>) -> Result<Arc<BookingStatistics>> {
-        let key = format!("report:statistics:{}:{}:{}", range.start(), range.end(), scope(room_type_id));
+    pub async fn booking_statistics(
+        &self,
+        db: &DatabaseConnection,
+        range: DateRange,
+        room_type_id: Option<i64>,
+    ) -> Result<Arc<BookingStatistics>> {
+        let key = format!(
+            "report:statistics:{}:{}:{}",
+            range.start(),
+            range.end(),
+            scope(room_type_id)
+        );
         let db = db.clone();
         self.cache
             .with_cache(key, ttl::REPORTS, &[REPORTS_TAG], move || async move {
@@ -254,8 +316,18 @@ impl HotelCache {
     /// # Errors
     ///
     /// As [`crate::occupancy`].
-    pub async fn occupancy(&self, db: &DatabaseConnection, range: DateRange, room_type_id: Option<i64>) -> Result<Arc<Occupancy>> {
-        let key = format!("report:occupancy:{}:{}:{}", range.start(), range.end(), scope(room_type_id));
+    pub async fn occupancy(
+        &self,
+        db: &DatabaseConnection,
+        range: DateRange,
+        room_type_id: Option<i64>,
+    ) -> Result<Arc<Occupancy>> {
+        let key = format!(
+            "report:occupancy:{}:{}:{}",
+            range.start(),
+            range.end(),
+            scope(room_type_id)
+        );
         let db = db.clone();
         self.cache
             .with_cache(key, ttl::REPORTS, &[REPORTS_TAG], move || async move {
@@ -271,10 +343,20 @@ impl HotelCache {
     /// # Errors
     ///
     /// As [`crate::create_booking`].
-    pub async fn create_booking(&self, db: &DatabaseConnection, request: &BookingRequest, today: NaiveDate) -> Result<BookingOutcome> {
+    pub async fn create_booking(
+        &self,
+        db: &DatabaseConnection,
+        request: &BookingRequest,
+        today: NaiveDate,
+    ) -> Result<BookingOutcome> {
         let outcome = crate::create_booking(db, request, today).await?;
         if outcome.created {
-            self.booking_changed(outcome.booking.room_type_id, request.stay, outcome.booking.user_id, true);
+            self.booking_changed(
+                outcome.booking.room_type_id,
+                request.stay,
+                outcome.booking.user_id,
+                true,
+            );
         }
         Ok(outcome)
     }
@@ -285,7 +367,11 @@ impl HotelCache {
     /// # Errors
     ///
     /// As [`crate::cancel_booking`].
-    pub async fn cancel_booking(&self, db: &DatabaseConnection, booking_id: i64) -> Result<CancelOutcome> {
+    pub async fn cancel_booking(
+        &self,
+        db: &DatabaseConnection,
+        booking_id: i64,
+    ) -> Result<CancelOutcome> {
         let outcome = crate::cancel_booking(db, booking_id).await?;
         if outcome.cancelled_now {
             let b = &outcome.booking;
@@ -301,7 +387,12 @@ impl HotelCache {
     /// # Errors
     ///
     /// As [`crate::advance_booking`].
-    pub async fn advance_booking(&self, db: &DatabaseConnection, booking_id: i64, to: entity::BookingStatus) -> Result<entity::booking::Model> {
+    pub async fn advance_booking(
+        &self,
+        db: &DatabaseConnection,
+        booking_id: i64,
+        to: entity::BookingStatus,
+    ) -> Result<entity::booking::Model> {
         let booking = crate::advance_booking(db, booking_id, to).await?;
         let stay = DateRange::new(booking.start_date, booking.end_date)?;
         self.booking_changed(booking.room_type_id, stay, booking.user_id, false);
@@ -314,7 +405,13 @@ impl HotelCache {
     /// # Errors
     ///
     /// As [`crate::update_inventory`].
-    pub async fn update_inventory(&self, db: &DatabaseConnection, room_type_id: i64, range: DateRange, total_rooms: i32) -> Result<InventoryChange> {
+    pub async fn update_inventory(
+        &self,
+        db: &DatabaseConnection,
+        room_type_id: i64,
+        range: DateRange,
+        total_rooms: i32,
+    ) -> Result<InventoryChange> {
         let change = crate::update_inventory(db, room_type_id, range, total_rooms).await?;
         self.nights_changed(room_type_id, range);
         self.cache.invalidate_tag(REPORTS_TAG);
@@ -332,7 +429,8 @@ impl HotelCache {
         if rooms_moved {
             self.nights_changed(room_type_id, stay);
         }
-        self.cache.invalidate_tags(&[user_bookings_tag(user_id).as_str(), REPORTS_TAG]);
+        self.cache
+            .invalidate_tags(&[user_bookings_tag(user_id).as_str(), REPORTS_TAG]);
     }
 
     /// Start-up jobs that load the room types and tonight's availability (one room) into the
@@ -343,9 +441,12 @@ impl HotelCache {
         all_tags.push(ROOM_TYPES_TAG.to_owned());
         let (db1, db2) = (db.clone(), db.clone());
         vec![
-            PrewarmJob::new("room-types", ttl::ROOM_TYPES, &[ROOM_TYPES_TAG], move || async move {
-                crate::room_types(&db1).await
-            }),
+            PrewarmJob::new(
+                "room-types",
+                ttl::ROOM_TYPES,
+                &[ROOM_TYPES_TAG],
+                move || async move { crate::room_types(&db1).await },
+            ),
             PrewarmJob::new(
                 format!("availability:all:{}:{}:1", tonight.start(), tonight.end()),
                 ttl::AVAILABILITY,
@@ -371,10 +472,23 @@ mod tests {
     #[test]
     fn short_ranges_are_tagged_by_night_long_ones_by_month() {
         let short = DateRange::new(d(30), d(31) + chrono::Duration::days(2)).unwrap();
-        assert_eq!(range_tags("7", short), ["avail:7:2026-01-30", "avail:7:2026-01-31", "avail:7:2026-02-01"]);
+        assert_eq!(
+            range_tags("7", short),
+            [
+                "avail:7:2026-01-30",
+                "avail:7:2026-01-31",
+                "avail:7:2026-02-01"
+            ]
+        );
         let long = DateRange::new(d(1), d(1) + chrono::Duration::days(40)).unwrap();
-        assert_eq!(range_tags("all", long), ["avail:all:2026-01", "avail:all:2026-02"]);
+        assert_eq!(
+            range_tags("all", long),
+            ["avail:all:2026-01", "avail:all:2026-02"]
+        );
         // A change hits both the nights and their months.
-        assert_eq!(change_tags("7", DateRange::night_of(d(5))), ["avail:7:2026-01-05", "avail:7:2026-01"]);
+        assert_eq!(
+            change_tags("7", DateRange::night_of(d(5))),
+            ["avail:7:2026-01-05", "avail:7:2026-01"]
+        );
     }
 }

@@ -1,7 +1,7 @@
 use chrono::NaiveDate;
 
 /// What a caller of the hotel data layer can act on.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A night of the stay lacks the rooms asked for (or has no inventory at all).

@@ -55,6 +55,7 @@
 
 mod availability;
 mod bookings;
+mod cached;
 mod daily_stats;
 mod domain;
 mod error;
@@ -74,6 +75,7 @@ pub use bookings::{
     BookingsInRangeQuery, MAX_BOOKINGS_PER_PAGE, MAX_IDS, UserBookingsQuery, booking_details,
     bookings_by_ids, bookings_in_range, user_bookings,
 };
+pub use cached::{HotelCache, ttl};
 pub use domain::{
     BookingRequest, DateRange, IdempotencyKey, MAX_RANGE_NIGHTS, MAX_ROOMS_PER_BOOKING,
     MAX_STAY_NIGHTS, RoomCount,

@@ -1,5 +1,6 @@
 //! optimized-queries on real SQLite and PostgreSQL databases.
 
+mod cache;
 mod concurrency;
 mod consistency;
 mod fixture;
