@@ -281,7 +281,8 @@ mod tests {
             "SELECT * FROM room_types WHERE id = ?",
         ])
         .await;
-        let message = panic_message(|| crate::assert_queries!(log, 2, "bookings page for user {}", 7));
+        let message =
+            panic_message(|| crate::assert_queries!(log, 2, "bookings page for user {}", 7));
         assert_eq!(
             message,
             "query budget (bookings page for user 7): expected exactly 2 statements, but 4 ran:\n\
@@ -316,7 +317,11 @@ mod tests {
 
     #[tokio::test]
     async fn no_repeats_names_the_repeated_shape() {
-        let log = log_of(&["SELECT a FROM t WHERE id = 1", "SELECT a FROM t WHERE id = 2"]).await;
+        let log = log_of(&[
+            "SELECT a FROM t WHERE id = 1",
+            "SELECT a FROM t WHERE id = 2",
+        ])
+        .await;
         let message = panic_message(|| log.assert_no_repeats(2, Some("list")));
         assert!(
             message.starts_with("likely N+1 (list): 2 × SELECT a FROM t WHERE id = ?"),

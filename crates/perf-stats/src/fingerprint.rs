@@ -161,9 +161,9 @@ pub(crate) fn mask_literals(sql: &str) -> String {
 fn fnv1a(bytes: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(OFFSET, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(PRIME)
-    })
+    bytes
+        .iter()
+        .fold(OFFSET, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 fn operation(tokens: &[Token<'_>]) -> Operation {
@@ -279,24 +279,28 @@ fn render(tokens: &[Token<'_>], collapse: bool) -> String {
     let mut i = 0;
     while i < tokens.len() {
         let token = &tokens[i];
-        if collapse && token.is_word("in") && tokens.get(i + 1).is_some_and(|t| t.is("(")) {
-            if let Some(close) = matching_paren(tokens, i + 1) {
-                if only_values(tokens, i + 1, close) {
-                    pieces.push(piece(token));
-                    pieces.push(Piece {
-                        text: "(...)".to_owned(),
-                        kind: PieceKind::Symbol,
-                    });
-                    i = close + 1;
-                    continue;
-                }
-            }
+        let opens_group = tokens.get(i + 1).is_some_and(|t| t.is("("));
+        if collapse
+            && opens_group
+            && token.is_word("in")
+            && let Some(close) = matching_paren(tokens, i + 1)
+            && only_values(tokens, i + 1, close)
+        {
+            pieces.push(piece(token));
+            pieces.push(Piece {
+                text: "(...)".to_owned(),
+                kind: PieceKind::Symbol,
+            });
+            i = close + 1;
+            continue;
         }
-        if collapse && token.is_word("values") && tokens.get(i + 1).is_some_and(|t| t.is("(")) {
-            if let Some(end) = collapse_values(tokens, i + 1, &mut pieces, token) {
-                i = end;
-                continue;
-            }
+        if collapse
+            && opens_group
+            && token.is_word("values")
+            && let Some(end) = collapse_values(tokens, i + 1, &mut pieces, token)
+        {
+            i = end;
+            continue;
         }
         pieces.push(piece_at(tokens, i));
         i += 1;
@@ -320,7 +324,8 @@ fn collapse_values(
     let first: Vec<Piece> = (open..=first_close).map(|i| piece_at(tokens, i)).collect();
     let mut rows = 1;
     let mut next = first_close + 1;
-    while tokens.get(next).is_some_and(|t| t.is(",")) && tokens.get(next + 1).is_some_and(|t| t.is("("))
+    while tokens.get(next).is_some_and(|t| t.is(","))
+        && tokens.get(next + 1).is_some_and(|t| t.is("("))
     {
         let close = matching_paren(tokens, next + 1)?;
         let row: Vec<Piece> = (next + 1..=close).map(|i| piece_at(tokens, i)).collect();
@@ -349,10 +354,8 @@ fn join(pieces: &[Piece]) -> String {
     let mut out = String::with_capacity(pieces.iter().map(|p| p.text.len() + 1).sum());
     let mut prev: Option<&Piece> = None;
     for piece in pieces {
-        if let Some(prev) = prev {
-            if needs_space(prev, piece) {
-                out.push(' ');
-            }
+        if prev.is_some_and(|prev| needs_space(prev, piece)) {
+            out.push(' ');
         }
         out.push_str(&piece.text);
         prev = Some(piece);
@@ -455,10 +458,17 @@ mod tests {
         let single = fingerprint("INSERT INTO t (a) VALUES (?)");
         let multi = fingerprint("INSERT INTO t (a) VALUES (?), (?)");
         assert_ne!(a.id(), b.id());
-        assert_ne!(single.id(), multi.id(), "a batch and a single-row insert are different shapes");
+        assert_ne!(
+            single.id(),
+            multi.id(),
+            "a batch and a single-row insert are different shapes"
+        );
         assert_eq!(single.text(), "INSERT INTO t(a) VALUES (?)");
         // Identifiers with digits are names, not numbers.
-        assert_eq!(fingerprint("SELECT t1.c2 FROM t1").text(), "SELECT t1.c2 FROM t1");
+        assert_eq!(
+            fingerprint("SELECT t1.c2 FROM t1").text(),
+            "SELECT t1.c2 FROM t1"
+        );
     }
 
     #[test]
@@ -468,7 +478,10 @@ mod tests {
             ("insert into t values (1)", Operation::Insert),
             ("UPDATE t SET a = 1", Operation::Update),
             ("DELETE FROM t", Operation::Delete),
-            ("WITH RECURSIVE c(x) AS (SELECT 1) SELECT x FROM c", Operation::Select),
+            (
+                "WITH RECURSIVE c(x) AS (SELECT 1) SELECT x FROM c",
+                Operation::Select,
+            ),
             ("WITH d AS (SELECT 1) DELETE FROM t", Operation::Delete),
             ("PRAGMA foreign_keys", Operation::Other),
             ("EXPLAIN QUERY PLAN SELECT 1", Operation::Other),
@@ -480,7 +493,10 @@ mod tests {
     #[test]
     fn ids_are_stable_across_releases() {
         // The id is a metric label: changing the hash or the normalisation renames every series.
-        assert_eq!(fingerprint("SELECT 1").id().to_string(), format!("{:016x}", fnv1a(b"SELECT ?")));
+        assert_eq!(
+            fingerprint("SELECT 1").id().to_string(),
+            format!("{:016x}", fnv1a(b"SELECT ?"))
+        );
         assert_eq!(FingerprintId(0xab).to_string(), "00000000000000ab");
     }
 

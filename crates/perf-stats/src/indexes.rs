@@ -5,10 +5,7 @@ use std::fmt;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    Error, Result,
-    error::DbContext,
-};
+use crate::{Error, Result, error::DbContext};
 
 /// An index the schema should have: the caller's own list (for example mapped from its
 /// migrations' index specifications).

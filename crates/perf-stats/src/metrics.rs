@@ -333,31 +333,37 @@ impl Collector for TrackerCollector {
             }
         }
         let labels = |(operation, fingerprint): &(&'static str, String)| {
-            [("operation", *operation), ("fingerprint", fingerprint.as_str())]
-                .map(|(k, v)| (k, v.to_owned()))
+            [
+                ("operation", *operation),
+                ("fingerprint", fingerprint.as_str()),
+            ]
+            .map(|(k, v)| (k, v.to_owned()))
         };
 
-        let mut metric = encoder.encode_descriptor(
-            "db_query_duration",
-            "Time the database took to run a statement",
-            Some(&Unit::Seconds),
-            MetricType::Histogram,
-        )?;
-        for (key, s) in &series {
-            let buckets: Vec<(f64, u64)> = bounds
-                .iter()
-                .map(|ns| *ns as f64 / 1e9)
-                .chain(std::iter::once(f64::INFINITY))
-                .zip(s.buckets.iter().copied())
-                .collect();
-            metric.encode_family(&labels(key))?.encode_histogram::<NoLabelSet>(
-                s.sum_ns as f64 / 1e9,
-                s.count,
-                &buckets,
-                None,
+        {
+            let mut metric = encoder.encode_descriptor(
+                "db_query_duration",
+                "Time the database took to run a statement",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
             )?;
+            for (key, s) in &series {
+                let buckets: Vec<(f64, u64)> = bounds
+                    .iter()
+                    .map(|ns| *ns as f64 / 1e9)
+                    .chain(std::iter::once(f64::INFINITY))
+                    .zip(s.buckets.iter().copied())
+                    .collect();
+                metric
+                    .encode_family(&labels(key))?
+                    .encode_histogram::<NoLabelSet>(
+                        s.sum_ns as f64 / 1e9,
+                        s.count,
+                        &buckets,
+                        None,
+                    )?;
+            }
         }
-        drop(metric);
 
         for (name, help, value) in [
             (
@@ -409,9 +415,21 @@ mod tests {
             .latency_buckets([Duration::from_millis(1), Duration::from_millis(10)])
             .build()
             .unwrap();
-        tracker.record("SELECT * FROM t WHERE id = ?", Duration::from_micros(500), false);
-        tracker.record("SELECT * FROM t WHERE id = ?", Duration::from_millis(5), false);
-        tracker.record("SELECT * FROM t WHERE id = ?", Duration::from_millis(50), true);
+        tracker.record(
+            "SELECT * FROM t WHERE id = ?",
+            Duration::from_micros(500),
+            false,
+        );
+        tracker.record(
+            "SELECT * FROM t WHERE id = ?",
+            Duration::from_millis(5),
+            false,
+        );
+        tracker.record(
+            "SELECT * FROM t WHERE id = ?",
+            Duration::from_millis(50),
+            true,
+        );
         tracker.record("DELETE FROM t", Duration::from_millis(1), false);
         let id = crate::fingerprint("SELECT * FROM t WHERE id = ?").id();
         let mut metrics = MetricsRegistry::new();
@@ -432,7 +450,10 @@ mod tests {
         ] {
             assert!(text.contains(&line), "missing {line:?} in\n{text}");
         }
-        assert!(!text.contains("SELECT"), "SQL must never be a label:\n{text}");
+        assert!(
+            !text.contains("SELECT"),
+            "SQL must never be a label:\n{text}"
+        );
     }
 
     #[test]
@@ -443,7 +464,10 @@ mod tests {
         let mut metrics = MetricsRegistry::new();
         metrics.register_tracker(&tracker);
         let text = metrics.encode().unwrap();
-        assert!(text.contains("db_query_errors_total{operation=\"select\""), "{text}");
+        assert!(
+            text.contains("db_query_errors_total{operation=\"select\""),
+            "{text}"
+        );
         assert!(text.contains("} 1\n"), "{text}");
     }
 
@@ -463,9 +487,20 @@ mod tests {
             .register("http_requests", "Requests", http.clone());
         http.inc();
         let text = metrics.encode().unwrap();
-        assert_eq!(text.matches("# TYPE hotel_cache_hits_total counter").count(), 1, "{text}");
-        assert!(text.contains("hotel_cache_hits_total{cache=\"rooms\"} 3"), "{text}");
-        assert!(text.contains("hotel_cache_hits_total{cache=\"bookings\"} 4"), "{text}");
+        assert_eq!(
+            text.matches("# TYPE hotel_cache_hits_total counter")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("hotel_cache_hits_total{cache=\"rooms\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hotel_cache_hits_total{cache=\"bookings\"} 4"),
+            "{text}"
+        );
         assert!(text.contains("hotel_cache_entries 7"), "{text}");
         assert!(text.contains("hotel_http_requests_total 1"), "{text}");
     }

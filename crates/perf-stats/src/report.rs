@@ -147,9 +147,9 @@ impl QueryReport {
     pub fn top(&self, key: SortKey, n: usize) -> Vec<&QueryStats> {
         let mut queries: Vec<&QueryStats> = self.queries.iter().collect();
         match key {
-            SortKey::TotalTime => queries.sort_by(|a, b| b.total.cmp(&a.total)),
-            SortKey::P99 => queries.sort_by(|a, b| b.p99.cmp(&a.p99)),
-            SortKey::Calls => queries.sort_by(|a, b| b.calls.cmp(&a.calls)),
+            SortKey::TotalTime => queries.sort_by_key(|q| std::cmp::Reverse(q.total)),
+            SortKey::P99 => queries.sort_by_key(|q| std::cmp::Reverse(q.p99)),
+            SortKey::Calls => queries.sort_by_key(|q| std::cmp::Reverse(q.calls)),
         }
         queries.truncate(n);
         queries
@@ -197,7 +197,15 @@ impl fmt::Display for QueryReport {
             writeln!(
                 f,
                 "{:>3}  {:>7} {:>6} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9}  query",
-                "#", "calls", "errors", "total ms", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms"
+                "#",
+                "calls",
+                "errors",
+                "total ms",
+                "mean ms",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms"
             )?;
             for (i, q) in self.top(SortKey::TotalTime, DISPLAY_TOP).iter().enumerate() {
                 writeln!(
@@ -216,7 +224,11 @@ impl fmt::Display for QueryReport {
                 )?;
             }
             if self.queries.len() > DISPLAY_TOP {
-                writeln!(f, "     … and {} more shapes", self.queries.len() - DISPLAY_TOP)?;
+                writeln!(
+                    f,
+                    "     … and {} more shapes",
+                    self.queries.len() - DISPLAY_TOP
+                )?;
             }
         }
         if !self.n_plus_one.is_empty() {

@@ -216,7 +216,10 @@ mod tests {
     use super::*;
 
     fn tracker() -> QueryTracker {
-        QueryTracker::builder().n_plus_one_threshold(3).build().unwrap()
+        QueryTracker::builder()
+            .n_plus_one_threshold(3)
+            .build()
+            .unwrap()
     }
 
     #[tokio::test]
@@ -225,17 +228,28 @@ mod tests {
         let (_, scope) = tracker
             .scope("job", async {
                 for _ in 0..3 {
-                    tracker.record("SELECT * FROM a WHERE id = ?", Duration::from_micros(5), false);
+                    tracker.record(
+                        "SELECT * FROM a WHERE id = ?",
+                        Duration::from_micros(5),
+                        false,
+                    );
                 }
                 for _ in 0..2 {
-                    tracker.record("SELECT * FROM b WHERE id = ?", Duration::from_micros(5), false);
+                    tracker.record(
+                        "SELECT * FROM b WHERE id = ?",
+                        Duration::from_micros(5),
+                        false,
+                    );
                 }
             })
             .await;
         assert_eq!(scope.statements, 5);
         assert_eq!(scope.repeated.len(), 1);
         assert_eq!(scope.repeated[0].count, 3);
-        assert_eq!(scope.repeated[0].fingerprint, "SELECT * FROM a WHERE id = ?");
+        assert_eq!(
+            scope.repeated[0].fingerprint,
+            "SELECT * FROM a WHERE id = ?"
+        );
         let findings = tracker.report().n_plus_one;
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].scope, "job");
@@ -272,7 +286,11 @@ mod tests {
         }
         let findings = tracker.report().n_plus_one;
         assert_eq!(findings.len(), 2, "{findings:?}");
-        assert!(findings.iter().all(|f| f.occurrences == 2 && f.max_repeats == 4));
+        assert!(
+            findings
+                .iter()
+                .all(|f| f.occurrences == 2 && f.max_repeats == 4)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -490,7 +490,10 @@ mod tests {
     use super::*;
 
     fn kinds(sql: &str) -> Vec<(TokenKind, &str)> {
-        tokenize(sql).into_iter().map(|t| (t.kind, t.text)).collect()
+        tokenize(sql)
+            .into_iter()
+            .map(|t| (t.kind, t.text))
+            .collect()
     }
 
     #[test]
@@ -518,7 +521,9 @@ mod tests {
     #[test]
     fn literals_placeholders_and_casts() {
         assert_eq!(
-            kinds("a = 'it''s' AND b = E'x\\'y' AND c = $1::date AND d = ?2 AND e = :name AND f = $$x$$ AND g = -1.5e3"),
+            kinds(
+                "a = 'it''s' AND b = E'x\\'y' AND c = $1::date AND d = ?2 AND e = :name AND f = $$x$$ AND g = -1.5e3"
+            ),
             vec![
                 (TokenKind::Word, "a"),
                 (TokenKind::Operator, "="),
@@ -574,7 +579,18 @@ mod tests {
 
     #[test]
     fn unterminated_input_never_panics() {
-        for sql in ["'abc", "\"abc", "/* abc", "$tag$ abc", "E'", "x'", "0x", "1e", "$", ":"] {
+        for sql in [
+            "'abc",
+            "\"abc",
+            "/* abc",
+            "$tag$ abc",
+            "E'",
+            "x'",
+            "0x",
+            "1e",
+            "$",
+            ":",
+        ] {
             let _ = tokenize(sql);
         }
     }

@@ -149,10 +149,13 @@ impl Entry {
     }
 }
 
+/// One part of the SQL text → entry cache.
+type Shard = RwLock<HashTable<(Box<str>, Arc<Entry>)>>;
+
 /// All entries, and the cache from SQL text to entry.
 #[derive(Debug)]
 pub(crate) struct Store {
-    shards: Box<[RwLock<HashTable<(Box<str>, Arc<Entry>)>>]>,
+    shards: Box<[Shard]>,
     hasher: DefaultHashBuilder,
     cached: AtomicUsize,
     by_fingerprint: Mutex<ById>,
@@ -174,9 +177,7 @@ struct ById {
 impl Store {
     pub(crate) fn new(config: &TrackerConfig) -> Self {
         Self {
-            shards: (0..SHARDS)
-                .map(|_| RwLock::new(HashTable::new()))
-                .collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
             hasher: DefaultHashBuilder::default(),
             cached: AtomicUsize::new(0),
             by_fingerprint: Mutex::new(ById::default()),
@@ -238,7 +239,9 @@ impl Store {
             OTHER_LABEL.into()
         };
         let entry = Arc::new(Entry::new(fingerprint, label, self.bucket_count));
-        by_id.entries.insert(entry.fingerprint.id(), Arc::clone(&entry));
+        by_id
+            .entries
+            .insert(entry.fingerprint.id(), Arc::clone(&entry));
         by_id.order.push(Arc::clone(&entry));
         entry
     }

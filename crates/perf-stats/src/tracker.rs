@@ -61,7 +61,10 @@ impl fmt::Debug for QueryTracker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("QueryTracker")
             .field("slow_threshold", &self.inner.config.slow_threshold)
-            .field("n_plus_one_threshold", &self.inner.config.n_plus_one_threshold)
+            .field(
+                "n_plus_one_threshold",
+                &self.inner.config.n_plus_one_threshold,
+            )
             .field("fingerprints", &self.inner.store.entries().len())
             .finish_non_exhaustive()
     }
@@ -250,9 +253,17 @@ impl QueryTracker {
     /// findings.
     pub fn report(&self) -> QueryReport {
         let inner = &*self.inner;
-        let mut queries: Vec<QueryStats> =
-            inner.store.entries().iter().filter_map(|e| stats_of(e)).collect();
-        queries.sort_by(|a, b| b.total.cmp(&a.total).then(a.fingerprint.cmp(&b.fingerprint)));
+        let mut queries: Vec<QueryStats> = inner
+            .store
+            .entries()
+            .iter()
+            .filter_map(|e| stats_of(e))
+            .collect();
+        queries.sort_by(|a, b| {
+            b.total
+                .cmp(&a.total)
+                .then(a.fingerprint.cmp(&b.fingerprint))
+        });
         let mut n_plus_one: Vec<NPlusOneFinding> =
             inner.n_plus_one.lock().values().cloned().collect();
         n_plus_one.sort_by(|a, b| {
@@ -405,7 +416,11 @@ mod tests {
         // 1 ms, 2 ms, … 1000 ms, in a scrambled order: p50 = 500 ms, p95 = 950 ms, p99 = 990 ms.
         for i in 0..1000u64 {
             let ms = (i * 337) % 1000 + 1;
-            tracker.record("SELECT * FROM t WHERE id = ?", Duration::from_millis(ms), false);
+            tracker.record(
+                "SELECT * FROM t WHERE id = ?",
+                Duration::from_millis(ms),
+                false,
+            );
         }
         let stats = tracker.stats_for("SELECT * FROM t WHERE id = $1").unwrap();
         let close = |actual: Duration, expected_ms: f64| {
@@ -434,7 +449,11 @@ mod tests {
             .slow_log_capacity(2)
             .build()
             .unwrap();
-        tracker.record("SELECT * FROM users WHERE email = 'a@b.c'", Duration::from_millis(11), false);
+        tracker.record(
+            "SELECT * FROM users WHERE email = 'a@b.c'",
+            Duration::from_millis(11),
+            false,
+        );
         tracker.record("SELECT 2", Duration::from_millis(9), false);
         tracker.record("SELECT 3", Duration::from_millis(12), true);
         tracker.record("SELECT 4", Duration::from_millis(13), false);

@@ -100,7 +100,10 @@ impl QueryShape {
                 i += 1;
                 continue;
             }
-            if clause != Clause::Other && is_name(token) && !tokens.get(i + 1).is_some_and(|t| t.is("(")) {
+            if clause != Clause::Other
+                && is_name(token)
+                && !tokens.get(i + 1).is_some_and(|t| t.is("("))
+            {
                 let (qualifier, column, next) = if tokens.get(i + 1).is_some_and(|t| t.is("."))
                     && tokens.get(i + 2).is_some_and(is_name)
                 {
@@ -122,7 +125,11 @@ impl QueryShape {
                                 i.checked_sub(1).and_then(|prev| comparison(&tokens, prev))
                             });
                             if let Some(kind) = kind {
-                                let used = ColumnUse { table, column, kind };
+                                let used = ColumnUse {
+                                    table,
+                                    column,
+                                    kind,
+                                };
                                 if clause == Clause::Where {
                                     shape.filters.push(used);
                                 } else {
@@ -163,7 +170,9 @@ impl QueryShape {
             let mut name = tokens[at].ident().unwrap_or_default();
             at += 1;
             // schema.table
-            while tokens.get(at).is_some_and(|t| t.is(".")) && tokens.get(at + 1).is_some_and(is_name) {
+            while tokens.get(at).is_some_and(|t| t.is("."))
+                && tokens.get(at + 1).is_some_and(is_name)
+            {
                 name = tokens[at + 1].ident().unwrap_or_default();
                 at += 2;
             }

@@ -224,15 +224,15 @@ impl PlanReport {
                     .iter()
                     .any(|s| s.table == table && s.columns == columns)
             {
-                report.suggestions.push(IndexSuggestion::new(table, columns));
+                report
+                    .suggestions
+                    .push(IndexSuggestion::new(table, columns));
             }
         };
         for step in &steps {
             match (&step.access, step.table.as_deref()) {
-                (Access::IndexSearch { index, .. }, _) => {
-                    if !report.indexes_used.contains(index) {
-                        report.indexes_used.push(index.clone());
-                    }
+                (Access::IndexSearch { index, .. }, _) if !report.indexes_used.contains(index) => {
+                    report.indexes_used.push(index.clone());
                 }
                 (Access::FullScan | Access::FullIndexScan { .. }, Some(table))
                     if shape.is_filtered(table) =>
@@ -333,10 +333,33 @@ where
     let doing = || format!("explaining {:?}", query.name);
     let steps = match backend {
         DbBackend::Sqlite => {
-            let rows = db
-                .query_all_raw(explained("EXPLAIN QUERY PLAN"))
+            // Two caches can hand back a plan for indexes that no longer exist. A connection
+            // plans with its copy of the schema, refreshed only when a statement reads the
+            // database (EXPLAIN does not): reading sqlite_master refreshes it. And a prepared
+            // EXPLAIN from sqlx's statement cache is never invalidated by a schema change (it
+            // holds no transaction that would notice): naming the schema version in the text
+            // gives each schema its own cache entry. Both in one transaction, so on one
+            // connection.
+            let txn = db.begin().await.doing(doing())?;
+            let version: i64 = txn
+                .query_one_raw(Statement::from_string(
+                    backend,
+                    "SELECT (SELECT schema_version FROM pragma_schema_version), count(*) \
+                     FROM sqlite_master",
+                ))
+                .await
+                .doing(doing())?
+                .map(|row| row.try_get_by_index(0))
+                .transpose()
+                .doing(doing())?
+                .unwrap_or_default();
+            let rows = txn
+                .query_all_raw(explained(&format!(
+                    "EXPLAIN QUERY PLAN /* schema version {version} */"
+                )))
                 .await
                 .doing(doing())?;
+            txn.rollback().await.doing(doing())?;
             let mut steps = Vec::with_capacity(rows.len());
             for row in rows {
                 let detail: String = row
@@ -486,12 +509,19 @@ impl fmt::Display for PlanCheck {
                 _ if q.indexes_used.is_empty() => String::new(),
                 _ => format!("uses {}", q.indexes_used.join(", ")),
             };
-            let sort = if q.temp_sort { "; sorts in a temporary structure" } else { "" };
+            let sort = if q.temp_sort {
+                "; sorts in a temporary structure"
+            } else {
+                ""
+            };
             writeln!(f, "  {status:<14} {:<width$}  {how}{sort}", q.name)?;
             for s in &q.suggestions {
                 writeln!(f, "      suggested index: {}", s.sql)?;
                 if let Some(existing) = &s.existing_index {
-                    writeln!(f, "      (the existing index {existing} has these columns; the planner did not use it)")?;
+                    writeln!(
+                        f,
+                        "      (the existing index {existing} has these columns; the planner did not use it)"
+                    )?;
                 }
             }
         }
@@ -541,7 +571,8 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let shape = QueryShape::parse("SELECT * FROM bookings WHERE status = ? ORDER BY created_at");
+        let shape =
+            QueryShape::parse("SELECT * FROM bookings WHERE status = ? ORDER BY created_at");
         let scan = PlanStep {
             table: Some("bookings".into()),
             access: Access::FullScan,

@@ -126,7 +126,9 @@ mod tests {
 
     #[test]
     fn scans_index_scans_bitmaps_and_sorts() {
-        let shape = QueryShape::parse("SELECT * FROM bookings b JOIN room_types r ON b.room_type_id = r.id");
+        let shape = QueryShape::parse(
+            "SELECT * FROM bookings b JOIN room_types r ON b.room_type_id = r.id",
+        );
         let plan = json!([{ "Plan": {
             "Node Type": "Sort", "Sort Key": ["b.created_at DESC"],
             "Plans": [{
@@ -145,28 +147,47 @@ mod tests {
             }]
         }}]);
         let steps = steps(&plan, &shape).unwrap();
-        let accesses: Vec<(Option<&str>, &Access)> =
-            steps.iter().map(|s| (s.table.as_deref(), &s.access)).collect();
+        let accesses: Vec<(Option<&str>, &Access)> = steps
+            .iter()
+            .map(|s| (s.table.as_deref(), &s.access))
+            .collect();
         assert_eq!(
             accesses,
             vec![
-                (None, &Access::TempSort { purpose: "ORDER BY".into() }),
+                (
+                    None,
+                    &Access::TempSort {
+                        purpose: "ORDER BY".into()
+                    }
+                ),
                 (
                     Some("bookings"),
-                    &Access::IndexSearch { index: "idx_bookings_status_start_end".into(), covering: false }
+                    &Access::IndexSearch {
+                        index: "idx_bookings_status_start_end".into(),
+                        covering: false
+                    }
                 ),
                 (
                     Some("room_types"),
-                    &Access::IndexSearch { index: "room_types_pkey".into(), covering: false }
+                    &Access::IndexSearch {
+                        index: "room_types_pkey".into(),
+                        covering: false
+                    }
                 ),
                 (
                     Some("room_types"),
-                    &Access::FullIndexScan { index: "room_types_pkey".into(), covering: true }
+                    &Access::FullIndexScan {
+                        index: "room_types_pkey".into(),
+                        covering: true
+                    }
                 ),
                 (Some("payments"), &Access::FullScan),
             ]
         );
-        assert_eq!(steps[4].detail, "Seq Scan on payments (Filter: (amount > 0))");
+        assert_eq!(
+            steps[4].detail,
+            "Seq Scan on payments (Filter: (amount > 0))"
+        );
     }
 
     #[test]

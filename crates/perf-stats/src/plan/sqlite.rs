@@ -77,7 +77,10 @@ pub(super) fn step(detail: &str, shape: &QueryShape) -> PlanStep {
 }
 
 fn first_word(text: &str) -> String {
-    text.split_whitespace().next().unwrap_or_default().to_owned()
+    text.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// `AUTOMATIC COVERING INDEX (room_type_id=? AND date>?)` → `[room_type_id, date]`.
@@ -107,18 +110,16 @@ mod tests {
     use super::*;
 
     fn shape() -> QueryShape {
-        QueryShape::parse("SELECT * FROM bookings AS b JOIN room_types ON b.room_type_id = room_types.id")
+        QueryShape::parse(
+            "SELECT * FROM bookings AS b JOIN room_types ON b.room_type_id = room_types.id",
+        )
     }
 
     #[test]
     fn old_and_new_wordings_read_the_same() {
         let shape = shape();
         for (old, new, access) in [
-            (
-                "SCAN TABLE bookings",
-                "SCAN bookings",
-                Access::FullScan,
-            ),
+            ("SCAN TABLE bookings", "SCAN bookings", Access::FullScan),
             (
                 "SEARCH TABLE bookings USING INDEX idx_bookings_user_status_created (user_id=? AND status=?)",
                 "SEARCH bookings USING INDEX idx_bookings_user_status_created (user_id=? AND status=?)",
@@ -161,7 +162,11 @@ mod tests {
         ] {
             let old_step = step(old, &shape);
             let new_step = step(new, &shape);
-            assert_eq!(old_step.table.as_deref(), new_step.table.as_deref(), "{old} / {new}");
+            assert_eq!(
+                old_step.table.as_deref(),
+                new_step.table.as_deref(),
+                "{old} / {new}"
+            );
             assert!(old_step.table.is_some());
             if let Access::AutomaticIndex { .. } = access {
                 assert_eq!(old_step.access, access);
@@ -171,7 +176,11 @@ mod tests {
                         columns: vec!["room_type_id".into(), "status".into()]
                     }
                 );
-                assert_eq!(new_step.table.as_deref(), Some("bookings"), "alias resolved");
+                assert_eq!(
+                    new_step.table.as_deref(),
+                    Some("bookings"),
+                    "alias resolved"
+                );
             } else {
                 assert_eq!(old_step.access, access, "{old}");
                 assert_eq!(new_step.access, access, "{new}");
@@ -189,7 +198,10 @@ mod tests {
             }
         );
         assert_eq!(step("SCAN CONSTANT ROW", &shape).access, Access::Other);
-        assert_eq!(step("CO-ROUTINE (subquery-1)", &shape).access, Access::Other);
+        assert_eq!(
+            step("CO-ROUTINE (subquery-1)", &shape).access,
+            Access::Other
+        );
         assert_eq!(step("SCAN (subquery-1)", &shape).access, Access::Other);
     }
 }
