@@ -1,0 +1,507 @@
+//! Prometheus export: one registry for the query metrics, the caller's own metrics (HTTP
+//! latency) and values read at scrape time from other components (cache statistics, pool size).
+
+use std::{borrow::Cow, collections::BTreeMap, fmt};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, NoLabelSet},
+    metrics::MetricType,
+    registry::{Registry, Unit},
+};
+use sea_orm::{DatabaseConnection, DatabaseConnectionType};
+
+use crate::{Error, QueryTracker, Result, tracker::Inner};
+
+/// The `Content-Type` of [`MetricsRegistry::encode`]'s output (Prometheus text format 0.0.4).
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One registry of Prometheus metrics, rendered as text for a `GET /metrics` endpoint.
+///
+/// It holds the query metrics of [`QueryTracker`]s, [`MetricsSource`]s read at each scrape
+/// (such as a cache's statistics), and any metric of the caller's own through
+/// [`registry_mut`](Self::registry_mut) (such as HTTP latency histograms), all in one text.
+///
+/// Metrics of a tracker (labels `operation` = select/insert/update/delete/other and
+/// `fingerprint` = a shape's 16-digit id, or `other` past the tracker's bounded set; never SQL
+/// or bind values):
+///
+/// | metric | type |
+/// |---|---|
+/// | `db_query_duration_seconds` | histogram, explicit buckets |
+/// | `db_query_errors_total` | counter |
+/// | `db_slow_queries_total` | counter |
+/// | `db_n_plus_one_detections_total` | counter |
+/// | `db_query_fingerprints` | gauge: shapes tracked |
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use perf_stats::{MetricsRegistry, QueryTracker, Sample};
+///
+/// let tracker = QueryTracker::new();
+/// tracker.record("SELECT * FROM rooms WHERE id = ?", Duration::from_millis(2), false);
+///
+/// let mut metrics = MetricsRegistry::new();
+/// metrics.register_tracker(&tracker);
+/// metrics.register_source(|| vec![Sample::gauge("cache_entries", "Entries in the cache", 42.0)]);
+///
+/// let text = metrics.encode()?;
+/// assert!(text.contains(r#"db_query_duration_seconds_bucket{operation="select",fingerprint="#));
+/// assert!(text.contains("cache_entries 42"));
+/// # Ok::<(), perf_stats::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct MetricsRegistry {
+    registry: Registry,
+}
+
+impl MetricsRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty registry whose metric names all start with `prefix_`.
+    pub fn with_prefix(prefix: impl Into<String>) -> Self {
+        Self {
+            registry: Registry::with_prefix(prefix),
+        }
+    }
+
+    /// Exports the query metrics of `tracker`.
+    pub fn register_tracker(&mut self, tracker: &QueryTracker) {
+        self.registry.register_collector(Box::new(TrackerCollector {
+            inner: std::sync::Arc::clone(&tracker.inner),
+        }));
+    }
+
+    /// Exports the values `source` gives at each scrape.
+    pub fn register_source(&mut self, source: impl MetricsSource) {
+        self.registry
+            .register_collector(Box::new(SourceCollector(Box::new(source))));
+    }
+
+    /// Exports the connection pool's size and idle connections as `db_pool_connections` and
+    /// `db_pool_idle_connections`: a pool with no idle connection makes callers wait, and
+    /// that wait is not part of the query latency.
+    pub fn register_pool(&mut self, db: &DatabaseConnection) {
+        let pool = match &db.inner {
+            DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
+                Pool::Sqlite(db.get_sqlite_connection_pool().clone())
+            }
+            DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+                Pool::Postgres(db.get_postgres_connection_pool().clone())
+            }
+            _ => return,
+        };
+        self.register_source(move || {
+            let (size, idle) = match &pool {
+                Pool::Sqlite(p) => (p.size(), p.num_idle()),
+                Pool::Postgres(p) => (p.size(), p.num_idle()),
+            };
+            vec![
+                Sample::gauge(
+                    "db_pool_connections",
+                    "Connections open in the pool",
+                    f64::from(size),
+                ),
+                Sample::gauge(
+                    "db_pool_idle_connections",
+                    "Open connections not in use",
+                    idle as f64,
+                ),
+            ]
+        });
+    }
+
+    /// The underlying `prometheus_client` registry, to register the caller's own metrics in
+    /// the same text. [`prometheus_client`] is re-exported so its version always matches.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// Renders every metric in the Prometheus text format (serve it with
+    /// [`PROMETHEUS_CONTENT_TYPE`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] when a metric or label cannot be written.
+    pub fn encode(&self) -> Result<String> {
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
+            .map_err(Error::Encode)?;
+        Ok(text)
+    }
+}
+
+#[derive(Debug)]
+enum Pool {
+    Sqlite(sea_orm::sqlx::SqlitePool),
+    Postgres(sea_orm::sqlx::PgPool),
+}
+
+/// Values read at each scrape, such as a cache's statistics.
+///
+/// Any `Fn() -> Vec<Sample>` closure is a source. Samples with the same name form one metric;
+/// give each a distinct label set.
+///
+/// # Examples
+///
+/// ```
+/// use perf_stats::{MetricsRegistry, Sample};
+/// use std::sync::{Arc, atomic::{AtomicU64, Ordering}};
+///
+/// let hits = Arc::new(AtomicU64::new(0));
+/// let mut metrics = MetricsRegistry::new();
+/// let source_hits = Arc::clone(&hits);
+/// metrics.register_source(move || {
+///     vec![Sample::counter("cache_hits", "Lookups answered from the cache", source_hits.load(Ordering::Relaxed) as f64)
+///         .label("tier", "memory")]
+/// });
+/// hits.fetch_add(3, Ordering::Relaxed);
+/// assert!(metrics.encode()?.contains(r#"cache_hits_total{tier="memory"} 3"#));
+/// # Ok::<(), perf_stats::Error>(())
+/// ```
+pub trait MetricsSource: Send + Sync + 'static {
+    /// The current values.
+    fn samples(&self) -> Vec<Sample>;
+}
+
+impl<F> MetricsSource for F
+where
+    F: Fn() -> Vec<Sample> + Send + Sync + 'static,
+{
+    fn samples(&self) -> Vec<Sample> {
+        self()
+    }
+}
+
+/// Whether a [`Sample`] only goes up or can go both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleKind {
+    /// Only grows (restarts aside); exported with the suffix `_total`.
+    Counter,
+    /// A current value.
+    Gauge,
+}
+
+/// One value of a [`MetricsSource`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    name: Cow<'static, str>,
+    help: Cow<'static, str>,
+    kind: SampleKind,
+    value: f64,
+    labels: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+}
+
+impl Sample {
+    /// A gauge: a value that goes up and down (entries in a cache, a hit ratio).
+    pub fn gauge(
+        name: impl Into<Cow<'static, str>>,
+        help: impl Into<Cow<'static, str>>,
+        value: f64,
+    ) -> Self {
+        Self::new(name, help, SampleKind::Gauge, value)
+    }
+
+    /// A counter: a total that only grows (hits, misses, evictions). Prometheus adds `_total` to
+    /// the name: pass `cache_hits`, get `cache_hits_total`.
+    pub fn counter(
+        name: impl Into<Cow<'static, str>>,
+        help: impl Into<Cow<'static, str>>,
+        value: f64,
+    ) -> Self {
+        Self::new(name, help, SampleKind::Counter, value)
+    }
+
+    fn new(
+        name: impl Into<Cow<'static, str>>,
+        help: impl Into<Cow<'static, str>>,
+        kind: SampleKind,
+        value: f64,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            help: help.into(),
+            kind,
+            value,
+            labels: Vec::new(),
+        }
+    }
+
+    /// Adds a label. Keep label values few: each distinct set is a time series.
+    pub fn label(
+        mut self,
+        key: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        self.labels.push((key.into(), value.into()));
+        self
+    }
+}
+
+struct SourceCollector(Box<dyn MetricsSource>);
+
+impl fmt::Debug for SourceCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SourceCollector")
+    }
+}
+
+impl Collector for SourceCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let mut by_name: BTreeMap<Cow<'static, str>, Vec<Sample>> = BTreeMap::new();
+        for sample in self.0.samples() {
+            by_name.entry(sample.name.clone()).or_default().push(sample);
+        }
+        for (name, samples) in &by_name {
+            let Some(first) = samples.first() else {
+                continue;
+            };
+            let metric_type = match first.kind {
+                SampleKind::Counter => MetricType::Counter,
+                SampleKind::Gauge => MetricType::Gauge,
+            };
+            let mut metric = encoder.encode_descriptor(name, &first.help, None, metric_type)?;
+            for sample in samples {
+                let labels: Vec<(&str, &str)> = sample
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.as_ref(), v.as_ref()))
+                    .collect();
+                let mut family = metric.encode_family(&labels)?;
+                match first.kind {
+                    SampleKind::Counter => {
+                        family.encode_counter::<NoLabelSet, f64, f64>(&sample.value, None)?;
+                    }
+                    SampleKind::Gauge => family.encode_gauge(&sample.value)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct TrackerCollector {
+    inner: std::sync::Arc<Inner>,
+}
+
+impl fmt::Debug for TrackerCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TrackerCollector")
+    }
+}
+
+/// Cumulative values of one (operation, fingerprint label) series.
+#[derive(Default)]
+struct Series {
+    count: u64,
+    sum_ns: u64,
+    buckets: Vec<u64>,
+    errors: u64,
+    slow: u64,
+    n_plus_one: u64,
+}
+
+impl Collector for TrackerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let entries = self.inner.store.entries();
+        let bounds = &self.inner.config.latency_buckets_ns;
+        // Shapes past the labelled set share the label `other`: sum them.
+        let mut series: BTreeMap<(&'static str, String), Series> = BTreeMap::new();
+        for entry in &entries {
+            let total = entry.state.lock().total.clone();
+            let s = series
+                .entry((
+                    entry.fingerprint.operation().as_str(),
+                    entry.label.to_string(),
+                ))
+                .or_default();
+            s.count += total.count;
+            s.sum_ns = s.sum_ns.saturating_add(total.sum_ns);
+            s.errors += total.errors;
+            s.slow += total.slow;
+            s.n_plus_one += total.n_plus_one;
+            if s.buckets.len() < total.buckets.len() {
+                s.buckets.resize(total.buckets.len(), 0);
+            }
+            for (sum, b) in s.buckets.iter_mut().zip(&total.buckets) {
+                *sum += b;
+            }
+        }
+        let labels = |(operation, fingerprint): &(&'static str, String)| {
+            [
+                ("operation", *operation),
+                ("fingerprint", fingerprint.as_str()),
+            ]
+            .map(|(k, v)| (k, v.to_owned()))
+        };
+
+        {
+            let mut metric = encoder.encode_descriptor(
+                "db_query_duration",
+                "Time the database took to run a statement",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?;
+            for (key, s) in &series {
+                let buckets: Vec<(f64, u64)> = bounds
+                    .iter()
+                    .map(|ns| *ns as f64 / 1e9)
+                    .chain(std::iter::once(f64::INFINITY))
+                    .zip(s.buckets.iter().copied())
+                    .collect();
+                metric
+                    .encode_family(&labels(key))?
+                    .encode_histogram::<NoLabelSet>(
+                        s.sum_ns as f64 / 1e9,
+                        s.count,
+                        &buckets,
+                        None,
+                    )?;
+            }
+        }
+
+        for (name, help, value) in [
+            (
+                "db_query_errors",
+                "Statements that returned an error",
+                (|s: &Series| s.errors) as fn(&Series) -> u64,
+            ),
+            (
+                "db_slow_queries",
+                "Statements at or over the slow-query threshold",
+                |s: &Series| s.slow,
+            ),
+            (
+                "db_n_plus_one_detections",
+                "Scopes in which one statement shape repeated at least the N+1 threshold",
+                |s: &Series| s.n_plus_one,
+            ),
+        ] {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (key, s) in &series {
+                metric
+                    .encode_family(&labels(key))?
+                    .encode_counter::<NoLabelSet, u64, u64>(&value(s), None)?;
+            }
+        }
+
+        let shapes = entries.len() as i64;
+        encoder
+            .encode_descriptor(
+                "db_query_fingerprints",
+                "Statement shapes tracked",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&shapes)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_seconds_per_operation_and_fingerprint() {
+        let tracker = QueryTracker::builder()
+            .latency_buckets([Duration::from_millis(1), Duration::from_millis(10)])
+            .build()
+            .unwrap();
+        tracker.record(
+            "SELECT * FROM t WHERE id = ?",
+            Duration::from_micros(500),
+            false,
+        );
+        tracker.record(
+            "SELECT * FROM t WHERE id = ?",
+            Duration::from_millis(5),
+            false,
+        );
+        tracker.record(
+            "SELECT * FROM t WHERE id = ?",
+            Duration::from_millis(50),
+            true,
+        );
+        tracker.record("DELETE FROM t", Duration::from_millis(1), false);
+        let id = crate::fingerprint("SELECT * FROM t WHERE id = ?").id();
+        let mut metrics = MetricsRegistry::new();
+        metrics.register_tracker(&tracker);
+        let text = metrics.encode().unwrap();
+        let select = format!(r#"operation="select",fingerprint="{id}""#);
+        for line in [
+            "# TYPE db_query_duration_seconds histogram".to_owned(),
+            format!(r#"db_query_duration_seconds_bucket{{{select},le="0.001"}} 1"#),
+            format!(r#"db_query_duration_seconds_bucket{{{select},le="0.01"}} 2"#),
+            format!(r#"db_query_duration_seconds_bucket{{{select},le="+Inf"}} 3"#),
+            format!(r#"db_query_duration_seconds_sum{{{select}}} 0.0555"#),
+            format!(r#"db_query_duration_seconds_count{{{select}}} 3"#),
+            format!(r#"db_query_errors_total{{{select}}} 1"#),
+            // 1 ms is inside the 1 ms bucket: upper bounds are inclusive.
+            r#"le="0.001"} 1"#.to_owned(),
+            "db_query_fingerprints 2".to_owned(),
+        ] {
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+        assert!(
+            !text.contains("SELECT"),
+            "SQL must never be a label:\n{text}"
+        );
+    }
+
+    #[test]
+    fn reset_does_not_make_counters_go_down() {
+        let tracker = QueryTracker::new();
+        tracker.record("SELECT 1", Duration::from_millis(1), true);
+        tracker.reset();
+        let mut metrics = MetricsRegistry::new();
+        metrics.register_tracker(&tracker);
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains("db_query_errors_total{operation=\"select\""),
+            "{text}"
+        );
+        assert!(text.contains("} 1\n"), "{text}");
+    }
+
+    #[test]
+    fn sources_group_samples_by_name_and_the_caller_adds_its_own_metrics() {
+        let mut metrics = MetricsRegistry::with_prefix("hotel");
+        metrics.register_source(|| {
+            vec![
+                Sample::counter("cache_hits", "Hits", 3.0).label("cache", "rooms"),
+                Sample::gauge("cache_entries", "Entries", 7.0),
+                Sample::counter("cache_hits", "Hits", 4.0).label("cache", "bookings"),
+            ]
+        });
+        let http = prometheus_client::metrics::counter::Counter::<u64>::default();
+        metrics
+            .registry_mut()
+            .register("http_requests", "Requests", http.clone());
+        http.inc();
+        let text = metrics.encode().unwrap();
+        assert_eq!(
+            text.matches("# TYPE hotel_cache_hits_total counter")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("hotel_cache_hits_total{cache=\"rooms\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hotel_cache_hits_total{cache=\"bookings\"} 4"),
+            "{text}"
+        );
+        assert!(text.contains("hotel_cache_entries 7"), "{text}");
+        assert!(text.contains("hotel_http_requests_total 1"), "{text}");
+    }
+}

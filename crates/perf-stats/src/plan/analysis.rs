@@ -1,0 +1,313 @@
+//! Which tables a query reads and which of their columns it filters and sorts on, read from the
+//! SQL text. Enough for sea-orm's output (qualified columns, one statement) and ordinary
+//! hand-written SQL; anything it cannot attribute is left out rather than guessed.
+
+use hashbrown::HashMap;
+
+use crate::sql::{Keyword, Token, TokenKind, is_keyword, tokenize};
+
+/// How a column is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UseKind {
+    /// `=`, `IN`, `IS`: an index can seek to it and keep going on the next column.
+    Equality,
+    /// `<`, `>`, `BETWEEN`, `LIKE`: an index can seek to a range; later columns only filter.
+    Range,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ColumnUse {
+    pub(crate) table: Option<String>,
+    pub(crate) column: String,
+    pub(crate) kind: UseKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clause {
+    Where,
+    On,
+    OrderBy,
+    Other,
+}
+
+/// What a query reads, filters and sorts on.
+#[derive(Debug, Default)]
+pub(crate) struct QueryShape {
+    /// Alias or table name (lower case) → table name.
+    aliases: HashMap<String, String>,
+    tables: Vec<String>,
+    filters: Vec<ColumnUse>,
+    joins: Vec<ColumnUse>,
+    order_by: Vec<ColumnUse>,
+}
+
+fn is_name(token: &Token<'_>) -> bool {
+    match token.kind {
+        TokenKind::QuotedIdent => true,
+        // A function name (`date`, `max`) can also be a column's.
+        TokenKind::Word => is_keyword(token.text) != Some(Keyword::Clause),
+        _ => false,
+    }
+}
+
+fn comparison(tokens: &[Token<'_>], at: usize) -> Option<UseKind> {
+    let token = tokens.get(at)?;
+    match token.kind {
+        TokenKind::Operator => match token.text {
+            "=" | "==" => Some(UseKind::Equality),
+            "<" | ">" | "<=" | ">=" => Some(UseKind::Range),
+            _ => None,
+        },
+        TokenKind::Word => {
+            let word = token.text.to_ascii_lowercase();
+            match word.as_str() {
+                "in" | "is" => Some(UseKind::Equality),
+                "between" | "like" => Some(UseKind::Range),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+impl QueryShape {
+    pub(crate) fn parse(sql: &str) -> Self {
+        let tokens = tokenize(sql);
+        let mut shape = Self::default();
+        let mut clause = Clause::Other;
+        let mut i = 0;
+        while i < tokens.len() {
+            let token = &tokens[i];
+            if token.kind == TokenKind::Word && is_keyword(token.text) == Some(Keyword::Clause) {
+                let word = token.text.to_ascii_lowercase();
+                match word.as_str() {
+                    "from" | "join" | "update" | "into" => {
+                        clause = Clause::Other;
+                        i = shape.table_refs(&tokens, i + 1, word == "from");
+                        continue;
+                    }
+                    "where" => clause = Clause::Where,
+                    "on" => clause = Clause::On,
+                    "order" if tokens.get(i + 1).is_some_and(|t| t.is_word("by")) => {
+                        clause = Clause::OrderBy;
+                        i += 2;
+                        continue;
+                    }
+                    "group" | "having" | "limit" | "offset" | "returning" | "union" | "select"
+                    | "set" | "values" | "window" => clause = Clause::Other,
+                    _ => {}
+                }
+                i += 1;
+                continue;
+            }
+            if clause != Clause::Other
+                && is_name(token)
+                && !tokens.get(i + 1).is_some_and(|t| t.is("("))
+            {
+                let (qualifier, column, next) = if tokens.get(i + 1).is_some_and(|t| t.is("."))
+                    && tokens.get(i + 2).is_some_and(is_name)
+                {
+                    (token.ident(), tokens[i + 2].ident(), i + 3)
+                } else {
+                    (None, token.ident(), i + 1)
+                };
+                if let Some(column) = column {
+                    let table = qualifier.map(|q| self_resolve(&shape.aliases, &q));
+                    match clause {
+                        Clause::OrderBy => shape.order_by.push(ColumnUse {
+                            table,
+                            column,
+                            kind: UseKind::Range,
+                        }),
+                        Clause::Where | Clause::On => {
+                            // `col OP value` or `value OP col`.
+                            let kind = comparison(&tokens, next).or_else(|| {
+                                i.checked_sub(1).and_then(|prev| comparison(&tokens, prev))
+                            });
+                            if let Some(kind) = kind {
+                                let used = ColumnUse {
+                                    table,
+                                    column,
+                                    kind,
+                                };
+                                if clause == Clause::Where {
+                                    shape.filters.push(used);
+                                } else {
+                                    shape.joins.push(used);
+                                }
+                            }
+                        }
+                        Clause::Other => {}
+                    }
+                }
+                i = next;
+                continue;
+            }
+            i += 1;
+        }
+        // Unqualified columns belong to the only table, when there is only one.
+        if let [only] = shape.tables.as_slice() {
+            let only = only.clone();
+            for used in shape
+                .filters
+                .iter_mut()
+                .chain(shape.joins.iter_mut())
+                .chain(shape.order_by.iter_mut())
+            {
+                used.table.get_or_insert_with(|| only.clone());
+            }
+        }
+        shape
+    }
+
+    /// Reads `table [AS alias]` (and, after FROM, more of them separated by commas) from `at`;
+    /// returns the index after them.
+    fn table_refs(&mut self, tokens: &[Token<'_>], mut at: usize, list: bool) -> usize {
+        loop {
+            if !tokens.get(at).is_some_and(is_name) {
+                return at;
+            }
+            let mut name = tokens[at].ident().unwrap_or_default();
+            at += 1;
+            // schema.table
+            while tokens.get(at).is_some_and(|t| t.is("."))
+                && tokens.get(at + 1).is_some_and(is_name)
+            {
+                name = tokens[at + 1].ident().unwrap_or_default();
+                at += 2;
+            }
+            let name = name.to_lowercase();
+            if !self.tables.contains(&name) {
+                self.tables.push(name.clone());
+            }
+            self.aliases.insert(name.clone(), name.clone());
+            if tokens.get(at).is_some_and(|t| t.is_word("as")) {
+                at += 1;
+            }
+            if tokens.get(at).is_some_and(is_name) {
+                if let Some(alias) = tokens[at].ident() {
+                    self.aliases.insert(alias.to_lowercase(), name.clone());
+                }
+                at += 1;
+            }
+            if list && tokens.get(at).is_some_and(|t| t.is(",")) {
+                at += 1;
+            } else {
+                return at;
+            }
+        }
+    }
+
+    /// The table a name in a plan refers to (an alias resolves to its table).
+    pub(crate) fn table_of(&self, name: &str) -> String {
+        self_resolve(&self.aliases, name)
+    }
+
+    /// Whether the query's WHERE filters on a column of `table`.
+    pub(crate) fn is_filtered(&self, table: &str) -> bool {
+        self.filters
+            .iter()
+            .any(|u| u.table.as_deref() == Some(table))
+    }
+
+    /// The columns of a composite index that would serve this query on `table`: equality
+    /// columns first, then the first range column, or the sort columns when nothing is a range
+    /// (a range stops an index from also giving the order). Join columns when `table` is only
+    /// joined.
+    pub(crate) fn suggested_columns(&self, table: &str) -> Vec<String> {
+        let on_table = |uses: &[ColumnUse], kind: Option<UseKind>| -> Vec<String> {
+            uses.iter()
+                .filter(|u| u.table.as_deref() == Some(table) && kind.is_none_or(|k| u.kind == k))
+                .map(|u| u.column.clone())
+                .collect()
+        };
+        let mut columns: Vec<String> = Vec::new();
+        let mut add = |more: Vec<String>| {
+            for column in more {
+                if !columns.contains(&column) {
+                    columns.push(column);
+                }
+            }
+        };
+        let equality = on_table(&self.filters, Some(UseKind::Equality));
+        let range = on_table(&self.filters, Some(UseKind::Range));
+        if equality.is_empty() && range.is_empty() {
+            add(on_table(&self.joins, Some(UseKind::Equality)));
+            return columns;
+        }
+        add(equality);
+        if let Some(first_range) = range.first() {
+            add(vec![first_range.clone()]);
+            // The remaining range columns still filter inside the index, without a table read.
+            add(range);
+        } else {
+            add(on_table(&self.order_by, None));
+        }
+        columns
+    }
+}
+
+fn self_resolve(aliases: &HashMap<String, String>, name: &str) -> String {
+    let lower = name.to_lowercase();
+    aliases.get(&lower).cloned().unwrap_or(lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sea_orm_style_filters_and_order() {
+        let shape = QueryShape::parse(
+            r#"SELECT "bookings"."id" FROM "bookings" WHERE "bookings"."user_id" = $1 AND "bookings"."status" = $2 ORDER BY "bookings"."created_at" DESC LIMIT $3"#,
+        );
+        assert!(shape.is_filtered("bookings"));
+        assert_eq!(
+            shape.suggested_columns("bookings"),
+            ["user_id", "status", "created_at"]
+        );
+    }
+
+    #[test]
+    fn range_columns_come_after_equality_and_replace_the_order() {
+        let shape = QueryShape::parse(
+            "SELECT * FROM bookings b WHERE b.start_date < ? AND b.end_date > ? AND b.status IN (?, ?) ORDER BY b.created_at",
+        );
+        assert_eq!(
+            shape.suggested_columns("bookings"),
+            ["status", "start_date", "end_date"]
+        );
+    }
+
+    #[test]
+    fn aliases_and_joins() {
+        let shape = QueryShape::parse(
+            r#"SELECT "b"."id", "r0"."name" FROM "bookings" AS "b" LEFT JOIN "room_types" AS "r0" ON "b"."room_type_id" = "r0"."id" WHERE "b"."user_id" = ?"#,
+        );
+        assert_eq!(shape.table_of("r0"), "room_types");
+        assert_eq!(shape.table_of("B"), "bookings");
+        assert!(shape.is_filtered("bookings"));
+        assert!(!shape.is_filtered("room_types"), "only joined");
+        assert_eq!(shape.suggested_columns("room_types"), ["id"]);
+        assert_eq!(shape.suggested_columns("bookings"), ["user_id"]);
+    }
+
+    #[test]
+    fn unqualified_columns_of_a_single_table_and_unfiltered_queries() {
+        let shape = QueryShape::parse(
+            "select * from room_inventory where date between ? and ? and room_type_id = ?",
+        );
+        assert_eq!(
+            shape.suggested_columns("room_inventory"),
+            ["room_type_id", "date"]
+        );
+        let shape = QueryShape::parse("SELECT * FROM room_types ORDER BY name");
+        assert!(!shape.is_filtered("room_types"));
+    }
+
+    #[test]
+    fn functions_are_not_columns() {
+        let shape = QueryShape::parse("SELECT * FROM t WHERE lower(email) = ? AND id > 3");
+        assert_eq!(shape.suggested_columns("t"), ["id"]);
+    }
+}
