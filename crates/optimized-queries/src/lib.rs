@@ -66,6 +66,7 @@ mod retry;
 mod rooms;
 mod sql;
 mod views;
+pub mod workload;
 mod writes;
 
 pub use availability::{

@@ -183,3 +183,47 @@ async fn hot_queries_are_valid_sql(test_db: TestDatabase) {
 }
 
 test_on_backends!(hot_queries_are_valid_sql);
+
+async fn every_workload_operation_runs(test_db: TestDatabase) {
+    use optimized_queries::workload::{Operation, Variant, Workload};
+    let test_db = generated(test_db).await;
+    let db = test_db.connection().clone();
+    let hotel =
+        optimized_queries::HotelCache::new(query_cache::QueryCache::builder().build().unwrap());
+    let workload = Workload::prepare(db.clone(), hotel, reference())
+        .await
+        .unwrap();
+    let before = oq::all_availability(
+        &db,
+        DateRange::new(reference(), reference() + Duration::days(30)).unwrap(),
+        RoomCount::ONE,
+    )
+    .await
+    .unwrap();
+    for operation in Operation::ALL {
+        for variant in Variant::ALL.into_iter().filter(|v| v.applies_to(operation)) {
+            for i in 0..3 {
+                let made = workload
+                    .run(operation, variant, i)
+                    .await
+                    .unwrap_or_else(|e| panic!("{operation:?} {variant:?}: {e}"));
+                assert_eq!(
+                    made.is_some(),
+                    operation == Operation::CreateBooking && made.is_some()
+                );
+                workload.undo(made).await.unwrap();
+            }
+        }
+    }
+    let after = oq::all_availability(
+        &db,
+        DateRange::new(reference(), reference() + Duration::days(30)).unwrap(),
+        RoomCount::ONE,
+    )
+    .await
+    .unwrap();
+    assert_eq!(before, after, "bookings made by the workload were undone");
+    assert_eq!(oq::daily_stats_mismatches(&db).await.unwrap(), 0);
+}
+
+test_on_backends!(every_workload_operation_runs);
