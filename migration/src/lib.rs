@@ -3,10 +3,11 @@
 //! | migration | what it does |
 //! |---|---|
 //! | [`m20261125_000001_create_tables`] | the tables, with keys, foreign keys and CHECK constraints only |
-//! | [`m20261125_000002_composite_indexes`] | the composite indexes of the original system ([`COMPOSITE_INDEXES`]) |
+//! | [`m20261125_000002_booking_daily_stats`] | bookings summed per arrival date, room type and status, for fast reports |
+//! | [`m20261125_000003_composite_indexes`] | the composite indexes of the original system ([`COMPOSITE_INDEXES`]) |
 //!
 //! The indexes live in their own migration so their effect can be measured with and without
-//! them: `cargo run -p migration -- down -n 1` removes exactly them.
+//! them: being the newest, `cargo run -p migration -- down -n 1` removes exactly them.
 //!
 //! An applied migration is never edited; a change is a new migration.
 
@@ -15,9 +16,10 @@
 pub use sea_orm_migration::prelude::*;
 
 pub mod m20261125_000001_create_tables;
-pub mod m20261125_000002_composite_indexes;
+pub mod m20261125_000002_booking_daily_stats;
+pub mod m20261125_000003_composite_indexes;
 
-pub use m20261125_000002_composite_indexes::{COMPOSITE_INDEXES, IndexSpec};
+pub use m20261125_000003_composite_indexes::{COMPOSITE_INDEXES, IndexSpec};
 
 /// The hotel schema's migrator.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,7 +30,8 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261125_000001_create_tables::Migration),
-            Box::new(m20261125_000002_composite_indexes::Migration),
+            Box::new(m20261125_000002_booking_daily_stats::Migration),
+            Box::new(m20261125_000003_composite_indexes::Migration),
         ]
     }
 }

@@ -46,8 +46,9 @@ async fn table_names(db: &DatabaseConnection) -> Vec<String> {
     names
 }
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "api_tokens",
+    "booking_daily_stats",
     "bookings",
     "notifications",
     "payments",
@@ -80,12 +81,12 @@ async fn up_down_up_leaves_the_full_schema(test_db: TestDatabase) {
 
     Migrator::up(db, None).await.unwrap();
     assert_eq!(table_names(db).await, TABLES);
-    assert_eq!(Migrator::get_applied_migrations(db).await.unwrap().len(), 2);
+    assert_eq!(Migrator::get_applied_migrations(db).await.unwrap().len(), 3);
 }
 
 async fn index_migration_creates_and_drops_exactly_its_indexes(test_db: TestDatabase) {
     let db = test_db.connection();
-    Migrator::up(db, Some(1)).await.unwrap();
+    Migrator::up(db, Some(2)).await.unwrap();
     let before = index_names(db).await;
     for spec in COMPOSITE_INDEXES {
         assert!(
@@ -95,7 +96,7 @@ async fn index_migration_creates_and_drops_exactly_its_indexes(test_db: TestData
         );
     }
 
-    Migrator::up(db, None).await.unwrap();
+    Migrator::up(db, Some(1)).await.unwrap();
     let after_up = index_names(db).await;
     for spec in COMPOSITE_INDEXES {
         assert!(
@@ -198,7 +199,74 @@ async fn constraints_reject_bad_rows(test_db: TestDatabase) {
     );
 }
 
+async fn daily_stats_migration_sums_existing_bookings(test_db: TestDatabase) {
+    let db = test_db.connection();
+    Migrator::up(db, Some(1)).await.unwrap();
+    let now = "'2026-01-01 00:00:00+00:00'";
+    exec(db, &format!("INSERT INTO users (name, email, role, created_at) VALUES ('Ann', 'ann@example.com', 'guest', {now})")).await.unwrap();
+    exec(db, &format!("INSERT INTO room_types (name, description, price_per_night, total_rooms, created_at, updated_at) VALUES ('Double', 'Two beds', 10000, 10, {now}, {now})")).await.unwrap();
+    for (start, end, rooms, status, price) in [
+        ("2026-02-01", "2026-02-03", 1, "CONFIRMED", 20000),
+        ("2026-02-01", "2026-02-04", 2, "CONFIRMED", 60000),
+        ("2026-02-01", "2026-02-02", 1, "CANCELLED", 10000),
+        ("2026-02-05", "2026-02-06", 1, "CONFIRMED", 10000),
+    ] {
+        exec(db, &format!("INSERT INTO bookings (user_id, room_type_id, start_date, end_date, rooms_booked, status, total_price, deposit_amount, is_deposit_paid, created_at, updated_at) VALUES (1, 1, '{start}', '{end}', {rooms}, '{status}', {price}, 0, false, {now}, {now})")).await.unwrap();
+    }
+    Migrator::up(db, None).await.unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(arrival_date AS TEXT), status, bookings, rooms, room_nights, revenue FROM booking_daily_stats ORDER BY 1, 2",
+        ))
+        .await
+        .unwrap();
+    let rows: Vec<(String, String, i64, i64, i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get_by_index(0).unwrap(),
+                r.try_get_by_index(1).unwrap(),
+                r.try_get_by_index(2).unwrap(),
+                r.try_get_by_index(3).unwrap(),
+                r.try_get_by_index(4).unwrap(),
+                r.try_get_by_index(5).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "2026-02-01".to_owned(),
+                "CANCELLED".to_owned(),
+                1,
+                1,
+                1,
+                10000
+            ),
+            (
+                "2026-02-01".to_owned(),
+                "CONFIRMED".to_owned(),
+                2,
+                3,
+                8,
+                80000
+            ),
+            (
+                "2026-02-05".to_owned(),
+                "CONFIRMED".to_owned(),
+                1,
+                1,
+                1,
+                10000
+            ),
+        ]
+    );
+}
+
 test_on_backends!(
+    daily_stats_migration_sums_existing_bookings,
     up_down_up_leaves_the_full_schema,
     index_migration_creates_and_drops_exactly_its_indexes,
     composite_indexes_cover_the_listed_columns,

@@ -6,15 +6,18 @@
 //! bookings covering the night, never negative).
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use std::collections::HashMap;
+
 use entity::{
     BookingStatus, NotificationStatus, PaymentStatus, UserRole, WaitlistStatus, booking,
-    notification, payment, room_inventory, room_type, user, waitlist_entry,
+    booking_daily_stats, notification, payment, room_inventory, room_type, user, waitlist_entry,
 };
 use rand::{
     Rng, SeedableRng,
     distr::{Distribution, weighted::WeightedIndex},
 };
 use rand_chacha::ChaCha8Rng;
+use sea_orm::ActiveEnum;
 
 use crate::{
     ScaleSpec,
@@ -38,6 +41,7 @@ pub(crate) struct BookingChunk {
 /// What is drawn after the bookings: it depends on every booking.
 pub(crate) struct Tail {
     pub(crate) inventory: Vec<room_inventory::Model>,
+    pub(crate) daily_stats: Vec<booking_daily_stats::Model>,
     pub(crate) waitlist: Vec<waitlist_entry::Model>,
     pub(crate) notifications: Vec<notification::Model>,
 }
@@ -55,6 +59,8 @@ pub(crate) struct Generator {
     rooms_choice: WeightedIndex<f64>,
     /// Free rooms, indexed `type_index * nights + night_index`.
     free: Vec<i32>,
+    /// Bookings summed by arrival date, room type and status, as `booking_daily_stats` holds them.
+    daily_stats: HashMap<(NaiveDate, i64, BookingStatus), booking_daily_stats::Model>,
     bookings_made: usize,
     attempts: usize,
     next_payment_id: i64,
@@ -168,6 +174,7 @@ impl Generator {
             now,
             room_types,
             free,
+            daily_stats: HashMap::new(),
             bookings_made: 0,
             attempts: 0,
             next_payment_id: 1,
@@ -344,6 +351,22 @@ impl Generator {
             created_at,
             updated_at,
         };
+        let stats = self
+            .daily_stats
+            .entry((start_date, room_type_id, status))
+            .or_insert_with(|| booking_daily_stats::Model {
+                arrival_date: start_date,
+                room_type_id,
+                status,
+                bookings: 0,
+                rooms: 0,
+                room_nights: 0,
+                revenue: 0,
+            });
+        stats.bookings += 1;
+        stats.rooms += i64::from(rooms);
+        stats.room_nights += i64::from(rooms) * nights as i64;
+        stats.revenue += total_price;
         Some((booking, payment))
     }
 
@@ -451,8 +474,12 @@ impl Generator {
             });
         }
 
+        let mut daily_stats: Vec<_> = self.daily_stats.into_values().collect();
+        daily_stats.sort_by_key(|s| (s.arrival_date, s.room_type_id, s.status.to_value()));
+
         Tail {
             inventory,
+            daily_stats,
             waitlist,
             notifications,
         }

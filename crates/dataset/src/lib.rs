@@ -251,6 +251,7 @@ pub async fn generate(
     let tail = drawer.join().map_err(|_| Error::GeneratorStopped)?;
 
     insert_rows(&txn, &tail.inventory).await?;
+    insert_rows(&txn, &tail.daily_stats).await?;
     insert_rows(&txn, &tail.waitlist).await?;
     insert_rows(&txn, &tail.notifications).await?;
     progress(Progress {
@@ -356,7 +357,7 @@ async fn dedicated_loader(db: &DatabaseConnection) -> Result<Option<DatabaseConn
 /// Fails unless the hotel tables exist and hold no users, room types or bookings.
 async fn ensure_empty(db: &DatabaseConnection) -> Result<()> {
     let backend = db.get_database_backend();
-    for table in ["users", "room_types", "bookings"] {
+    for table in ["users", "room_types", "bookings", "booking_daily_stats"] {
         let exists_sql = match backend {
             DatabaseBackend::Postgres => format!(
                 "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '{table}'"

@@ -1,6 +1,9 @@
 //! Writes generated rows with multi-row INSERTs inside large transactions.
 
-use entity::{booking, notification, payment, room_inventory, room_type, user, waitlist_entry};
+use entity::{
+    booking, booking_daily_stats, notification, payment, room_inventory, room_type, user,
+    waitlist_entry,
+};
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
 
 use crate::{Result, error::DbContext};
@@ -242,6 +245,30 @@ impl Row for notification::Model {
             self.status.into(),
             self.scheduled_at.into(),
             self.sent_at.into(),
+        ]);
+    }
+}
+
+impl Row for booking_daily_stats::Model {
+    const TABLE: &'static str = "booking_daily_stats";
+    const COLUMNS: &'static [&'static str] = &[
+        "arrival_date",
+        "room_type_id",
+        "status",
+        "bookings",
+        "rooms",
+        "room_nights",
+        "revenue",
+    ];
+    fn push_values(&self, out: &mut Vec<Value>) {
+        out.extend([
+            self.arrival_date.into(),
+            self.room_type_id.into(),
+            self.status.into(),
+            self.bookings.into(),
+            self.rooms.into(),
+            self.room_nights.into(),
+            self.revenue.into(),
         ]);
     }
 }

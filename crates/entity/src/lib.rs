@@ -13,6 +13,7 @@
 
 pub mod api_token;
 pub mod booking;
+pub mod booking_daily_stats;
 pub mod notification;
 pub mod payment;
 pub mod room_inventory;
@@ -28,6 +29,7 @@ pub use status::{BookingStatus, NotificationStatus, PaymentStatus, UserRole, Wai
 pub mod prelude {
     pub use crate::api_token::Entity as ApiToken;
     pub use crate::booking::Entity as Booking;
+    pub use crate::booking_daily_stats::Entity as BookingDailyStats;
     pub use crate::notification::Entity as Notification;
     pub use crate::payment::Entity as Payment;
     pub use crate::room_inventory::Entity as RoomInventory;

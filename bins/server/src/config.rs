@@ -1,0 +1,148 @@
+//! Command line and environment configuration.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The hotel booking API server.
+///
+/// Serves the booking API, Prometheus metrics at /metrics and a live performance dashboard at
+/// /admin/dashboard. On start it applies pending migrations (after a verified pre-migration
+/// backup when the database already holds data), pre-warms the cache and logs where it listens.
+/// Every option can also be set through the environment variable shown.
+#[derive(Debug, Parser)]
+#[command(name = "hotel-server", version, about, long_about)]
+pub struct Cli {
+    /// Database: sqlite://path (created when missing) or postgres://user@host/db.
+    #[arg(long, env = "DATABASE_URL", default_value = db_connect::DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+
+    /// Log format: auto (pretty on a terminal, JSON otherwise), json or pretty. RUST_LOG sets
+    /// the levels (default info).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "auto", global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or revoke API tokens.
+    Token {
+        /// The token action.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+/// Token management.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create the user if needed and print a new token for it (shown once; only its SHA-256
+    /// is stored).
+    Create {
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        /// The user's role; for an existing user, changes it.
+        #[arg(long, value_enum)]
+        role: Option<Role>,
+        /// The user's display name, for a new user (default: the email's local part).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke a token, or every token of a user.
+    Revoke {
+        /// The token to revoke.
+        #[arg(long, conflicts_with = "email", required_unless_present = "email")]
+        token: Option<String>,
+        /// Revoke every token of this user.
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
+/// A user's role, on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Books rooms for themselves.
+    Guest,
+    /// Manages inventory and reads reports.
+    Admin,
+}
+
+impl From<Role> for entity::UserRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Guest => entity::UserRole::Guest,
+            Role::Admin => entity::UserRole::Admin,
+        }
+    }
+}
+
+/// Options of the server itself.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:3000")]
+    pub bind: SocketAddr,
+
+    /// Read-only replica for reports and other heavy reads (default: the primary).
+    #[arg(long, env = "READ_REPLICA_URL")]
+    pub read_replica_url: Option<String>,
+
+    /// Most entries the in-process query cache holds.
+    #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 50_000)]
+    pub cache_max_entries: usize,
+
+    /// Statements slower than this many milliseconds are logged and counted as slow.
+    #[arg(long, env = "SLOW_QUERY_MS", default_value_t = 100)]
+    pub slow_query_ms: u64,
+
+    /// Directory of the database backups (health shown at /api/admin/backups; the
+    /// pre-migration backup is written there).
+    #[arg(long, env = "BACKUP_DIR", default_value = "data/backups")]
+    pub backup_dir: PathBuf,
+
+    /// Apply pending migrations without the verified pre-migration backup. Use only when
+    /// another backup of the database exists.
+    #[arg(long)]
+    pub skip_backup: bool,
+
+    /// Seconds a request may take before it is answered 408.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// First run on a fresh machine: create the SQLite database, migrate it, generate the
+    /// small dataset (when empty), create an admin and a guest and print their tokens as
+    /// ADMIN_TOKEN=... and GUEST_TOKEN=... lines before serving. Reuses the data when run again.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+impl ServeArgs {
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}

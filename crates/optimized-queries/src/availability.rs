@@ -1,0 +1,242 @@
+//! Availability: does a room type have N rooms free on every night of a range?
+//!
+//! A night without an inventory row counts as zero free rooms: nothing can be sold on it.
+
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    DateRange, Error, MAX_RANGE_NIGHTS, Result, RoomCount,
+    sql::{placeholders, statement},
+    views::Availability,
+};
+
+/// The most checks [`batch_availability`] takes at once.
+pub const MAX_BATCH_CHECKS: usize = 200;
+
+/// One check of a batch: a room type, a range and a room count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailabilityCheck {
+    /// The room type.
+    pub room_type_id: i64,
+    /// The nights.
+    pub range: DateRange,
+    /// Rooms needed each night.
+    pub rooms: RoomCount,
+}
+
+#[derive(FromQueryResult)]
+struct AvailabilityRow {
+    room_type_exists: i64,
+    nights_with_inventory: i64,
+    min_available: Option<i64>,
+}
+
+fn answer(
+    room_type_id: i64,
+    range: DateRange,
+    rooms: RoomCount,
+    nights_with_inventory: i64,
+    min_available: Option<i64>,
+) -> Availability {
+    // A missing night has no rooms to sell.
+    let min_available = if nights_with_inventory < range.nights() {
+        0
+    } else {
+        min_available.unwrap_or(0) as i32
+    };
+    Availability {
+        room_type_id,
+        start_date: range.start(),
+        end_date: range.end(),
+        rooms_needed: rooms.get(),
+        available: min_available >= rooms.get(),
+        min_available,
+    }
+}
+
+pub(crate) fn availability_statement(
+    db: &impl ConnectionTrait,
+    room_type_id: i64,
+    range: DateRange,
+) -> Statement {
+    statement(
+        db,
+        "SELECT (SELECT COUNT(*) FROM room_types WHERE id = $1) AS room_type_exists, \
+         COUNT(*) AS nights_with_inventory, CAST(MIN(available_rooms) AS BIGINT) AS min_available \
+         FROM room_inventory WHERE room_type_id = $1 AND date >= $2 AND date < $3",
+        [
+            room_type_id.into(),
+            range.start().into(),
+            range.end().into(),
+        ],
+    )
+}
+
+/// Whether `room_type_id` has `rooms` free on every night of `range`, and the fewest free on
+/// any night. One statement.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for an unknown room type, [`Error::InvalidRange`] for a range over
+/// [`MAX_RANGE_NIGHTS`] nights, [`Error::Database`] when the query fails.
+pub async fn availability(
+    db: &impl ConnectionTrait,
+    room_type_id: i64,
+    range: DateRange,
+    rooms: RoomCount,
+) -> Result<Availability> {
+    let range = range.ensure_at_most(MAX_RANGE_NIGHTS)?;
+    let row = AvailabilityRow::find_by_statement(availability_statement(db, room_type_id, range))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound {
+            what: "room type",
+            id: room_type_id,
+        })?;
+    if row.room_type_exists == 0 {
+        return Err(Error::NotFound {
+            what: "room type",
+            id: room_type_id,
+        });
+    }
+    Ok(answer(
+        room_type_id,
+        range,
+        rooms,
+        row.nights_with_inventory,
+        row.min_available,
+    ))
+}
+
+#[derive(FromQueryResult)]
+struct AllRow {
+    room_type_id: i64,
+    nights_with_inventory: i64,
+    min_available: Option<i64>,
+}
+
+pub(crate) fn all_availability_statement(db: &impl ConnectionTrait, range: DateRange) -> Statement {
+    statement(
+        db,
+        "SELECT rt.id AS room_type_id, COUNT(i.id) AS nights_with_inventory, \
+         CAST(MIN(i.available_rooms) AS BIGINT) AS min_available \
+         FROM room_types rt LEFT JOIN room_inventory i \
+         ON i.room_type_id = rt.id AND i.date >= $1 AND i.date < $2 \
+         GROUP BY rt.id ORDER BY rt.id",
+        [range.start().into(), range.end().into()],
+    )
+}
+
+/// Availability of every room type over `range`, by room type id. One statement.
+///
+/// # Errors
+///
+/// [`Error::InvalidRange`] for a range over [`MAX_RANGE_NIGHTS`] nights, [`Error::Database`]
+/// when the query fails.
+pub async fn all_availability(
+    db: &impl ConnectionTrait,
+    range: DateRange,
+    rooms: RoomCount,
+) -> Result<Vec<Availability>> {
+    let range = range.ensure_at_most(MAX_RANGE_NIGHTS)?;
+    let rows = AllRow::find_by_statement(all_availability_statement(db, range))
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            answer(
+                row.room_type_id,
+                range,
+                rooms,
+                row.nights_with_inventory,
+                row.min_available,
+            )
+        })
+        .collect())
+}
+
+#[derive(FromQueryResult)]
+struct BatchRow {
+    idx: i64,
+    room_type_exists: i64,
+    nights_with_inventory: i64,
+    min_available: Option<i64>,
+}
+
+pub(crate) fn batch_statement(
+    db: &impl ConnectionTrait,
+    checks: &[AvailabilityCheck],
+) -> Statement {
+    let mut values: Vec<Value> = Vec::with_capacity(checks.len() * 4);
+    let mut rows = Vec::with_capacity(checks.len());
+    for (idx, check) in checks.iter().enumerate() {
+        rows.push(format!("({})", placeholders(idx * 4 + 1, 4)));
+        values.extend([
+            (idx as i64).into(),
+            check.room_type_id.into(),
+            check.range.start().into(),
+            check.range.end().into(),
+        ]);
+    }
+    statement(
+        db,
+        format!(
+            "WITH checks (idx, room_type_id, start_date, end_date) AS (VALUES {}) \
+             SELECT c.idx AS idx, COUNT(DISTINCT rt.id) AS room_type_exists, \
+             COUNT(i.id) AS nights_with_inventory, CAST(MIN(i.available_rooms) AS BIGINT) AS min_available \
+             FROM checks c \
+             LEFT JOIN room_types rt ON rt.id = c.room_type_id \
+             LEFT JOIN room_inventory i ON i.room_type_id = c.room_type_id \
+             AND i.date >= c.start_date AND i.date < c.end_date \
+             GROUP BY c.idx ORDER BY c.idx",
+            rows.join(", ")
+        ),
+        values,
+    )
+}
+
+/// Answers many availability checks with one statement, in the order they were given.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] for no checks or more than [`MAX_BATCH_CHECKS`];
+/// [`Error::InvalidRange`] for a range over [`MAX_RANGE_NIGHTS`] nights; [`Error::NotFound`]
+/// naming the first unknown room type; [`Error::Database`] when the query fails.
+pub async fn batch_availability(
+    db: &impl ConnectionTrait,
+    checks: &[AvailabilityCheck],
+) -> Result<Vec<Availability>> {
+    if checks.is_empty() || checks.len() > MAX_BATCH_CHECKS {
+        return Err(Error::InvalidInput(format!(
+            "a batch holds 1 to {MAX_BATCH_CHECKS} checks, not {}",
+            checks.len()
+        )));
+    }
+    for check in checks {
+        check.range.ensure_at_most(MAX_RANGE_NIGHTS)?;
+    }
+    let rows = BatchRow::find_by_statement(batch_statement(db, checks))
+        .all(db)
+        .await?;
+    let mut answers = Vec::with_capacity(checks.len());
+    for (check, row) in checks.iter().zip(rows) {
+        debug_assert_eq!(row.idx as usize, answers.len());
+        if row.room_type_exists == 0 {
+            return Err(Error::NotFound {
+                what: "room type",
+                id: check.room_type_id,
+            });
+        }
+        answers.push(answer(
+            check.room_type_id,
+            check.range,
+            check.rooms,
+            row.nights_with_inventory,
+            row.min_available,
+        ));
+    }
+    Ok(answers)
+}

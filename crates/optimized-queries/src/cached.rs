@@ -1,0 +1,494 @@
+//! Hotel cache keys and invalidation rules on top of `query-cache`.
+//!
+//! [`HotelCache`] offers the read helpers with the original system's TTLs (room types 1 h,
+//! availability 1 min, a user's bookings 5 min, reports 15 min) and the write helpers that
+//! invalidate exactly what they change, after their transaction commits (a refused or rolled
+//! back write invalidates nothing).
+//!
+//! | entry | key | tags |
+//! |---|---|---|
+//! | room types | `room-types` | `room-types` |
+//! | availability | `availability:{room type}:{start}:{end}:{rooms}` | `avail:{room type}:{night}` for each night (ranges over 31 nights: `avail:{room type}:{YYYY-MM}` per month) |
+//! | all-room availability | `availability:all:{start}:{end}:{rooms}` | `avail:all:{night}` (or per month), `room-types` |
+//! | a user's bookings | `user-bookings:{user}:{status}:{limit}` | `user-bookings:{user}` |
+//! | reports | `report:statistics:…`, `report:occupancy:…` | `reports` |
+//!
+//! A booking, cancellation or inventory change of room type R over nights N invalidates the
+//! night (and month) tags of R and of `all` for N; bookings also drop the guest's bookings and
+//! the reports. Other room types, other nights, other users' bookings and the room-type list
+//! stay cached.
+//!
+//! Payments and tokens are never cached: [`HotelCache::user_bookings`] with payments goes
+//! straight to the database.
+
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate};
+use query_cache::{Cacheable, LoadError, PrewarmJob, QueryCache};
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    Availability, BookingOutcome, BookingRequest, BookingStatistics, BookingView, CancelOutcome,
+    DateRange, Error, InventoryChange, Occupancy, Result, RoomCount, RoomTypeSummary,
+    UserBookingsQuery,
+};
+
+/// Time to live of each kind of entry, from the original system's guidance.
+pub mod ttl {
+    use query_cache::Ttl;
+
+    /// Room types: static data.
+    pub const ROOM_TYPES: Ttl = Ttl::LONG;
+    /// Availability: changes with every booking (which also invalidates it).
+    pub const AVAILABILITY: Ttl = Ttl::VERY_SHORT;
+    /// A user's bookings.
+    pub const USER_BOOKINGS: Ttl = Ttl::SHORT;
+    /// Reports.
+    pub const REPORTS: Ttl = Ttl::MEDIUM;
+}
+
+/// Ranges up to this many nights are tagged night by night; longer ones month by month.
+const NIGHT_TAG_LIMIT: i64 = 31;
+
+impl Cacheable for RoomTypeSummary {
+    fn weight(&self) -> usize {
+        size_of::<Self>() + self.name.len() + self.description.len()
+    }
+}
+impl Cacheable for Availability {}
+impl Cacheable for BookingView {
+    fn weight(&self) -> usize {
+        size_of::<Self>() + self.room_type.as_ref().map_or(0, |rt| rt.name.len())
+    }
+}
+impl Cacheable for BookingStatistics {
+    fn weight(&self) -> usize {
+        size_of::<Self>() + self.by_status.len() * size_of::<crate::StatusBreakdown>()
+    }
+}
+impl Cacheable for Occupancy {
+    fn weight(&self) -> usize {
+        size_of::<Self>()
+            + self
+                .by_room_type
+                .iter()
+                .map(|r| size_of_val(r) + r.name.len())
+                .sum::<usize>()
+    }
+}
+
+fn night_tag(scope: &str, night: NaiveDate) -> String {
+    format!("avail:{scope}:{night}")
+}
+
+fn month_tag(scope: &str, night: NaiveDate) -> String {
+    format!("avail:{scope}:{:04}-{:02}", night.year(), night.month())
+}
+
+/// The tags of an availability entry over `range` for `scope` (a room type id or `all`).
+fn range_tags(scope: &str, range: DateRange) -> Vec<String> {
+    if range.nights() <= NIGHT_TAG_LIMIT {
+        range
+            .iter_nights()
+            .map(|night| night_tag(scope, night))
+            .collect()
+    } else {
+        let mut months: Vec<String> = range
+            .iter_nights()
+            .map(|night| month_tag(scope, night))
+            .collect();
+        months.dedup();
+        months
+    }
+}
+
+/// The tags a change to `scope`'s nights in `range` must invalidate: every night and month.
+fn change_tags(scope: &str, range: DateRange) -> Vec<String> {
+    let mut tags: Vec<String> = range
+        .iter_nights()
+        .map(|night| night_tag(scope, night))
+        .collect();
+    let mut months: Vec<String> = range
+        .iter_nights()
+        .map(|night| month_tag(scope, night))
+        .collect();
+    months.dedup();
+    tags.extend(months);
+    tags
+}
+
+fn user_bookings_tag(user_id: i64) -> String {
+    format!("user-bookings:{user_id}")
+}
+
+const ROOM_TYPES_TAG: &str = "room-types";
+const REPORTS_TAG: &str = "reports";
+
+fn from_load(err: LoadError<Error>) -> Error {
+    match err {
+        LoadError::Loader { source, .. } => Arc::unwrap_or_clone(source),
+        // A key used for two types is a bug of this module, not of the caller's input.
+        other => Error::Database(sea_orm::DbErr::Custom(format!("cache: {other}"))),
+    }
+}
+
+/// The hotel's cached reads and invalidating writes. Cheap to clone.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use optimized_queries::HotelCache;
+/// use query_cache::QueryCache;
+/// # use migration::MigratorTrait;
+///
+/// let db = db_connect::connect("sqlite::memory:").await?;
+/// # migration::Migrator::up(&db, None).await?;
+/// let hotel = HotelCache::new(QueryCache::builder().max_entries(10_000).build()?);
+/// let first = hotel.room_types(&db).await?;   // a query
+/// let second = hotel.room_types(&db).await?;  // from memory
+/// assert!(std::sync::Arc::ptr_eq(&first, &second));
+/// assert_eq!(hotel.cache().stats().hits, 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct HotelCache {
+    cache: QueryCache,
+}
+
+impl HotelCache {
+    /// Hotel keys and rules over `cache`.
+    pub fn new(cache: QueryCache) -> Self {
+        Self { cache }
+    }
+
+    /// The underlying cache, for statistics and administration.
+    pub fn cache(&self) -> &QueryCache {
+        &self.cache
+    }
+
+    /// [`crate::room_types`], cached for [`ttl::ROOM_TYPES`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::room_types`].
+    pub async fn room_types(&self, db: &DatabaseConnection) -> Result<Arc<Vec<RoomTypeSummary>>> {
+        let db = db.clone();
+        self.cache
+            .with_cache(
+                "room-types",
+                ttl::ROOM_TYPES,
+                &[ROOM_TYPES_TAG],
+                move || async move { crate::room_types(&db).await },
+            )
+            .await
+            .map_err(from_load)
+    }
+
+    /// [`crate::availability`], cached for [`ttl::AVAILABILITY`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::availability`].
+    pub async fn availability(
+        &self,
+        db: &DatabaseConnection,
+        room_type_id: i64,
+        range: DateRange,
+        rooms: RoomCount,
+    ) -> Result<Arc<Availability>> {
+        let range = range.ensure_at_most(crate::MAX_RANGE_NIGHTS)?;
+        let key = format!(
+            "availability:{room_type_id}:{}:{}:{}",
+            range.start(),
+            range.end(),
+            rooms.get()
+        );
+        let tags = range_tags(&room_type_id.to_string(), range);
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let db = db.clone();
+        self.cache
+            .with_cache(key, ttl::AVAILABILITY, &tags, move || async move {
+                crate::availability(&db, room_type_id, range, rooms).await
+            })
+            .await
+            .map_err(from_load)
+    }
+
+    /// [`crate::all_availability`], cached for [`ttl::AVAILABILITY`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::all_availability`].
+    pub async fn all_availability(
+        &self,
+        db: &DatabaseConnection,
+        range: DateRange,
+        rooms: RoomCount,
+    ) -> Result<Arc<Vec<Availability>>> {
+        let range = range.ensure_at_most(crate::MAX_RANGE_NIGHTS)?;
+        let key = format!(
+            "availability:all:{}:{}:{}",
+            range.start(),
+            range.end(),
+            rooms.get()
+        );
+        let mut tags = range_tags("all", range);
+        tags.push(ROOM_TYPES_TAG.to_owned());
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let db = db.clone();
+        self.cache
+            .with_cache(key, ttl::AVAILABILITY, &tags, move || async move {
+                crate::all_availability(&db, range, rooms).await
+            })
+            .await
+            .map_err(from_load)
+    }
+
+    /// [`crate::user_bookings`], cached for [`ttl::USER_BOOKINGS`], except with payments,
+    /// which are never cached.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::user_bookings`].
+    pub async fn user_bookings(
+        &self,
+        db: &DatabaseConnection,
+        user_id: i64,
+        query: UserBookingsQuery,
+    ) -> Result<Arc<Vec<BookingView>>> {
+        if query.include_payments {
+            return crate::user_bookings(db, user_id, query).await.map(Arc::new);
+        }
+        let status = query.status.map_or("any", |s| match s {
+            entity::BookingStatus::Provisional => "PROVISIONAL",
+            entity::BookingStatus::Confirmed => "CONFIRMED",
+            entity::BookingStatus::Cancelled => "CANCELLED",
+            entity::BookingStatus::CheckedIn => "CHECKED_IN",
+            entity::BookingStatus::CheckedOut => "CHECKED_OUT",
+        });
+        let key = format!("user-bookings:{user_id}:{status}:{}", query.limit);
+        let tag = user_bookings_tag(user_id);
+        let db = db.clone();
+        self.cache
+            .with_cache(
+                key,
+                ttl::USER_BOOKINGS,
+                &[tag.as_str()],
+                move || async move { crate::user_bookings(&db, user_id, query).await },
+            )
+            .await
+            .map_err(from_load)
+    }
+
+    /// [`crate::booking_statistics`], cached for [`ttl::REPORTS`]. Pass the read replica as
+    /// `db` where there is one.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::booking_statistics`].
+    pub async fn booking_statistics(
+        &self,
+        db: &DatabaseConnection,
+        range: DateRange,
+        room_type_id: Option<i64>,
+    ) -> Result<Arc<BookingStatistics>> {
+        let key = format!(
+            "report:statistics:{}:{}:{}",
+            range.start(),
+            range.end(),
+            scope(room_type_id)
+        );
+        let db = db.clone();
+        self.cache
+            .with_cache(key, ttl::REPORTS, &[REPORTS_TAG], move || async move {
+                crate::booking_statistics(&db, range, room_type_id).await
+            })
+            .await
+            .map_err(from_load)
+    }
+
+    /// [`crate::occupancy`], cached for [`ttl::REPORTS`]. Pass the read replica as `db` where
+    /// there is one.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::occupancy`].
+    pub async fn occupancy(
+        &self,
+        db: &DatabaseConnection,
+        range: DateRange,
+        room_type_id: Option<i64>,
+    ) -> Result<Arc<Occupancy>> {
+        let key = format!(
+            "report:occupancy:{}:{}:{}",
+            range.start(),
+            range.end(),
+            scope(room_type_id)
+        );
+        let db = db.clone();
+        self.cache
+            .with_cache(key, ttl::REPORTS, &[REPORTS_TAG], move || async move {
+                crate::occupancy(&db, range, room_type_id).await
+            })
+            .await
+            .map_err(from_load)
+    }
+
+    /// [`crate::create_booking`], then invalidates the availability of the stay's nights, the
+    /// guest's bookings and the reports (only when a booking was made).
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::create_booking`].
+    pub async fn create_booking(
+        &self,
+        db: &DatabaseConnection,
+        request: &BookingRequest,
+        today: NaiveDate,
+    ) -> Result<BookingOutcome> {
+        let outcome = crate::create_booking(db, request, today).await?;
+        if outcome.created {
+            self.booking_changed(
+                outcome.booking.room_type_id,
+                request.stay,
+                outcome.booking.user_id,
+                true,
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// [`crate::cancel_booking`], then invalidates what the cancellation changed (nothing when
+    /// the booking already was cancelled).
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::cancel_booking`].
+    pub async fn cancel_booking(
+        &self,
+        db: &DatabaseConnection,
+        booking_id: i64,
+    ) -> Result<CancelOutcome> {
+        let outcome = crate::cancel_booking(db, booking_id).await?;
+        if outcome.cancelled_now {
+            let b = &outcome.booking;
+            let stay = DateRange::new(b.start_date, b.end_date)?;
+            self.booking_changed(b.room_type_id, stay, b.user_id, true);
+        }
+        Ok(outcome)
+    }
+
+    /// [`crate::advance_booking`], then invalidates the guest's bookings and the reports
+    /// (availability does not change: the rooms stay held).
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::advance_booking`].
+    pub async fn advance_booking(
+        &self,
+        db: &DatabaseConnection,
+        booking_id: i64,
+        to: entity::BookingStatus,
+    ) -> Result<entity::booking::Model> {
+        let booking = crate::advance_booking(db, booking_id, to).await?;
+        let stay = DateRange::new(booking.start_date, booking.end_date)?;
+        self.booking_changed(booking.room_type_id, stay, booking.user_id, false);
+        Ok(booking)
+    }
+
+    /// [`crate::update_inventory`], then invalidates the availability of those nights and the
+    /// reports.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::update_inventory`].
+    pub async fn update_inventory(
+        &self,
+        db: &DatabaseConnection,
+        room_type_id: i64,
+        range: DateRange,
+        total_rooms: i32,
+    ) -> Result<InventoryChange> {
+        let change = crate::update_inventory(db, room_type_id, range, total_rooms).await?;
+        self.nights_changed(room_type_id, range);
+        self.cache.invalidate_tag(REPORTS_TAG);
+        Ok(change)
+    }
+
+    fn nights_changed(&self, room_type_id: i64, range: DateRange) {
+        let mut tags = change_tags(&room_type_id.to_string(), range);
+        tags.extend(change_tags("all", range));
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        self.cache.invalidate_tags(&tags);
+    }
+
+    fn booking_changed(&self, room_type_id: i64, stay: DateRange, user_id: i64, rooms_moved: bool) {
+        if rooms_moved {
+            self.nights_changed(room_type_id, stay);
+        }
+        self.cache
+            .invalidate_tags(&[user_bookings_tag(user_id).as_str(), REPORTS_TAG]);
+    }
+
+    /// Start-up jobs that load the room types and tonight's availability (one room) into the
+    /// cache, for [`QueryCache::prewarm`].
+    pub fn prewarm_jobs(&self, db: &DatabaseConnection, today: NaiveDate) -> Vec<PrewarmJob> {
+        let tonight = DateRange::night_of(today);
+        let mut all_tags = range_tags("all", tonight);
+        all_tags.push(ROOM_TYPES_TAG.to_owned());
+        let (db1, db2) = (db.clone(), db.clone());
+        vec![
+            PrewarmJob::new(
+                "room-types",
+                ttl::ROOM_TYPES,
+                &[ROOM_TYPES_TAG],
+                move || async move { crate::room_types(&db1).await },
+            ),
+            PrewarmJob::new(
+                format!("availability:all:{}:{}:1", tonight.start(), tonight.end()),
+                ttl::AVAILABILITY,
+                &all_tags.iter().map(String::as_str).collect::<Vec<_>>(),
+                move || async move { crate::all_availability(&db2, tonight, RoomCount::ONE).await },
+            ),
+        ]
+    }
+}
+
+fn scope(room_type_id: Option<i64>) -> String {
+    room_type_id.map_or_else(|| "all".to_owned(), |id| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 1, day).unwrap()
+    }
+
+    #[test]
+    fn short_ranges_are_tagged_by_night_long_ones_by_month() {
+        let short = DateRange::new(d(30), d(31) + chrono::Duration::days(2)).unwrap();
+        assert_eq!(
+            range_tags("7", short),
+            [
+                "avail:7:2026-01-30",
+                "avail:7:2026-01-31",
+                "avail:7:2026-02-01"
+            ]
+        );
+        let long = DateRange::new(d(1), d(1) + chrono::Duration::days(40)).unwrap();
+        assert_eq!(
+            range_tags("all", long),
+            ["avail:all:2026-01", "avail:all:2026-02"]
+        );
+        // A change hits both the nights and their months.
+        assert_eq!(
+            change_tags("7", DateRange::night_of(d(5))),
+            ["avail:7:2026-01-05", "avail:7:2026-01"]
+        );
+    }
+}

@@ -1,0 +1,45 @@
+use chrono::NaiveDate;
+
+/// What a caller of the hotel data layer can act on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A night of the stay lacks the rooms asked for (or has no inventory at all).
+    #[error(
+        "not enough rooms of type {room_type_id} on the night of {night}: {available} free, {requested} asked for"
+    )]
+    NotAvailable {
+        /// The room type.
+        room_type_id: i64,
+        /// The first night that lacks rooms.
+        night: NaiveDate,
+        /// Rooms free that night (0 when the night has no inventory).
+        available: i32,
+        /// Rooms asked for.
+        requested: i32,
+    },
+    /// Dates that make no range: start not before end, too long, or in the past.
+    #[error("invalid date range: {0}")]
+    InvalidRange(String),
+    /// Input outside what the operation accepts (room counts, list sizes, limits).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The thing asked for does not exist.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// What was looked for, e.g. "room type".
+        what: &'static str,
+        /// Its id.
+        id: i64,
+    },
+    /// The request contradicts the current state: an idempotency key reused for another
+    /// request, a cancellation of a stay already begun, inventory below the rooms booked.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database failed (after retries, where the failure was transient).
+    #[error("database error")]
+    Database(#[from] sea_orm::DbErr),
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,95 @@
+//! The hotel data layer: sea-orm 2.x helpers over the `entity` crate, on SQLite and PostgreSQL,
+//! that a service calls instead of writing queries by hand.
+//!
+//! - **Reads with a fixed query budget**: each helper issues a fixed number of statements
+//!   whatever the size of its result (one for most; two where a has-many relation is loaded with
+//!   a second `IN` query), and aggregates in the database.
+//! - **Writes that are atomic, exact and idempotent**: [`create_booking`] never overbooks under
+//!   any number of concurrent callers; [`cancel_booking`] returns rooms exactly once;
+//!   [`update_inventory`] never strands booked rooms.
+//! - **Typed errors a caller can act on**: [`Error::NotAvailable`] (with the first night that
+//!   lacks rooms), [`Error::InvalidRange`], [`Error::NotFound`], [`Error::Conflict`].
+//!
+//! | helper | statements |
+//! |---|---|
+//! | [`room_types`], [`room_types_on`], [`room_type_calendar`] | 1 |
+//! | [`availability`], [`all_availability`], [`batch_availability`] | 1 |
+//! | [`user_bookings`] | 1, 2 with payments |
+//! | [`bookings_in_range`], [`bookings_by_ids`] | 1 |
+//! | [`booking_details`] | 2 |
+//! | [`booking_statistics`], [`occupancy`], [`payment_summary`] | 1 |
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use chrono::NaiveDate;
+//! use dataset::{DatasetOptions, Scale};
+//! use migration::MigratorTrait;
+//! use optimized_queries::{BookingRequest, DateRange, RoomCount};
+//!
+//! let db = db_connect::connect("sqlite::memory:").await?;
+//! migration::Migrator::up(&db, None).await?;
+//! let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+//! dataset::generate(&db, &DatasetOptions::new(Scale::Tiny).reference_date(today), &|_| {}).await?;
+//!
+//! let stay = DateRange::new(today, today + chrono::Duration::days(2))?;
+//! let rooms = RoomCount::new(1)?;
+//! let before = optimized_queries::availability(&db, 1, stay, rooms).await?;
+//! let request = BookingRequest { user_id: 2, room_type_id: 1, stay, rooms, idempotency_key: None };
+//! match optimized_queries::create_booking(&db, &request, today).await {
+//!     Ok(outcome) => {
+//!         let after = optimized_queries::availability(&db, 1, stay, rooms).await?;
+//!         assert_eq!(after.min_available, before.min_available - 1);
+//!         assert!(outcome.created);
+//!     }
+//!     Err(optimized_queries::Error::NotAvailable { night, .. }) => assert!(stay.contains(night)),
+//!     Err(other) => return Err(other.into()),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod availability;
+mod bookings;
+mod cached;
+mod daily_stats;
+mod domain;
+mod error;
+mod hot_queries;
+pub mod naive;
+mod reports;
+mod retry;
+mod rooms;
+mod sql;
+mod views;
+mod writes;
+
+pub use availability::{
+    AvailabilityCheck, MAX_BATCH_CHECKS, all_availability, availability, batch_availability,
+};
+pub use bookings::{
+    BookingsInRangeQuery, MAX_BOOKINGS_PER_PAGE, MAX_IDS, UserBookingsQuery, booking_details,
+    bookings_by_ids, bookings_in_range, user_bookings,
+};
+pub use cached::{HotelCache, ttl};
+pub use domain::{
+    BookingRequest, DateRange, IdempotencyKey, MAX_RANGE_NIGHTS, MAX_ROOMS_PER_BOOKING,
+    MAX_STAY_NIGHTS, RoomCount,
+};
+pub use error::{Error, Result};
+pub use hot_queries::{HotQuery, HotQuerySample, hot_queries};
+pub use reports::{booking_statistics, daily_stats_mismatches, occupancy, payment_summary};
+pub use rooms::{room_type_calendar, room_types, room_types_on};
+pub use views::{
+    Availability, BookingStatistics, BookingView, GuestRef, NightInventory, Occupancy,
+    PaymentStatusTotal, PaymentSummary, PaymentView, RoomTypeCalendar, RoomTypeOccupancy,
+    RoomTypeRef, RoomTypeSummary, RoomTypeWithNight, StatusBreakdown,
+};
+pub use writes::{
+    BookingOutcome, CancelOutcome, DEPOSIT_PERCENT, InventoryChange, MAX_ROOMS_PER_NIGHT,
+    advance_booking, cancel_booking, create_booking, update_inventory,
+};

@@ -1,0 +1,191 @@
+//! Room types, alone or with their inventory.
+
+use chrono::NaiveDate;
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
+
+use crate::{
+    DateRange, Error, MAX_RANGE_NIGHTS, Result,
+    sql::statement,
+    views::{NightInventory, RoomTypeCalendar, RoomTypeSummary, RoomTypeWithNight},
+};
+
+const ROOM_TYPE_COLUMNS: &str =
+    "rt.id, rt.name, rt.description, rt.price_per_night, rt.total_rooms";
+
+pub(crate) fn room_types_statement(db: &impl ConnectionTrait) -> Statement {
+    statement(
+        db,
+        format!("SELECT {ROOM_TYPE_COLUMNS} FROM room_types rt ORDER BY rt.id"),
+        [],
+    )
+}
+
+/// Every room type, by id. One statement.
+///
+/// # Errors
+///
+/// [`Error::Database`] when the query fails.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use migration::MigratorTrait;
+/// let db = db_connect::connect("sqlite::memory:").await?;
+/// migration::Migrator::up(&db, None).await?;
+/// assert!(optimized_queries::room_types(&db).await?.is_empty());
+/// # Ok(())
+/// # }
+/// ```
+pub async fn room_types(db: &impl ConnectionTrait) -> Result<Vec<RoomTypeSummary>> {
+    Ok(RoomTypeSummary::find_by_statement(room_types_statement(db))
+        .all(db)
+        .await?)
+}
+
+#[derive(FromQueryResult)]
+struct RoomTypeNightRow {
+    id: i64,
+    name: String,
+    description: String,
+    price_per_night: i64,
+    total_rooms: i32,
+    night_total: Option<i32>,
+    night_available: Option<i32>,
+}
+
+impl RoomTypeNightRow {
+    fn split(self, date: NaiveDate) -> (RoomTypeSummary, Option<NightInventory>) {
+        let inventory = match (self.night_total, self.night_available) {
+            (Some(total_rooms), Some(available_rooms)) => Some(NightInventory {
+                date,
+                total_rooms,
+                available_rooms,
+            }),
+            _ => None,
+        };
+        let room_type = RoomTypeSummary {
+            id: self.id,
+            name: self.name,
+            description: self.description,
+            price_per_night: self.price_per_night,
+            total_rooms: self.total_rooms,
+        };
+        (room_type, inventory)
+    }
+}
+
+pub(crate) fn room_types_on_statement(db: &impl ConnectionTrait, date: NaiveDate) -> Statement {
+    statement(
+        db,
+        format!(
+            "SELECT {ROOM_TYPE_COLUMNS}, i.total_rooms AS night_total, i.available_rooms AS night_available \
+             FROM room_types rt LEFT JOIN room_inventory i ON i.room_type_id = rt.id AND i.date = $1 \
+             ORDER BY rt.id"
+        ),
+        [date.into()],
+    )
+}
+
+/// Every room type with its inventory on the night of `date`. One statement.
+///
+/// # Errors
+///
+/// [`Error::Database`] when the query fails.
+pub async fn room_types_on(
+    db: &impl ConnectionTrait,
+    date: NaiveDate,
+) -> Result<Vec<RoomTypeWithNight>> {
+    let rows = RoomTypeNightRow::find_by_statement(room_types_on_statement(db, date))
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let (room_type, inventory) = row.split(date);
+            RoomTypeWithNight {
+                room_type,
+                inventory,
+            }
+        })
+        .collect())
+}
+
+#[derive(FromQueryResult)]
+struct CalendarRow {
+    id: i64,
+    name: String,
+    description: String,
+    price_per_night: i64,
+    total_rooms: i32,
+    night: Option<chrono::NaiveDate>,
+    night_total: Option<i32>,
+    night_available: Option<i32>,
+}
+
+pub(crate) fn room_type_calendar_statement(
+    db: &impl ConnectionTrait,
+    room_type_id: i64,
+    range: DateRange,
+) -> Statement {
+    statement(
+        db,
+        format!(
+            "SELECT {ROOM_TYPE_COLUMNS}, i.date AS night, i.total_rooms AS night_total, \
+             i.available_rooms AS night_available \
+             FROM room_types rt LEFT JOIN room_inventory i \
+             ON i.room_type_id = rt.id AND i.date >= $2 AND i.date < $3 \
+             WHERE rt.id = $1 ORDER BY i.date"
+        ),
+        [
+            room_type_id.into(),
+            range.start().into(),
+            range.end().into(),
+        ],
+    )
+}
+
+/// One room type with its inventory over `range` (at most [`MAX_RANGE_NIGHTS`] nights). One
+/// statement.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for an unknown room type, [`Error::InvalidRange`] for too long a range,
+/// [`Error::Database`] when the query fails.
+pub async fn room_type_calendar(
+    db: &impl ConnectionTrait,
+    room_type_id: i64,
+    range: DateRange,
+) -> Result<RoomTypeCalendar> {
+    let range = range.ensure_at_most(MAX_RANGE_NIGHTS)?;
+    let rows =
+        CalendarRow::find_by_statement(room_type_calendar_statement(db, room_type_id, range))
+            .all(db)
+            .await?;
+    let mut rows = rows.into_iter();
+    let first = rows.next().ok_or(Error::NotFound {
+        what: "room type",
+        id: room_type_id,
+    })?;
+    let night = |row: &CalendarRow| match (row.night, row.night_total, row.night_available) {
+        (Some(date), Some(total_rooms), Some(available_rooms)) => Some(NightInventory {
+            date,
+            total_rooms,
+            available_rooms,
+        }),
+        _ => None,
+    };
+    let mut nights: Vec<NightInventory> = night(&first).into_iter().collect();
+    nights.extend(rows.filter_map(|row| night(&row)));
+    Ok(RoomTypeCalendar {
+        room_type: RoomTypeSummary {
+            id: first.id,
+            name: first.name,
+            description: first.description,
+            price_per_night: first.price_per_night,
+            total_rooms: first.total_rooms,
+        },
+        nights,
+    })
+}

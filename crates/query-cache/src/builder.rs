@@ -1,0 +1,161 @@
+//! Configuration of a [`QueryCache`].
+
+use std::num::NonZeroUsize;
+
+use crate::{Error, QueryCache, Result};
+
+/// What happens when a newly loaded value needs room in a full shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Admission {
+    /// W-TinyLFU: a new value enters a small LRU window (1 % of the capacity); when it
+    /// leaves the window it joins the main LRU segment only if a count-min sketch of
+    /// recent access frequencies (with aging) says its key is requested more often than
+    /// the entry it would evict. One-off keys then cannot push out popular ones, which
+    /// raises the hit ratio on skewed (Zipf-like) traffic; see `docs/PERFORMANCE.md`.
+    #[default]
+    TinyLfu,
+    /// Plain LRU: every new value is stored and the least recently used entries make room.
+    Always,
+}
+
+/// Builder for a [`QueryCache`], from [`QueryCache::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use query_cache::{Admission, QueryCache};
+///
+/// let cache = QueryCache::builder()
+///     .max_entries(50_000)
+///     .max_weight(64 * 1024 * 1024) // about 64 MiB of values
+///     .shards(16)
+///     .admission(Admission::TinyLfu)
+///     .build()?;
+/// assert_eq!(cache.stats().capacity, 50_000);
+/// # Ok::<(), query_cache::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct QueryCacheBuilder {
+    pub(crate) max_entries: usize,
+    pub(crate) max_weight: Option<usize>,
+    pub(crate) shards: Option<usize>,
+    pub(crate) admission: Admission,
+}
+
+impl Default for QueryCacheBuilder {
+    fn default() -> Self {
+        QueryCacheBuilder {
+            max_entries: QueryCacheBuilder::DEFAULT_MAX_ENTRIES,
+            max_weight: None,
+            shards: None,
+            admission: Admission::default(),
+        }
+    }
+}
+
+impl QueryCacheBuilder {
+    /// Entry bound used when [`max_entries`](Self::max_entries) is not called.
+    pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+
+    /// The most entries the cache holds at once (default 10 000).
+    ///
+    /// The bound is split evenly over the shards and each shard enforces its share, so the
+    /// total is never exceeded.
+    pub fn max_entries(mut self, max_entries: usize) -> Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// Bounds the total weight ([`Cacheable::weight`](crate::Cacheable::weight), roughly
+    /// bytes) of the values held. Unbounded by default.
+    ///
+    /// Each shard gets an equal share; a value heavier than one share is returned to its
+    /// callers but never stored (counted in [`CacheStats::rejected`](crate::CacheStats::rejected)).
+    pub fn max_weight(mut self, max_weight: usize) -> Self {
+        self.max_weight = Some(max_weight);
+        self
+    }
+
+    /// Number of independently locked shards. Default: the next power of two at or
+    /// above four times the available parallelism, so that threads on different cores
+    /// rarely want the same lock. Never more than `max_entries`.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Admission policy when a shard is full (default [`Admission::TinyLfu`]).
+    pub fn admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// Builds the cache.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if `max_entries`, `shards` or `max_weight` is zero, or if
+    /// `max_weight` is smaller than the number of shards.
+    pub fn build(self) -> Result<QueryCache> {
+        let max_entries = NonZeroUsize::new(self.max_entries).ok_or(Error::InvalidConfig {
+            reason: "max_entries must be at least 1",
+        })?;
+        let shards = match self.shards {
+            Some(0) => {
+                return Err(Error::InvalidConfig {
+                    reason: "shards must be at least 1",
+                });
+            }
+            Some(shards) => shards,
+            None => default_shards(),
+        };
+        let shards = shards.min(max_entries.get());
+        if let Some(max_weight) = self.max_weight
+            && max_weight < shards
+        {
+            return Err(Error::InvalidConfig {
+                reason: "max_weight must be at least the number of shards",
+            });
+        }
+        Ok(QueryCache::from_config(
+            max_entries.get(),
+            self.max_weight,
+            shards,
+            self.admission,
+        ))
+    }
+}
+
+fn default_shards() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    (4 * cores).next_power_of_two()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_bounds_are_refused() {
+        assert!(matches!(
+            QueryCache::builder().max_entries(0).build(),
+            Err(Error::InvalidConfig { .. })
+        ));
+        assert!(matches!(
+            QueryCache::builder().shards(0).build(),
+            Err(Error::InvalidConfig { .. })
+        ));
+        assert!(matches!(
+            QueryCache::builder().shards(4).max_weight(3).build(),
+            Err(Error::InvalidConfig { .. })
+        ));
+    }
+
+    #[test]
+    fn default_shard_count_is_a_power_of_two() {
+        assert!(default_shards().is_power_of_two());
+        assert!(default_shards() >= 4);
+    }
+}

@@ -1,0 +1,184 @@
+//! Statistics: counters kept where they are cheap to update, summed on snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+/// A snapshot of the cache's statistics, taken by [`QueryCache::stats`](crate::QueryCache::stats).
+///
+/// Counters run from the cache's creation or the last
+/// [`reset_stats`](crate::QueryCache::reset_stats); `entries`, `weight`, `capacity` and
+/// `fill_percent` describe the cache now. Taking a snapshot locks each shard for a few
+/// nanoseconds and never blocks on a loader. Durations serialize as milliseconds
+/// (`total_load_time_ms`, `mean_load_time_ms`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Lookups answered from the cache (fresh or stale).
+    pub hits: u64,
+    /// Lookups that found nothing usable (absent, expired or invalidated) and so loaded
+    /// or waited for a load.
+    pub misses: u64,
+    /// `hits / (hits + misses)`, 0 when there were no lookups.
+    pub hit_ratio: f64,
+    /// `hits / entries`, the original system's "hits per entry"; 0 when the cache is empty.
+    pub hits_per_entry: f64,
+    /// Hits that were served a stale value under stale-while-revalidate (included in `hits`).
+    pub stale_hits: u64,
+    /// Loader runs that finished, with a value or an error (background refreshes included).
+    pub loads: u64,
+    /// Loader runs that returned an error (included in `loads`).
+    pub load_errors: u64,
+    /// Loader runs that never finished because their caller was dropped or panicked.
+    pub abandoned_loads: u64,
+    /// Loaded values handed to their callers but not stored because the key or one of its
+    /// tags was invalidated while the loader ran (the value may predate the write).
+    pub discarded_loads: u64,
+    /// Values not stored because they alone exceed a shard's weight budget.
+    pub rejected: u64,
+    /// Callers that missed and joined a load already running for their key instead of
+    /// starting their own.
+    pub single_flight_joins: u64,
+    /// Total time spent in loaders that finished.
+    #[serde(rename = "total_load_time_ms", serialize_with = "as_millis")]
+    pub total_load_time: Duration,
+    /// `total_load_time / loads`, zero when there were no loads.
+    #[serde(rename = "mean_load_time_ms", serialize_with = "as_millis")]
+    pub mean_load_time: Duration,
+    /// Values stored (by loads, [`insert`](crate::QueryCache::insert) or pre-warming).
+    pub inserts: u64,
+    /// Live entries removed to respect the entry or weight bound (with
+    /// [`Admission::TinyLfu`](crate::Admission::TinyLfu), this includes new entries that
+    /// left the admission window without being admitted).
+    pub evictions: u64,
+    /// Entries removed because they expired (lazily on lookup, by a sweep, or when they
+    /// reached the eviction end of the LRU list).
+    pub expirations: u64,
+    /// Entries removed by invalidation (by key, tag, prefix or all).
+    pub invalidations: u64,
+    /// Entries held now.
+    pub entries: u64,
+    /// Maximum number of entries.
+    pub capacity: u64,
+    /// `entries / capacity` in percent.
+    pub fill_percent: f64,
+    /// Sum of the weights of the entries held now (0 when there is no weight bound).
+    pub weight: u64,
+    /// The weight bound, if any.
+    pub max_weight: Option<u64>,
+}
+
+fn as_millis<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64() * 1000.0)
+}
+
+/// Counters updated only under their shard's lock, so plain integers suffice and the hit
+/// path pays no atomic operation for statistics.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ShardCounters {
+    pub(crate) hits: u64,
+    pub(crate) stale_hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) inserts: u64,
+    pub(crate) evictions: u64,
+    pub(crate) expirations: u64,
+    pub(crate) invalidations: u64,
+    pub(crate) rejected: u64,
+    pub(crate) discarded_loads: u64,
+}
+
+impl ShardCounters {
+    pub(crate) fn add(&mut self, other: &ShardCounters) {
+        self.hits += other.hits;
+        self.stale_hits += other.stale_hits;
+        self.misses += other.misses;
+        self.inserts += other.inserts;
+        self.evictions += other.evictions;
+        self.expirations += other.expirations;
+        self.invalidations += other.invalidations;
+        self.rejected += other.rejected;
+        self.discarded_loads += other.discarded_loads;
+    }
+}
+
+/// Counters of the load path. Loads are orders of magnitude slower than the atomic
+/// increments, so shared atomics are fine here.
+#[derive(Debug, Default)]
+pub(crate) struct LoadCounters {
+    pub(crate) loads: AtomicU64,
+    pub(crate) load_errors: AtomicU64,
+    pub(crate) abandoned: AtomicU64,
+    pub(crate) joins: AtomicU64,
+    pub(crate) load_nanos: AtomicU64,
+}
+
+impl LoadCounters {
+    pub(crate) fn finished(&self, elapsed: Duration, failed: bool) {
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.load_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.load_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    pub(crate) fn reset(&self) {
+        for counter in [
+            &self.loads,
+            &self.load_errors,
+            &self.abandoned,
+            &self.joins,
+            &self.load_nanos,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+pub(crate) struct Gauges {
+    pub(crate) entries: u64,
+    pub(crate) weight: u64,
+    pub(crate) capacity: u64,
+    pub(crate) max_weight: Option<u64>,
+}
+
+pub(crate) fn snapshot(shards: &ShardCounters, loads: &LoadCounters, gauges: Gauges) -> CacheStats {
+    let load_count = loads.loads.load(Ordering::Relaxed);
+    let load_nanos = loads.load_nanos.load(Ordering::Relaxed);
+    let total_load_time = Duration::from_nanos(load_nanos);
+    let lookups = shards.hits + shards.misses;
+    CacheStats {
+        hits: shards.hits,
+        misses: shards.misses,
+        hit_ratio: ratio(shards.hits, lookups),
+        hits_per_entry: ratio(shards.hits, gauges.entries),
+        stale_hits: shards.stale_hits,
+        loads: load_count,
+        load_errors: loads.load_errors.load(Ordering::Relaxed),
+        abandoned_loads: loads.abandoned.load(Ordering::Relaxed),
+        discarded_loads: shards.discarded_loads,
+        rejected: shards.rejected,
+        single_flight_joins: loads.joins.load(Ordering::Relaxed),
+        total_load_time,
+        mean_load_time: Duration::from_nanos(load_nanos.checked_div(load_count).unwrap_or(0)),
+        inserts: shards.inserts,
+        evictions: shards.evictions,
+        expirations: shards.expirations,
+        invalidations: shards.invalidations,
+        entries: gauges.entries,
+        capacity: gauges.capacity,
+        fill_percent: ratio(gauges.entries, gauges.capacity) * 100.0,
+        weight: gauges.weight,
+        max_weight: gauges.max_weight,
+    }
+}
+
+#[allow(clippy::cast_precision_loss)] // ratios of counters: f64 precision is plenty
+fn ratio(numerator: u64, denominator: u64) -> f64 {
+    if denominator == 0 {
+        0.0
+    } else {
+        numerator as f64 / denominator as f64
+    }
+}
