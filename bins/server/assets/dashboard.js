@@ -71,15 +71,24 @@ function lineChart(canvas, seriesList, colors, options) {
   }
   seriesList.forEach((series, index) => {
     if (series.length === 0) return;
+    const point = (value, i) => [
+      pad + (width - pad - 4) * (series.length === 1 ? 1 : i / (series.length - 1)),
+      pad / 2 + (height - pad) * (1 - value / max),
+    ];
     ctx.strokeStyle = colors[index];
+    ctx.fillStyle = colors[index];
     ctx.lineWidth = 2;
     ctx.beginPath();
     series.forEach((value, i) => {
-      const x = pad + (width - pad - 4) * (series.length === 1 ? 1 : i / (series.length - 1));
-      const y = pad / 2 + (height - pad) * (1 - value / max);
+      const [x, y] = point(value, i);
       if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
     });
     ctx.stroke();
+    // A dot on every sample, so a single sample shows too.
+    series.forEach((value, i) => {
+      const [x, y] = point(value, i);
+      ctx.beginPath(); ctx.arc(x, y, 3, 0, 2 * Math.PI); ctx.fill();
+    });
   });
   canvas.dataset.drawn = String(Number(canvas.dataset.drawn) + 1);
   canvas.dataset.points = String(seriesList[0].length);
@@ -94,12 +103,12 @@ function barChart(canvas, bars) {
   const rowHeight = Math.min(28, (height - 8) / Math.max(bars.length, 1));
   bars.forEach((bar, i) => {
     const y = 4 + i * rowHeight;
-    const w = (width - 260) * (bar.value / max);
+    const w = (width - 340) * (bar.value / max);
     ctx.fillStyle = "#3e63dd";
-    ctx.fillRect(200, y, Math.max(w, 1), rowHeight - 6);
+    ctx.fillRect(270, y, Math.max(w, 1), rowHeight - 6);
     ctx.fillStyle = "#1d2433";
-    ctx.fillText(bar.label.slice(0, 32), 2, y + rowHeight / 2);
-    ctx.fillText(bar.value.toFixed(3), 206 + w, y + rowHeight / 2);
+    ctx.fillText(bar.label.slice(0, 42), 2, y + rowHeight / 2);
+    ctx.fillText(bar.value.toFixed(3), 276 + w, y + rowHeight / 2);
   });
   canvas.dataset.drawn = String(Number(canvas.dataset.drawn) + 1);
   canvas.dataset.bars = String(bars.length);

@@ -43,18 +43,25 @@ struct TokenRow {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing Authorization: Bearer <token> header")
+            })?;
         let token = header
             .to_str()
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|token| !token.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
         let db = &state.primary;
         let row = TokenRow::find_by_statement(Statement::from_sql_and_values(
             db.get_database_backend(),
@@ -68,7 +75,10 @@ impl FromRequestParts<AppState> for Caller {
         .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
 
         let now = Utc::now();
-        if row.last_used_at.is_none_or(|at| now - at > Duration::seconds(LAST_USED_GRANULARITY)) {
+        if row
+            .last_used_at
+            .is_none_or(|at| now - at > Duration::seconds(LAST_USED_GRANULARITY))
+        {
             // Off the request path: a slow or failed bookkeeping write must not delay or fail it.
             let db = db.clone();
             let token_id = row.token_id;
@@ -80,7 +90,9 @@ impl FromRequestParts<AppState> for Caller {
                 ));
                 match tokio::time::timeout(StdDuration::from_secs(10), write).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(err)) => tracing::warn!(error = %err, token_id, "could not record token use"),
+                    Ok(Err(err)) => {
+                        tracing::warn!(error = %err, token_id, "could not record token use")
+                    }
                     Err(_) => tracing::warn!(token_id, "recording token use timed out"),
                 }
             });
@@ -95,7 +107,10 @@ impl FromRequestParts<AppState> for Caller {
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
         if !caller.is_admin() {
             return Err(ApiError::forbidden("this route is for administrators"));

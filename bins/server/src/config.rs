@@ -19,12 +19,20 @@ pub struct Cli {
 
     /// Log format: auto (pretty on a terminal, JSON otherwise), json or pretty. RUST_LOG sets
     /// the levels (default info).
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "auto", global = true)]
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "auto",
+        global = true
+    )]
     pub log_format: LogFormat,
 
+    /// A token command instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,
 
+    /// Options of the server.
     #[command(flatten)]
     pub serve: ServeArgs,
 }

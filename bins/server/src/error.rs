@@ -61,7 +61,11 @@ impl ApiError {
     /// 500: the cause is logged, the client learns nothing of it.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %error_chain(cause), "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 
     /// The HTTP status.
@@ -98,7 +102,9 @@ impl From<optimized_queries::Error> for ApiError {
     fn from(err: optimized_queries::Error) -> Self {
         use optimized_queries::Error as E;
         match err {
-            E::NotAvailable { .. } => Self::new(StatusCode::CONFLICT, "not_available", err.to_string()),
+            E::NotAvailable { .. } => {
+                Self::new(StatusCode::CONFLICT, "not_available", err.to_string())
+            }
             E::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", err.to_string()),
             E::NotFound { .. } => Self::not_found(err.to_string()),
             E::InvalidRange(_) | E::InvalidInput(_) => Self::bad_request(err.to_string()),
@@ -121,16 +127,27 @@ impl From<JsonRejection> for ApiError {
                 "unsupported_media_type",
                 "send the body as JSON with Content-Type: application/json",
             ),
-            JsonRejection::BytesRejection(ref inner) if inner.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+            JsonRejection::BytesRejection(ref inner)
+                if inner.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Self::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is too large",
+                )
             }
-            JsonRejection::JsonSyntaxError(ref inner) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON: {}", inner.body_text()))
-            }
+            JsonRejection::JsonSyntaxError(ref inner) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("malformed JSON: {}", inner.body_text()),
+            ),
             JsonRejection::JsonDataError(ref inner) => Self::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_body",
-                inner.body_text().replace("Failed to deserialize the JSON body into the target type: ", ""),
+                inner.body_text().replace(
+                    "Failed to deserialize the JSON body into the target type: ",
+                    "",
+                ),
             ),
             other => Self::bad_request(other.body_text()),
         }
@@ -142,16 +159,21 @@ impl From<QueryRejection> for ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "invalid_query",
-            rejection
-                .body_text()
-                .replace("Failed to deserialize query string: ", "invalid query string: "),
+            rejection.body_text().replace(
+                "Failed to deserialize query string: ",
+                "invalid query string: ",
+            ),
         )
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_path", rejection.body_text())
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            rejection.body_text(),
+        )
     }
 }
 

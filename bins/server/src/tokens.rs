@@ -4,7 +4,8 @@ use chrono::Utc;
 use entity::{UserRole, api_token, prelude::*, user};
 use rand::RngCore;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, NotSet, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, NotSet,
+    QueryFilter,
 };
 use sha2::{Digest, Sha256};
 
@@ -38,8 +39,16 @@ pub struct IssuedToken {
 /// # Errors
 ///
 /// When the database fails.
-pub async fn issue(db: &impl ConnectionTrait, email: &str, role: Option<UserRole>, name: Option<&str>) -> Result<IssuedToken, DbErr> {
-    let existing = User::find().filter(user::Column::Email.eq(email)).one(db).await?;
+pub async fn issue(
+    db: &impl ConnectionTrait,
+    email: &str,
+    role: Option<UserRole>,
+    name: Option<&str>,
+) -> Result<IssuedToken, DbErr> {
+    let existing = User::find()
+        .filter(user::Column::Email.eq(email))
+        .one(db)
+        .await?;
     let user = match existing {
         Some(user) => match role {
             Some(role) if role != user.role => {
@@ -84,7 +93,10 @@ pub async fn issue(db: &impl ConnectionTrait, email: &str, role: Option<UserRole
 /// When the database fails.
 pub async fn revoke_token(db: &impl ConnectionTrait, token: &str) -> Result<bool, DbErr> {
     let result = ApiToken::update_many()
-        .col_expr(api_token::Column::RevokedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+        .col_expr(
+            api_token::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
         .filter(api_token::Column::TokenHash.eq(hash(token)))
         .filter(api_token::Column::RevokedAt.is_null())
         .exec(db)
@@ -98,11 +110,18 @@ pub async fn revoke_token(db: &impl ConnectionTrait, token: &str) -> Result<bool
 ///
 /// When the database fails.
 pub async fn revoke_user(db: &impl ConnectionTrait, email: &str) -> Result<u64, DbErr> {
-    let Some(user) = User::find().filter(user::Column::Email.eq(email)).one(db).await? else {
+    let Some(user) = User::find()
+        .filter(user::Column::Email.eq(email))
+        .one(db)
+        .await?
+    else {
         return Ok(0);
     };
     let result = ApiToken::update_many()
-        .col_expr(api_token::Column::RevokedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+        .col_expr(
+            api_token::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
         .filter(api_token::Column::UserId.eq(user.id))
         .filter(api_token::Column::RevokedAt.is_null())
         .exec(db)
@@ -120,6 +139,9 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 64);
         assert_eq!(hash(&a), hash(&a));
-        assert_eq!(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

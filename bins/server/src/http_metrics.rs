@@ -1,0 +1,144 @@
+//! HTTP request latency by route and status, in the shared Prometheus registry, plus the
+//! in-process summary the dashboard shows.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    middleware::Next,
+    response::Response,
+};
+use hdrhistogram::Histogram as Hdr;
+use parking_lot::Mutex;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+use crate::state::AppState;
+
+/// Latency buckets in seconds: a cached answer takes well under a millisecond, a report can
+/// take a second.
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+/// Request metrics. Clones share the same series.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    latency: Family<RequestLabels, Histogram>,
+    in_flight: Gauge,
+    summary: Arc<Mutex<Summary>>,
+}
+
+struct Summary {
+    requests: u64,
+    latency_us: Hdr<u64>,
+}
+
+/// Totals since start, for the dashboard.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpSummary {
+    /// Requests answered.
+    pub requests: u64,
+    /// Requests being handled now.
+    pub in_flight: i64,
+    /// Median latency in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile latency in milliseconds.
+    pub p99_ms: f64,
+}
+
+impl HttpMetrics {
+    /// Creates the metrics and registers them as `http_request_duration_seconds`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let latency =
+            Family::<RequestLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS));
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by method, route and status",
+            latency.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "http_requests_in_flight",
+            "Requests being handled",
+            in_flight.clone(),
+        );
+        // Microseconds from 1 µs to 10 min at 3 significant digits: the bounds cannot be invalid.
+        #[allow(clippy::expect_used)]
+        let latency_us = Hdr::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
+        Self {
+            latency,
+            in_flight,
+            summary: Arc::new(Mutex::new(Summary {
+                requests: 0,
+                latency_us,
+            })),
+        }
+    }
+
+    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.latency
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .observe(seconds);
+        let mut summary = self.summary.lock();
+        summary.requests += 1;
+        summary.latency_us.saturating_record((seconds * 1e6) as u64);
+    }
+
+    /// Requests and latency percentiles since start.
+    pub fn summary(&self) -> HttpSummary {
+        let summary = self.summary.lock();
+        HttpSummary {
+            requests: summary.requests,
+            in_flight: self.in_flight.get(),
+            p50_ms: summary.latency_us.value_at_quantile(0.5) as f64 / 1000.0,
+            p99_ms: summary.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
+        }
+    }
+}
+
+/// Middleware: times each request, labels it with its route pattern (never the raw path, so
+/// ids do not make new series) and wraps it in a perf-stats scope for N+1 detection.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let label = format!("{method} {route}");
+    state.http.in_flight.inc();
+    // Decrements even when the request future is dropped (client gone, timeout).
+    let _in_flight = InFlight(&state.http.in_flight);
+    let (response, _) = state.tracker.scope(label, next.run(request)).await;
+    state.http.observe(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

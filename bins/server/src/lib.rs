@@ -1,0 +1,21 @@
+//! `hotel-server`: the booking API that composes the workspace's libraries.
+//!
+//! - [`startup::build_state`] connects, migrates behind a verified backup, instruments the
+//!   connections with perf-stats, builds the cache and pre-warms it;
+//! - [`app::app`] is the router with its middleware (request ids, tracing, timeouts, body limit,
+//!   compression, metrics, N+1 scopes);
+//! - [`startup::serve`] serves on an already bound listener until a shutdown future completes,
+//!   so tests run the real server on port 0.
+
+pub mod app;
+pub mod auth;
+pub mod cache_report;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod http_metrics;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod tokens;

@@ -1,0 +1,66 @@
+//! Liveness with the database's state, and the Prometheus scrape.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::{error::ApiError, state::AppState};
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    database: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica: Option<&'static str>,
+}
+
+async fn ping(db: &sea_orm::DatabaseConnection) -> &'static str {
+    match tokio::time::timeout(Duration::from_secs(2), db.ping()).await {
+        Ok(Ok(())) => "ok",
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "database health check failed");
+            "unreachable"
+        }
+        Err(_) => "timeout",
+    }
+}
+
+/// `GET /healthz`: 200 when the database answers, 503 when it does not.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let database = ping(&state.primary).await;
+    let replica = match &state.replica {
+        Some(replica) => Some(ping(replica).await),
+        None => None,
+    };
+    let healthy = database == "ok";
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Health {
+        status: if healthy { "ok" } else { "unavailable" },
+        database,
+        replica,
+    };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: every metric in the Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let text = state
+        .metrics
+        .encode()
+        .map_err(|err| ApiError::internal(&err))?;
+    Ok((
+        [(header::CONTENT_TYPE, perf_stats::PROMETHEUS_CONTENT_TYPE)],
+        text,
+    )
+        .into_response())
+}

@@ -1,0 +1,288 @@
+//! Building the state from the configuration, and serving until told to stop.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use optimized_queries::HotelCache;
+use perf_stats::{MetricsRegistry, MetricsSource, QueryTracker, Sample};
+use query_cache::QueryCache;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use tokio::net::TcpListener;
+
+use crate::{app::HttpLimits, http_metrics::HttpMetrics, state::AppState};
+
+/// What [`build_state`] needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The primary database.
+    pub database_url: String,
+    /// The read replica, if any.
+    pub read_replica_url: Option<String>,
+    /// The cache's entry bound.
+    pub cache_max_entries: usize,
+    /// The slow-query threshold.
+    pub slow_query: Duration,
+    /// The backup directory (None: no backups, no pre-migration gate).
+    pub backup_dir: Option<std::path::PathBuf>,
+    /// Migrate without the pre-migration backup.
+    pub skip_backup: bool,
+}
+
+/// Connects, migrates (behind a verified backup when the database holds data), instruments
+/// and pre-warms: everything but listening.
+///
+/// # Errors
+///
+/// When a database cannot be reached, a migration or its backup fails, or the cache cannot be
+/// built.
+pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
+    let tracker = QueryTracker::builder()
+        .slow_threshold(settings.slow_query)
+        .build()
+        .context("while configuring query statistics")?;
+    let mut primary = db_connect::connect(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "while connecting to {}",
+                db_connect::redact_password(&settings.database_url)
+            )
+        })?;
+    migrate(
+        &primary,
+        &settings.database_url,
+        settings.backup_dir.as_deref(),
+        settings.skip_backup,
+    )
+    .await?;
+    tracker.attach(&mut primary);
+    let replica = match &settings.read_replica_url {
+        Some(url) => {
+            let mut replica = db_connect::connect(url).await.with_context(|| {
+                format!(
+                    "while connecting to the replica {}",
+                    db_connect::redact_password(url)
+                )
+            })?;
+            tracker.attach(&mut replica);
+            Some(replica)
+        }
+        None => None,
+    };
+
+    let cache = QueryCache::builder()
+        .max_entries(settings.cache_max_entries)
+        .build()
+        .context("while building the query cache")?;
+    cache.spawn_sweeper(Duration::from_secs(30));
+    let hotel = HotelCache::new(cache);
+
+    let mut metrics = MetricsRegistry::new();
+    metrics.register_tracker(&tracker);
+    metrics.register_pool(&primary);
+    metrics.register_source(CacheMetrics(hotel.cache().clone()));
+    let http = HttpMetrics::register(metrics.registry_mut());
+
+    let today = chrono::Utc::now().date_naive();
+    let report = hotel
+        .cache()
+        .prewarm(hotel.prewarm_jobs(&primary, today), 2)
+        .await;
+    tracing::info!(
+        loaded = report.loaded,
+        failed = report.failed.len(),
+        "cache pre-warmed"
+    );
+    for failure in &report.failed {
+        tracing::warn!(key = %failure.key, error = %failure.error, "pre-warm failed");
+    }
+
+    Ok(AppState {
+        primary,
+        replica,
+        hotel,
+        tracker,
+        metrics: Arc::new(metrics),
+        http,
+    })
+}
+
+/// Exports the cache's statistics at each scrape.
+struct CacheMetrics(QueryCache);
+
+impl MetricsSource for CacheMetrics {
+    fn samples(&self) -> Vec<Sample> {
+        let s = self.0.stats();
+        vec![
+            Sample::counter(
+                "cache_hits",
+                "Cache lookups answered from memory",
+                s.hits as f64,
+            ),
+            Sample::counter(
+                "cache_misses",
+                "Cache lookups that had to load",
+                s.misses as f64,
+            ),
+            Sample::counter(
+                "cache_stale_hits",
+                "Stale values served while refreshing",
+                s.stale_hits as f64,
+            ),
+            Sample::counter("cache_loads", "Loader runs", s.loads as f64),
+            Sample::counter(
+                "cache_load_errors",
+                "Loader runs that failed",
+                s.load_errors as f64,
+            ),
+            Sample::counter(
+                "cache_single_flight_joins",
+                "Callers that joined a running load",
+                s.single_flight_joins as f64,
+            ),
+            Sample::counter(
+                "cache_evictions",
+                "Entries evicted for capacity",
+                s.evictions as f64,
+            ),
+            Sample::counter(
+                "cache_expirations",
+                "Entries removed after their TTL",
+                s.expirations as f64,
+            ),
+            Sample::counter(
+                "cache_invalidations",
+                "Entries removed by invalidation",
+                s.invalidations as f64,
+            ),
+            Sample::gauge("cache_entries", "Entries in the cache", s.entries as f64),
+            Sample::gauge(
+                "cache_capacity",
+                "Most entries the cache holds",
+                s.capacity as f64,
+            ),
+            Sample::gauge(
+                "cache_hit_ratio",
+                "Hits over lookups since the last reset",
+                s.hit_ratio,
+            ),
+        ]
+    }
+}
+
+/// Whether the database holds any hotel data (a backup before migrating is only worth taking
+/// then).
+async fn holds_data(db: &DatabaseConnection) -> bool {
+    let sql = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'users'"
+        }
+        _ => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'users'",
+    };
+    let count = |sql: String| async move {
+        db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|row| row.try_get_by_index::<i64>(0).ok())
+            .unwrap_or(0)
+    };
+    count(sql.to_owned()).await > 0 && count("SELECT COUNT(*) FROM users".to_owned()).await > 0
+}
+
+/// Applies pending migrations; when the database already holds data, only after a verified
+/// pre-migration backup (unless `skip_backup`).
+///
+/// # Errors
+///
+/// When the backup or a migration fails; nothing is migrated without the backup.
+pub async fn migrate(
+    db: &DatabaseConnection,
+    url: &str,
+    backup_dir: Option<&std::path::Path>,
+    skip_backup: bool,
+) -> anyhow::Result<()> {
+    let pending = Migrator::get_pending_migrations(db)
+        .await
+        .context("while reading the migration status")?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    if holds_data(db).await {
+        match (backup_dir, skip_backup) {
+            (_, true) => {
+                tracing::warn!("applying migrations without a pre-migration backup (--skip-backup)")
+            }
+            (None, false) => anyhow::bail!(
+                "pending migrations on a database with data, and no backup directory for the pre-migration backup"
+            ),
+            (Some(dir), false) => {
+                anyhow::bail!("TODO-BACKUP {url} {}", dir.display());
+            }
+        }
+    }
+    let names: Vec<String> = pending.iter().map(|m| m.name().to_owned()).collect();
+    Migrator::up(db, None)
+        .await
+        .context("while applying migrations")?;
+    tracing::info!(applied = ?names, "migrations applied");
+    Ok(())
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then finishes the requests in
+/// flight and closes the database pools.
+///
+/// # Errors
+///
+/// When the server fails (not when a request does).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let address = listener
+        .local_addr()
+        .context("while reading the listening address")?;
+    tracing::info!(%address, "hotel-server listening on http://{address}");
+    let app = crate::app::app(state.clone(), limits);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("while serving")?;
+    tracing::info!("stopped accepting; in-flight requests finished");
+    let _ = state.primary.close_by_ref().await;
+    if let Some(replica) = &state.replica {
+        let _ = replica.close_by_ref().await;
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

@@ -1,0 +1,135 @@
+//! Freshness of cached answers after writes, and graceful shutdown.
+
+use std::{sync::Arc, time::Duration};
+
+use db_connect::{Backend, test_on_backends, testing::TestDatabase};
+use futures::future::join_all;
+use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, TransactionTrait};
+
+use crate::harness::*;
+
+async fn a_booking_is_visible_at_once_and_unrelated_entries_stay_warm(test_db: TestDatabase) {
+    let app = TestApp::spawn(test_db).await;
+    let standard = format!(
+        "/api/availability?roomTypeId=1&startDate={}&endDate={}",
+        day(4),
+        day(6)
+    );
+    let suite = format!(
+        "/api/availability?roomTypeId=2&startDate={}&endDate={}",
+        day(4),
+        day(6)
+    );
+    let later = format!(
+        "/api/availability?roomTypeId=1&startDate={}&endDate={}",
+        day(30),
+        day(32)
+    );
+    for path in [&standard, &suite, &later, &"/api/room-types".to_owned()] {
+        json(app.get(path, None).await, StatusCode::OK).await;
+    }
+    assert_eq!(
+        json(app.get(&standard, None).await, StatusCode::OK).await["minAvailable"],
+        5
+    );
+
+    json(
+        app.book(&app.ann, STANDARD, 4, 6, 2).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let hits_before = app.state.hotel.cache().stats().hits;
+    assert_eq!(
+        json(app.get(&standard, None).await, StatusCode::OK).await["minAvailable"],
+        3,
+        "no stale read after the booking"
+    );
+    assert_eq!(
+        app.state.hotel.cache().stats().hits,
+        hits_before,
+        "that read was a miss"
+    );
+    for path in [&suite, &later, &"/api/room-types".to_owned()] {
+        json(app.get(path, None).await, StatusCode::OK).await;
+    }
+    assert_eq!(
+        app.state.hotel.cache().stats().hits,
+        hits_before + 3,
+        "the other entries stayed cached"
+    );
+    app.shutdown().await;
+}
+
+async fn shutdown_finishes_requests_in_flight(test_db: TestDatabase) {
+    let mut app = TestApp::spawn(test_db).await;
+    let backend = app.db.backend();
+    // Hold the rows (PostgreSQL) or the write lock (SQLite) so bookings wait inside the server.
+    let blocker = app.db.connection().begin().await.unwrap();
+    match backend {
+        Backend::Postgres => {
+            blocker
+                .execute_unprepared(
+                    "SELECT * FROM room_inventory WHERE room_type_id = 1 FOR UPDATE",
+                )
+                .await
+                .unwrap();
+        }
+        Backend::Sqlite => {
+            blocker
+                .execute_unprepared(
+                    "UPDATE room_inventory SET total_rooms = total_rooms WHERE id = 1",
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let app_ref = Arc::new(app.base.clone());
+    let token = app.ann.clone();
+    let client = app.client.clone();
+    let requests: Vec<_> = (0..8)
+        .map(|i| {
+            let (client, base, token) = (client.clone(), Arc::clone(&app_ref), token.clone());
+            tokio::spawn(async move {
+                let body = serde_json::json!({"roomTypeId": 1, "startDate": day(i + 1), "endDate": day(i + 2), "rooms": 1});
+                client.post(format!("{base}/api/bookings")).bearer_auth(token).json(&body).send().await.map(|r| r.status())
+            })
+        })
+        .collect();
+    // Every request is inside a handler, waiting for the database.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.state.http.summary().in_flight < 8 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "requests never reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let server = app.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    blocker.rollback().await.unwrap();
+    let statuses: Vec<_> = join_all(requests)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::CREATED),
+        "every in-flight request finished: {statuses:?}"
+    );
+    server.await.unwrap().unwrap();
+    assert!(
+        app.client
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .is_err(),
+        "no longer accepting"
+    );
+}
+
+test_on_backends!(
+    multi_thread;
+    a_booking_is_visible_at_once_and_unrelated_entries_stay_warm,
+    shutdown_finishes_requests_in_flight,
+);
