@@ -41,3 +41,7 @@ bench-dataset:
     rm -rf target/bench-data
     DATABASE_URL=sqlite://target/bench-data/hotel.sqlite cargo run --release -p migration -- up
     DATABASE_URL=sqlite://target/bench-data/hotel.sqlite cargo run --release -p dataset -- --scale large --reference-date 2026-11-25
+
+# perf-stats: an N+1 loop, its fix and the query report on the tiny dataset.
+query-report:
+    cargo run --example query_report

@@ -19,6 +19,8 @@
 //!   `EXPLAIN (FORMAT JSON)` (PostgreSQL) on the caller's hot queries and say which use an index,
 //!   which scan, sort in a temporary structure or need an automatic index, with a ready
 //!   migration snippet for the missing index.
+//! - **Timing by hand.** [`LatencyHistogram`] gives the same percentiles for anything timed
+//!   by the caller (a whole operation, a request).
 //! - **Export.** [`MetricsRegistry`] renders Prometheus text: query latency histograms, slow
 //!   queries, N+1 detections, plus values from any [`MetricsSource`] (cache statistics, pool
 //!   size) and the caller's own metrics. [`QueryReport`] serialises to JSON.
@@ -79,6 +81,7 @@ mod config;
 mod error;
 mod fingerprint;
 mod indexes;
+mod latency;
 mod metrics;
 mod plan;
 mod report;
@@ -94,6 +97,7 @@ pub use fingerprint::{Fingerprint, FingerprintId, Operation, fingerprint};
 pub use indexes::{
     ActualIndex, ExpectedIndex, IndexComparison, IndexMismatch, compare_indexes, list_indexes,
 };
+pub use latency::{LatencyHistogram, LatencySummary};
 pub use metrics::{MetricsRegistry, MetricsSource, PROMETHEUS_CONTENT_TYPE, Sample, SampleKind};
 pub use plan::{
     Access, HotQuery, IndexSuggestion, PlanCheck, PlanOptions, PlanReport, PlanStep, PlanVerdict,

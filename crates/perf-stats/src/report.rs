@@ -177,6 +177,21 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
     }
 }
 
+/// Shortens a long select list to its first column (`SELECT t.id, … FROM t WHERE …`) so that
+/// a table row shows what distinguishes one shape from another, then truncates to `max`.
+pub(crate) fn abbreviate(sql: &str, max: usize) -> String {
+    const LONG_LIST: usize = 40;
+    let short = sql
+        .strip_prefix("SELECT ")
+        .and_then(|rest| rest.split_once(" FROM "))
+        .filter(|(list, _)| list.len() > LONG_LIST)
+        .and_then(|(list, from)| {
+            let (first, _) = list.split_once(", ")?;
+            Some(format!("SELECT {first}, … FROM {from}"))
+        });
+    truncate(short.as_deref().unwrap_or(sql), max)
+}
+
 /// How many shapes `Display` lists.
 const DISPLAY_TOP: usize = 20;
 
@@ -220,7 +235,7 @@ impl fmt::Display for QueryReport {
                     ms(q.p95),
                     ms(q.p99),
                     ms(q.max),
-                    truncate(&q.fingerprint, 100),
+                    abbreviate(&q.fingerprint, 120),
                 )?;
             }
             if self.queries.len() > DISPLAY_TOP {
@@ -246,7 +261,7 @@ impl fmt::Display for QueryReport {
                     n.scope,
                     n.occurrences,
                     n.max_repeats,
-                    truncate(&n.fingerprint, 100)
+                    abbreviate(&n.fingerprint, 120)
                 )?;
             }
         }
@@ -260,7 +275,7 @@ impl fmt::Display for QueryReport {
                     s.at.format("%H:%M:%S%.3f"),
                     ms(s.duration),
                     if s.failed { " (failed)" } else { "" },
-                    truncate(&s.sql, 100)
+                    abbreviate(&s.sql, 120)
                 )?;
             }
         }
@@ -287,6 +302,16 @@ pub(crate) mod millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_select_lists_are_abbreviated() {
+        let sql = "SELECT bookings.id, bookings.user_id, bookings.room_type_id, bookings.status FROM bookings WHERE bookings.id = ?";
+        assert_eq!(
+            abbreviate(sql, 200),
+            "SELECT bookings.id, … FROM bookings WHERE bookings.id = ?"
+        );
+        assert_eq!(abbreviate("SELECT a, b FROM t", 200), "SELECT a, b FROM t");
+    }
 
     #[test]
     fn truncation_counts_characters() {

@@ -15,12 +15,12 @@ use std::{
 };
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
-use hdrhistogram::Histogram;
 use parking_lot::{Mutex, RwLock};
 
 use crate::{
     config::TrackerConfig,
     fingerprint::{Fingerprint, FingerprintId, Operation, fingerprint},
+    latency::LatencyHistogram,
 };
 
 const SHARDS: usize = 16;
@@ -50,14 +50,10 @@ pub(crate) struct EntryState {
 
 #[derive(Debug)]
 pub(crate) struct Window {
-    pub(crate) calls: u64,
+    pub(crate) latency: LatencyHistogram,
     pub(crate) errors: u64,
     pub(crate) slow: u64,
     pub(crate) rows: Option<u64>,
-    pub(crate) total_ns: u64,
-    pub(crate) max_ns: u64,
-    /// Latencies in nanoseconds, two significant digits.
-    pub(crate) histogram: Histogram<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,24 +67,13 @@ pub(crate) struct Cumulative {
     pub(crate) n_plus_one: u64,
 }
 
-fn new_histogram() -> Histogram<u64> {
-    // 1 µs to 1 s at two significant digits is ~14 KiB per shape; longer values grow it.
-    let mut histogram = Histogram::new_with_bounds(1_000, 1_000_000_000, 2)
-        .expect("constant bounds within hdrhistogram's documented limits");
-    histogram.auto(true);
-    histogram
-}
-
 impl Window {
     fn new() -> Self {
         Self {
-            calls: 0,
+            latency: LatencyHistogram::new(),
             errors: 0,
             slow: 0,
             rows: None,
-            total_ns: 0,
-            max_ns: 0,
-            histogram: new_histogram(),
         }
     }
 }
@@ -115,25 +100,22 @@ impl Entry {
     /// Adds one execution.
     pub(crate) fn record(
         &self,
-        nanos: u64,
+        elapsed: Duration,
         failed: bool,
         slow: bool,
         rows: Option<u64>,
         bounds: &[u64],
     ) {
+        let nanos = nanos(elapsed);
         let bucket = bounds.partition_point(|&b| b < nanos);
         let mut state = self.state.lock();
         let w = &mut state.window;
-        w.calls += 1;
+        w.latency.record(elapsed);
         w.errors += u64::from(failed);
         w.slow += u64::from(slow);
-        w.total_ns = w.total_ns.saturating_add(nanos);
-        w.max_ns = w.max_ns.max(nanos);
         if let Some(rows) = rows {
             w.rows = Some(w.rows.unwrap_or(0) + rows);
         }
-        // With auto-resize on, recording only fails for values beyond u64 range: none here.
-        let _ = w.histogram.record(nanos.max(1));
         let t = &mut state.total;
         t.count += 1;
         t.sum_ns = t.sum_ns.saturating_add(nanos);
@@ -318,9 +300,9 @@ mod tests {
             ..TrackerConfig::default()
         });
         store.with_entry("SELECT 1", |e| {
-            e.record(1_000, false, false, None, &bounds);
-            e.record(1_500, false, false, None, &bounds);
-            e.record(5_000, true, false, Some(3), &bounds);
+            e.record(Duration::from_nanos(1_000), false, false, None, &bounds);
+            e.record(Duration::from_nanos(1_500), false, false, None, &bounds);
+            e.record(Duration::from_nanos(5_000), true, false, Some(3), &bounds);
         });
         let entry = &store.entries()[0];
         let state = entry.state.lock();
@@ -328,6 +310,9 @@ mod tests {
         assert_eq!(state.total.count, 3);
         assert_eq!(state.total.errors, 1);
         assert_eq!(state.window.rows, Some(3));
-        assert_eq!(state.window.max_ns, 5_000);
+        assert_eq!(
+            state.window.latency.summary().max,
+            Duration::from_nanos(5_000)
+        );
     }
 }

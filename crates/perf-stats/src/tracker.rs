@@ -13,7 +13,7 @@ use crate::{
     fingerprint::{FingerprintId, mask_literals},
     report::{NPlusOneFinding, QueryReport, QueryStats, SlowQuery},
     scope::{self, Frame, ScopeReport, ScopeRun},
-    store::{Entry, Store, nanos},
+    store::{Entry, Store},
 };
 
 /// Records the statements of one or more sea-orm connections, grouped by
@@ -142,11 +142,16 @@ impl QueryTracker {
     #[inline]
     fn record_execution(&self, sql: &str, elapsed: Duration, failed: bool, rows: Option<u64>) {
         let inner = &*self.inner;
-        let ns = nanos(elapsed);
         let slow = elapsed >= inner.config.slow_threshold;
         let frame = scope::current();
         let entry = inner.store.with_entry(sql, |entry| {
-            entry.record(ns, failed, slow, rows, &inner.config.latency_buckets_ns);
+            entry.record(
+                elapsed,
+                failed,
+                slow,
+                rows,
+                &inner.config.latency_buckets_ns,
+            );
             (slow || frame.is_some()).then(|| Arc::clone(entry))
         });
         if let Some(entry) = entry {
@@ -382,33 +387,43 @@ impl Inner {
 fn stats_of(entry: &Entry) -> Option<QueryStats> {
     let state = entry.state.lock();
     let w = &state.window;
-    if w.calls == 0 {
+    let latency = w.latency.summary();
+    if latency.count == 0 {
         return None;
     }
-    let h = &w.histogram;
-    // The histogram's quantiles are the upper ends of its 1 % wide buckets: never above the
-    // true maximum.
-    let quantile = |q: f64| Duration::from_nanos(h.value_at_quantile(q).min(w.max_ns));
     Some(QueryStats {
         fingerprint_id: entry.fingerprint.id(),
         fingerprint: entry.fingerprint.text().to_owned(),
         operation: entry.fingerprint.operation(),
-        calls: w.calls,
+        calls: latency.count,
         errors: w.errors,
         slow: w.slow,
         rows: w.rows,
-        total: Duration::from_nanos(w.total_ns),
-        mean: Duration::from_nanos(w.total_ns / w.calls),
-        p50: quantile(0.50),
-        p95: quantile(0.95),
-        p99: quantile(0.99),
-        max: Duration::from_nanos(w.max_ns),
+        total: latency.total,
+        mean: latency.mean,
+        p50: latency.p50,
+        p95: latency.p95,
+        p99: latency.p99,
+        max: latency.max,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_types_and_scoped_futures_cross_threads() {
+        // A server keeps these in its state and runs scoped handlers on a multi-threaded runtime.
+        fn send_sync<T: Send + Sync + 'static>() {}
+        fn send<T: Send>(_: &T) {}
+        send_sync::<QueryTracker>();
+        send_sync::<crate::MetricsRegistry>();
+        send_sync::<QueryReport>();
+        let tracker = QueryTracker::new();
+        send(&tracker.scope("request", async {}));
+        send(&tracker.capture(async {}));
+    }
 
     #[test]
     fn percentiles_match_a_known_distribution() {

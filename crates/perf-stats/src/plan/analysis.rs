@@ -9,8 +9,11 @@ use crate::sql::{Keyword, Token, TokenKind, is_keyword, tokenize};
 /// How a column is compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum UseKind {
-    /// `=`, `IN`, `IS`: an index can seek to it and keep going on the next column.
+    /// `=`, `IS`: an index can seek to it and keep going on the next column.
     Equality,
+    /// `IN (…)`: several seeks; as good as equality for filtering, but the rows of the seeks
+    /// do not come out in one index order.
+    In,
     /// `<`, `>`, `BETWEEN`, `LIKE`: an index can seek to a range; later columns only filter.
     Range,
 }
@@ -27,6 +30,7 @@ enum Clause {
     Where,
     On,
     OrderBy,
+    GroupBy,
     Other,
 }
 
@@ -39,6 +43,7 @@ pub(crate) struct QueryShape {
     filters: Vec<ColumnUse>,
     joins: Vec<ColumnUse>,
     order_by: Vec<ColumnUse>,
+    group_by: Vec<ColumnUse>,
 }
 
 fn is_name(token: &Token<'_>) -> bool {
@@ -61,7 +66,8 @@ fn comparison(tokens: &[Token<'_>], at: usize) -> Option<UseKind> {
         TokenKind::Word => {
             let word = token.text.to_ascii_lowercase();
             match word.as_str() {
-                "in" | "is" => Some(UseKind::Equality),
+                "in" => Some(UseKind::In),
+                "is" => Some(UseKind::Equality),
                 "between" | "like" => Some(UseKind::Range),
                 _ => None,
             }
@@ -75,6 +81,8 @@ impl QueryShape {
         let tokens = tokenize(sql);
         let mut shape = Self::default();
         let mut clause = Clause::Other;
+        // The table of the innermost JOIN: its ON clause says how it is probed.
+        let mut joined: Option<String> = None;
         let mut i = 0;
         while i < tokens.len() {
             let token = &tokens[i];
@@ -83,7 +91,18 @@ impl QueryShape {
                 match word.as_str() {
                     "from" | "join" | "update" | "into" => {
                         clause = Clause::Other;
-                        i = shape.table_refs(&tokens, i + 1, word == "from");
+                        let before = shape.tables.len();
+                        let end = shape.table_refs(&tokens, i + 1, word == "from");
+                        joined = if word == "join" {
+                            tokens
+                                .get(i + 1)
+                                .and_then(Token::ident)
+                                .map(|name| shape.table_of(&name))
+                                .or_else(|| shape.tables.get(before).cloned())
+                        } else {
+                            None
+                        };
+                        i = end;
                         continue;
                     }
                     "where" => clause = Clause::Where,
@@ -93,8 +112,13 @@ impl QueryShape {
                         i += 2;
                         continue;
                     }
-                    "group" | "having" | "limit" | "offset" | "returning" | "union" | "select"
-                    | "set" | "values" | "window" => clause = Clause::Other,
+                    "group" if tokens.get(i + 1).is_some_and(|t| t.is_word("by")) => {
+                        clause = Clause::GroupBy;
+                        i += 2;
+                        continue;
+                    }
+                    "having" | "limit" | "offset" | "returning" | "union" | "select" | "set"
+                    | "values" | "window" => clause = Clause::Other,
                     _ => {}
                 }
                 i += 1;
@@ -114,25 +138,42 @@ impl QueryShape {
                 if let Some(column) = column {
                     let table = qualifier.map(|q| self_resolve(&shape.aliases, &q));
                     match clause {
-                        Clause::OrderBy => shape.order_by.push(ColumnUse {
-                            table,
-                            column,
-                            kind: UseKind::Range,
-                        }),
+                        Clause::OrderBy | Clause::GroupBy => {
+                            let used = ColumnUse {
+                                table,
+                                column,
+                                kind: UseKind::Range,
+                            };
+                            if clause == Clause::OrderBy {
+                                shape.order_by.push(used);
+                            } else {
+                                shape.group_by.push(used);
+                            }
+                        }
                         Clause::Where | Clause::On => {
-                            // `col OP value` or `value OP col`.
-                            let kind = comparison(&tokens, next).or_else(|| {
-                                i.checked_sub(1).and_then(|prev| comparison(&tokens, prev))
-                            });
-                            if let Some(kind) = kind {
+                            // `col OP operand`, or `operand OP col`.
+                            let compared = comparison(&tokens, next)
+                                .map(|kind| (kind, next + 1))
+                                .or_else(|| {
+                                    let op = i.checked_sub(1)?;
+                                    Some((comparison(&tokens, op)?, op.checked_sub(1)?))
+                                });
+                            if let Some((kind, operand)) = compared {
+                                let to_column = tokens.get(operand).is_some_and(is_name)
+                                    && !tokens.get(operand + 1).is_some_and(|t| t.is("("));
+                                let probed =
+                                    clause == Clause::Where || (table.is_some() && table == joined);
                                 let used = ColumnUse {
                                     table,
                                     column,
                                     kind,
                                 };
-                                if clause == Clause::Where {
+                                // A column compared with a value filters its table, in WHERE
+                                // or in a JOIN's ON alike; compared with another column it
+                                // says how the table is probed in a join.
+                                if !to_column {
                                     shape.filters.push(used);
-                                } else {
+                                } else if probed {
                                     shape.joins.push(used);
                                 }
                             }
@@ -153,6 +194,7 @@ impl QueryShape {
                 .iter_mut()
                 .chain(shape.joins.iter_mut())
                 .chain(shape.order_by.iter_mut())
+                .chain(shape.group_by.iter_mut())
             {
                 used.table.get_or_insert_with(|| only.clone());
             }
@@ -211,13 +253,13 @@ impl QueryShape {
     }
 
     /// The columns of a composite index that would serve this query on `table`: equality
-    /// columns first, then the first range column, or the sort columns when nothing is a range
-    /// (a range stops an index from also giving the order). Join columns when `table` is only
-    /// joined.
+    /// filters first, then the columns a join probes it by, then the range columns, or the
+    /// grouping or sort columns when nothing is a range or an `IN` list (either stops an index
+    /// from also giving the order).
     pub(crate) fn suggested_columns(&self, table: &str) -> Vec<String> {
-        let on_table = |uses: &[ColumnUse], kind: Option<UseKind>| -> Vec<String> {
+        let on_table = |uses: &[ColumnUse], kinds: &[UseKind]| -> Vec<String> {
             uses.iter()
-                .filter(|u| u.table.as_deref() == Some(table) && kind.is_none_or(|k| u.kind == k))
+                .filter(|u| u.table.as_deref() == Some(table) && kinds.contains(&u.kind))
                 .map(|u| u.column.clone())
                 .collect()
         };
@@ -229,19 +271,26 @@ impl QueryShape {
                 }
             }
         };
-        let equality = on_table(&self.filters, Some(UseKind::Equality));
-        let range = on_table(&self.filters, Some(UseKind::Range));
-        if equality.is_empty() && range.is_empty() {
-            add(on_table(&self.joins, Some(UseKind::Equality)));
-            return columns;
-        }
+        let equality = on_table(&self.filters, &[UseKind::Equality, UseKind::In]);
+        let lists = !on_table(&self.filters, &[UseKind::In]).is_empty();
+        let range = on_table(&self.filters, &[UseKind::Range]);
+        // When the table is probed from another one (a nested loop), the join columns are
+        // equality lookups too.
+        let joined = on_table(&self.joins, &[UseKind::Equality]);
         add(equality);
-        if let Some(first_range) = range.first() {
-            add(vec![first_range.clone()]);
-            // The remaining range columns still filter inside the index, without a table read.
+        add(joined);
+        if !range.is_empty() {
+            // The first range column seeks; the others still filter inside the index.
             add(range);
-        } else {
-            add(on_table(&self.order_by, None));
+        } else if !lists {
+            // Rows read in index order need no temporary sort: by the grouping if there is
+            // one (the ORDER BY then sorts the groups), else by the ORDER BY.
+            let grouped = on_table(&self.group_by, &[UseKind::Range]);
+            if grouped.is_empty() {
+                add(on_table(&self.order_by, &[UseKind::Range]));
+            } else {
+                add(grouped);
+            }
         }
         columns
     }
@@ -303,6 +352,35 @@ mod tests {
         );
         let shape = QueryShape::parse("SELECT * FROM room_types ORDER BY name");
         assert!(!shape.is_filtered("room_types"));
+    }
+
+    #[test]
+    fn values_in_a_join_condition_filter_the_joined_table() {
+        let shape = QueryShape::parse(
+            "SELECT rt.id, MIN(i.available_rooms) FROM room_types rt LEFT JOIN room_inventory i \
+             ON i.room_type_id = rt.id AND i.date >= $1 AND i.date < $2 GROUP BY rt.id ORDER BY rt.id",
+        );
+        assert!(shape.is_filtered("room_inventory"));
+        assert!(!shape.is_filtered("room_types"));
+        assert_eq!(
+            shape.suggested_columns("room_inventory"),
+            ["room_type_id", "date"]
+        );
+    }
+
+    #[test]
+    fn grouping_columns_follow_the_equality_filters() {
+        let shape = QueryShape::parse(
+            "SELECT status, COUNT(*) FROM payments WHERE user_id = $1 GROUP BY status ORDER BY 2",
+        );
+        assert_eq!(shape.suggested_columns("payments"), ["user_id", "status"]);
+    }
+
+    #[test]
+    fn an_in_list_does_not_promise_an_order() {
+        let shape =
+            QueryShape::parse("SELECT * FROM payments WHERE booking_id IN (?, ?, ?) ORDER BY id");
+        assert_eq!(shape.suggested_columns("payments"), ["booking_id"]);
     }
 
     #[test]

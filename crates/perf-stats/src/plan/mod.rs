@@ -504,17 +504,15 @@ impl fmt::Display for PlanCheck {
                 PlanVerdict::FullScan => "FULL SCAN",
                 PlanVerdict::AutomaticIndex => "AUTO INDEX",
             };
-            let how = match q.verdict {
-                PlanVerdict::FullScan => format!("scans {}", q.full_scans.join(", ")),
-                _ if q.indexes_used.is_empty() => String::new(),
-                _ => format!("uses {}", q.indexes_used.join(", ")),
+            let mut how = match q.verdict {
+                PlanVerdict::FullScan => vec![format!("scans {}", q.full_scans.join(", "))],
+                _ if q.indexes_used.is_empty() => Vec::new(),
+                _ => vec![format!("uses {}", q.indexes_used.join(", "))],
             };
-            let sort = if q.temp_sort {
-                "; sorts in a temporary structure"
-            } else {
-                ""
-            };
-            writeln!(f, "  {status:<14} {:<width$}  {how}{sort}", q.name)?;
+            if q.temp_sort {
+                how.push("sorts in a temporary structure".to_owned());
+            }
+            writeln!(f, "  {status:<14} {:<width$}  {}", q.name, how.join("; "))?;
             for s in &q.suggestions {
                 writeln!(f, "      suggested index: {}", s.sql)?;
                 if let Some(existing) = &s.existing_index {
