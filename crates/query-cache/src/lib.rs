@@ -113,11 +113,14 @@
 mod builder;
 mod cache;
 mod cacheable;
+mod codec;
 mod error;
 mod flight;
 mod key;
 mod prewarm;
 mod shard;
+#[cfg(feature = "redis")]
+mod shared;
 mod sketch;
 mod stats;
 mod tags;
@@ -126,8 +129,11 @@ mod ttl;
 pub use builder::{Admission, QueryCacheBuilder};
 pub use cache::QueryCache;
 pub use cacheable::Cacheable;
+pub use codec::SharedCodec;
 pub use error::{Error, LoadError, Result};
 pub use key::CacheKey;
 pub use prewarm::{PrewarmFailure, PrewarmJob, PrewarmReport};
-pub use stats::CacheStats;
+#[cfg(feature = "redis")]
+pub use shared::RedisConfig;
+pub use stats::{CacheStats, L2Stats};
 pub use ttl::Ttl;
