@@ -242,6 +242,11 @@ impl QueryCache {
     ///   [`Ttl::stale_while_revalidate`]): returns the stale value at once and, unless one
     ///   is already running, starts one background refresh with `loader` (`tokio::spawn`).
     ///
+    /// With a shared Redis tier (feature `redis`), the leader of a miss reads Redis before
+    /// running `loader` (a hit answers without it), and writes the loaded value there
+    /// unless something it depends on was invalidated meanwhile, by any instance. Redis
+    /// failures never surface here: the call goes on from the loader.
+    ///
     /// A loader error is returned to the caller and every waiter, and is not cached. A
     /// value whose key or tags were invalidated while `loader` ran is returned but not
     /// stored. If this call is dropped or `loader` panics, waiting callers are not stuck:
@@ -416,6 +421,7 @@ impl QueryCache {
     /// The value cached for `key` if it is present, fresh and of type `T`. Counts a hit or
     /// a miss. A stale value (inside a stale-while-revalidate grace) is not returned:
     /// `get` has no loader to refresh it with.
+    /// It reads this process's cache (L1) only, never Redis.
     ///
     /// # Errors
     ///
@@ -441,6 +447,10 @@ impl QueryCache {
     /// superseding any load running for `key` (its value will not be stored). Bypasses
     /// the admission filter. Returns whether the value was stored: it is not if it alone
     /// exceeds a shard's weight budget.
+    ///
+    /// With a shared Redis tier the value is stored in this process only (for at most
+    /// `l1_max_ttl`), and the key is invalidated in Redis and in the other instances, so
+    /// that none of them keeps serving the value it replaces.
     ///
     /// # Examples
     ///
@@ -493,7 +503,7 @@ impl QueryCache {
     /// callers do not join it. Returns whether an entry was removed (in this process).
     ///
     /// With a shared tier the key is also deleted from Redis and dropped by every other
-    /// instance, asynchronously (see [`flush_invalidations`](Self::flush_invalidations)).
+    /// instance, asynchronously (see `flush_invalidations`, feature `redis`).
     pub fn invalidate(&self, key: impl AsRef<str>) -> bool {
         let key = key.as_ref();
         #[cfg(feature = "redis")]
