@@ -265,6 +265,10 @@ fn main() {
         url,
         prefix: format!("bench:query-cache:{}", std::process::id()),
     };
+    if let Some(codec) = Availability::shared_codec() {
+        let bytes = codec.encode(&availability(1)).map_or(0, |b| b.len());
+        println!("one value in Redis: {bytes} bytes (envelope included)");
+    }
     let mut criterion = Criterion::default().configure_from_args();
     read_throughput(&mut criterion, &setup);
     criterion.final_summary();
