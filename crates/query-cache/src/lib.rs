@@ -140,7 +140,8 @@
 //!
 //! Limits: keys are built inside the scripts, so Redis Cluster is not supported (a
 //! single Redis, or a primary with replicas and Sentinel, is); prefix invalidation scans
-//! the namespace's keys inside Redis, which blocks Redis for as long (prefer tags);
+//! the Redis database's keys inside one script, which blocks Redis for as long (prefer
+//! tags, or give the cache a database of its own);
 //! [`QueryCache::get`] and [`QueryCache::insert`] are L1 only (`insert` also invalidates
 //! the key in Redis and in the other instances, so none keeps serving the value it
 //! replaces).

@@ -63,8 +63,9 @@ impl RedisConfig {
     /// Default [`keepalive`](Self::keepalive): 5 s.
     pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(5);
 
-    /// The tier at `url` (`redis://[:password@]host:port[/db]`, or `rediss://` without TLS
-    /// support compiled in being refused at connection time), under the key `prefix`.
+    /// The tier at `url` (`redis://[[user]:password@]host[:port][/db]`, or
+    /// `redis+unix:///path`), under the key `prefix`. TLS is not compiled in: `rediss://` URLs
+    /// are refused.
     ///
     /// Nothing connects yet: the cache connects when it is built, and keeps working
     /// without Redis while it cannot.
@@ -205,6 +206,10 @@ mod tests {
         assert!(matches!(
             RedisConfig::new("http://:secret@nowhere", "p"),
             Err(Error::InvalidRedisUrl { url, .. }) if !url.contains("secret")
+        ));
+        assert!(matches!(
+            RedisConfig::new("rediss://127.0.0.1", "p"),
+            Err(Error::InvalidRedisUrl { .. })
         ));
         assert!(matches!(
             RedisConfig::new("redis://127.0.0.1", ""),

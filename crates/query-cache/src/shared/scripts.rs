@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | `P:epoch` | the epoch; replaced by "invalidate all", created by the first read |
 //! | `P:v:E:{key}` | a value envelope, with the entry's TTL |
-//! | `P:tk:E:{tag}` | the set of keys stored with `tag` (expires with its longest member) |
+//! | `P:tk:E:{tag}` | the set of keys stored with `tag` (expires with its longest member; each write also drops up to two members whose value is gone) |
 //! | `P:kg:{key}` | the key's generation, bumped by key invalidations |
 //! | `P:tg:{tag}` | the tag's generation, bumped by tag invalidations |
 //! | `P:pg` | the prefix generation, bumped by every prefix invalidation |
@@ -67,6 +67,13 @@ for i = 1, n do
   local set = p .. ':tk:' .. epoch .. ':' .. ARGV[5 + i]
   redis.call('SADD', set, key)
   if redis.call('PTTL', set) < ttl then redis.call('PEXPIRE', set, ttl) end
+  -- A set of a tag that is rarely invalidated outlives its members' values: drop up to
+  -- two members whose value is gone, so that it stays within twice its live members.
+  for _, member in ipairs(redis.call('SRANDMEMBER', set, 2)) do
+    if redis.call('EXISTS', p .. ':v:' .. epoch .. ':' .. member) == 0 then
+      redis.call('SREM', set, member)
+    end
+  end
 end
 return 1
 ",

@@ -176,3 +176,42 @@ async fn a_lost_message_leaves_l1_stale_for_at_most_l1_max_ttl() {
         "the next read finds Redis empty and loads"
     );
 }
+
+/// A tag's key set in Redis does not keep keys whose value is gone for ever: writes drop
+/// them, so a tag that is never invalidated cannot grow without bound.
+#[tokio::test]
+async fn tag_sets_forget_keys_whose_value_is_gone() {
+    let Some(url) = db_connect::testing::redis_url() else {
+        return;
+    };
+    let namespace = Namespace::new(url);
+    let cache = namespace.instance(Duration::from_secs(600)).await;
+    let load = |key: &'static str| {
+        let cache = cache.clone();
+        async move {
+            cache
+                .with_cache(key, Ttl::SHORT, &["room-types"], || async {
+                    Ok::<_, Infallible>(1_u32)
+                })
+                .await
+                .unwrap();
+        }
+    };
+    load("k1").await;
+    cache.invalidate("k1");
+    assert!(cache.flush_invalidations(PATIENCE).await);
+    load("k2").await;
+
+    let mut redis = redis::Client::open(namespace.url.as_str())
+        .and_then(|c| c.get_connection())
+        .unwrap();
+    let epoch: String = redis::cmd("GET")
+        .arg(format!("{}:epoch", namespace.prefix))
+        .query(&mut redis)
+        .unwrap();
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("{}:tk:{epoch}:room-types", namespace.prefix))
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(members, ["k2"]);
+}

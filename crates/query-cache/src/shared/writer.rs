@@ -68,7 +68,13 @@ pub(crate) async fn run(mut writer: Writer) {
                 writer.state.applied.send_replace(ticket);
                 backoff = MIN_BACKOFF;
                 for epoch in replaced_epochs {
-                    writer.delete_epoch(&epoch).await;
+                    // Off the queue: later invalidations must not wait for a cleanup.
+                    tokio::spawn(delete_epoch(
+                        writer.connection.clone(),
+                        Arc::clone(&writer.state),
+                        writer.timeout,
+                        epoch,
+                    ));
                 }
             }
             None => {
@@ -133,49 +139,53 @@ impl Writer {
             }
         }
     }
+}
 
-    /// Deletes the keys of a replaced epoch. They are unreachable already (every name
-    /// contains the epoch); this only frees the memory before their TTLs would.
-    async fn delete_epoch(&self, epoch: &str) {
-        let names = &self.state.names;
-        for kind in ["v", "tk"] {
-            let pattern = format!("{}:{kind}:{epoch}:*", names.prefix_glob);
-            let mut cursor: u64 = 0;
-            loop {
-                let mut connection = self.connection.clone();
-                let deadline = Instant::now() + self.timeout;
-                let page = tokio::time::timeout_at(
+/// Deletes the keys of a replaced epoch. They are unreachable already (every name contains
+/// the epoch); this only frees the memory before their TTLs would.
+async fn delete_epoch(
+    connection: ConnectionManager,
+    state: Arc<TierState>,
+    timeout: Duration,
+    epoch: String,
+) {
+    for kind in ["v", "tk"] {
+        let pattern = format!("{}:{kind}:{epoch}:*", state.names.prefix_glob);
+        let mut cursor: u64 = 0;
+        loop {
+            let mut connection = connection.clone();
+            let deadline = Instant::now() + timeout;
+            let page = tokio::time::timeout_at(
+                deadline,
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async::<(u64, Vec<String>)>(&mut connection),
+            )
+            .await;
+            let Ok(Ok((next, keys))) = page else {
+                tracing::debug!(epoch, "old cache epoch left to expire by itself");
+                return;
+            };
+            if !keys.is_empty() {
+                let unlinked = tokio::time::timeout_at(
                     deadline,
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async::<(u64, Vec<String>)>(&mut connection),
+                    redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async::<i64>(&mut connection),
                 )
                 .await;
-                let Ok(Ok((next, keys))) = page else {
-                    tracing::debug!(epoch, "old cache epoch left to expire by itself");
+                if !matches!(unlinked, Ok(Ok(_))) {
                     return;
-                };
-                if !keys.is_empty() {
-                    let unlinked = tokio::time::timeout_at(
-                        deadline,
-                        redis::cmd("UNLINK")
-                            .arg(&keys)
-                            .query_async::<i64>(&mut connection),
-                    )
-                    .await;
-                    if !matches!(unlinked, Ok(Ok(_))) {
-                        return;
-                    }
                 }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
             }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
     }
 }
