@@ -26,7 +26,7 @@ use crate::{CacheKey, Cacheable, LoadError, Result, Ttl};
 /// guarantees it gives.
 #[derive(Clone)]
 pub struct QueryCache {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// Keeps each shard's lock on its own cache lines so that threads working on different
@@ -629,54 +629,6 @@ impl QueryCache {
         if let Some(tier) = &self.inner.shared {
             tier.reset_stats();
         }
-    }
-
-    /// Waits until the shared tier is subscribed to invalidations and Redis answers, at
-    /// most `within`; returns whether it is. Without a shared tier, returns `false` at
-    /// once. Feature `redis`.
-    ///
-    /// A cache works before that (from L1 and the loader), but the first subscription
-    /// clears L1, so call this before pre-warming at start-up.
-    #[cfg(feature = "redis")]
-    pub async fn wait_for_redis(&self, within: Duration) -> bool {
-        match &self.inner.shared {
-            Some(tier) => tier.wait_ready(within).await,
-            None => false,
-        }
-    }
-
-    /// Waits, at most `within`, until every invalidation this instance made so far has
-    /// been applied to Redis and published to the other instances; returns whether it
-    /// was. Without a shared tier, returns `true` at once. Feature `redis`.
-    ///
-    /// Invalidation methods are synchronous and queue the Redis side: call this after a
-    /// write when the response must not go out before the other instances can no longer
-    /// read what the write changed from Redis. (Their L1 copies are dropped when the
-    /// message arrives, typically a millisecond later; see the crate's guarantees.)
-    #[cfg(feature = "redis")]
-    pub async fn flush_invalidations(&self, within: Duration) -> bool {
-        match &self.inner.shared {
-            Some(tier) => tier.flush(within).await,
-            None => true,
-        }
-    }
-
-    /// Waits, at most `within`, until this instance has applied at least `count`
-    /// invalidation messages from other instances in total (see
-    /// [`L2Stats::messages_received`](crate::L2Stats::messages_received)); returns whether
-    /// it has. For tests and tools that must observe an invalidation arriving. Without a
-    /// shared tier, returns `false` at once. Feature `redis`.
-    #[cfg(feature = "redis")]
-    pub async fn wait_for_invalidation_messages(&self, count: u64, within: Duration) -> bool {
-        match &self.inner.shared {
-            Some(tier) => tier.wait_received(count, within).await,
-            None => false,
-        }
-    }
-
-    #[cfg(all(test, feature = "redis"))]
-    pub(crate) fn shared_tier(&self) -> Option<&crate::shared::SharedTier> {
-        self.inner.shared.as_ref()
     }
 
     fn l2_stats(&self) -> Option<crate::L2Stats> {

@@ -17,7 +17,7 @@ use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::watch;
 
 use super::message::{Invalidation, Message};
-use super::tier::{Counters, TierState};
+use super::state::{Counters, TierState};
 use crate::cache::Inner;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(20);

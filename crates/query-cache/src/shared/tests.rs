@@ -22,7 +22,7 @@ impl Namespace {
         let prefix = format!(
             "qc-unit:{}:{:016x}",
             std::process::id(),
-            super::tier::random_u64()
+            super::state::random_u64()
         );
         Namespace { url, prefix }
     }

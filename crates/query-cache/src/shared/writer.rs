@@ -16,7 +16,8 @@ use tokio::time::Instant;
 
 use super::message::{Invalidation, Message, glob_escape};
 use super::scripts::INVALIDATE;
-use super::tier::{Counters, Queued, TierState, random_u64};
+use super::state::{Counters, TierState, random_u64};
+use super::tier::Queued;
 
 /// Invalidations applied (and published) per script call.
 const BATCH: usize = 256;
