@@ -103,6 +103,10 @@ pub(crate) struct TierState {
     /// For the subscription, so that its warnings do not hide the others.
     pub(crate) subscription_warnings: WarnLimiter,
     pub(crate) connected: AtomicBool,
+    /// After a failed call, requests skip Redis until this instant instead of each paying
+    /// a timeout; the first success (of a request, the writer, the subscriber or a ping)
+    /// lifts it.
+    pub(crate) skip_until: Mutex<Option<tokio::time::Instant>>,
     /// Tickets handed to queued invalidations (the last one issued).
     pub(crate) issued: AtomicU64,
     /// The last ticket applied to Redis. Tickets are applied in order.
@@ -119,6 +123,7 @@ impl TierState {
     /// Counts a failed call and logs a (rate-limited) warning; `None` is a timeout.
     pub(crate) fn failed(&self, what: &str, error: Option<&redis::RedisError>) {
         self.connected.store(false, Ordering::Relaxed);
+        *self.skip_until.lock() = Some(tokio::time::Instant::now() + SKIP_AFTER_FAILURE);
         self.count_and_warn(&self.warnings, what, error);
     }
 
@@ -153,6 +158,26 @@ impl TierState {
 
     pub(crate) fn succeeded(&self) {
         self.connected.store(true, Ordering::Relaxed);
+        *self.skip_until.lock() = None;
+    }
+}
+
+/// How long requests skip Redis after a failed call (unless something succeeds sooner).
+pub(crate) const SKIP_AFTER_FAILURE: Duration = Duration::from_millis(500);
+
+impl TierState {
+    /// Whether requests should skip Redis now, because a call failed moments ago.
+    pub(crate) fn skipping(&self) -> bool {
+        let mut skip_until = self.skip_until.lock();
+        match *skip_until {
+            Some(until) if tokio::time::Instant::now() < until => true,
+            Some(_) => {
+                // Time to try again: one request probes, the others follow its result.
+                *skip_until = None;
+                false
+            }
+            None => false,
+        }
     }
 }
 

@@ -54,6 +54,8 @@ pub(crate) async fn run(subscriber: Subscriber, mut stop: watch::Receiver<()>) {
             }
         };
         backoff = MIN_BACKOFF;
+        // Redis answers again: requests may stop skipping it.
+        subscriber.state.succeeded();
         subscriber.clear_l1();
         if first {
             first = false;

@@ -95,6 +95,7 @@ impl SharedTier {
             warnings: WarnLimiter::new(),
             subscription_warnings: WarnLimiter::new(),
             connected: AtomicBool::new(false),
+            skip_until: Mutex::new(None),
             issued: AtomicU64::new(0),
             applied: watch::Sender::new(0),
             subscribed: watch::Sender::new(false),
@@ -162,8 +163,12 @@ impl SharedTier {
     ///
     /// This instance's own queued invalidations go first: a read must not bring back what
     /// this process already invalidated. If they do not reach Redis within the timeout,
-    /// Redis is bypassed.
+    /// Redis is bypassed, as it is for a moment after any failed call.
     pub(crate) async fn fetch(&self, key: &str, tags: &[&str]) -> Fetched {
+        if self.state.skipping() {
+            Counters::add(&self.state.counters.bypassed);
+            return Fetched::Bypass;
+        }
         let deadline = Instant::now() + self.timeout;
         let ticket = self.state.issued.load(Ordering::Acquire);
         if *self.state.applied.borrow() < ticket {
