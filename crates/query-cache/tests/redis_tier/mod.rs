@@ -735,6 +735,10 @@ async fn redis_stopped_mid_run_then_restarted() {
             stats.errors + stats.timeouts >= 1,
             "failures are counted: {stats:?}"
         );
+        assert!(
+            stats.bypassed >= 1,
+            "after a failure, requests skip Redis instead of each waiting: {stats:?}"
+        );
         assert!(!stats.connected, "{stats:?}");
     }
     assert_eq!(l2(&a).invalidations_pending, 1);
