@@ -786,3 +786,99 @@ async fn redis_stopped_mid_run_then_restarted() {
         logs.text()
     );
 }
+
+/// Many loads racing writes (a version bump, then an invalidation by key or tag, on either
+/// instance): once everything has settled, neither instance nor Redis holds an old version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_loads_and_invalidations_on_two_instances_leave_nothing_stale() {
+    use std::sync::atomic::AtomicU32;
+
+    const KEYS: usize = 8;
+    let Some(url) = db_connect::testing::redis_url() else {
+        return;
+    };
+    let namespace = Namespace::new(&url);
+    let (a, b) = pair(&namespace, |c| c.l1_max_ttl(Duration::from_secs(600))).await;
+    let database: Arc<Vec<AtomicU32>> = Arc::new((0..KEYS).map(|_| AtomicU32::new(0)).collect());
+    let read = |cache: QueryCache, database: Arc<Vec<AtomicU32>>, k: usize| async move {
+        let loaded = Arc::clone(&database);
+        cache
+            .with_cache(
+                format!("key:{k}"),
+                Ttl::SHORT,
+                &[&format!("tag:{k}")],
+                move || async move {
+                    let version = loaded[k].load(Ordering::SeqCst);
+                    // Let writes land while this load "queries".
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    Ok::<_, Infallible>(version)
+                },
+            )
+            .await
+            .map(|v| *v)
+            .unwrap()
+    };
+    let workers: Vec<_> = (0..8_u64)
+        .map(|w| {
+            let (a, b, database) = (a.clone(), b.clone(), Arc::clone(&database));
+            tokio::spawn(async move {
+                // A seeded xorshift, so that workers meet on the same keys at random.
+                let mut state =
+                    0x9e37_79b9_7f4a_7c15_u64 ^ (w + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                for _ in 0..400 {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let k = (state % KEYS as u64) as usize;
+                    let cache = if (state >> 8) & 1 == 0 { &a } else { &b };
+                    if (state >> 16) % 5 == 0 {
+                        database[k].fetch_add(1, Ordering::SeqCst);
+                        if (state >> 24) % 2 == 0 {
+                            cache.invalidate_tag(&format!("tag:{k}"));
+                        } else {
+                            cache.invalidate(format!("key:{k}"));
+                        }
+                    } else {
+                        read(cache.clone(), Arc::clone(&database), k).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    assert!(a.flush_invalidations(PATIENCE).await && b.flush_invalidations(PATIENCE).await);
+    assert!(
+        a.wait_for_invalidation_messages(l2(&b).messages_sent, PATIENCE)
+            .await
+    );
+    assert!(
+        b.wait_for_invalidation_messages(l2(&a).messages_sent, PATIENCE)
+            .await
+    );
+
+    for k in 0..KEYS {
+        let current = database[k].load(Ordering::SeqCst);
+        for (name, cache) in [("A", &a), ("B", &b)] {
+            assert_eq!(
+                read(cache.clone(), Arc::clone(&database), k).await,
+                current,
+                "{name} serves an old version of key {k}"
+            );
+        }
+    }
+    let (la, lb) = (l2(&a), l2(&b));
+    eprintln!(
+        "hits A/B {}/{}, writes {}/{}, refused stale writes {}/{}, discarded loads {}/{}",
+        la.hits,
+        lb.hits,
+        la.writes,
+        lb.writes,
+        la.stale_writes_refused,
+        lb.stale_writes_refused,
+        a.stats().discarded_loads,
+        b.stats().discarded_loads
+    );
+    assert!(la.hits + lb.hits > 0 && la.writes + lb.writes > 0);
+}
