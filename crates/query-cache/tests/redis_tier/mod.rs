@@ -831,9 +831,9 @@ async fn concurrent_loads_and_invalidations_on_two_instances_leave_nothing_stale
                     state ^= state << 17;
                     let k = (state % KEYS as u64) as usize;
                     let cache = if (state >> 8) & 1 == 0 { &a } else { &b };
-                    if (state >> 16) % 5 == 0 {
+                    if (state >> 16).is_multiple_of(5) {
                         database[k].fetch_add(1, Ordering::SeqCst);
-                        if (state >> 24) % 2 == 0 {
+                        if (state >> 24).is_multiple_of(2) {
                             cache.invalidate_tag(&format!("tag:{k}"));
                         } else {
                             cache.invalidate(format!("key:{k}"));
