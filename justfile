@@ -32,9 +32,17 @@ test:
 ci:
     .ci/run
 
+# The query cache's Redis tier against the local Redis (fails instead of skipping without it).
+test-redis-tier:
+    HOTEL_REQUIRE_SERVICES=1 cargo test -p query-cache --all-features
+
 # Criterion benchmarks: just bench [name]
 bench name="":
     cargo bench -p benches {{ if name == "" { "" } else { "--bench " + name } }}
+
+# The Redis tier's throughput and cross-instance invalidation latency (docs/PERFORMANCE.md).
+bench-redis-tier:
+    cargo bench --bench query_cache_redis -- --warm-up-time 2 --measurement-time 5
 
 # Time the large dataset into a fresh SQLite file (the figure in docs/PERFORMANCE.md).
 bench-dataset:

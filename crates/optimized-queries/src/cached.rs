@@ -20,11 +20,17 @@
 //!
 //! Payments and tokens are never cached: [`HotelCache::user_bookings`] with payments goes
 //! straight to the database.
+//!
+//! Every cached result type (and its `Vec` form) has a [`SharedCodec`], so a cache built
+//! with a Redis tier (query-cache's `redis` feature) shares it between instances. The
+//! schemas are named `optimized-queries/<Type>`; bump `SCHEMA_VERSION` in this module whenever one of
+//! these types changes shape or meaning, so that instances of another release read a miss
+//! instead of a wrong value.
 
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
-use query_cache::{Cacheable, LoadError, PrewarmJob, QueryCache};
+use query_cache::{Cacheable, LoadError, PrewarmJob, QueryCache, SharedCodec};
 use sea_orm::DatabaseConnection;
 
 use crate::{
@@ -50,20 +56,49 @@ pub mod ttl {
 /// Ranges up to this many nights are tagged night by night; longer ones month by month.
 const NIGHT_TAG_LIMIT: i64 = 31;
 
+/// Version of the shared-tier schema of every cached result type. Bump it with any change
+/// to their fields or to what a field means.
+const SCHEMA_VERSION: u32 = 1;
+
 impl Cacheable for RoomTypeSummary {
     fn weight(&self) -> usize {
         size_of::<Self>() + self.name.len() + self.description.len()
     }
+    fn shared_codec() -> Option<SharedCodec<Self>> {
+        Some(SharedCodec::msgpack(
+            "optimized-queries/RoomTypeSummary",
+            SCHEMA_VERSION,
+        ))
+    }
 }
-impl Cacheable for Availability {}
+impl Cacheable for Availability {
+    fn shared_codec() -> Option<SharedCodec<Self>> {
+        Some(SharedCodec::msgpack(
+            "optimized-queries/Availability",
+            SCHEMA_VERSION,
+        ))
+    }
+}
 impl Cacheable for BookingView {
     fn weight(&self) -> usize {
         size_of::<Self>() + self.room_type.as_ref().map_or(0, |rt| rt.name.len())
+    }
+    fn shared_codec() -> Option<SharedCodec<Self>> {
+        Some(SharedCodec::msgpack(
+            "optimized-queries/BookingView",
+            SCHEMA_VERSION,
+        ))
     }
 }
 impl Cacheable for BookingStatistics {
     fn weight(&self) -> usize {
         size_of::<Self>() + self.by_status.len() * size_of::<crate::StatusBreakdown>()
+    }
+    fn shared_codec() -> Option<SharedCodec<Self>> {
+        Some(SharedCodec::msgpack(
+            "optimized-queries/BookingStatistics",
+            SCHEMA_VERSION,
+        ))
     }
 }
 impl Cacheable for Occupancy {
@@ -74,6 +109,12 @@ impl Cacheable for Occupancy {
                 .iter()
                 .map(|r| size_of_val(r) + r.name.len())
                 .sum::<usize>()
+    }
+    fn shared_codec() -> Option<SharedCodec<Self>> {
+        Some(SharedCodec::msgpack(
+            "optimized-queries/Occupancy",
+            SCHEMA_VERSION,
+        ))
     }
 }
 
@@ -463,10 +504,155 @@ fn scope(room_type_id: Option<i64>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use chrono::{TimeZone, Utc};
+    use entity::BookingStatus;
+
     use super::*;
+    use crate::{GuestRef, NightInventory, RoomTypeOccupancy, RoomTypeRef, RoomTypeWithNight};
 
     fn d(day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 1, day).unwrap()
+    }
+
+    /// Encodes with the type's shared codec and decodes again.
+    fn round_trip<T: Cacheable + std::fmt::Debug + PartialEq>(value: &T) {
+        let codec = T::shared_codec().expect("the type is shared");
+        let bytes = codec.encode(value).unwrap();
+        assert_eq!(&codec.decode(&bytes).unwrap(), value);
+    }
+
+    fn room_type(id: i64) -> RoomTypeSummary {
+        RoomTypeSummary {
+            id,
+            name: format!("Deluxe {id}"),
+            description: "Sea view, ünïcödé".into(),
+            price_per_night: 12_345,
+            total_rooms: 10,
+        }
+    }
+
+    fn booking(with_refs: bool) -> BookingView {
+        BookingView {
+            id: 1,
+            user_id: 2,
+            room_type_id: 3,
+            start_date: d(5),
+            end_date: d(8),
+            rooms_booked: 2,
+            status: BookingStatus::CheckedIn,
+            total_price: 74_070,
+            deposit_amount: 7_407,
+            is_deposit_paid: true,
+            created_at: Utc.with_ymd_and_hms(2025, 12, 1, 8, 30, 0).unwrap(),
+            updated_at: Utc.with_ymd_and_hms(2025, 12, 2, 9, 0, 1).unwrap(),
+            room_type: with_refs.then(|| RoomTypeRef {
+                id: 3,
+                name: "Suite".into(),
+                price_per_night: 12_345,
+            }),
+            guest: with_refs.then(|| GuestRef {
+                id: 2,
+                name: "Ada".into(),
+                email: "ada@example.com".into(),
+            }),
+            payments: None,
+        }
+    }
+
+    /// Every type the hotel caches crosses the shared tier unchanged, in its `Vec` form
+    /// too; `flatten`, `try_from` and `skip_serializing_if` (which a non-self-describing
+    /// format would break) round-trip.
+    #[test]
+    fn cached_types_round_trip_through_the_shared_codec() {
+        round_trip(&room_type(1));
+        round_trip(&vec![room_type(1), room_type(2)]);
+        let availability = Availability {
+            room_type_id: 7,
+            start_date: d(1),
+            end_date: d(3),
+            rooms_needed: 2,
+            available: false,
+            min_available: 1,
+        };
+        round_trip(&availability);
+        round_trip(&vec![availability.clone(), availability]);
+        round_trip(&booking(true));
+        round_trip(&vec![booking(false), booking(true)]);
+        let statistics = BookingStatistics {
+            start_date: d(1),
+            end_date: d(31),
+            room_type_id: None,
+            total_bookings: 10,
+            active_bookings: 9,
+            revenue: 1_000_000,
+            rooms: 12,
+            room_nights: 30,
+            average_value: 111_111,
+            by_status: vec![crate::StatusBreakdown {
+                status: BookingStatus::Cancelled,
+                bookings: 1,
+                value: 5,
+                rooms: 1,
+                room_nights: 2,
+            }],
+        };
+        round_trip(&statistics);
+        round_trip(&Occupancy {
+            start_date: d(1),
+            end_date: d(31),
+            room_nights_sold: 7,
+            room_nights_available: 30,
+            rate: 7.0 / 30.0,
+            by_room_type: vec![RoomTypeOccupancy {
+                room_type_id: 1,
+                name: "Twin".into(),
+                room_nights_sold: 7,
+                room_nights_available: 30,
+                rate: 7.0 / 30.0,
+            }],
+        });
+
+        // Not cached today, but the shapes the codec must carry if they are.
+        let with_night = RoomTypeWithNight {
+            room_type: room_type(4),
+            inventory: Some(NightInventory {
+                date: d(9),
+                total_rooms: 10,
+                available_rooms: 3,
+            }),
+        };
+        let codec = SharedCodec::<RoomTypeWithNight>::msgpack("test/with-night", 1);
+        assert_eq!(
+            codec.decode(&codec.encode(&with_night).unwrap()).unwrap(),
+            with_night
+        );
+        let range = DateRange::new(d(1), d(4)).unwrap();
+        let codec = SharedCodec::<(DateRange, RoomCount)>::msgpack("test/range", 1);
+        let value = (range, RoomCount::new(2).unwrap());
+        assert_eq!(codec.decode(&codec.encode(&value).unwrap()).unwrap(), value);
+    }
+
+    #[test]
+    fn cached_types_refuse_each_others_bytes() {
+        let bytes = Availability::shared_codec()
+            .unwrap()
+            .encode(&Availability {
+                room_type_id: 7,
+                start_date: d(1),
+                end_date: d(3),
+                rooms_needed: 2,
+                available: true,
+                min_available: 4,
+            })
+            .unwrap();
+        assert!(matches!(
+            <Vec<Availability>>::shared_codec().unwrap().decode(&bytes),
+            Err(query_cache::Error::SchemaMismatch { .. })
+        ));
+        assert!(matches!(
+            BookingView::shared_codec().unwrap().decode(&bytes),
+            Err(query_cache::Error::SchemaMismatch { .. })
+        ));
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct QueryCacheBuilder {
     pub(crate) max_weight: Option<usize>,
     pub(crate) shards: Option<usize>,
     pub(crate) admission: Admission,
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<crate::RedisConfig>,
 }
 
 impl Default for QueryCacheBuilder {
@@ -51,6 +53,8 @@ impl Default for QueryCacheBuilder {
             max_weight: None,
             shards: None,
             admission: Admission::default(),
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 }
@@ -92,12 +96,27 @@ impl QueryCacheBuilder {
         self
     }
 
+    /// Puts a shared Redis tier (L2) behind the in-process cache (feature `redis`): L1
+    /// misses read Redis before the loader runs, loads fill both tiers, and invalidations
+    /// reach Redis and every other instance on the same prefix. See the
+    /// [crate documentation](crate#the-shared-redis-tier) for the design and guarantees.
+    ///
+    /// Building then needs a tokio runtime (the tier runs two background tasks) but never
+    /// waits for Redis, nor fails because it is down: the cache works without it and
+    /// connects when it can. Use [`QueryCache::wait_for_redis`] to wait at start-up.
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, config: crate::RedisConfig) -> Self {
+        self.redis = Some(config);
+        self
+    }
+
     /// Builds the cache.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] if `max_entries`, `shards` or `max_weight` is zero, or if
-    /// `max_weight` is smaller than the number of shards.
+    /// `max_weight` is smaller than the number of shards; with a Redis tier, also if a
+    /// timeout is zero or if no tokio runtime is running.
     pub fn build(self) -> Result<QueryCache> {
         let max_entries = NonZeroUsize::new(self.max_entries).ok_or(Error::InvalidConfig {
             reason: "max_entries must be at least 1",
@@ -119,12 +138,7 @@ impl QueryCacheBuilder {
                 reason: "max_weight must be at least the number of shards",
             });
         }
-        Ok(QueryCache::from_config(
-            max_entries.get(),
-            self.max_weight,
-            shards,
-            self.admission,
-        ))
+        QueryCache::from_config(self, shards)
     }
 }
 

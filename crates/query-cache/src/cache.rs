@@ -9,6 +9,8 @@ use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+#[cfg(feature = "redis")]
+use crate::Error;
 use crate::builder::{Admission, QueryCacheBuilder};
 use crate::flight::{deadline, downcast, from_outcome, lead};
 use crate::shard::{AnyArc, Lookup, NewEntry, OutcomeReceiver, OutcomeSender, Shard, Store};
@@ -24,7 +26,7 @@ use crate::{CacheKey, Cacheable, LoadError, Result, Ttl};
 /// guarantees it gives.
 #[derive(Clone)]
 pub struct QueryCache {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// Keeps each shard's lock on its own cache lines so that threads working on different
@@ -41,6 +43,10 @@ pub(crate) struct Inner {
     pub(crate) loads: LoadCounters,
     max_entries: usize,
     pub(crate) max_weight: Option<usize>,
+    /// The cap on every L1 entry's lifetime while a shared tier is configured.
+    l1_max_ttl: Option<Duration>,
+    #[cfg(feature = "redis")]
+    pub(crate) shared: Option<crate::shared::SharedTier>,
 }
 
 impl Inner {
@@ -55,6 +61,86 @@ impl Inner {
     #[inline]
     fn hash(&self, key: &str) -> u64 {
         self.hasher.hash_one(key)
+    }
+
+    /// How long a value may stay fresh, then stale, in L1: the TTL (and, for a value read
+    /// from the shared tier, the lifetime it has left there), capped by `l1_max_ttl`.
+    /// `None` when L1 keeps nothing (a cap of zero).
+    pub(crate) fn l1_lifetime(
+        &self,
+        ttl: Ttl,
+        shared_ttl_left: Option<Duration>,
+    ) -> Option<(Duration, Duration)> {
+        let fresh = shared_ttl_left.map_or(ttl.fresh_for(), |left| left.min(ttl.fresh_for()));
+        match self.l1_max_ttl {
+            None => Some((fresh, ttl.stale_grace())),
+            Some(cap) if cap.is_zero() => None,
+            Some(cap) => {
+                let fresh = fresh.min(cap);
+                Some((fresh, ttl.stale_grace().min(cap - fresh)))
+            }
+        }
+    }
+
+    /// Whether values loaded for `tags` may be read from or written to a shared tier
+    /// (which needs the tag names, not only their local stamps).
+    fn has_shared_tier(&self) -> bool {
+        #[cfg(feature = "redis")]
+        return self.shared.is_some();
+        #[cfg(not(feature = "redis"))]
+        false
+    }
+
+    /// Removes `key`'s entry in this process and detaches its load.
+    pub(crate) fn invalidate_key_local(&self, key: &str) -> bool {
+        let removed = self.shard(self.hash(key)).lock().invalidate(key, None);
+        tracing::debug!(key, removed, "cache key invalidated");
+        removed
+    }
+
+    /// Invalidates `tag` in this process.
+    pub(crate) fn invalidate_tag_local(&self, tag: &str) -> usize {
+        let members = self.tags.invalidate(tag);
+        let removed = members
+            .iter()
+            .filter(|(key, id)| {
+                self.shard(self.hash(key.as_str()))
+                    .lock()
+                    .invalidate(key.as_str(), Some(*id))
+            })
+            .count();
+        tracing::debug!(tag, removed, "cache tag invalidated");
+        removed
+    }
+
+    /// Invalidates every key starting with `prefix` in this process.
+    pub(crate) fn invalidate_prefix_local(&self, prefix: &str) -> usize {
+        let removed =
+            self.for_each_shard(|shard| shard.invalidate_where(|key| key.starts_with(prefix)));
+        tracing::debug!(prefix, removed, "cache prefix invalidated");
+        removed
+    }
+
+    /// Empties this process's cache and detaches every running load.
+    pub(crate) fn clear_local(&self) -> usize {
+        let removed = self.for_each_shard(|shard| {
+            shard.clear_sketch();
+            shard.invalidate_where(|_| true)
+        });
+        tracing::debug!(removed, "cache cleared");
+        removed
+    }
+
+    fn for_each_shard(&self, mut f: impl FnMut(&mut Shard) -> usize) -> usize {
+        self.shards.iter().map(|shard| f(&mut shard.0.lock())).sum()
+    }
+
+    /// Queues an invalidation for the shared tier, if there is one.
+    #[cfg(feature = "redis")]
+    fn share(&self, invalidation: impl FnOnce() -> crate::shared::Invalidation) {
+        if let Some(tier) = &self.shared {
+            tier.enqueue(invalidation());
+        }
     }
 }
 
@@ -86,15 +172,16 @@ impl QueryCache {
         QueryCacheBuilder::default()
     }
 
-    pub(crate) fn from_config(
-        max_entries: usize,
-        max_weight: Option<usize>,
-        shards: usize,
-        admission: Admission,
-    ) -> Self {
+    pub(crate) fn from_config(builder: QueryCacheBuilder, shards: usize) -> Result<Self> {
+        let QueryCacheBuilder {
+            max_entries,
+            max_weight,
+            admission,
+            ..
+        } = builder;
         // Split the bounds so that the shares add up exactly to the totals.
         let share = |total: usize, i: usize| total / shards + usize::from(i < total % shards);
-        let shards = (0..shards)
+        let shards: Box<[Padded<Mutex<Shard>>]> = (0..shards)
             .map(|i| {
                 Padded(Mutex::new(Shard::new(
                     share(max_entries, i),
@@ -103,16 +190,46 @@ impl QueryCache {
                 )))
             })
             .collect();
-        QueryCache {
-            inner: Arc::new(Inner {
-                shards,
-                hasher: foldhash::fast::RandomState::default(),
-                tags: TagRegistry::default(),
-                loads: LoadCounters::default(),
-                max_entries,
-                max_weight,
-            }),
+        let inner = |l1_max_ttl| Inner {
+            shards,
+            hasher: foldhash::fast::RandomState::default(),
+            tags: TagRegistry::default(),
+            loads: LoadCounters::default(),
+            max_entries,
+            max_weight,
+            l1_max_ttl,
+            #[cfg(feature = "redis")]
+            shared: None,
+        };
+        #[cfg(feature = "redis")]
+        if let Some(config) = builder.redis {
+            config.validate()?;
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(Error::InvalidConfig {
+                    reason: "a cache with a Redis tier must be built inside a tokio runtime",
+                });
+            }
+            let mut failed = None;
+            // Cyclic: the subscriber task holds a weak handle to apply invalidations.
+            let inner = Arc::new_cyclic(|weak| {
+                let mut inner = inner(Some(config.l1_max_ttl));
+                match crate::shared::SharedTier::start(&config, weak.clone()) {
+                    Ok(tier) => inner.shared = Some(tier),
+                    Err(error) => failed = Some(error),
+                }
+                inner
+            });
+            if let Some(error) = failed {
+                return Err(Error::InvalidRedisUrl {
+                    url: config.redacted_url().to_owned(),
+                    reason: error.to_string(),
+                });
+            }
+            return Ok(QueryCache { inner });
         }
+        Ok(QueryCache {
+            inner: Arc::new(inner(None)),
+        })
     }
 
     /// Returns the cached value for `key`, or runs `loader`, caches its `Ok` value for
@@ -124,6 +241,11 @@ impl QueryCache {
     /// - **Stale** (expired, but inside the grace of a
     ///   [`Ttl::stale_while_revalidate`]): returns the stale value at once and, unless one
     ///   is already running, starts one background refresh with `loader` (`tokio::spawn`).
+    ///
+    /// With a shared Redis tier (feature `redis`), the leader of a miss reads Redis before
+    /// running `loader` (a hit answers without it), and writes the loaded value there
+    /// unless something it depends on was invalidated meanwhile, by any instance. Redis
+    /// failures never surface here: the call goes on from the loader.
     ///
     /// A loader error is returned to the caller and every waiter, and is not cached. A
     /// value whose key or tags were invalidated while `loader` ran is returned but not
@@ -198,7 +320,7 @@ impl QueryCache {
                     refresh,
                 } => {
                     if let Some((key, id, sender)) = refresh {
-                        self.spawn_refresh(key, hash, id, sender, ttl, loader);
+                        self.spawn_refresh(key, hash, id, sender, ttl, tags, loader);
                     }
                     return Ok(downcast(value, type_name, key)?);
                 }
@@ -216,7 +338,8 @@ impl QueryCache {
                 Step::Lead(key, id, sender) => {
                     // Boxed so that the loader's future does not inflate the state of
                     // every `with_cache` call, most of which are hits.
-                    return Box::pin(lead(&self.inner, &key, hash, id, sender, ttl, loader)).await;
+                    return Box::pin(lead(&self.inner, &key, hash, id, sender, ttl, tags, loader))
+                        .await;
                 }
             }
         }
@@ -255,6 +378,7 @@ impl QueryCache {
         Step::Lead(key, id, sender)
     }
 
+    #[allow(clippy::too_many_arguments)] // the flight's parts, handed over to a task
     fn spawn_refresh<T, E, F, Fut>(
         &self,
         key: CacheKey,
@@ -262,6 +386,7 @@ impl QueryCache {
         id: u64,
         sender: OutcomeSender,
         ttl: Ttl,
+        tags: &[&str],
         loader: F,
     ) where
         T: Cacheable,
@@ -276,8 +401,17 @@ impl QueryCache {
             return;
         };
         let cache = self.clone();
+        // Only the shared tier needs the names; L1 works from the flight's stamps.
+        let tags: Vec<String> = if self.inner.has_shared_tier() {
+            tags.iter().map(|tag| (*tag).to_owned()).collect()
+        } else {
+            Vec::new()
+        };
         runtime.spawn(async move {
-            let refreshed = lead::<T, E, F, Fut>(&cache.inner, &key, hash, id, sender, ttl, loader).await;
+            let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+            let refreshed =
+                lead::<T, E, F, Fut>(&cache.inner, &key, hash, id, sender, ttl, &tags, loader)
+                    .await;
             if refreshed.is_err() {
                 tracing::warn!(key = %key, "stale-while-revalidate refresh failed; the stale value is served until its grace ends");
             }
@@ -287,6 +421,7 @@ impl QueryCache {
     /// The value cached for `key` if it is present, fresh and of type `T`. Counts a hit or
     /// a miss. A stale value (inside a stale-while-revalidate grace) is not returned:
     /// `get` has no loader to refresh it with.
+    /// It reads this process's cache (L1) only, never Redis.
     ///
     /// # Errors
     ///
@@ -312,6 +447,10 @@ impl QueryCache {
     /// superseding any load running for `key` (its value will not be stored). Bypasses
     /// the admission filter. Returns whether the value was stored: it is not if it alone
     /// exceeds a shard's weight budget.
+    ///
+    /// With a shared Redis tier the value is stored in this process only (for at most
+    /// `l1_max_ttl`), and the key is invalidated in Redis and in the other instances, so
+    /// that none of them keeps serving the value it replaces.
     ///
     /// # Examples
     ///
@@ -339,12 +478,20 @@ impl QueryCache {
         } else {
             0
         };
-        let fresh_until = deadline(now, ttl.fresh_for());
+        // Other instances must not keep serving what this value replaces.
+        #[cfg(feature = "redis")]
+        self.inner
+            .share(|| crate::shared::Invalidation::Key(key.as_str().to_owned()));
+        let Some((fresh_for, grace)) = self.inner.l1_lifetime(ttl, None) else {
+            self.inner.invalidate_key_local(key.as_str());
+            return false;
+        };
+        let fresh_until = deadline(now, fresh_for);
         let new = NewEntry {
             value: Arc::new(value),
             type_name: std::any::type_name::<T>(),
             fresh_until,
-            stale_until: deadline(fresh_until, ttl.stale_grace()),
+            stale_until: deadline(fresh_until, grace),
             tags: self.inner.tags.stamp(tags),
             weight,
             hash,
@@ -353,36 +500,29 @@ impl QueryCache {
     }
 
     /// Removes `key`'s entry; a load running for it will not store its value, and later
-    /// callers do not join it. Returns whether an entry was removed.
+    /// callers do not join it. Returns whether an entry was removed (in this process).
+    ///
+    /// With a shared tier the key is also deleted from Redis and dropped by every other
+    /// instance, asynchronously (see `flush_invalidations`, feature `redis`).
     pub fn invalidate(&self, key: impl AsRef<str>) -> bool {
         let key = key.as_ref();
-        let removed = self
-            .inner
-            .shard(self.inner.hash(key))
-            .lock()
-            .invalidate(key, None);
-        tracing::debug!(key, removed, "cache key invalidated");
-        removed
+        #[cfg(feature = "redis")]
+        self.inner
+            .share(|| crate::shared::Invalidation::Key(key.to_owned()));
+        self.inner.invalidate_key_local(key)
     }
 
     /// Invalidates every entry tagged `tag`, and every running load that carries it,
-    /// without scanning the cache. Returns how many entries were removed.
+    /// without scanning the cache. Returns how many entries were removed (in this process).
     ///
     /// Once this returns, no call returns a value for a key tagged `tag` that was loaded
-    /// before the call began (see the crate's guarantees).
+    /// before the call began (see the crate's guarantees). With a shared tier the tag is
+    /// also invalidated in Redis and in every other instance, asynchronously.
     pub fn invalidate_tag(&self, tag: &str) -> usize {
-        let members = self.inner.tags.invalidate(tag);
-        let removed = members
-            .iter()
-            .filter(|(key, id)| {
-                self.inner
-                    .shard(self.inner.hash(key.as_str()))
-                    .lock()
-                    .invalidate(key.as_str(), Some(*id))
-            })
-            .count();
-        tracing::debug!(tag, removed, "cache tag invalidated");
-        removed
+        #[cfg(feature = "redis")]
+        self.inner
+            .share(|| crate::shared::Invalidation::Tag(tag.to_owned()));
+        self.inner.invalidate_tag_local(tag)
     }
 
     /// [`invalidate_tag`](Self::invalidate_tag) for each tag; returns the total removed.
@@ -391,23 +531,35 @@ impl QueryCache {
     }
 
     /// Invalidates every key starting with `prefix` (entries and running loads). This
-    /// scans every shard; prefer tags on hot paths. Returns how many entries were removed.
+    /// scans every shard (and, with a shared tier, the keys under the prefix inside
+    /// Redis); prefer tags on hot paths. Returns how many entries were removed (in this
+    /// process).
     pub fn invalidate_prefix(&self, prefix: &str) -> usize {
-        let removed =
-            self.for_each_shard(|shard| shard.invalidate_where(|key| key.starts_with(prefix)));
-        tracing::debug!(prefix, removed, "cache prefix invalidated");
-        removed
+        #[cfg(feature = "redis")]
+        self.inner
+            .share(|| crate::shared::Invalidation::Prefix(prefix.to_owned()));
+        self.inner.invalidate_prefix_local(prefix)
     }
 
     /// Empties the cache and detaches every running load. Returns how many entries were
-    /// removed. Statistics are kept (see [`reset_stats`](Self::reset_stats)).
+    /// removed (in this process). Statistics are kept (see
+    /// [`reset_stats`](Self::reset_stats)). With a shared tier, Redis and every other
+    /// instance are emptied too.
     pub fn invalidate_all(&self) -> usize {
-        let removed = self.for_each_shard(|shard| {
-            shard.clear_sketch();
-            shard.invalidate_where(|_| true)
-        });
-        tracing::debug!(removed, "cache cleared");
-        removed
+        #[cfg(feature = "redis")]
+        self.inner.share(|| crate::shared::Invalidation::All);
+        self.inner.clear_local()
+    }
+
+    /// Whether a fresh entry for `key` is held in this process (L1), without counting a
+    /// hit or a miss or touching the LRU order.
+    pub fn contains_key(&self, key: impl AsRef<str>) -> bool {
+        let key = key.as_ref();
+        let hash = self.inner.hash(key);
+        self.inner
+            .shard(hash)
+            .lock()
+            .peek_fresh(key, Instant::now())
     }
 
     /// Removes every expired or invalidated entry now and forgets unused tags; returns
@@ -416,7 +568,7 @@ impl QueryCache {
     /// needed to free memory sooner (see [`spawn_sweeper`](Self::spawn_sweeper)).
     pub fn sweep(&self) -> usize {
         let now = Instant::now();
-        let removed = self.for_each_shard(|shard| shard.sweep(now));
+        let removed = self.inner.for_each_shard(|shard| shard.sweep(now));
         self.inner.tags.collect_unused();
         removed
     }
@@ -463,6 +615,7 @@ impl QueryCache {
                 capacity: self.inner.max_entries as u64,
                 max_weight: self.inner.max_weight.map(|w| w as u64),
             },
+            self.l2_stats(),
         )
     }
 
@@ -472,6 +625,21 @@ impl QueryCache {
             shard.0.lock().reset_counters();
         }
         self.inner.loads.reset();
+        #[cfg(feature = "redis")]
+        if let Some(tier) = &self.inner.shared {
+            tier.reset_stats();
+        }
+    }
+
+    fn l2_stats(&self) -> Option<crate::L2Stats> {
+        #[cfg(feature = "redis")]
+        return self
+            .inner
+            .shared
+            .as_ref()
+            .map(crate::shared::SharedTier::stats);
+        #[cfg(not(feature = "redis"))]
+        None
     }
 
     /// Number of entries held now (expired entries not yet removed included).
@@ -491,13 +659,5 @@ impl QueryCache {
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
         self.inner.shards.len()
-    }
-
-    fn for_each_shard(&self, mut f: impl FnMut(&mut Shard) -> usize) -> usize {
-        self.inner
-            .shards
-            .iter()
-            .map(|shard| f(&mut shard.0.lock()))
-            .sum()
     }
 }

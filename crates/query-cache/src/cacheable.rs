@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::mem::size_of;
 use std::sync::Arc;
 
+use crate::SharedCodec;
+use crate::codec;
+
 /// A type whose values may be stored in a [`QueryCache`](crate::QueryCache).
 ///
 /// Caching is opt-in per type: a value can be cached only if its type implements this
@@ -35,6 +38,17 @@ use std::sync::Arc;
 /// when the cache has a weight bound ([`QueryCacheBuilder::max_weight`](crate::QueryCacheBuilder::max_weight)).
 /// The default is the shallow size of the value; types that own heap data should
 /// override it.
+///
+/// # Sharing through Redis
+///
+/// With the `redis` feature a cache can have a shared tier (L2) behind the in-process one.
+/// Values cross it only if their type says how, by returning a [`SharedCodec`] from
+/// [`shared_codec`](Cacheable::shared_codec) (a schema name and version plus MessagePack
+/// through serde). The default is `None`: values of that type stay in the process that
+/// loaded them, and are counted in
+/// [`L2Stats::unshared_loads`](crate::L2Stats::unshared_loads). Primitives, `String`,
+/// `Box<str>` and the containers above (except the hash maps and sets, whose hasher may
+/// not be constructible) are shared when their elements are.
 ///
 /// # Examples
 ///
@@ -74,11 +88,24 @@ pub trait Cacheable: Any + Send + Sync {
     fn weight(&self) -> usize {
         std::mem::size_of_val(self)
     }
+
+    /// How values of this type cross the shared (L2) tier, or `None` (the default) to keep
+    /// them in the process. See [`SharedCodec`] and the section above.
+    fn shared_codec() -> Option<SharedCodec<Self>>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 macro_rules! shallow_cacheable {
     ($($ty:ty),* $(,)?) => {
-        $(impl Cacheable for $ty {})*
+        $(impl Cacheable for $ty {
+            fn shared_codec() -> Option<SharedCodec<Self>> {
+                Some(SharedCodec::msgpack(concat!("std/", stringify!($ty)), 1))
+            }
+        })*
     };
 }
 
@@ -106,11 +133,20 @@ impl Cacheable for String {
     fn weight(&self) -> usize {
         size_of::<String>() + self.capacity()
     }
+
+    fn shared_codec() -> Option<SharedCodec<Self>> {
+        Some(SharedCodec::msgpack("std/str", 1))
+    }
 }
 
 impl Cacheable for Box<str> {
     fn weight(&self) -> usize {
         size_of::<Box<str>>() + self.len()
+    }
+
+    fn shared_codec() -> Option<SharedCodec<Self>> {
+        // The same bytes as a `String`.
+        Some(SharedCodec::msgpack("std/str", 1))
     }
 }
 
@@ -121,17 +157,29 @@ impl<T: Cacheable> Cacheable for Option<T> {
                 .as_ref()
                 .map_or(0, |v| v.weight().saturating_sub(size_of::<T>()))
     }
+
+    fn shared_codec() -> Option<SharedCodec<Self>> {
+        T::shared_codec().map(|codec| codec.option())
+    }
 }
 
 impl<T: Cacheable> Cacheable for Box<T> {
     fn weight(&self) -> usize {
         size_of::<Self>() + (**self).weight()
     }
+
+    fn shared_codec() -> Option<SharedCodec<Self>> {
+        T::shared_codec().map(|codec| codec.boxed())
+    }
 }
 
 impl<T: Cacheable> Cacheable for Arc<T> {
     fn weight(&self) -> usize {
         size_of::<Self>() + (**self).weight()
+    }
+
+    fn shared_codec() -> Option<SharedCodec<Self>> {
+        T::shared_codec().map(|codec| codec.arc())
     }
 }
 
@@ -140,11 +188,19 @@ impl<T: Cacheable> Cacheable for Vec<T> {
         let spare = (self.capacity() - self.len()) * size_of::<T>();
         size_of::<Self>() + spare + self.iter().map(Cacheable::weight).sum::<usize>()
     }
+
+    fn shared_codec() -> Option<SharedCodec<Self>> {
+        T::shared_codec().map(|codec| codec.vec())
+    }
 }
 
 impl<T: Cacheable> Cacheable for Box<[T]> {
     fn weight(&self) -> usize {
         size_of::<Self>() + self.iter().map(Cacheable::weight).sum::<usize>()
+    }
+
+    fn shared_codec() -> Option<SharedCodec<Self>> {
+        T::shared_codec().map(|codec| codec.boxed_slice())
     }
 }
 
@@ -175,7 +231,7 @@ where
     }
 }
 
-impl<K: Cacheable, V: Cacheable> Cacheable for BTreeMap<K, V> {
+impl<K: Cacheable + Ord, V: Cacheable> Cacheable for BTreeMap<K, V> {
     fn weight(&self) -> usize {
         size_of::<Self>()
             + self
@@ -183,10 +239,14 @@ impl<K: Cacheable, V: Cacheable> Cacheable for BTreeMap<K, V> {
                 .map(|(k, v)| k.weight() + v.weight())
                 .sum::<usize>()
     }
+
+    fn shared_codec() -> Option<SharedCodec<Self>> {
+        codec::btree_map::<K, V>()
+    }
 }
 
 macro_rules! tuple_cacheable {
-    ($(($($name:ident),+)),* $(,)?) => {
+    ($(($codec:ident: $($name:ident),+)),* $(,)?) => {
         $(
             impl<$($name: Cacheable),+> Cacheable for ($($name,)+) {
                 #[allow(non_snake_case)]
@@ -194,12 +254,16 @@ macro_rules! tuple_cacheable {
                     let ($($name,)+) = self;
                     0 $(+ $name.weight())+
                 }
+
+                fn shared_codec() -> Option<SharedCodec<Self>> {
+                    codec::$codec::<$($name),+>()
+                }
             }
         )*
     };
 }
 
-tuple_cacheable!((A, B), (A, B, C), (A, B, C, D));
+tuple_cacheable!((tuple2: A, B), (tuple3: A, B, C), (tuple4: A, B, C, D));
 
 #[cfg(test)]
 mod tests {

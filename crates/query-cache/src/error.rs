@@ -27,6 +27,39 @@ pub enum Error {
         /// What is wrong, in words.
         reason: &'static str,
     },
+    /// The Redis URL given to `RedisConfig::new` (feature `redis`) cannot be used.
+    #[error("invalid Redis URL `{url}`: {reason}")]
+    InvalidRedisUrl {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// Why the Redis client refused it.
+        reason: String,
+    },
+    /// A value could not be encoded for the shared tier (its `Serialize` implementation
+    /// failed). The value is still cached in the process.
+    #[error("cannot encode a value for the shared cache tier: {reason}")]
+    Encode {
+        /// The serializer's message.
+        reason: String,
+    },
+    /// Bytes from the shared tier were written by another type, schema version or
+    /// envelope format than the reader's [`SharedCodec`](crate::SharedCodec). The cache
+    /// treats this as a miss.
+    #[error("shared cache entry has schema {found:?}, expected {expected:016x}")]
+    SchemaMismatch {
+        /// The reader's schema fingerprint.
+        expected: u64,
+        /// The fingerprint found in the bytes, or `None` if they are not an envelope of
+        /// the current format.
+        found: Option<u64>,
+    },
+    /// Bytes from the shared tier carry the reader's schema but do not decode as its type
+    /// (the type changed without a version bump). The cache treats this as a miss.
+    #[error("cannot decode a shared cache entry: {reason}")]
+    Decode {
+        /// The deserializer's message.
+        reason: String,
+    },
 }
 
 /// `Result` with the crate's [`Error`] as the default error type.

@@ -58,6 +58,11 @@ pub(crate) fn deadline(now: Instant, after: Duration) -> Instant {
 
 /// Runs `loader` for the registered flight `id` and stores its value unless the flight
 /// was detached or one of its tags invalidated meanwhile.
+///
+/// With a shared tier, Redis is read first (a hit answers without the loader), and a
+/// loaded value is written there only if nothing it depends on was invalidated, by any
+/// instance, since that read; a value Redis refuses is not stored in L1 either.
+#[allow(clippy::too_many_arguments)] // the flight's parts
 pub(crate) async fn lead<T, E, F, Fut>(
     inner: &Inner,
     key: &CacheKey,
@@ -65,6 +70,7 @@ pub(crate) async fn lead<T, E, F, Fut>(
     id: u64,
     sender: OutcomeSender,
     ttl: Ttl,
+    tags: &[&str],
     loader: F,
 ) -> Result<Arc<T>, LoadError<E>>
 where
@@ -80,39 +86,40 @@ where
         id,
         sender: Some(sender),
     };
+    #[cfg(feature = "redis")]
+    let pending = match crate::shared::read::<T>(inner, key.as_str(), tags).await {
+        crate::shared::Read::Hit { value, ttl_left } => {
+            return Ok(finish(guard, Arc::new(value), ttl, Some(ttl_left)));
+        }
+        crate::shared::Read::Miss(pending) => pending,
+    };
+    #[cfg(not(feature = "redis"))]
+    let _ = tags;
     let started = Instant::now();
     let result = loader().await;
-    let now = Instant::now();
-    let elapsed = now.saturating_duration_since(started);
+    let elapsed = Instant::now().saturating_duration_since(started);
     match result {
         Ok(value) => {
             inner.loads.finished(elapsed, false);
-            let value = Arc::new(value);
-            let shared: AnyArc = value.clone();
-            let fresh_until = deadline(now, ttl.fresh_for());
-            let new = NewEntry {
-                value: Arc::clone(&shared),
-                type_name: type_name::<T>(),
-                fresh_until,
-                stale_until: deadline(fresh_until, ttl.stale_grace()),
-                tags: Box::default(),
-                // `T::weight`, not `Arc<T>::weight`: the `Arc` itself is shared, not stored.
-                weight: if inner.max_weight.is_some() {
-                    T::weight(&value)
-                } else {
-                    0
-                },
-                hash,
-            };
-            let stored = inner.shard(hash).lock().finish_flight(key, id, new, now);
-            if stored == Store::Discarded {
-                tracing::debug!(key = %key, "loaded value not cached: invalidated while loading");
+            #[cfg(feature = "redis")]
+            if let Some(pending) = pending
+                // A load detached meanwhile (its key or a tag invalidated here, or L1
+                // cleared) must not reach Redis either.
+                && inner.shard(hash).lock().flight_is_current(key.as_str(), id)
+                && crate::shared::write(inner, pending, key.as_str(), &value, ttl.fresh_for())
+                    .await
+                    == crate::shared::Written::Refused
+            {
+                inner.shard(hash).lock().discard_flight(key.as_str(), id);
+                tracing::debug!(key = %key, "loaded value not cached: invalidated by another instance while loading");
+                let value = Arc::new(value);
+                guard.complete(Outcome::Value {
+                    value: value.clone(),
+                    type_name: type_name::<T>(),
+                });
+                return Ok(value);
             }
-            guard.complete(Outcome::Value {
-                value: shared,
-                type_name: type_name::<T>(),
-            });
-            Ok(value)
+            Ok(finish(guard, Arc::new(value), ttl, None))
         }
         Err(error) => {
             inner.loads.finished(elapsed, true);
@@ -128,6 +135,51 @@ where
             })
         }
     }
+}
+
+/// Stores a value in L1 (unless its flight was detached or a tag invalidated since it
+/// started) and hands it to the flight's waiters.
+fn finish<T: Cacheable>(
+    guard: FlightGuard<'_>,
+    value: Arc<T>,
+    ttl: Ttl,
+    shared_ttl_left: Option<Duration>,
+) -> Arc<T> {
+    let (inner, key, hash, id) = (guard.inner, guard.key, guard.hash, guard.id);
+    let shared: AnyArc = value.clone();
+    let now = Instant::now();
+    match inner.l1_lifetime(ttl, shared_ttl_left) {
+        Some((fresh_for, grace)) => {
+            let fresh_until = deadline(now, fresh_for);
+            let new = NewEntry {
+                value: Arc::clone(&shared),
+                type_name: type_name::<T>(),
+                fresh_until,
+                stale_until: deadline(fresh_until, grace),
+                tags: Box::default(),
+                // `T::weight`, not `Arc<T>::weight`: the `Arc` itself is shared, not stored.
+                weight: if inner.max_weight.is_some() {
+                    T::weight(&value)
+                } else {
+                    0
+                },
+                hash,
+            };
+            let stored = inner.shard(hash).lock().finish_flight(key, id, new, now);
+            if stored == Store::Discarded {
+                tracing::debug!(key = %key, "loaded value not cached: invalidated while loading");
+            }
+        }
+        // L1 keeps nothing: only the waiters get the value.
+        None => {
+            inner.shard(hash).lock().end_flight(key.as_str(), id);
+        }
+    }
+    guard.complete(Outcome::Value {
+        value: shared,
+        type_name: type_name::<T>(),
+    });
+    value
 }
 
 /// Converts a shared value to the caller's type.

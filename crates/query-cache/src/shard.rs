@@ -219,6 +219,30 @@ impl Shard {
         Lookup::Missing
     }
 
+    /// Whether a fresh entry for `key` is present, without counting or promoting it.
+    pub(crate) fn peek_fresh(&self, key: &str, now: Instant) -> bool {
+        self.main
+            .peek(key)
+            .or_else(|| self.window.peek(key))
+            .is_some_and(|entry| entry.dead(now).is_none() && now < entry.fresh_until)
+    }
+
+    /// Whether `id` is still the registered load for `key` and none of its tags was
+    /// invalidated since it started: its value may still be stored.
+    #[cfg(feature = "redis")]
+    pub(crate) fn flight_is_current(&self, key: &str, id: u64) -> bool {
+        self.flights
+            .get(key)
+            .is_some_and(|flight| flight.id == id && all_current(&flight.tags))
+    }
+
+    /// Ends the flight `id` without storing its value, counted as discarded.
+    #[cfg(feature = "redis")]
+    pub(crate) fn discard_flight(&mut self, key: &str, id: u64) {
+        self.end_flight(key, id);
+        self.counters.discarded_loads += 1;
+    }
+
     /// A running load for `key` that a caller may still join: one whose tags were not
     /// invalidated since it started (its value could predate the invalidating write).
     pub(crate) fn joinable_flight(&self, key: &str) -> Option<OutcomeReceiver> {

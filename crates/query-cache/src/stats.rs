@@ -67,6 +67,69 @@ pub struct CacheStats {
     pub weight: u64,
     /// The weight bound, if any.
     pub max_weight: Option<u64>,
+    /// The shared Redis tier's statistics, when the cache has one (feature `redis`).
+    /// The fields above then describe the in-process tier (L1): its `hits` and `misses`
+    /// are L1 hits and misses, and `loads` counts loader runs after both tiers missed.
+    /// Left out of the serialized form when there is no shared tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub l2: Option<L2Stats>,
+}
+
+/// Statistics of the shared Redis tier (L2), in [`CacheStats::l2`].
+///
+/// Counters run from the cache's creation or the last
+/// [`reset_stats`](crate::QueryCache::reset_stats); `invalidations_pending`, `connected`,
+/// `subscribed` and the two bounds describe the tier now.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[non_exhaustive]
+pub struct L2Stats {
+    /// L1 misses answered from Redis (the loader did not run).
+    pub hits: u64,
+    /// L1 misses that Redis could not answer (absent, or unreadable: see the next two).
+    pub misses: u64,
+    /// Entries written by another type, schema version or envelope format (included in
+    /// `misses`).
+    pub schema_mismatches: u64,
+    /// Entries that failed to decode despite a matching schema, and values that failed to
+    /// encode.
+    pub codec_errors: u64,
+    /// Redis calls that failed (connection refused or lost, server error).
+    pub errors: u64,
+    /// Redis calls that did not answer within the configured timeout.
+    pub timeouts: u64,
+    /// L1 misses that went straight to the loader without asking Redis, because it had just
+    /// failed or this process's own invalidations had not reached it yet.
+    pub bypassed: u64,
+    /// Values written to Redis.
+    pub writes: u64,
+    /// Loaded values Redis refused to store because a key, tag or prefix they depend on
+    /// was invalidated (by any instance) after their load began.
+    pub stale_writes_refused: u64,
+    /// Loads of values whose type has no [`SharedCodec`](crate::SharedCodec): cached in L1
+    /// only.
+    pub unshared_loads: u64,
+    /// Invalidations (by key, tag, prefix or all) applied to Redis by this instance.
+    pub invalidations_sent: u64,
+    /// Invalidation messages this instance published (one per batch of invalidations).
+    pub messages_sent: u64,
+    /// Invalidation messages from other instances applied to this instance's L1.
+    pub messages_received: u64,
+    /// Invalidations of this instance queued but not yet applied to Redis.
+    pub invalidations_pending: u64,
+    /// Times the invalidation subscription was re-established after being lost.
+    pub reconnects: u64,
+    /// Times L1 was cleared because invalidation messages may have been lost (on every
+    /// (re)subscription, and on an unreadable message).
+    pub l1_clears: u64,
+    /// Whether the last Redis call succeeded.
+    pub connected: bool,
+    /// Whether the invalidation subscription is up.
+    pub subscribed: bool,
+    /// The most an L1 entry can lag behind an invalidation whose message was lost: every
+    /// L1 entry lives at most this long (`RedisConfig::l1_max_ttl`).
+    pub staleness_bound_ms: u64,
+    /// The timeout of each Redis call on the request path.
+    pub timeout_ms: u64,
 }
 
 fn as_millis<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -143,7 +206,12 @@ pub(crate) struct Gauges {
     pub(crate) max_weight: Option<u64>,
 }
 
-pub(crate) fn snapshot(shards: &ShardCounters, loads: &LoadCounters, gauges: Gauges) -> CacheStats {
+pub(crate) fn snapshot(
+    shards: &ShardCounters,
+    loads: &LoadCounters,
+    gauges: Gauges,
+    l2: Option<L2Stats>,
+) -> CacheStats {
     let load_count = loads.loads.load(Ordering::Relaxed);
     let load_nanos = loads.load_nanos.load(Ordering::Relaxed);
     let total_load_time = Duration::from_nanos(load_nanos);
@@ -171,6 +239,7 @@ pub(crate) fn snapshot(shards: &ShardCounters, loads: &LoadCounters, gauges: Gau
         fill_percent: ratio(gauges.entries, gauges.capacity) * 100.0,
         weight: gauges.weight,
         max_weight: gauges.max_weight,
+        l2,
     }
 }
 

@@ -10,6 +10,9 @@ use query_cache::{Admission, Cacheable, Error, LoadError, PrewarmJob, QueryCache
 use tokio::sync::{Notify, oneshot};
 use tokio::time::{advance, sleep};
 
+#[cfg(feature = "redis")]
+mod redis_tier;
+
 #[derive(Debug, Clone, PartialEq)]
 struct Rooms(Vec<u32>);
 impl Cacheable for Rooms {}
