@@ -115,6 +115,15 @@ pub struct ServeArgs {
     #[arg(long, env = "READ_REPLICA_URL")]
     pub read_replica_url: Option<String>,
 
+    /// Redis for the shared cache tier (L2) and cross-instance invalidation, for several
+    /// instances behind a load balancer. Without it the in-process cache works alone.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel, so several deployments can share one Redis.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "hotel:cache")]
+    pub redis_prefix: String,
+
     /// Most entries the in-process query cache holds.
     #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 50_000)]
     pub cache_max_entries: usize,

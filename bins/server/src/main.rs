@@ -73,6 +73,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         database_url: cli.database_url.clone(),
         read_replica_url: args.read_replica_url.clone(),
         cache_max_entries: args.cache_max_entries,
+        redis_url: args.redis_url.clone(),
+        redis_prefix: args.redis_prefix.clone(),
         slow_query: std::time::Duration::from_millis(args.slow_query_ms),
         backup_dir: Some(args.backup_dir.clone()),
         skip_backup: args.skip_backup,

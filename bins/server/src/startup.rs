@@ -6,7 +6,7 @@ use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use optimized_queries::HotelCache;
 use perf_stats::{MetricsRegistry, MetricsSource, QueryTracker, Sample};
-use query_cache::QueryCache;
+use query_cache::{QueryCache, RedisConfig};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use tokio::net::TcpListener;
 
@@ -21,6 +21,10 @@ pub struct Settings {
     pub read_replica_url: Option<String>,
     /// The cache's entry bound.
     pub cache_max_entries: usize,
+    /// Redis for the shared tier, if any.
+    pub redis_url: Option<String>,
+    /// Prefix of the Redis keys and channel.
+    pub redis_prefix: String,
     /// The slow-query threshold.
     pub slow_query: Duration,
     /// The backup directory (None: no backups, no pre-migration gate).
@@ -71,10 +75,23 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         None => None,
     };
 
-    let cache = QueryCache::builder()
-        .max_entries(settings.cache_max_entries)
-        .build()
-        .context("while building the query cache")?;
+    let mut builder = QueryCache::builder().max_entries(settings.cache_max_entries);
+    if let Some(url) = &settings.redis_url {
+        let config = RedisConfig::new(url, settings.redis_prefix.clone())
+            .context("while reading REDIS_URL")?;
+        builder = builder.redis(config);
+    }
+    let cache = builder.build().context("while building the query cache")?;
+    if settings.redis_url.is_some() {
+        // The first subscription clears L1: connect before pre-warming.
+        if cache.wait_for_redis(Duration::from_secs(2)).await {
+            tracing::info!(prefix = %settings.redis_prefix, "shared cache tier connected");
+        } else {
+            tracing::warn!(
+                "Redis does not answer yet: serving from the in-process cache and the database until it does"
+            );
+        }
+    }
     cache.spawn_sweeper(Duration::from_secs(30));
     let hotel = HotelCache::new(cache);
 
@@ -114,7 +131,7 @@ struct CacheMetrics(QueryCache);
 impl MetricsSource for CacheMetrics {
     fn samples(&self) -> Vec<Sample> {
         let s = self.0.stats();
-        vec![
+        let mut samples = vec![
             Sample::counter(
                 "cache_hits",
                 "Cache lookups answered from memory",
@@ -167,7 +184,83 @@ impl MetricsSource for CacheMetrics {
                 "Hits over lookups since the last reset",
                 s.hit_ratio,
             ),
-        ]
+        ];
+        if let Some(l2) = &s.l2 {
+            let flag = |on: bool| if on { 1.0 } else { 0.0 };
+            samples.extend([
+                Sample::counter(
+                    "cache_l2_hits",
+                    "L1 misses answered from Redis",
+                    l2.hits as f64,
+                ),
+                Sample::counter(
+                    "cache_l2_misses",
+                    "L1 misses Redis could not answer",
+                    l2.misses as f64,
+                ),
+                Sample::counter(
+                    "cache_l2_errors",
+                    "Redis calls that failed",
+                    l2.errors as f64,
+                ),
+                Sample::counter(
+                    "cache_l2_timeouts",
+                    "Redis calls that timed out",
+                    l2.timeouts as f64,
+                ),
+                Sample::counter(
+                    "cache_l2_writes",
+                    "Values written to Redis",
+                    l2.writes as f64,
+                ),
+                Sample::counter(
+                    "cache_l2_stale_writes_refused",
+                    "Loads Redis refused because an invalidation overtook them",
+                    l2.stale_writes_refused as f64,
+                ),
+                Sample::counter(
+                    "cache_l2_messages_sent",
+                    "Invalidation messages published",
+                    l2.messages_sent as f64,
+                ),
+                Sample::counter(
+                    "cache_l2_messages_received",
+                    "Invalidation messages from other instances applied",
+                    l2.messages_received as f64,
+                ),
+                Sample::counter(
+                    "cache_l2_reconnects",
+                    "Invalidation subscription re-established",
+                    l2.reconnects as f64,
+                ),
+                Sample::counter(
+                    "cache_l2_l1_clears",
+                    "L1 cleared because messages may have been lost",
+                    l2.l1_clears as f64,
+                ),
+                Sample::gauge(
+                    "cache_l2_connected",
+                    "1 when the last Redis call succeeded",
+                    flag(l2.connected),
+                ),
+                Sample::gauge(
+                    "cache_l2_subscribed",
+                    "1 when the invalidation subscription is up",
+                    flag(l2.subscribed),
+                ),
+                Sample::gauge(
+                    "cache_l2_invalidations_pending",
+                    "Invalidations not yet applied to Redis",
+                    l2.invalidations_pending as f64,
+                ),
+                Sample::gauge(
+                    "cache_staleness_bound_seconds",
+                    "Longest an instance can serve a value whose invalidation message was lost",
+                    l2.staleness_bound_ms as f64 / 1000.0,
+                ),
+            ]);
+        }
+        samples
     }
 }
 

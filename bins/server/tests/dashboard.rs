@@ -78,6 +78,8 @@ async fn dashboard_draws_live_data_in_chromium() {
         database_url: test_db.url().to_owned(),
         read_replica_url: None,
         cache_max_entries: 1_000,
+        redis_url: None,
+        redis_prefix: "hotel:cache".to_owned(),
         slow_query: Duration::from_millis(100),
         backup_dir: None,
         skip_backup: false,

@@ -1,6 +1,6 @@
 //! Spawns the real server on port 0 over a fresh database with known data.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{Duration as Days, NaiveDate, Utc};
 use db_connect::testing::TestDatabase;
@@ -38,7 +38,8 @@ pub struct TestApp {
     pub admin: String,
     pub ann: String,
     pub bob: String,
-    pub db: TestDatabase,
+    pub db: Arc<TestDatabase>,
+    pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -97,11 +98,30 @@ impl TestApp {
             database_url: test_db.url().to_owned(),
             read_replica_url: None,
             cache_max_entries: 10_000,
+            redis_url: None,
+            redis_prefix: "hotel:cache".to_owned(),
             slow_query: Duration::from_millis(100),
             backup_dir: None,
             skip_backup: false,
         };
         adjust(&mut settings);
+        Self::start(
+            Arc::new(test_db),
+            settings,
+            admin.token,
+            ann.token,
+            bob.token,
+        )
+        .await
+    }
+
+    async fn start(
+        db: Arc<TestDatabase>,
+        settings: Settings,
+        admin: String,
+        ann: String,
+        bob: String,
+    ) -> Self {
         let state = startup::build_state(&settings).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -121,13 +141,29 @@ impl TestApp {
                 .build()
                 .unwrap(),
             state,
-            admin: admin.token,
-            ann: ann.token,
-            bob: bob.token,
-            db: test_db,
+            admin,
+            ann,
+            bob,
+            db,
+            settings,
             shutdown: Some(tx),
             server: Some(server),
         }
+    }
+
+    /// A second server instance on the same database (and the same Redis, if any), as behind
+    /// a load balancer; `adjust` may change its settings.
+    pub async fn another_instance(&self, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.settings.clone();
+        adjust(&mut settings);
+        Self::start(
+            Arc::clone(&self.db),
+            settings,
+            self.admin.clone(),
+            self.ann.clone(),
+            self.bob.clone(),
+        )
+        .await
     }
 
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {

@@ -7,3 +7,4 @@ mod cli;
 mod concurrency;
 mod harness;
 mod operations;
+mod scale_out;

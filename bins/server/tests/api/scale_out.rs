@@ -1,0 +1,491 @@
+//! Several instances on one PostgreSQL and one Redis, and a read replica for reports.
+
+use std::{
+    net::TcpListener as StdListener,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use db_connect::testing::{TestDatabase, redis_url, service_unavailable};
+use futures::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+fn unique_prefix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("test:{}:{nanos}", std::process::id())
+}
+
+/// Two instances on one PostgreSQL database and one Redis key prefix.
+async fn two_instances() -> Option<(TestApp, TestApp)> {
+    let redis = redis_url()?;
+    let db = TestDatabase::postgres().await?;
+    let prefix = unique_prefix();
+    let a = TestApp::spawn_with(db, |s| {
+        s.redis_url = Some(redis.clone());
+        s.redis_prefix = prefix.clone();
+    })
+    .await;
+    let b = a.another_instance(|_| {}).await;
+    Some((a, b))
+}
+
+/// Reads `path` from `app` until `check` holds, at most one second; returns how long it took.
+async fn until(app: &TestApp, path: &str, check: impl Fn(&Value) -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        let body = json(app.get(path, None).await, StatusCode::OK).await;
+        if check(&body) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{path} still answers {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_on_one_instance_is_seen_through_the_other() {
+    let Some((a, b)) = two_instances().await else {
+        return;
+    };
+    let path = format!(
+        "/api/availability?roomTypeId=1&startDate={}&endDate={}",
+        day(3),
+        day(5)
+    );
+    // B loads it (into L1 and Redis); A then gets it from Redis without a query.
+    assert_eq!(
+        json(b.get(&path, None).await, StatusCode::OK).await["minAvailable"],
+        5
+    );
+    let a_loads = a.state.hotel.cache().stats().loads;
+    assert_eq!(
+        json(a.get(&path, None).await, StatusCode::OK).await["minAvailable"],
+        5
+    );
+    let l2 = a.state.hotel.cache().stats().l2.unwrap();
+    assert_eq!(
+        (a.state.hotel.cache().stats().loads, l2.hits),
+        (a_loads, 1),
+        "A answered from Redis"
+    );
+
+    // Booked through A: B reflects it straight away.
+    json(a.book(&a.ann, STANDARD, 3, 5, 2).await, StatusCode::CREATED).await;
+    let waited = until(&b, &path, |body| body["minAvailable"] == 3).await;
+    eprintln!("B saw A's booking after {waited:?}");
+    assert!(waited < Duration::from_millis(100), "B took {waited:?}");
+
+    // An inventory change through B: A reflects it.
+    let change = json!({"roomTypeId": 1, "startDate": day(3), "endDate": day(5), "totalRooms": 9});
+    json(
+        b.request(Method::PUT, "/api/admin/inventory", Some(&b.admin))
+            .json(&change)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let waited = until(&a, &path, |body| body["minAvailable"] == 7).await;
+    eprintln!("A saw B's inventory change after {waited:?}");
+    assert!(waited < Duration::from_millis(100), "A took {waited:?}");
+
+    let metrics = b.get("/metrics", None).await.text().await.unwrap();
+    for series in [
+        "cache_l2_hits",
+        "cache_l2_messages_received",
+        "cache_staleness_bound_seconds 5",
+        "cache_l2_connected 1",
+    ] {
+        assert!(metrics.contains(series), "/metrics lacks {series}");
+    }
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn loads_racing_writes_leave_nothing_stale_in_either_tier() {
+    let Some((a, b)) = two_instances().await else {
+        return;
+    };
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let paths: Vec<String> = (0..4)
+        .map(|d| {
+            format!(
+                "/api/availability?roomTypeId=1&startDate={}&endDate={}",
+                day(d),
+                day(d + 4)
+            )
+        })
+        .collect();
+    // B keeps loading while A books and cancels over the same nights.
+    let readers: Vec<_> = (0..4)
+        .map(|r| {
+            let (b, paths) = (Arc::clone(&b), paths.clone());
+            tokio::spawn(async move {
+                for i in 0..60 {
+                    let _ = b.get(&paths[(i + r) % paths.len()], None).await;
+                }
+            })
+        })
+        .collect();
+    let writer = {
+        let a = Arc::clone(&a);
+        tokio::spawn(async move {
+            for i in 0..12 {
+                let created = json(
+                    a.book(&a.ann, STANDARD, i % 4, i % 4 + 2, 1).await,
+                    StatusCode::CREATED,
+                )
+                .await;
+                if i % 3 == 0 {
+                    let id = created["id"].as_i64().unwrap();
+                    a.request(
+                        Method::POST,
+                        &format!("/api/bookings/{id}/cancel"),
+                        Some(&a.ann),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                }
+            }
+        })
+    };
+    join_all(readers).await;
+    writer.await.unwrap();
+    a.state.settle_invalidations().await;
+
+    // Whatever either instance answers now (from L1, Redis or the database) is the truth.
+    let range = |d: i64| {
+        optimized_queries::DateRange::new(
+            today() + chrono::Duration::days(d),
+            today() + chrono::Duration::days(d + 4),
+        )
+        .unwrap()
+    };
+    for (d, path) in paths.iter().enumerate() {
+        let truth = optimized_queries::availability(
+            a.db.connection(),
+            STANDARD,
+            range(d as i64),
+            optimized_queries::RoomCount::ONE,
+        )
+        .await
+        .unwrap();
+        for app in [&a, &b] {
+            until(app, path, |body| {
+                body["minAvailable"] == truth.min_available
+            })
+            .await;
+            let body = json(app.get(path, None).await, StatusCode::OK).await;
+            assert_eq!(
+                body["minAvailable"], truth.min_available,
+                "{path} from {}",
+                app.base
+            );
+        }
+    }
+    let refused: u64 = [&a, &b]
+        .iter()
+        .map(|app| {
+            app.state
+                .hotel
+                .cache()
+                .stats()
+                .l2
+                .unwrap()
+                .stale_writes_refused
+        })
+        .sum();
+    eprintln!("stale writes refused by Redis during the race: {refused}");
+    Arc::into_inner(b).unwrap().shutdown().await;
+    Arc::into_inner(a).unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_rooms_booked_through_both_instances_are_not_overbooked() {
+    let Some((a, b)) = two_instances().await else {
+        return;
+    };
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let requests = (0..60).map(|i| {
+        let app = if i % 2 == 0 {
+            Arc::clone(&a)
+        } else {
+            Arc::clone(&b)
+        };
+        tokio::spawn(async move {
+            let token = if i % 3 == 0 {
+                app.bob.clone()
+            } else {
+                app.ann.clone()
+            };
+            app.book(&token, SUITE, 7, 9, 1).await.status()
+        })
+    });
+    let statuses: Vec<_> = join_all(requests)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 2, "the Suite has 2 rooms: {statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT)
+    );
+    let path = format!(
+        "/api/availability?roomTypeId=2&startDate={}&endDate={}",
+        day(7),
+        day(9)
+    );
+    for app in [&a, &b] {
+        until(app, &path, |body| body["minAvailable"] == 0).await;
+    }
+    Arc::into_inner(b).unwrap().shutdown().await;
+    Arc::into_inner(a).unwrap().shutdown().await;
+}
+
+/// A Redis server of the test's own, on a free port, that the test can stop and restart.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> Option<Self> {
+        let port = StdListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.restart().then_some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else { return false };
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_stopping_mid_load_fails_no_request() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let Some(mut redis) = OwnRedis::start() else {
+        service_unavailable(
+            "redis-server",
+            "cannot start a redis-server of the test's own",
+        );
+        return;
+    };
+    let url = redis.url();
+    let app = Arc::new(
+        TestApp::spawn_with(db, |s| {
+            s.redis_url = Some(url.clone());
+            s.redis_prefix = unique_prefix();
+        })
+        .await,
+    );
+    let load = |rounds: usize| {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            let mut failures = 0;
+            for i in 0..rounds {
+                let path = format!(
+                    "/api/availability?roomTypeId={}&startDate={}&endDate={}",
+                    1 + i % 2,
+                    day((i % 20) as i64),
+                    day((i % 20) as i64 + 2)
+                );
+                if app.get(&path, None).await.status() != StatusCode::OK {
+                    failures += 1;
+                }
+            }
+            failures
+        })
+    };
+    assert_eq!(load(100).await.unwrap(), 0);
+    let before = app.state.hotel.cache().stats().l2.unwrap();
+    assert!(before.writes > 0 && before.connected);
+
+    redis.kill();
+    let during = load(200);
+    // Bookings (writes and invalidations) while Redis is down succeed too.
+    json(
+        app.book(&app.ann, STANDARD, 30, 31, 1).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        during.await.unwrap(),
+        0,
+        "no request failed while Redis was down"
+    );
+    let down = app.state.hotel.cache().stats().l2.unwrap();
+    assert!(
+        down.errors + down.timeouts > before.errors + before.timeouts,
+        "the failures are counted: {down:?}"
+    );
+    assert!(!down.connected);
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics.contains("cache_l2_connected 0"),
+        "the outage shows in /metrics"
+    );
+
+    assert!(redis.restart(), "restart the test's redis-server");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert_eq!(load(20).await.unwrap(), 0);
+        let now = app.state.hotel.cache().stats().l2.unwrap();
+        if now.connected && now.subscribed && now.writes > down.writes {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "caching through Redis did not resume: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = app.state.hotel.cache().stats().l2.unwrap();
+    assert!(
+        after.reconnects > before.reconnects || after.l1_clears > before.l1_clears,
+        "L1 was cleared on resubscribing: {after:?}"
+    );
+    Arc::into_inner(app).unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reports_go_to_the_replica_and_bookings_to_the_primary() {
+    // The "replica" is a second database on the same server holding the same data, so what a
+    // report counts shows which database answered it.
+    let Some(replica) = TestDatabase::postgres().await else {
+        return;
+    };
+    let Some(primary) = TestDatabase::postgres().await else {
+        return;
+    };
+    let mirror = TestApp::spawn(replica).await;
+    let replica_url = mirror.db.url().to_owned();
+    let app =
+        TestApp::spawn_with(primary, |s| s.read_replica_url = Some(replica_url.clone())).await;
+    let health = json(app.get("/healthz", None).await, StatusCode::OK).await;
+    assert_eq!(health["replica"], "ok");
+
+    let booked = json(
+        app.book(&app.ann, STANDARD, 1, 3, 1).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let mine = json(
+        app.get("/api/me/bookings", Some(&app.ann)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        mine[0]["id"], booked["id"],
+        "the guest reads their own write from the primary"
+    );
+    let shown = json(
+        app.get(&format!("/api/bookings/{}", booked["id"]), Some(&app.ann))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shown["id"], booked["id"]);
+
+    let range = format!("startDate={}&endDate={}", day(0), day(30));
+    let stats = json(
+        app.get(
+            &format!("/api/admin/reports/statistics?{range}"),
+            Some(&app.admin),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        stats["totalBookings"], 0,
+        "the report was answered by the replica, which has not seen the booking"
+    );
+    let occupancy = json(
+        app.get(
+            &format!("/api/admin/reports/occupancy?{range}"),
+            Some(&app.admin),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(occupancy["roomNightsSold"], 0);
+    let on_primary = optimized_queries::booking_statistics(
+        app.db.connection(),
+        optimized_queries::DateRange::new(today(), today() + chrono::Duration::days(30)).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        on_primary.total_bookings, 1,
+        "the booking is on the primary"
+    );
+    app.shutdown().await;
+    mirror.shutdown().await;
+}
