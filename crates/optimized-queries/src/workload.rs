@@ -185,18 +185,26 @@ impl Workload {
         let db = &self.db;
         let rooms = RoomCount::ONE;
         match (operation, variant) {
-            (Operation::RoomTypes, Variant::Naive) => drop(naive::room_types(db).await?),
-            (Operation::RoomTypes, Variant::Optimized) => drop(crate::room_types(db).await?),
-            (Operation::RoomTypes, Variant::Cached) => drop(self.hotel.room_types(db).await?),
+            (Operation::RoomTypes, Variant::Naive) => {
+                naive::room_types(db).await?;
+            }
+            (Operation::RoomTypes, Variant::Optimized) => {
+                crate::room_types(db).await?;
+            }
+            (Operation::RoomTypes, Variant::Cached) => {
+                self.hotel.room_types(db).await?;
+            }
             (Operation::Availability, v) => {
                 let (room_type, week) = (self.room_type(i), self.week(i));
                 match v {
-                    Variant::Naive => drop(naive::availability(db, room_type, week, rooms).await?),
+                    Variant::Naive => {
+                        naive::availability(db, room_type, week, rooms).await?;
+                    }
                     Variant::Optimized => {
-                        drop(crate::availability(db, room_type, week, rooms).await?)
+                        crate::availability(db, room_type, week, rooms).await?;
                     }
                     Variant::Cached => {
-                        drop(self.hotel.availability(db, room_type, week, rooms).await?)
+                        self.hotel.availability(db, room_type, week, rooms).await?;
                     }
                 }
             }
@@ -207,10 +215,16 @@ impl Workload {
                     ..UserBookingsQuery::default()
                 };
                 match v {
-                    Variant::Naive => drop(naive::user_bookings(db, guest, query).await?),
-                    Variant::Optimized => drop(crate::user_bookings(db, guest, query).await?),
+                    Variant::Naive => {
+                        naive::user_bookings(db, guest, query).await?;
+                    }
+                    Variant::Optimized => {
+                        crate::user_bookings(db, guest, query).await?;
+                    }
                     // Payments are never cached: the cached variant is the bookings with room type.
-                    Variant::Cached => drop(self.hotel.user_bookings(db, guest, query).await?),
+                    Variant::Cached => {
+                        self.hotel.user_bookings(db, guest, query).await?;
+                    }
                 }
             }
             (Operation::CreateBooking, v) => {
