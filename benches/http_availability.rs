@@ -1,0 +1,263 @@
+//! Throughput and latency of `GET /api/availability` at concurrency 10, in one run: a bare axum
+//! handler returning a constant (the ceiling), the real server answering from its cache, the
+//! real server missing its cache on every request, and (when Redis answers) the server with the
+//! shared tier (L1 + L2). Then the cached server's memory over a 60 s run.
+//!
+//! ```text
+//! cargo bench --bench http_availability                 # every mode, 10 s each, then 60 s of memory
+//! HOTEL_BENCH_SECONDS=5 HOTEL_BENCH_MEMORY_SECONDS=0 cargo bench --bench http_availability
+//! ```
+//!
+//! Load comes from `wrk` (Debian package `wrk`) with 10 connections on one thread, on the same
+//! 2-core machine as the server; the database is the small dataset in SQLite.
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use axum::{Json, Router, routing::get};
+use chrono::NaiveDate;
+use dataset::{DatasetOptions, Scale};
+use migration::{Migrator, MigratorTrait};
+use server::{
+    app::HttpLimits,
+    startup::{self, Settings},
+};
+
+fn seconds(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A wrk run's figures.
+#[derive(Debug)]
+struct Figures {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn parse_ms(text: &str) -> f64 {
+    let text = text.trim();
+    if let Some(us) = text.strip_suffix("us") {
+        us.parse::<f64>().unwrap_or(f64::NAN) / 1000.0
+    } else if let Some(ms) = text.strip_suffix("ms") {
+        ms.parse().unwrap_or(f64::NAN)
+    } else if let Some(s) = text.strip_suffix('s') {
+        s.parse::<f64>().unwrap_or(f64::NAN) * 1000.0
+    } else {
+        f64::NAN
+    }
+}
+
+fn wrk(url: &str, seconds: u64, script: Option<&PathBuf>) -> Figures {
+    let mut command = Command::new("wrk");
+    command.args(["-t1", "-c10", &format!("-d{seconds}s"), "--latency", url]);
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let output = command.output().expect("run wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let line_value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(prefix)
+                    .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let errors = text
+        .lines()
+        .filter(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
+        .flat_map(|l| {
+            l.split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse::<u64>().ok())
+        })
+        .sum();
+    Figures {
+        requests_per_second: line_value("Requests/sec:").parse().unwrap_or(f64::NAN),
+        p50_ms: parse_ms(&line_value("50%")),
+        p99_ms: parse_ms(&line_value("99%")),
+        errors,
+    }
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+async fn start_server(database_url: &str, redis_url: Option<String>) -> String {
+    let settings = Settings {
+        database_url: database_url.to_owned(),
+        read_replica_url: None,
+        cache_max_entries: 200_000,
+        redis_url,
+        redis_prefix: format!("bench:{}", std::process::id()),
+        slow_query: Duration::from_millis(100),
+        backup_dir: None,
+        skip_backup: false,
+    };
+    let state = startup::build_state(&settings)
+        .await
+        .expect("start the server");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(startup::serve(
+        listener,
+        state,
+        HttpLimits::default(),
+        std::future::pending(),
+    ));
+    url
+}
+
+fn report(name: &str, figures: &Figures, ceiling: Option<f64>) {
+    let share = ceiling.map_or(String::new(), |c| {
+        format!(
+            "{:>6.1} % of the ceiling",
+            100.0 * figures.requests_per_second / c
+        )
+    });
+    println!(
+        "{name:<34} {:>10.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   errors {:>3}   {share}",
+        figures.requests_per_second, figures.p50_ms, figures.p99_ms, figures.errors
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test")
+        || Command::new("wrk").arg("-v").output().is_err()
+    {
+        eprintln!("http_availability: needs `wrk` and runs only under `cargo bench`");
+        return;
+    }
+    let run_seconds = seconds("HOTEL_BENCH_SECONDS", 10);
+    let memory_seconds = seconds("HOTEL_BENCH_MEMORY_SECONDS", 60);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
+    std::fs::create_dir_all(&dir).expect("target/bench-data");
+    let database = dir.join("http-small.sqlite");
+    let database_url = format!("sqlite://{}", database.display());
+    let reference = NaiveDate::from_ymd_opt(2026, 11, 25).expect("date");
+    runtime.block_on(async {
+        if !database.exists() {
+            let db = db_connect::connect(&database_url).await.expect("create");
+            Migrator::up(&db, None).await.expect("migrate");
+            dataset::generate(
+                &db,
+                &DatasetOptions::new(Scale::Small).reference_date(reference),
+                &|_| {},
+            )
+            .await
+            .expect("generate");
+            db.close().await.expect("close");
+        }
+    });
+
+    // Every request a different key: 20 room types × 150 start nights × 7 lengths × 4 room counts.
+    let script = dir.join("uncached.lua");
+    std::fs::write(
+        &script,
+        r#"counter = 0
+request = function()
+  counter = counter + 1
+  local rt = counter % 20 + 1
+  local day = math.floor(counter / 20) % 150
+  local nights = math.floor(counter / 3000) % 7 + 1
+  local rooms = math.floor(counter / 21000) % 4 + 1
+  local start = os.time{year=2026, month=12, day=1, hour=12} + day * 86400
+  local path = string.format("/api/availability?roomTypeId=%d&startDate=%s&endDate=%s&rooms=%d",
+    rt, os.date("!%Y-%m-%d", start), os.date("!%Y-%m-%d", start + nights * 86400), rooms)
+  return wrk.format("GET", path)
+end
+"#,
+    )
+    .expect("write the wrk script");
+
+    let (bare, cached) = runtime.block_on(async {
+        let bare = serve(Router::new().route(
+            "/api/availability",
+            get(|| async { Json(serde_json::json!([{"roomTypeId": 1, "startDate": "2026-11-25", "endDate": "2026-11-26", "roomsNeeded": 1, "available": true, "minAvailable": 5}])) }),
+        ))
+        .await;
+        (bare, start_server(&database_url, None).await)
+    });
+    println!("GET /api/availability, wrk -t1 -c10 -d{run_seconds}s, small dataset in SQLite\n");
+    let ceiling = wrk(&format!("{bare}/api/availability"), run_seconds, None);
+    report("bare axum, constant (ceiling)", &ceiling, None);
+    let hit = wrk(&format!("{cached}/api/availability"), run_seconds, None);
+    report(
+        "hotel-server, cached (L1)",
+        &hit,
+        Some(ceiling.requests_per_second),
+    );
+    let miss = wrk(&cached, run_seconds, Some(&script));
+    report(
+        "hotel-server, every request a miss",
+        &miss,
+        Some(ceiling.requests_per_second),
+    );
+
+    if std::net::TcpStream::connect("127.0.0.1:6379").is_ok() {
+        let tiered = runtime.block_on(start_server(
+            &database_url,
+            Some("redis://127.0.0.1:6379".to_owned()),
+        ));
+        let hit = wrk(&format!("{tiered}/api/availability"), run_seconds, None);
+        report(
+            "hotel-server, cached (L1 + Redis)",
+            &hit,
+            Some(ceiling.requests_per_second),
+        );
+        let miss = wrk(&tiered, run_seconds, Some(&script));
+        report(
+            "hotel-server, L1 misses (L2 or DB)",
+            &miss,
+            Some(ceiling.requests_per_second),
+        );
+    }
+
+    if memory_seconds > 0 {
+        println!(
+            "\nmemory of the process while wrk loads the cached route for {memory_seconds} s:"
+        );
+        let url = format!("{cached}/api/availability");
+        let load = std::thread::spawn(move || wrk(&url, memory_seconds, None));
+        let mut samples = Vec::new();
+        for _ in 0..=(memory_seconds / 5) {
+            samples.push(rss_kib());
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        let figures = load.join().expect("wrk");
+        let mib: Vec<String> = samples
+            .iter()
+            .map(|k| format!("{:.1}", *k as f64 / 1024.0))
+            .collect();
+        println!("RSS every 5 s (MiB): {}", mib.join(" "));
+        report("hotel-server, cached, 60 s", &figures, None);
+    }
+}
