@@ -12,7 +12,12 @@ use std::{
     thread::JoinHandle,
 };
 
-use sea_orm::sqlx::{self, Connection, Row, postgres::PgConnection};
+use std::str::FromStr;
+
+use sea_orm::sqlx::{
+    self, ConnectOptions, Connection, Row,
+    postgres::{PgConnectOptions, PgConnection},
+};
 
 use crate::{Error, Result};
 
@@ -106,9 +111,13 @@ impl PgUrl {
     }
 
     pub(crate) async fn connect(&self) -> Result<PgConnection> {
-        PgConnection::connect(self.connect_url())
+        let context = || format!("connecting to {}", self.public());
+        let options = PgConnectOptions::from_str(self.connect_url())
+            .map_err(|e| Error::db(context(), e))?
+            .disable_statement_logging();
+        PgConnection::connect_with(&options)
             .await
-            .map_err(|e| Error::db(format!("connecting to {}", self.public()), e))
+            .map_err(|e| Error::db(context(), e))
     }
 }
 

@@ -12,7 +12,7 @@ pub(crate) mod snapshot;
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use sea_orm::sqlx::{
-    self, Connection,
+    self, ConnectOptions, Connection,
     sqlite::{SqliteConnectOptions, SqliteConnection},
 };
 
@@ -27,7 +27,9 @@ pub(crate) async fn open_source(path: &Path) -> Result<SqliteConnection> {
         .filename(path)
         .create_if_missing(false)
         .busy_timeout(BUSY_TIMEOUT)
-        .foreign_keys(false);
+        .foreign_keys(false)
+        // Counting a large table is slow by nature; sqlx would log it as a warning.
+        .disable_statement_logging();
     SqliteConnection::connect_with(&options)
         .await
         .map_err(|e| Error::db(format!("opening {}", path.display()), e))
@@ -43,7 +45,8 @@ pub(crate) async fn open_copy(path: &Path) -> Result<SqliteConnection, sqlx::Err
         .foreign_keys(false)
         // A larger page cache cuts the system calls of a full integrity check; bounded, so
         // memory stays flat.
-        .pragma("cache_size", "-65536");
+        .pragma("cache_size", "-65536")
+        .disable_statement_logging();
     SqliteConnection::connect_with(&options).await
 }
 
