@@ -77,6 +77,7 @@ mod create;
 mod durable;
 mod error;
 mod id;
+mod inspect;
 mod lock;
 mod manifest;
 pub mod monitor;
@@ -94,6 +95,7 @@ mod verify;
 
 pub use error::{Error, Result};
 pub use id::BackupId;
+pub use inspect::holds_data;
 pub use manifest::{
     BackupManifest, Compression, DatabaseKind, FORMAT_VERSION, Reason, RowCountMismatch,
     SnapshotMethod, Verification, VerifyDepth, VerifyFailure,

@@ -155,9 +155,11 @@ pub(crate) fn derived_name(base: &str, tag: &str) -> String {
     format!("{}_{tag}", &base[..cut])
 }
 
-/// The user tables (`schema.table`, or just `table` in `public`) and their row counts.
-pub(crate) async fn row_counts(conn: &mut PgConnection) -> Result<BTreeMap<String, u64>, sqlx::Error> {
-    let tables = sqlx::query(
+/// The user tables as (schema, table), sorted.
+pub(crate) async fn user_tables(
+    conn: &mut PgConnection,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows = sqlx::query(
         "SELECT table_schema, table_name FROM information_schema.tables \
          WHERE table_type = 'BASE TABLE' \
            AND table_schema NOT IN ('pg_catalog', 'information_schema') \
@@ -166,10 +168,24 @@ pub(crate) async fn row_counts(conn: &mut PgConnection) -> Result<BTreeMap<Strin
     )
     .fetch_all(&mut *conn)
     .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
+}
+
+/// How a table is named in manifests: `table` in `public`, `schema.table` elsewhere.
+pub(crate) fn table_key(schema: &str, table: &str) -> String {
+    if schema == "public" {
+        table.to_owned()
+    } else {
+        format!("{schema}.{table}")
+    }
+}
+
+/// The row count of every user table.
+pub(crate) async fn row_counts(conn: &mut PgConnection) -> Result<BTreeMap<String, u64>, sqlx::Error> {
     let mut counts = BTreeMap::new();
-    for row in tables {
-        let schema: String = row.try_get(0)?;
-        let table: String = row.try_get(1)?;
+    for (schema, table) in user_tables(conn).await? {
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM {}.{}",
             quote(&schema),
@@ -177,12 +193,7 @@ pub(crate) async fn row_counts(conn: &mut PgConnection) -> Result<BTreeMap<Strin
         )))
         .fetch_one(&mut *conn)
         .await?;
-        let key = if schema == "public" {
-            table
-        } else {
-            format!("{schema}.{table}")
-        };
-        counts.insert(key, u64::try_from(n).unwrap_or(0));
+        counts.insert(table_key(&schema, &table), u64::try_from(n).unwrap_or(0));
     }
     Ok(counts)
 }
