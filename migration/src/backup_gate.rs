@@ -27,8 +27,12 @@ pub(crate) async fn run(database_url: &str, backup_dir: &Path, skip: bool) -> an
         return Ok(Gate::Skipped);
     }
     let source = Source::from_url(database_url).context("while reading the database URL")?;
-    let repo = BackupRepository::open(backup_dir)
-        .with_context(|| format!("while opening the backup directory {}", backup_dir.display()))?;
+    let repo = BackupRepository::open(backup_dir).with_context(|| {
+        format!(
+            "while opening the backup directory {}",
+            backup_dir.display()
+        )
+    })?;
     let holds_data = backup::holds_data(&source, &[repo.migration_table()])
         .await
         .context("while checking whether the database holds data")?;

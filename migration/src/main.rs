@@ -34,7 +34,12 @@ struct Cli {
     database_url: String,
 
     /// Where the pre-migration backup goes (see hotel-backup).
-    #[arg(long, env = "BACKUP_DIR", default_value = "data/backups", global = true)]
+    #[arg(
+        long,
+        env = "BACKUP_DIR",
+        default_value = "data/backups",
+        global = true
+    )]
     backup_dir: PathBuf,
 
     /// Change the schema without the verified pre-migration backup. For throw-away databases
@@ -119,7 +124,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ),
             Ok(backup_gate::Gate::NothingToBackUp) => {}
             Ok(backup_gate::Gate::Skipped) => {
-                eprintln!("warning: --skip-backup: changing the schema without a pre-migration backup");
+                eprintln!(
+                    "warning: --skip-backup: changing the schema without a pre-migration backup"
+                );
             }
             Err(err) => return Err(err.context(GateFailed)),
         }

@@ -36,15 +36,27 @@ async fn seed(db: &TestDatabase) {
 }
 
 fn backups(dir: &Path) -> Vec<backup::BackupManifest> {
-    backup::BackupRepository::open(dir).unwrap().list().unwrap().backups
+    backup::BackupRepository::open(dir)
+        .unwrap()
+        .list()
+        .unwrap()
+        .backups
 }
 
 async fn an_empty_database_migrates_without_a_backup(db: TestDatabase) {
     let dir = tempfile::tempdir().unwrap();
     let out = migration(&db, dir.path(), &["up"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(Migrator::get_pending_migrations(db.connection()).await.unwrap().is_empty());
-    assert!(backups(dir.path()).is_empty(), "nothing to lose, nothing backed up");
+    assert!(
+        Migrator::get_pending_migrations(db.connection())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        backups(dir.path()).is_empty(),
+        "nothing to lose, nothing backed up"
+    );
 }
 
 async fn a_database_with_data_is_backed_up_and_verified_before_migrating(db: TestDatabase) {
@@ -58,15 +70,30 @@ async fn a_database_with_data_is_backed_up_and_verified_before_migrating(db: Tes
     assert_eq!(first.len(), 1, "{}", text(&out));
     assert_eq!(first[0].reason, backup::Reason::PreMigration);
     assert!(first[0].is_verified());
-    assert_eq!(first[0].migration_version.as_deref(), Some("m20261125_000002_composite_indexes"));
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("pre-migration backup {}", first[0].id)));
-    assert_eq!(Migrator::get_pending_migrations(db.connection()).await.unwrap().len(), 1);
+    assert_eq!(
+        first[0].migration_version.as_deref(),
+        Some("m20261125_000002_composite_indexes")
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("pre-migration backup {}", first[0].id))
+    );
+    assert_eq!(
+        Migrator::get_pending_migrations(db.connection())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     let out = migration(&db, dir.path(), &["up"]);
     assert!(out.status.success(), "{}", text(&out));
     let second = backups(dir.path());
     assert_eq!(second.len(), 2);
-    assert_eq!(second[0].migration_version.as_deref(), Some("m20261125_000001_create_tables"));
+    assert_eq!(
+        second[0].migration_version.as_deref(),
+        Some("m20261125_000001_create_tables")
+    );
     assert!(second.iter().all(|m| m.is_verified()));
 
     // Nothing pending: nothing to guard.
@@ -98,7 +125,10 @@ async fn a_failed_backup_stops_the_migration(db: TestDatabase) {
     assert!(stderr.contains("nothing was applied"), "{stderr}");
     assert!(stderr.contains("not-a-directory"), "{stderr}");
     assert_eq!(
-        Migrator::get_pending_migrations(db.connection()).await.unwrap().len(),
+        Migrator::get_pending_migrations(db.connection())
+            .await
+            .unwrap()
+            .len(),
         1,
         "the migration was not applied"
     );

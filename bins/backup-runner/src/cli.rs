@@ -25,7 +25,13 @@ pub(crate) struct Cli {
 
     /// The backup directory (created when missing). It holds the backups, their manifests,
     /// the lock file and last-run.json.
-    #[arg(long, short = 'd', env = "BACKUP_DIR", default_value = "data/backups", global = true)]
+    #[arg(
+        long,
+        short = 'd',
+        env = "BACKUP_DIR",
+        default_value = "data/backups",
+        global = true
+    )]
     pub(crate) backup_dir: PathBuf,
 
     /// Print the result as JSON on stdout (errors too), instead of text.
@@ -38,7 +44,12 @@ pub(crate) struct Cli {
     pub(crate) lock_wait: Duration,
 
     /// zstd level of new backups (1-19).
-    #[arg(long, env = "BACKUP_COMPRESSION_LEVEL", default_value_t = 3, global = true)]
+    #[arg(
+        long,
+        env = "BACKUP_COMPRESSION_LEVEL",
+        default_value_t = 3,
+        global = true
+    )]
     pub(crate) compression_level: i32,
 
     /// Where verification decompresses SQLite backups (it needs the database's size free).

@@ -15,7 +15,10 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     init_tracing(matches!(cli.command, cli::Command::Schedule { .. }));
     let json = cli.json;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

@@ -187,7 +187,12 @@ pub(crate) fn pruned(r: &PruneReport) -> String {
 pub(crate) fn health(r: &monitor::HealthReport) -> String {
     let mut out = r.nagios_line();
     for c in &r.checks {
-        out.push_str(&format!("\n{:<9} {:<12} {}", c.status.to_string(), c.name, c.message));
+        out.push_str(&format!(
+            "\n{:<9} {:<12} {}",
+            c.status.to_string(),
+            c.name,
+            c.message
+        ));
     }
     out
 }

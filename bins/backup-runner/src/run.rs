@@ -57,9 +57,12 @@ fn repository(cli: &Cli) -> anyhow::Result<BackupRepository> {
     if let Some(scratch) = &cli.scratch_dir {
         builder = builder.scratch_dir(scratch);
     }
-    builder
-        .open()
-        .with_context(|| format!("while opening the backup directory {}", cli.backup_dir.display()))
+    builder.open().with_context(|| {
+        format!(
+            "while opening the backup directory {}",
+            cli.backup_dir.display()
+        )
+    })
 }
 
 fn source(url: &str) -> anyhow::Result<Source> {
@@ -239,10 +242,10 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
                                 pruned = run.prune.deleted.len(),
                                 "scheduled run succeeded"
                             );
-                            if json {
-                                if let Ok(line) = serde_json::to_string(&run) {
-                                    println!("{line}");
-                                }
+                            if json
+                                && let Ok(line) = serde_json::to_string(&run)
+                            {
+                                println!("{line}");
                             }
                         }
                         Err(e) => {

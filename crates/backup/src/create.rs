@@ -76,7 +76,13 @@ impl BackupRepository {
                     progress,
                 )
                 .await?;
-                (s.temp, s.compressed, s.tables, s.migration_version, s.method)
+                (
+                    s.temp,
+                    s.compressed,
+                    s.tables,
+                    s.migration_version,
+                    s.method,
+                )
             }
             Source::Postgres { url } => {
                 let d = postgres::dump::take(
@@ -88,7 +94,13 @@ impl BackupRepository {
                     progress,
                 )
                 .await?;
-                (d.temp, d.compressed, d.tables, d.migration_version, d.method)
+                (
+                    d.temp,
+                    d.compressed,
+                    d.tables,
+                    d.migration_version,
+                    d.method,
+                )
             }
         };
         let data_path = self.dir.join(&file);

@@ -109,7 +109,11 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 11, 25, 10, 30, 0).unwrap();
         assert_eq!(BackupId::for_time(at, 1).as_str(), "20261125T103000Z");
         assert_eq!(BackupId::for_time(at, 3).as_str(), "20261125T103000Z-3");
-        for good in ["20261125T103000Z", "20261125T103000Z-2", "20261125T103000Z-9999"] {
+        for good in [
+            "20261125T103000Z",
+            "20261125T103000Z-2",
+            "20261125T103000Z-9999",
+        ] {
             assert_eq!(BackupId::parse(good).unwrap().as_str(), good);
         }
         for bad in [

@@ -112,8 +112,7 @@ impl BackupManifest {
                 manifest.file
             )));
         }
-        if manifest.sha256.len() != 64 || !manifest.sha256.bytes().all(|b| b.is_ascii_hexdigit())
-        {
+        if manifest.sha256.len() != 64 || !manifest.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(invalid("sha256 is not 64 hex digits".to_owned()));
         }
         Ok(manifest)

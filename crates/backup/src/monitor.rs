@@ -210,7 +210,11 @@ pub fn assess(repo: &BackupRepository, policy: &HealthPolicy, now: DateTime<Utc>
             ),
         )
     } else {
-        check("count", Status::Ok, format!("{} usable backups", usable.len()))
+        check(
+            "count",
+            Status::Ok,
+            format!("{} usable backups", usable.len()),
+        )
     });
     checks.push(verification_check(newest, policy, now));
     checks.push(disk_check(repo.dir(), newest, policy, &mut metrics));
@@ -221,7 +225,11 @@ pub fn assess(repo: &BackupRepository, policy: &HealthPolicy, now: DateTime<Utc>
         .map(|i| i.why.clone())
         .collect();
     checks.push(if unreadable.is_empty() {
-        check("manifests", Status::Ok, "every manifest is readable".to_owned())
+        check(
+            "manifests",
+            Status::Ok,
+            "every manifest is readable".to_owned(),
+        )
     } else {
         check("manifests", Status::Warning, unreadable.join("; "))
     });
@@ -264,11 +272,7 @@ fn age_check(
     let age = (now - newest.created_at).to_std().unwrap_or(Duration::ZERO);
     metrics.newest_verified_at = Some(newest.created_at);
     metrics.newest_verified_age_seconds = Some(age.as_secs());
-    let text = format!(
-        "newest verified backup {} is {} old",
-        newest.id,
-        human(age)
-    );
+    let text = format!("newest verified backup {} is {} old", newest.id, human(age));
     if age > policy.crit_age {
         check(
             "age",
@@ -355,7 +359,10 @@ fn size_check(usable: &[&BackupManifest], policy: &HealthPolicy) -> Check {
         check(
             "size",
             Status::Critical,
-            format!("{text}: {:.0}% smaller (an empty or partial dump?)", drop * 100.0),
+            format!(
+                "{text}: {:.0}% smaller (an empty or partial dump?)",
+                drop * 100.0
+            ),
         )
     } else if drop >= policy.size_drop_warn {
         check(
@@ -391,7 +398,10 @@ fn verification_check(
         Some(v) => check(
             "verification",
             Status::Ok,
-            format!("the newest backup {} was verified at {}", newest.id, v.verified_at),
+            format!(
+                "the newest backup {} was verified at {}",
+                newest.id, v.verified_at
+            ),
         ),
         None => {
             let age = (now - newest.created_at).to_std().unwrap_or(Duration::ZERO);
@@ -423,8 +433,14 @@ fn disk_check(
     metrics: &mut HealthMetrics,
 ) -> Check {
     let free = match nix::sys::statvfs::statvfs(dir) {
-        Ok(stat) => stat.blocks_available() as u64 * stat.fragment_size() as u64,
-        Err(e) => return check("disk", Status::Unknown, format!("statvfs {}: {e}", dir.display())),
+        Ok(stat) => stat.blocks_available() * stat.fragment_size(),
+        Err(e) => {
+            return check(
+                "disk",
+                Status::Unknown,
+                format!("statvfs {}: {e}", dir.display()),
+            );
+        }
     };
     metrics.free_bytes = Some(free);
     // The next backup needs its file, and its verification a decompressed copy.
@@ -434,7 +450,10 @@ fn disk_check(
         check(
             "disk",
             Status::Critical,
-            format!("{text}: the next backup and its verification need about {}", bytes(need)),
+            format!(
+                "{text}: the next backup and its verification need about {}",
+                bytes(need)
+            ),
         )
     } else if free < policy.min_free_bytes.max(2 * need) {
         check(
@@ -528,7 +547,12 @@ impl HealthReport {
             "Status of each health check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
             self.checks
                 .iter()
-                .map(|c| (format!("{{check=\"{}\"}}", c.name), f64::from(c.status.exit_code())))
+                .map(|c| {
+                    (
+                        format!("{{check=\"{}\"}}", c.name),
+                        f64::from(c.status.exit_code()),
+                    )
+                })
                 .collect(),
         );
         gauge(
@@ -536,11 +560,17 @@ impl HealthReport {
             "Usable backups (not failed verification).",
             vec![(String::new(), m.backups as f64)],
         );
-        let optional = |v: Option<u64>| v.map(|v| vec![(String::new(), v as f64)]).unwrap_or_default();
+        let optional = |v: Option<u64>| {
+            v.map(|v| vec![(String::new(), v as f64)])
+                .unwrap_or_default()
+        };
         gauge(
             "backup_newest_verified_timestamp_seconds",
             "Creation time of the newest verified backup (Unix seconds).",
-            optional(m.newest_verified_at.and_then(|t| u64::try_from(t.timestamp()).ok())),
+            optional(
+                m.newest_verified_at
+                    .and_then(|t| u64::try_from(t.timestamp()).ok()),
+            ),
         );
         gauge(
             "backup_newest_verified_age_seconds",
@@ -567,7 +597,12 @@ impl HealthReport {
             "Whether the latest run of each operation succeeded.",
             m.last_run_ok
                 .iter()
-                .map(|(op, ok)| (format!("{{operation=\"{op}\"}}"), if *ok { 1.0 } else { 0.0 }))
+                .map(|(op, ok)| {
+                    (
+                        format!("{{operation=\"{op}\"}}"),
+                        if *ok { 1.0 } else { 0.0 },
+                    )
+                })
                 .collect(),
         );
         out
@@ -587,7 +622,9 @@ impl HealthReport {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| crate::Error::InvalidConfig(format!("{} is not a file path", path.display())))?;
+            .ok_or_else(|| {
+                crate::Error::InvalidConfig(format!("{} is not a file path", path.display()))
+            })?;
         durable::write_atomically(dir, &name, self.prometheus_text().as_bytes())
     }
 }

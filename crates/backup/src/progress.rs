@@ -67,7 +67,11 @@ impl ProgressTx {
 
 /// Runs blocking work on tokio's blocking pool, relaying its progress reports to `progress`
 /// on the calling task.
-pub(crate) async fn run_blocking<T, F>(phase: Phase, progress: &ProgressFn<'_>, work: F) -> Result<T>
+pub(crate) async fn run_blocking<T, F>(
+    phase: Phase,
+    progress: &ProgressFn<'_>,
+    work: F,
+) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce(ProgressTx) -> T + Send + 'static,
@@ -110,16 +114,12 @@ mod tests {
     #[tokio::test]
     async fn reports_reach_the_callback_and_end_with_the_last_one() {
         let seen = Mutex::new(Vec::new());
-        let result = run_blocking(
-            Phase::Decompress,
-            &|p| seen.lock().unwrap().push(p),
-            |tx| {
-                for i in 1..=100u64 {
-                    tx.report(i, Some(100));
-                }
-                42
-            },
-        )
+        let result = run_blocking(Phase::Decompress, &|p| seen.lock().unwrap().push(p), |tx| {
+            for i in 1..=100u64 {
+                tx.report(i, Some(100));
+            }
+            42
+        })
         .await
         .unwrap();
         assert_eq!(result, 42);

@@ -215,9 +215,7 @@ impl BackupRepository {
                     steps.push("compare its row counts with the manifest".to_owned());
                 } else {
                     if !options.skip_safety_backup {
-                        steps.push(format!(
-                            "take a safety backup of {db} (reason pre-restore)"
-                        ));
+                        steps.push(format!("take a safety backup of {db} (reason pre-restore)"));
                     }
                     match options.mode {
                         RestoreMode::Replace => {
@@ -227,7 +225,9 @@ impl BackupRepository {
                                 derived_name(db, &format!("restoring_{}", lower(id)))
                             ));
                             if options.force {
-                                steps.push(format!("refuse connections to {db} and end its sessions"));
+                                steps.push(format!(
+                                    "refuse connections to {db} and end its sessions"
+                                ));
                             }
                             steps.push(format!(
                                 "rename {db} to {}_replaced_<time> (kept) and the new database to {db}",
@@ -271,9 +271,7 @@ impl BackupRepository {
         progress: &ProgressFn<'_>,
     ) -> Result<RestoreReport> {
         let source = Source::sqlite(target);
-        let plan = self
-            .plan(&manifest, &source, options)
-            .await?;
+        let plan = self.plan(&manifest, &source, options).await?;
         refuse_if_in_use(&plan, options)?;
         if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
@@ -301,7 +299,9 @@ impl BackupRepository {
         };
         if !options.force {
             // The check again, just before the swap: something may have opened it meanwhile.
-            if let Some(holder) = live_file::holder(target).map_err(|e| Error::io("inspect", target, e))? {
+            if let Some(holder) =
+                live_file::holder(target).map_err(|e| Error::io("inspect", target, e))?
+            {
                 return Err(Error::DatabaseInUse {
                     target: source.display_name(),
                     detail: holder,
@@ -423,8 +423,7 @@ impl BackupRepository {
         if let Some(failure) = restore_into(db, data_path, manifest, tools, args, progress).await? {
             return Ok(Err(failure));
         }
-        let (tables, failure) =
-            check_database(db, manifest, &self.config.migration_table).await?;
+        let (tables, failure) = check_database(db, manifest, &self.config.migration_table).await?;
         Ok(failure.map_or(Ok(tables), Err))
     }
 
@@ -504,7 +503,10 @@ fn restore_temp_path(target: &Path, id: &BackupId) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "database".to_owned());
-    target.with_file_name(format!(".{name}.restore-{id}{}", crate::durable::TEMP_SUFFIX))
+    target.with_file_name(format!(
+        ".{name}.restore-{id}{}",
+        crate::durable::TEMP_SUFFIX
+    ))
 }
 
 fn lower(id: &BackupId) -> String {

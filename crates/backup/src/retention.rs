@@ -63,6 +63,9 @@ pub struct PruneDecision {
     pub why: Vec<String>,
 }
 
+/// A rule's bucket of a backup's creation time.
+type Bucket = fn(DateTime<Utc>) -> String;
+
 impl RetentionPolicy {
     /// Decides, for every backup, whether it is kept; newest first.
     ///
@@ -79,7 +82,11 @@ impl RetentionPolicy {
     /// let decisions = policy.plan(&[], chrono::Utc::now()).unwrap();
     /// assert!(decisions.is_empty());
     /// ```
-    pub fn plan(&self, backups: &[BackupManifest], now: DateTime<Utc>) -> Result<Vec<PruneDecision>> {
+    pub fn plan(
+        &self,
+        backups: &[BackupManifest],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PruneDecision>> {
         if self.keep_last + self.keep_daily + self.keep_weekly + self.keep_monthly == 0 {
             return Err(Error::InvalidConfig(
                 "the retention policy keeps nothing: give at least one keep-* a value above 0"
@@ -89,14 +96,18 @@ impl RetentionPolicy {
         let mut sorted: Vec<&BackupManifest> = backups.iter().collect();
         sorted.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
 
-        let rules: [(&str, u32, fn(DateTime<Utc>) -> String); 4] = [
+        let rules: [(&str, u32, Bucket); 4] = [
             ("last", self.keep_last, |_| String::new()),
-            ("daily", self.keep_daily, |t| t.format("%Y-%m-%d").to_string()),
+            ("daily", self.keep_daily, |t| {
+                t.format("%Y-%m-%d").to_string()
+            }),
             ("weekly", self.keep_weekly, |t| {
                 let w = t.iso_week();
                 format!("{}-W{:02}", w.year(), w.week())
             }),
-            ("monthly", self.keep_monthly, |t| t.format("%Y-%m").to_string()),
+            ("monthly", self.keep_monthly, |t| {
+                t.format("%Y-%m").to_string()
+            }),
         ];
         let mut reasons: Vec<Vec<String>> = vec![Vec::new(); sorted.len()];
         for (name, n, bucket) in rules {
@@ -136,7 +147,9 @@ impl RetentionPolicy {
             if m.reason == Reason::PreMigration && !m.failed_verification() {
                 let later = sorted[..i]
                     .iter()
-                    .filter(|n| !n.failed_verification() && n.migration_version > m.migration_version)
+                    .filter(|n| {
+                        !n.failed_verification() && n.migration_version > m.migration_version
+                    })
                     .count();
                 if later < min_newer {
                     why.push(format!(

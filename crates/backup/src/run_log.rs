@@ -67,10 +67,12 @@ impl RunLog {
     pub(crate) fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(RUN_LOG_FILE);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| crate::Error::InvalidManifest {
-                path: path.clone(),
-                reason: format!("not a run log: {e}"),
-            }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| crate::Error::InvalidManifest {
+                    path: path.clone(),
+                    reason: format!("not a run log: {e}"),
+                })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(io_err("read", &path)(e)),
         }

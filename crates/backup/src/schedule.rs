@@ -33,7 +33,11 @@ use crate::{
 /// assert_eq!(runs, 4); // at 0 h, 1 h, 2 h and 3 h
 /// # }
 /// ```
-pub async fn run_every<F, Fut>(every: Duration, shutdown: impl Future<Output = ()>, mut job: F) -> u64
+pub async fn run_every<F, Fut>(
+    every: Duration,
+    shutdown: impl Future<Output = ()>,
+    mut job: F,
+) -> u64
 where
     F: FnMut(u64) -> Fut,
     Fut: Future<Output = ()>,
@@ -149,7 +153,12 @@ impl BackupRepository {
             Ok(report) => (Some(report.manifest.id.clone()), None),
             Err(e) => (None, Some(crate::repository::error_chain(e))),
         };
-        self.record(crate::run_log::Operation::PreMigration, started, backup, error);
+        self.record(
+            crate::run_log::Operation::PreMigration,
+            started,
+            backup,
+            error,
+        );
         result
     }
 }

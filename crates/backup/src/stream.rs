@@ -84,7 +84,10 @@ pub(crate) fn compress(
         bytes: 0,
     };
     let mut encoder = zstd::stream::write::Encoder::new(sink, settings.level).map_err(|e| {
-        Error::Internal(format!("cannot start zstd at level {}: {e}", settings.level))
+        Error::Internal(format!(
+            "cannot start zstd at level {}: {e}",
+            settings.level
+        ))
     })?;
     // A frame checksum lets the decoder itself notice damage, independently of SHA-256.
     encoder
@@ -235,7 +238,6 @@ pub(crate) fn sha256_of(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,7 +254,9 @@ mod tests {
     fn compress_then_decompress_gives_back_the_bytes_and_the_same_hash() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.zst.tmp");
-        let data: Vec<u8> = (0..3_000_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..3_000_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let (temp, file) = TempFile::create(path.clone()).unwrap();
         let done = compress(
             &mut data.as_slice(),
@@ -281,7 +285,9 @@ mod tests {
     fn a_flipped_byte_changes_the_hash_and_fails_decoding() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.zst.tmp");
-        let data: Vec<u8> = (0..500_000u32).flat_map(|i| (i * 7).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..500_000u32)
+            .flat_map(|i| (i * 7).to_le_bytes())
+            .collect();
         let (_temp, file) = TempFile::create(path.clone()).unwrap();
         let done = compress(
             &mut data.as_slice(),

@@ -157,9 +157,10 @@ impl BackupRepository {
         let data_path = self.data_path(&manifest);
         let outcome = match manifest.database {
             DatabaseKind::Sqlite => {
-                let scratch = self
-                    .scratch_dir()
-                    .join(format!(".verify-{id}.sqlite{}", crate::durable::TEMP_SUFFIX));
+                let scratch = self.scratch_dir().join(format!(
+                    ".verify-{id}.sqlite{}",
+                    crate::durable::TEMP_SUFFIX
+                ));
                 let copy = materialize(
                     &data_path,
                     scratch,
@@ -200,7 +201,9 @@ impl BackupRepository {
         });
         manifest.write(&self.dir)?;
         match &failure {
-            None => tracing::info!(id = %id, duration_ms = duration.as_millis() as u64, "backup verified"),
+            None => {
+                tracing::info!(id = %id, duration_ms = duration.as_millis() as u64, "backup verified")
+            }
             Some(f) => tracing::error!(id = %id, failure = %f, "backup failed verification"),
         }
         Ok(VerifyReport {
@@ -260,7 +263,10 @@ impl BackupRepository {
 }
 
 /// The checks that need no decompression: the data file exists and has the recorded size.
-pub(crate) fn precheck(data_path: &Path, manifest: &BackupManifest) -> Result<Option<VerifyFailure>> {
+pub(crate) fn precheck(
+    data_path: &Path,
+    manifest: &BackupManifest,
+) -> Result<Option<VerifyFailure>> {
     match std::fs::metadata(data_path) {
         Ok(meta) if meta.len() != manifest.compressed_bytes => {
             Ok(Some(VerifyFailure::SizeMismatch {
@@ -313,8 +319,10 @@ pub(crate) async fn checksum_only(
     let actual = tokio::task::spawn_blocking(move || stream::sha256_of(&path))
         .await
         .map_err(|e| Error::Internal(format!("a checksum worker failed: {e}")))??;
-    Ok((actual != manifest.sha256).then(|| VerifyFailure::ChecksumMismatch {
-        expected: manifest.sha256.clone(),
-        actual,
-    }))
+    Ok(
+        (actual != manifest.sha256).then(|| VerifyFailure::ChecksumMismatch {
+            expected: manifest.sha256.clone(),
+            actual,
+        }),
+    )
 }

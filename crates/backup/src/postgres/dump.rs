@@ -74,13 +74,14 @@ pub(crate) async fn take(
             return Err(Error::Internal("pg_dump has no stdout".to_owned()));
         };
         let mut checked = MagicCheck::new(stdout);
-        let compressed =
-            stream::compress(&mut checked, out_file, &out_path, zstd, estimate, &tx);
+        let compressed = stream::compress(&mut checked, out_file, &out_path, zstd, estimate, &tx);
         if compressed.is_err() {
             // Writing failed (a full disk, say): stop pg_dump rather than let it block.
             let _ = child.kill();
         }
-        let status = child.wait().map_err(|e| Error::Internal(format!("pg_dump: {e}")))?;
+        let status = child
+            .wait()
+            .map_err(|e| Error::Internal(format!("pg_dump: {e}")))?;
         let stderr = stderr.finish();
         // A failure to write is the cause; pg_dump's death by our kill is its consequence.
         let compressed = compressed?;

@@ -127,12 +127,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(hi * 16 + lo);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(hi * 16 + lo);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -183,7 +184,9 @@ pub(crate) fn table_key(schema: &str, table: &str) -> String {
 }
 
 /// The row count of every user table.
-pub(crate) async fn row_counts(conn: &mut PgConnection) -> Result<BTreeMap<String, u64>, sqlx::Error> {
+pub(crate) async fn row_counts(
+    conn: &mut PgConnection,
+) -> Result<BTreeMap<String, u64>, sqlx::Error> {
     let mut counts = BTreeMap::new();
     for (schema, table) in user_tables(conn).await? {
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -210,9 +213,12 @@ pub(crate) async fn migration_version(
     if !exists {
         return Ok(None);
     }
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT max(version)::text FROM {}", quote(table))))
-        .fetch_one(&mut *conn)
-        .await
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT max(version)::text FROM {}",
+        quote(table)
+    )))
+    .fetch_one(&mut *conn)
+    .await
 }
 
 /// Collects the end of a child's stderr on a thread of its own, so a chatty child never
@@ -275,7 +281,10 @@ mod tests {
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        assert!(args.iter().all(|a| !a.contains("p@ss") && !a.contains("p%40ss")));
+        assert!(
+            args.iter()
+                .all(|a| !a.contains("p@ss") && !a.contains("p%40ss"))
+        );
         let scratch = url.with_database("hotel_verify_1");
         assert_eq!(
             scratch.public(),

@@ -89,9 +89,11 @@ async fn integrity(path: &Path, depth: VerifyDepth) -> Result<Vec<String>, sqlx:
         VerifyDepth::Full => "integrity_check",
         VerifyDepth::Quick => "quick_check",
     };
-    let messages: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("PRAGMA {pragma}({MAX_MESSAGES})")))
-        .fetch_all(&mut conn)
-        .await?;
+    let messages: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "PRAGMA {pragma}({MAX_MESSAGES})"
+    )))
+    .fetch_all(&mut conn)
+    .await?;
     let _ = sqlx::Connection::close(conn).await;
     Ok(messages)
 }

@@ -22,8 +22,8 @@ use nix::{
 };
 
 /// Open descriptors by (device, inode).
-static OPEN: LazyLock<Mutex<HashMap<(u64, u64), Arc<File>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+type Registry = Mutex<HashMap<(u64, u64), Arc<File>>>;
+static OPEN: LazyLock<Registry> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// A read-only descriptor of the live file at `path`, shared and never closed while the file
 /// exists.

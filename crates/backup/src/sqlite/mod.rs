@@ -70,9 +70,12 @@ pub(crate) async fn row_counts(
 ) -> Result<BTreeMap<String, u64>, sqlx::Error> {
     let mut counts = BTreeMap::new();
     for table in user_tables(conn).await? {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {}", quote(&table))))
-            .fetch_one(&mut *conn)
-            .await?;
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {}",
+            quote(&table)
+        )))
+        .fetch_one(&mut *conn)
+        .await?;
         counts.insert(table, u64::try_from(n).unwrap_or(0));
     }
     Ok(counts)
@@ -91,9 +94,12 @@ pub(crate) async fn migration_version(
     if exists == 0 {
         return Ok(None);
     }
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT max(version) FROM {}", quote(table))))
-        .fetch_one(&mut *conn)
-        .await
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT max(version) FROM {}",
+        quote(table)
+    )))
+    .fetch_one(&mut *conn)
+    .await
 }
 
 /// The `-wal`, `-shm` and `-journal` files beside a database.

@@ -11,10 +11,10 @@ use super::{check::check_copy, side_files};
 use crate::{
     BackupManifest, Result, VerifyDepth, VerifyFailure,
     durable::{self, TempFile},
-    verify::{precheck, stream_failure},
     error::io_err,
     progress::{Phase, ProgressFn, run_blocking},
     stream::{self, CHUNK},
+    verify::{precheck, stream_failure},
 };
 
 /// A decompressed copy in its temporary file, and whether it passed the checks.

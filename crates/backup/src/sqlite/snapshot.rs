@@ -90,11 +90,29 @@ pub(crate) async fn take(
                     database = %path.display(),
                     "writers left no moment to empty the WAL; falling back to VACUUM INTO"
                 );
-                vacuum_into(&mut conn, path, out, scratch, zstd, migration_table, progress).await
+                vacuum_into(
+                    &mut conn,
+                    path,
+                    out,
+                    scratch,
+                    zstd,
+                    migration_table,
+                    progress,
+                )
+                .await
             }
         }
         SqliteSnapshotMethod::VacuumInto => {
-            vacuum_into(&mut conn, path, out, scratch, zstd, migration_table, progress).await
+            vacuum_into(
+                &mut conn,
+                path,
+                out,
+                scratch,
+                zstd,
+                migration_table,
+                progress,
+            )
+            .await
         }
     };
     let _ = sea_orm::sqlx::Connection::close(conn).await;

@@ -21,7 +21,10 @@ async fn create_records_a_complete_manifest(db: TestDatabase) {
     let repo = repo(dir.path());
     let live = counts(db.connection()).await;
 
-    let manifest = repo.create(&source(&db), Reason::Manual, &|_| {}).await.unwrap();
+    let manifest = repo
+        .create(&source(&db), Reason::Manual, &|_| {})
+        .await
+        .unwrap();
 
     assert_eq!(manifest.format_version, backup::FORMAT_VERSION);
     assert_eq!(manifest.tables, live, "the manifest counts every table");
@@ -62,7 +65,7 @@ async fn create_records_a_complete_manifest(db: TestDatabase) {
         ]
     );
     let listing = repo.list().unwrap();
-    assert_eq!(listing.backups, [manifest.clone()]);
+    assert_eq!(listing.backups, std::slice::from_ref(&manifest));
     assert!(listing.ignored.is_empty());
 
     let report = repo
@@ -114,7 +117,11 @@ async fn backup_under_concurrent_writers_is_consistent(db: TestDatabase) {
     let mut committed_during_backups = 0;
     for _ in 0..3 {
         let before = inserted.load(Ordering::Relaxed);
-        manifests.push(repo.create(&source(&db), Reason::Scheduled, &|_| {}).await.unwrap());
+        manifests.push(
+            repo.create(&source(&db), Reason::Scheduled, &|_| {})
+                .await
+                .unwrap(),
+        );
         let seen = inserted.load(Ordering::Relaxed);
         committed_during_backups += seen - before;
         while inserted.load(Ordering::Relaxed) < seen + 10 {
@@ -126,14 +133,22 @@ async fn backup_under_concurrent_writers_is_consistent(db: TestDatabase) {
         writer.await.unwrap();
     }
 
-    assert!(committed_during_backups > 0, "writers are not blocked while a backup runs");
+    assert!(
+        committed_during_backups > 0,
+        "writers are not blocked while a backup runs"
+    );
     if db.backend() == Backend::Sqlite {
         // The page stream found its quiet moment despite the writers (it falls back to
         // VACUUM INTO only when it cannot, which would still be consistent).
         assert!(
-            manifests.iter().any(|m| m.snapshot_method == SnapshotMethod::SqlitePageStream),
+            manifests
+                .iter()
+                .any(|m| m.snapshot_method == SnapshotMethod::SqlitePageStream),
             "{:?}",
-            manifests.iter().map(|m| m.snapshot_method).collect::<Vec<_>>()
+            manifests
+                .iter()
+                .map(|m| m.snapshot_method)
+                .collect::<Vec<_>>()
         );
     }
     let bookings: Vec<u64> = manifests.iter().map(|m| m.tables["bookings"]).collect();
@@ -144,13 +159,17 @@ async fn backup_under_concurrent_writers_is_consistent(db: TestDatabase) {
     for m in &manifests {
         // Each transaction inserted one booking and one notification: a consistent snapshot
         // has them in step.
-        let base_gap = manifests[0].tables["bookings"] as i64 - manifests[0].tables["notifications"] as i64;
+        let base_gap =
+            manifests[0].tables["bookings"] as i64 - manifests[0].tables["notifications"] as i64;
         assert_eq!(
             m.tables["bookings"] as i64 - m.tables["notifications"] as i64,
             base_gap,
             "a snapshot must not split a transaction"
         );
-        let report = repo.verify(&m.id, &verify_options(&db), &|_| {}).await.unwrap();
+        let report = repo
+            .verify(&m.id, &verify_options(&db), &|_| {})
+            .await
+            .unwrap();
         assert!(report.ok, "backup {} failed: {:?}", m.id, report.failure);
         assert_eq!(report.tables, m.tables);
     }
@@ -185,7 +204,10 @@ async fn the_simple_vacuum_into_method_gives_the_same_counts() {
         .sqlite_snapshot_method(backup::SqliteSnapshotMethod::VacuumInto)
         .open()
         .unwrap();
-    let manifest = repo.create(&source(&db), Reason::Manual, &|_| {}).await.unwrap();
+    let manifest = repo
+        .create(&source(&db), Reason::Manual, &|_| {})
+        .await
+        .unwrap();
     assert_eq!(manifest.snapshot_method, SnapshotMethod::SqliteVacuumInto);
     assert_eq!(manifest.tables, counts(db.connection()).await);
     let report = repo
@@ -243,7 +265,10 @@ async fn a_failing_pg_dump_never_leaves_a_backup() {
             "connection to server lost",
         ),
         (script("silent", "exit 0"), "empty output"),
-        (script("garbage", "echo 'this is not a dump'"), "not a custom-format dump"),
+        (
+            script("garbage", "echo 'this is not a dump'"),
+            "not a custom-format dump",
+        ),
         (bin.path().join("missing"), "cannot run pg_dump"),
     ];
     for (pg_dump, expected) in cases {

@@ -6,7 +6,7 @@ use backup::{Error, Reason, RestoreMode, RestoreOptions, Source};
 use db_connect::{Backend, test_on_backends, testing::TestDatabase};
 
 use crate::support::{
-    contents, drop_pg_database, files, mutate, pg_url_of, repo, reopen, seeded, source,
+    contents, drop_pg_database, files, mutate, pg_url_of, reopen, repo, seeded, source,
 };
 
 /// Restore puts back exactly the backed-up data (every row of every table), keeps a safety
@@ -16,7 +16,10 @@ async fn restore_puts_back_exactly_the_backed_up_data(db: TestDatabase) {
     let dir = tempfile::tempdir().unwrap();
     let repo = repo(dir.path());
     let original = contents(db.connection()).await;
-    let backup = repo.create(&source(&db), Reason::Manual, &|_| {}).await.unwrap();
+    let backup = repo
+        .create(&source(&db), Reason::Manual, &|_| {})
+        .await
+        .unwrap();
     mutate(db.connection()).await;
     let mutated = contents(db.connection()).await;
     assert_ne!(mutated, original);
@@ -34,7 +37,12 @@ async fn restore_puts_back_exactly_the_backed_up_data(db: TestDatabase) {
     };
 
     let report = repo
-        .restore(&backup.id, &source(&db), &RestoreOptions::default(), &|_| {})
+        .restore(
+            &backup.id,
+            &source(&db),
+            &RestoreOptions::default(),
+            &|_| {},
+        )
         .await
         .unwrap();
     assert!(report.executed);
@@ -52,10 +60,17 @@ async fn restore_puts_back_exactly_the_backed_up_data(db: TestDatabase) {
         assert_eq!(report.removed_files.len(), stale_before);
         // No restore temporary file is left beside the database.
         let dir_files = files(path.parent().unwrap());
-        assert!(dir_files.iter().all(|f| !f.ends_with(".tmp")), "{dir_files:?}");
+        assert!(
+            dir_files.iter().all(|f| !f.ends_with(".tmp")),
+            "{dir_files:?}"
+        );
     }
     let conn = reopen(&db).await;
-    assert_eq!(contents(&conn).await, original, "every table is back as it was");
+    assert_eq!(
+        contents(&conn).await,
+        original,
+        "every table is back as it was"
+    );
     conn.close().await.unwrap();
 
     // The safety backup holds what was replaced.
@@ -68,22 +83,39 @@ async fn restore_puts_back_exactly_the_backed_up_data(db: TestDatabase) {
             (None, format!("sqlite://{}", path.display()))
         }
         Backend::Postgres => {
-            let name = format!("{}_safety_check", url::Url::parse(db.url()).unwrap().path().trim_start_matches('/'));
+            let name = format!(
+                "{}_safety_check",
+                url::Url::parse(db.url())
+                    .unwrap()
+                    .path()
+                    .trim_start_matches('/')
+            );
             (Some(name.clone()), pg_url_of(&db, &name))
         }
     };
-    repo.restore(&safety, &Source::from_url(&scratch_url).unwrap(), &RestoreOptions::default(), &|_| {})
-        .await
-        .unwrap();
+    repo.restore(
+        &safety,
+        &Source::from_url(&scratch_url).unwrap(),
+        &RestoreOptions::default(),
+        &|_| {},
+    )
+    .await
+    .unwrap();
     let conn = db_connect::connect(&scratch_url).await.unwrap();
-    assert_eq!(contents(&conn).await, mutated, "the safety backup holds the replaced data");
+    assert_eq!(
+        contents(&conn).await,
+        mutated,
+        "the safety backup holds the replaced data"
+    );
     conn.close().await.unwrap();
     if let Some(name) = scratch {
         drop_pg_database(&name).await;
     }
     if let Some(replaced) = report.replaced_database {
         // PostgreSQL keeps the replaced database under another name.
-        let conn = db_connect::connect(&pg_url_of(&db, &replaced)).await.unwrap();
+        let conn = db_connect::connect(&pg_url_of(&db, &replaced))
+            .await
+            .unwrap();
         assert_eq!(contents(&conn).await, mutated);
         conn.close().await.unwrap();
         drop_pg_database(&replaced).await;
@@ -96,31 +128,63 @@ async fn restore_refuses_a_database_in_use(db: TestDatabase) {
     let db = seeded(db).await;
     let dir = tempfile::tempdir().unwrap();
     let repo = repo(dir.path());
-    let backup = repo.create(&source(&db), Reason::Manual, &|_| {}).await.unwrap();
+    let backup = repo
+        .create(&source(&db), Reason::Manual, &|_| {})
+        .await
+        .unwrap();
     mutate(db.connection()).await;
     let before = contents(db.connection()).await;
     let files_before = files(dir.path());
 
     let plan = repo
-        .restore(&backup.id, &source(&db), &RestoreOptions { dry_run: true, ..Default::default() }, &|_| {})
+        .restore(
+            &backup.id,
+            &source(&db),
+            &RestoreOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+            &|_| {},
+        )
         .await
         .unwrap();
     assert!(!plan.executed);
     assert!(plan.plan.in_use.is_some(), "the open pool is seen");
-    assert!(plan.plan.steps.last().unwrap().starts_with("REFUSE"), "{:?}", plan.plan.steps);
+    assert!(
+        plan.plan.steps.last().unwrap().starts_with("REFUSE"),
+        "{:?}",
+        plan.plan.steps
+    );
 
     let err = repo
-        .restore(&backup.id, &source(&db), &RestoreOptions::default(), &|_| {})
+        .restore(
+            &backup.id,
+            &source(&db),
+            &RestoreOptions::default(),
+            &|_| {},
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::DatabaseInUse { .. }), "{err}");
     assert_eq!(contents(db.connection()).await, before);
-    assert_eq!(repo.list().unwrap().backups.len(), 1, "no safety backup before refusing");
+    assert_eq!(
+        repo.list().unwrap().backups.len(),
+        1,
+        "no safety backup before refusing"
+    );
     assert_eq!(files(dir.path()).len(), files_before.len());
 
     // Forced: it goes ahead (PostgreSQL ends the sessions).
     let report = repo
-        .restore(&backup.id, &source(&db), &RestoreOptions { force: true, ..Default::default() }, &|_| {})
+        .restore(
+            &backup.id,
+            &source(&db),
+            &RestoreOptions {
+                force: true,
+                ..Default::default()
+            },
+            &|_| {},
+        )
         .await
         .unwrap();
     assert!(report.executed);
@@ -134,7 +198,10 @@ async fn a_dry_run_changes_nothing(db: TestDatabase) {
     let db = seeded(db).await;
     let dir = tempfile::tempdir().unwrap();
     let repo = repo(dir.path());
-    let backup = repo.create(&source(&db), Reason::Manual, &|_| {}).await.unwrap();
+    let backup = repo
+        .create(&source(&db), Reason::Manual, &|_| {})
+        .await
+        .unwrap();
     mutate(db.connection()).await;
     let before = contents(db.connection()).await;
     db.connection().close_by_ref().await.unwrap();
@@ -142,17 +209,34 @@ async fn a_dry_run_changes_nothing(db: TestDatabase) {
     let files_before = files(dir.path());
 
     let report = repo
-        .restore(&backup.id, &source(&db), &RestoreOptions { dry_run: true, ..Default::default() }, &|_| {})
+        .restore(
+            &backup.id,
+            &source(&db),
+            &RestoreOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+            &|_| {},
+        )
         .await
         .unwrap();
     assert!(!report.executed);
     assert!(report.plan.in_use.is_none());
     assert!(report.plan.target_exists);
     assert!(report.plan.steps.len() >= 3, "{:?}", report.plan.steps);
-    assert!(report.plan.steps.iter().any(|s| s.contains("safety backup")));
+    assert!(
+        report
+            .plan
+            .steps
+            .iter()
+            .any(|s| s.contains("safety backup"))
+    );
 
     assert_eq!(files(dir.path()), files_before);
-    assert_eq!(std::fs::read(dir.path().join(format!("{}.json", backup.id))).unwrap(), manifest_before);
+    assert_eq!(
+        std::fs::read(dir.path().join(format!("{}.json", backup.id))).unwrap(),
+        manifest_before
+    );
     let conn = reopen(&db).await;
     assert_eq!(contents(&conn).await, before);
     conn.close().await.unwrap();
@@ -164,16 +248,33 @@ async fn restore_into_a_new_database(db: TestDatabase) {
     let dir = tempfile::tempdir().unwrap();
     let repo = repo(dir.path());
     let original = contents(db.connection()).await;
-    let backup = repo.create(&source(&db), Reason::Manual, &|_| {}).await.unwrap();
+    let backup = repo
+        .create(&source(&db), Reason::Manual, &|_| {})
+        .await
+        .unwrap();
     let (url, name) = match db.backend() {
-        Backend::Sqlite => (format!("sqlite://{}/new/copy.sqlite", dir.path().display()), None),
+        Backend::Sqlite => (
+            format!("sqlite://{}/new/copy.sqlite", dir.path().display()),
+            None,
+        ),
         Backend::Postgres => {
-            let name = format!("{}_copy", url::Url::parse(db.url()).unwrap().path().trim_start_matches('/'));
+            let name = format!(
+                "{}_copy",
+                url::Url::parse(db.url())
+                    .unwrap()
+                    .path()
+                    .trim_start_matches('/')
+            );
             (pg_url_of(&db, &name), Some(name))
         }
     };
     let report = repo
-        .restore(&backup.id, &Source::from_url(&url).unwrap(), &RestoreOptions::default(), &|_| {})
+        .restore(
+            &backup.id,
+            &Source::from_url(&url).unwrap(),
+            &RestoreOptions::default(),
+            &|_| {},
+        )
         .await
         .unwrap();
     assert!(report.safety_backup.is_none());
@@ -199,7 +300,10 @@ async fn a_sqlite_database_open_in_another_process_is_refused() {
     let db = seeded(TestDatabase::sqlite().await).await;
     let dir = tempfile::tempdir().unwrap();
     let repo = repo(dir.path());
-    let backup = repo.create(&source(&db), Reason::Manual, &|_| {}).await.unwrap();
+    let backup = repo
+        .create(&source(&db), Reason::Manual, &|_| {})
+        .await
+        .unwrap();
     db.connection().close_by_ref().await.unwrap();
 
     let mut shell = match std::process::Command::new("sqlite3")
@@ -225,22 +329,38 @@ async fn a_sqlite_database_open_in_another_process_is_refused() {
     assert!(line.trim().parse::<u64>().is_ok(), "{line}");
 
     let err = repo
-        .restore(&backup.id, &source(&db), &RestoreOptions::default(), &|_| {})
+        .restore(
+            &backup.id,
+            &source(&db),
+            &RestoreOptions::default(),
+            &|_| {},
+        )
         .await
         .unwrap_err();
     match &err {
         Error::DatabaseInUse { detail, .. } => {
-            assert!(detail.contains(&format!("process {}", shell.id())), "{detail}");
+            assert!(
+                detail.contains(&format!("process {}", shell.id())),
+                "{detail}"
+            );
         }
         other => panic!("expected DatabaseInUse, got {other}"),
     }
     drop(stdin);
     shell.wait().unwrap();
     let report = repo
-        .restore(&backup.id, &source(&db), &RestoreOptions::default(), &|_| {})
+        .restore(
+            &backup.id,
+            &source(&db),
+            &RestoreOptions::default(),
+            &|_| {},
+        )
         .await
         .unwrap();
-    assert!(report.executed, "once the shell has quit, the restore goes ahead");
+    assert!(
+        report.executed,
+        "once the shell has quit, the restore goes ahead"
+    );
 }
 
 /// PostgreSQL's --clean mode restores into the target itself, in one transaction.
@@ -253,14 +373,20 @@ async fn postgres_clean_mode_restores_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let repo = repo(dir.path());
     let original = contents(db.connection()).await;
-    let backup = repo.create(&source(&db), Reason::Manual, &|_| {}).await.unwrap();
+    let backup = repo
+        .create(&source(&db), Reason::Manual, &|_| {})
+        .await
+        .unwrap();
     mutate(db.connection()).await;
     db.connection().close_by_ref().await.unwrap();
     let options = RestoreOptions {
         mode: RestoreMode::Clean,
         ..Default::default()
     };
-    let report = repo.restore(&backup.id, &source(&db), &options, &|_| {}).await.unwrap();
+    let report = repo
+        .restore(&backup.id, &source(&db), &options, &|_| {})
+        .await
+        .unwrap();
     assert!(report.replaced_database.is_none());
     assert!(report.safety_backup.is_some());
     let conn = reopen(&db).await;
@@ -273,7 +399,10 @@ async fn a_backup_restores_only_into_its_own_kind_of_database() {
     let db = seeded(TestDatabase::sqlite().await).await;
     let dir = tempfile::tempdir().unwrap();
     let repo = repo(dir.path());
-    let backup = repo.create(&source(&db), Reason::Manual, &|_| {}).await.unwrap();
+    let backup = repo
+        .create(&source(&db), Reason::Manual, &|_| {})
+        .await
+        .unwrap();
     let pg = Source::from_url("postgres://postgres@127.0.0.1/whatever").unwrap();
     let err = repo
         .restore(&backup.id, &pg, &RestoreOptions::default(), &|_| {})

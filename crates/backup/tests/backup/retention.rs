@@ -50,12 +50,21 @@ fn write_backup(
         "duration_ms": 1,
         "verification": verification,
     });
-    std::fs::write(dir.join(format!("{id}.json")), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        dir.join(format!("{id}.json")),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
     id
 }
 
 fn day(m: u32, d: u32, h: u32) -> DateTime<Utc> {
-    Utc.from_utc_datetime(&NaiveDate::from_ymd_opt(2025, m, d).unwrap().and_hms_opt(h, 0, 0).unwrap())
+    Utc.from_utc_datetime(
+        &NaiveDate::from_ymd_opt(2025, m, d)
+            .unwrap()
+            .and_hms_opt(h, 0, 0)
+            .unwrap(),
+    )
 }
 
 fn kept_ids(dir: &Path) -> Vec<String> {
@@ -104,20 +113,48 @@ async fn a_year_of_daily_backups_keeps_exactly_the_expected_set() {
             .why
             .join("; ")
     };
-    assert_eq!(why("20251231T020000Z"), "keep-last #1; keep-daily 2025-12-31; keep-weekly 2026-W01; keep-monthly 2025-12; the newest verified backup");
+    assert_eq!(
+        why("20251231T020000Z"),
+        "keep-last #1; keep-daily 2025-12-31; keep-weekly 2026-W01; keep-monthly 2025-12; the newest verified backup"
+    );
     assert_eq!(why("20251221T020000Z"), "keep-weekly 2025-W51");
     assert_eq!(why("20250731T020000Z"), "keep-monthly 2025-07");
-    assert!(why(&open_gate).contains("protected until 3 newer backup(s) at a later migration exist (0 so far)"), "{}", why(&open_gate));
-    assert_eq!(why(&succeeded_gate), "matches no keep rule, and a newer verified backup exists");
-    assert_eq!(why(&failed), "failed verification, and a newer verified backup exists");
-    assert_eq!(why("20250630T020000Z"), "matches no keep rule, and a newer verified backup exists");
+    assert!(
+        why(&open_gate)
+            .contains("protected until 3 newer backup(s) at a later migration exist (0 so far)"),
+        "{}",
+        why(&open_gate)
+    );
+    assert_eq!(
+        why(&succeeded_gate),
+        "matches no keep rule, and a newer verified backup exists"
+    );
+    assert_eq!(
+        why(&failed),
+        "failed verification, and a newer verified backup exists"
+    );
+    assert_eq!(
+        why("20250630T020000Z"),
+        "matches no keep rule, and a newer verified backup exists"
+    );
 
     let report = repo.prune(&policy, now, false).await.unwrap();
     assert_eq!(report.deleted.len(), 368 - 15);
     let mut expected: Vec<String> = [
-        (12, 31), (12, 30), (12, 29), (12, 28), (12, 27), (12, 26), (12, 25), // last 3, daily 7
-        (12, 21), (12, 14),                                                   // weekly
-        (11, 30), (10, 31), (9, 30), (8, 31), (7, 31),                        // monthly
+        (12, 31),
+        (12, 30),
+        (12, 29),
+        (12, 28),
+        (12, 27),
+        (12, 26),
+        (12, 25), // last 3, daily 7
+        (12, 21),
+        (12, 14), // weekly
+        (11, 30),
+        (10, 31),
+        (9, 30),
+        (8, 31),
+        (7, 31), // monthly
     ]
     .iter()
     .map(|&(m, d)| day(m, d, 2).format("%Y%m%dT%H%M%SZ").to_string())
@@ -126,12 +163,24 @@ async fn a_year_of_daily_backups_keeps_exactly_the_expected_set() {
     expected.sort();
     assert_eq!(kept_ids(dir.path()), expected);
     // Data files went with their manifests.
-    assert_eq!(files(dir.path()).iter().filter(|f| f.ends_with(".zst")).count(), 15);
+    assert_eq!(
+        files(dir.path())
+            .iter()
+            .filter(|f| f.ends_with(".zst"))
+            .count(),
+        15
+    );
 
     // Once the new schema has been backed up three times, the open gate's backup may go too.
     for d in 1..=3 {
         let at = Utc.with_ymd_and_hms(2026, 1, d, 2, 0, 0).unwrap();
-        write_backup(dir.path(), at, "scheduled", Some(true), "m20260101_000003_later");
+        write_backup(
+            dir.path(),
+            at,
+            "scheduled",
+            Some(true),
+            "m20260101_000003_later",
+        );
     }
     let later = Utc.with_ymd_and_hms(2026, 1, 4, 0, 0, 0).unwrap();
     let report = repo.prune(&policy, later, false).await.unwrap();
@@ -145,7 +194,13 @@ async fn nothing_is_deleted_without_a_newer_verified_backup() {
     let oldest = write_backup(dir.path(), day(6, 1, 2), "scheduled", Some(true), M2);
     let mut newer = Vec::new();
     for d in 2..=10 {
-        newer.push(write_backup(dir.path(), day(6, d, 2), "scheduled", None, M2));
+        newer.push(write_backup(
+            dir.path(),
+            day(6, d, 2),
+            "scheduled",
+            None,
+            M2,
+        ));
     }
     let repo = BackupRepository::open(dir.path()).unwrap();
     let policy = RetentionPolicy {
@@ -158,20 +213,29 @@ async fn nothing_is_deleted_without_a_newer_verified_backup() {
     let now = day(6, 11, 0);
     let report = repo.prune(&policy, now, false).await.unwrap();
     assert!(report.deleted.is_empty(), "{:?}", report.deleted);
-    let oldest_decision = report.decisions.iter().find(|d| d.id.as_str() == oldest).unwrap();
+    let oldest_decision = report
+        .decisions
+        .iter()
+        .find(|d| d.id.as_str() == oldest)
+        .unwrap();
     assert_eq!(oldest_decision.why, ["the newest verified backup"]);
-    let middle = report.decisions.iter().find(|d| d.id.as_str() == newer[3]).unwrap();
+    let middle = report
+        .decisions
+        .iter()
+        .find(|d| d.id.as_str() == newer[3])
+        .unwrap();
     assert_eq!(middle.why, ["no newer verified backup exists yet"]);
 
     // Once the newest is verified, everything but it may go.
     let newest = newer.last().unwrap();
     let path = dir.path().join(format!("{newest}.json"));
-    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     manifest["verification"] = json!({"verified_at": now.to_rfc3339(), "ok": true, "depth": "full", "failure": null, "duration_ms": 1});
     std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
     let report = repo.prune(&policy, now, false).await.unwrap();
     assert_eq!(report.deleted.len(), 9);
-    assert_eq!(kept_ids(dir.path()), [newest.clone()]);
+    assert_eq!(kept_ids(dir.path()), std::slice::from_ref(newest));
 }
 
 #[tokio::test]
@@ -209,7 +273,11 @@ async fn prune_waits_for_the_lock_of_a_running_operation() {
     };
     let err = repo.prune(&policy, day(6, 3, 0), false).await.unwrap_err();
     assert!(matches!(err, backup::Error::LockHeld { .. }), "{err}");
-    assert_eq!(kept_ids(dir.path()).len(), 2, "nothing deleted while locked");
+    assert_eq!(
+        kept_ids(dir.path()).len(),
+        2,
+        "nothing deleted while locked"
+    );
     drop(lock);
     let report = repo.prune(&policy, day(6, 3, 0), false).await.unwrap();
     assert_eq!(report.deleted.len(), 1);

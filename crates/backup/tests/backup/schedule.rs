@@ -60,7 +60,11 @@ async fn a_stop_during_a_run_lets_the_run_finish() {
     )
     .await;
     assert_eq!(runs, 2, "no run starts after the stop");
-    assert_eq!(finished.load(Ordering::SeqCst), 2, "the run in progress finished");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        2,
+        "the run in progress finished"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -125,7 +129,10 @@ async fn the_pre_migration_gate_leaves_a_verified_backup(db: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(report.manifest.reason, Reason::PreMigration);
-    assert!(report.manifest.is_verified(), "the manifest records the verification");
+    assert!(
+        report.manifest.is_verified(),
+        "the manifest records the verification"
+    );
     assert!(report.verification.ok);
     assert_eq!(
         report.manifest.migration_version.as_deref(),

@@ -8,8 +8,8 @@ use std::{
 
 use backup::{BackupRepository, Source, VerifyOptions};
 use chrono::NaiveDate;
-use db_connect::{Backend, testing::TestDatabase};
 use dataset::{DatasetOptions, Scale};
+use db_connect::{Backend, testing::TestDatabase};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 /// A migrated database filled with the tiny dataset.
@@ -116,12 +116,16 @@ pub(crate) async fn mutate(db: &DatabaseConnection) {
     db.execute_unprepared(&format!("{INSERT_BOOKING}; {INSERT_BOOKING}"))
         .await
         .unwrap();
-    db.execute_unprepared("UPDATE users SET name = 'changed' WHERE id = (SELECT min(id) FROM users)")
-        .await
-        .unwrap();
-    db.execute_unprepared("DELETE FROM notifications WHERE id = (SELECT max(id) FROM notifications)")
-        .await
-        .unwrap();
+    db.execute_unprepared(
+        "UPDATE users SET name = 'changed' WHERE id = (SELECT min(id) FROM users)",
+    )
+    .await
+    .unwrap();
+    db.execute_unprepared(
+        "DELETE FROM notifications WHERE id = (SELECT max(id) FROM notifications)",
+    )
+    .await
+    .unwrap();
 }
 
 /// Inserts a copy of the first booking: valid on both backends whatever the dataset.
@@ -193,7 +197,10 @@ impl Tmpfs {
     pub(crate) fn mount(size: &str) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_string_lossy().into_owned();
-        match run("mount", &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", &path]) {
+        match run(
+            "mount",
+            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", &path],
+        ) {
             Ok(()) => Some(Self { dir }),
             Err(why) => {
                 db_connect::testing::service_unavailable("a tmpfs mount (root)", &why);
