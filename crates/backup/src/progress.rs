@@ -84,21 +84,23 @@ where
         })
     });
     let mut sender_alive = true;
+    let mut last = None;
+    let mut relay = |latest: Option<Progress>| {
+        if latest.is_some() && latest != last {
+            last = latest;
+            if let Some(p) = latest {
+                progress(p);
+            }
+        }
+    };
     loop {
         tokio::select! {
             joined = &mut handle => {
-                if let Some(p) = *rx.borrow_and_update() {
-                    progress(p);
-                }
+                relay(*rx.borrow());
                 return joined.map_err(|e| Error::Internal(format!("a backup worker failed: {e}")));
             }
             changed = rx.changed(), if sender_alive => match changed {
-                Ok(()) => {
-                    let latest = *rx.borrow_and_update();
-                    if let Some(p) = latest {
-                        progress(p);
-                    }
-                }
+                Ok(()) => relay(*rx.borrow_and_update()),
                 Err(_) => sender_alive = false,
             },
         }
@@ -132,6 +134,9 @@ mod tests {
                 total: Some(100)
             })
         );
-        assert!(seen.windows(2).all(|w| w[0].done <= w[1].done));
+        assert!(
+            seen.windows(2).all(|w| w[0].done < w[1].done),
+            "no report twice"
+        );
     }
 }
