@@ -169,6 +169,25 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
         .sqlite_snapshot_method(SqliteSnapshotMethod::VacuumInto)
         .open()
         .expect("repo");
+    // Variants, to show where the time goes.
+    let variants = [
+        (
+            "backup/create (1 zstd thread)",
+            "repo.create, compression_workers(1)",
+            BackupRepository::builder(s.join("repo-1-thread"))
+                .compression_workers(1)
+                .open()
+                .expect("repo"),
+        ),
+        (
+            "backup/create (zstd -1)",
+            "repo.create, compression_level(1)",
+            BackupRepository::builder(s.join("repo-level-1"))
+                .compression_level(1)
+                .open()
+                .expect("repo"),
+        ),
+    ];
     let mut rows = vec![
         Row {
             id: "cp (floor)",
@@ -274,6 +293,15 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
             .expect("verify");
         rows[7].times.push(t.elapsed());
         assert!(r.ok, "{:?}", r.failure);
+        for (i, (_, _, variant)) in variants.iter().enumerate() {
+            let t = Instant::now();
+            let v = runtime
+                .block_on(variant.create(&source, Reason::Manual, &|_| {}))
+                .expect("create");
+            rows[8 + i].times.push(t.elapsed());
+            std::fs::remove_file(variant.dir().join(&v.file)).expect("remove");
+            std::fs::remove_file(variant.dir().join(format!("{}.json", v.id))).expect("remove");
+        }
         if let Some(previous) = last.replace(m.clone()) {
             let previous: backup::BackupManifest = previous;
             std::fs::remove_file(s.join("repo").join(&previous.file)).expect("remove");

@@ -353,3 +353,32 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use crate::{
+        BackupId, BackupRepository, Reason, RestoreOptions, RetentionPolicy, Source, VerifyOptions,
+    };
+
+    fn assert_send<T: Send>(_: T) {}
+
+    /// A server spawns these on its runtime: they must be `Send`.
+    #[test]
+    fn operations_can_be_spawned() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = BackupRepository::open(dir.path()).unwrap();
+        let source = Source::sqlite(dir.path().join("db.sqlite"));
+        let id = BackupId::parse("20261125T103000Z").unwrap();
+        let verify = VerifyOptions::default();
+        assert_send(repo.create(&source, Reason::Manual, &|_| {}));
+        assert_send(repo.verify(&id, &verify, &|_| {}));
+        assert_send(repo.verify_all(&verify, &|_| {}));
+        assert_send(repo.restore(&id, &source, &RestoreOptions::default(), &|_| {}));
+        assert_send(repo.prune(&RetentionPolicy::default(), Utc::now(), true));
+        assert_send(repo.pre_migration(&source, &verify, &|_| {}));
+        assert_send(repo.run_scheduled(&source, &verify, &RetentionPolicy::default(), &|_| {}));
+        assert_send(crate::holds_data(&source, &[]));
+    }
+}
