@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 use dataset::{DatasetOptions, Error, Scale};
-use db_connect::{Backend, test_on_backends, testing::TestDatabase};
+use db_connect::{Backend, testing::TestDatabase, test_on_backends};
 use entity::prelude::*;
 use migration::{COMPOSITE_INDEXES, Migrator};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder, Statement};
@@ -36,41 +36,13 @@ struct Snapshot {
 
 async fn snapshot(db: &DatabaseConnection) -> Snapshot {
     Snapshot {
-        users: User::find()
-            .order_by_asc(entity::user::Column::Id)
-            .all(db)
-            .await
-            .unwrap(),
-        room_types: RoomType::find()
-            .order_by_asc(entity::room_type::Column::Id)
-            .all(db)
-            .await
-            .unwrap(),
-        inventory: RoomInventory::find()
-            .order_by_asc(entity::room_inventory::Column::Id)
-            .all(db)
-            .await
-            .unwrap(),
-        bookings: Booking::find()
-            .order_by_asc(entity::booking::Column::Id)
-            .all(db)
-            .await
-            .unwrap(),
-        payments: Payment::find()
-            .order_by_asc(entity::payment::Column::Id)
-            .all(db)
-            .await
-            .unwrap(),
-        waitlist: WaitlistEntry::find()
-            .order_by_asc(entity::waitlist_entry::Column::Id)
-            .all(db)
-            .await
-            .unwrap(),
-        notifications: Notification::find()
-            .order_by_asc(entity::notification::Column::Id)
-            .all(db)
-            .await
-            .unwrap(),
+        users: User::find().order_by_asc(entity::user::Column::Id).all(db).await.unwrap(),
+        room_types: RoomType::find().order_by_asc(entity::room_type::Column::Id).all(db).await.unwrap(),
+        inventory: RoomInventory::find().order_by_asc(entity::room_inventory::Column::Id).all(db).await.unwrap(),
+        bookings: Booking::find().order_by_asc(entity::booking::Column::Id).all(db).await.unwrap(),
+        payments: Payment::find().order_by_asc(entity::payment::Column::Id).all(db).await.unwrap(),
+        waitlist: WaitlistEntry::find().order_by_asc(entity::waitlist_entry::Column::Id).all(db).await.unwrap(),
+        notifications: Notification::find().order_by_asc(entity::notification::Column::Id).all(db).await.unwrap(),
     }
 }
 
@@ -81,20 +53,10 @@ async fn inventory_matches_the_bookings(test_db: TestDatabase) {
     let spec = Scale::Tiny.spec();
     assert_eq!(summary.room_types, spec.room_types);
     assert_eq!(summary.users, spec.guests + spec.admins);
-    assert_eq!(
-        summary.inventory_nights as i64,
-        spec.room_types as i64 * spec.nights()
-    );
-    assert!(
-        summary.bookings as f64 >= spec.bookings as f64 * 0.95,
-        "only {} bookings",
-        summary.bookings
-    );
+    assert_eq!(summary.inventory_nights as i64, spec.room_types as i64 * spec.nights());
+    assert!(summary.bookings as f64 >= spec.bookings as f64 * 0.95, "only {} bookings", summary.bookings);
     assert_eq!(summary.payments, summary.bookings);
-    assert_eq!(
-        scalar(db, "SELECT COUNT(*) FROM bookings").await,
-        summary.bookings as i64
-    );
+    assert_eq!(scalar(db, "SELECT COUNT(*) FROM bookings").await, summary.bookings as i64);
 
     // available = total - rooms of non-cancelled bookings covering the night, for every night.
     let mismatches = scalar(
@@ -104,18 +66,8 @@ async fn inventory_matches_the_bookings(test_db: TestDatabase) {
             AND b.status <> 'CANCELLED' AND b.start_date <= i.date AND b.end_date > i.date), 0)",
     )
     .await;
-    assert_eq!(
-        mismatches, 0,
-        "inventory nights disagreeing with the bookings"
-    );
-    assert_eq!(
-        scalar(
-            db,
-            "SELECT COUNT(*) FROM room_inventory WHERE available_rooms < 0"
-        )
-        .await,
-        0
-    );
+    assert_eq!(mismatches, 0, "inventory nights disagreeing with the bookings");
+    assert_eq!(scalar(db, "SELECT COUNT(*) FROM room_inventory WHERE available_rooms < 0").await, 0);
     // Every booked night has an inventory row, and stays last 1 to 14 nights.
     let nights = match test_db.backend() {
         Backend::Sqlite => "CAST(julianday(b.end_date) - julianday(b.start_date) AS INTEGER)",
@@ -130,53 +82,20 @@ async fn inventory_matches_the_bookings(test_db: TestDatabase) {
     )
     .await;
     assert_eq!(uncovered, 0, "bookings with nights outside the inventory");
-    assert_eq!(
-        scalar(
-            db,
-            &format!("SELECT COUNT(*) FROM bookings b WHERE {nights} NOT BETWEEN 1 AND 14")
-        )
-        .await,
-        0
-    );
+    assert_eq!(scalar(db, &format!("SELECT COUNT(*) FROM bookings b WHERE {nights} NOT BETWEEN 1 AND 14")).await, 0);
     // Some nights sell out, most do not: the data is neither empty nor saturated.
-    let sold = scalar(
-        db,
-        "SELECT SUM(total_rooms - available_rooms) FROM room_inventory",
-    )
-    .await;
+    let sold = scalar(db, "SELECT SUM(total_rooms - available_rooms) FROM room_inventory").await;
     let total = scalar(db, "SELECT SUM(total_rooms) FROM room_inventory").await;
     let occupancy = sold as f64 / total as f64;
     assert!((0.3..0.95).contains(&occupancy), "occupancy {occupancy}");
 
     // The shape the docs promise.
-    let cancelled = scalar(
-        db,
-        "SELECT COUNT(*) FROM bookings WHERE status = 'CANCELLED'",
-    )
-    .await;
-    let confirmed = scalar(
-        db,
-        "SELECT COUNT(*) FROM bookings WHERE status = 'CONFIRMED'",
-    )
-    .await;
-    let provisional = scalar(
-        db,
-        "SELECT COUNT(*) FROM bookings WHERE status = 'PROVISIONAL'",
-    )
-    .await;
+    let cancelled = scalar(db, "SELECT COUNT(*) FROM bookings WHERE status = 'CANCELLED'").await;
+    let confirmed = scalar(db, "SELECT COUNT(*) FROM bookings WHERE status = 'CONFIRMED'").await;
+    let provisional = scalar(db, "SELECT COUNT(*) FROM bookings WHERE status = 'PROVISIONAL'").await;
     assert!(cancelled > 0 && provisional > 0 && confirmed > cancelled && confirmed > provisional);
-    assert_eq!(
-        scalar(db, "SELECT COUNT(*) FROM users WHERE role = 'admin'").await,
-        spec.admins as i64
-    );
-    assert_eq!(
-        scalar(
-            db,
-            "SELECT COUNT(*) FROM bookings WHERE rooms_booked NOT BETWEEN 1 AND 4"
-        )
-        .await,
-        0
-    );
+    assert_eq!(scalar(db, "SELECT COUNT(*) FROM users WHERE role = 'admin'").await, spec.admins as i64);
+    assert_eq!(scalar(db, "SELECT COUNT(*) FROM bookings WHERE rooms_booked NOT BETWEEN 1 AND 4").await, 0);
     assert_eq!(
         scalar(db, &format!("SELECT COUNT(*) FROM bookings b WHERE b.total_price <> b.rooms_booked * {nights} * \
                     (SELECT price_per_night FROM room_types r WHERE r.id = b.room_type_id)")).await,
@@ -192,17 +111,10 @@ async fn references_are_valid_and_indexes_are_back(test_db: TestDatabase) {
     if test_db.backend() == Backend::Sqlite {
         // The load runs without foreign-key enforcement on SQLite; the data must not need it.
         let violations = db
-            .query_all_raw(Statement::from_string(
-                db.get_database_backend(),
-                "PRAGMA foreign_key_check",
-            ))
+            .query_all_raw(Statement::from_string(db.get_database_backend(), "PRAGMA foreign_key_check"))
             .await
             .unwrap();
-        assert!(
-            violations.is_empty(),
-            "{} foreign key violations",
-            violations.len()
-        );
+        assert!(violations.is_empty(), "{} foreign key violations", violations.len());
     }
     let index_sql = match test_db.backend() {
         Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'index'",
@@ -216,11 +128,7 @@ async fn references_are_valid_and_indexes_are_back(test_db: TestDatabase) {
         .map(|r| r.try_get_by_index(0).unwrap())
         .collect();
     for spec in COMPOSITE_INDEXES {
-        assert!(
-            names.iter().any(|n| n == spec.name),
-            "{} missing after the load",
-            spec.name
-        );
+        assert!(names.iter().any(|n| n == spec.name), "{} missing after the load", spec.name);
     }
     // Ids continue after the generated rows.
     let now = "'2026-03-15 12:00:00+00:00'";
@@ -233,53 +141,29 @@ async fn references_are_valid_and_indexes_are_back(test_db: TestDatabase) {
 
 async fn the_same_seed_gives_the_same_rows(test_db: TestDatabase) {
     let test_db = test_db.migrated::<Migrator>().await;
-    dataset::generate(test_db.connection(), &options(3), &|_| {})
-        .await
-        .unwrap();
+    dataset::generate(test_db.connection(), &options(3), &|_| {}).await.unwrap();
     let first = snapshot(test_db.connection()).await;
 
     // Again into a fresh SQLite database: the same rows, whichever backend wrote the first.
     let again = TestDatabase::sqlite().await.migrated::<Migrator>().await;
-    dataset::generate(again.connection(), &options(3), &|_| {})
-        .await
-        .unwrap();
-    assert!(
-        first == snapshot(again.connection()).await,
-        "same seed, different rows"
-    );
+    dataset::generate(again.connection(), &options(3), &|_| {}).await.unwrap();
+    assert!(first == snapshot(again.connection()).await, "same seed, different rows");
 
     let other = TestDatabase::sqlite().await.migrated::<Migrator>().await;
-    dataset::generate(other.connection(), &options(4), &|_| {})
-        .await
-        .unwrap();
-    assert!(
-        first.bookings != snapshot(other.connection()).await.bookings,
-        "another seed must give other bookings"
-    );
+    dataset::generate(other.connection(), &options(4), &|_| {}).await.unwrap();
+    assert!(first.bookings != snapshot(other.connection()).await.bookings, "another seed must give other bookings");
 }
 
 async fn refuses_a_database_with_data_or_without_schema(test_db: TestDatabase) {
-    let err = dataset::generate(test_db.connection(), &options(5), &|_| {})
-        .await
-        .unwrap_err();
+    let err = dataset::generate(test_db.connection(), &options(5), &|_| {}).await.unwrap_err();
     assert!(matches!(err, Error::NotMigrated { .. }), "{err}");
 
     let test_db = test_db.migrated::<Migrator>().await;
-    dataset::generate(test_db.connection(), &options(5), &|_| {})
-        .await
-        .unwrap();
+    dataset::generate(test_db.connection(), &options(5), &|_| {}).await.unwrap();
     let before = scalar(test_db.connection(), "SELECT COUNT(*) FROM bookings").await;
-    let err = dataset::generate(test_db.connection(), &options(5), &|_| {})
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::NotEmpty { table: "users", .. }),
-        "{err}"
-    );
-    assert_eq!(
-        scalar(test_db.connection(), "SELECT COUNT(*) FROM bookings").await,
-        before
-    );
+    let err = dataset::generate(test_db.connection(), &options(5), &|_| {}).await.unwrap_err();
+    assert!(matches!(err, Error::NotEmpty { table: "users", .. }), "{err}");
+    assert_eq!(scalar(test_db.connection(), "SELECT COUNT(*) FROM bookings").await, before);
 }
 
 test_on_backends!(
