@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use crate::manifest::VerifyFailure;
+use crate::VerifyFailure;
 
 /// What can go wrong while taking, checking, restoring or pruning backups.
 ///

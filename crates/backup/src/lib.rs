@@ -76,6 +76,7 @@
 mod create;
 mod durable;
 mod error;
+mod failure;
 mod id;
 mod inspect;
 mod lock;
@@ -94,11 +95,12 @@ mod stream;
 mod verify;
 
 pub use error::{Error, Result};
+pub use failure::{RowCountMismatch, VerifyFailure};
 pub use id::BackupId;
 pub use inspect::holds_data;
 pub use manifest::{
-    BackupManifest, Compression, DatabaseKind, FORMAT_VERSION, Reason, RowCountMismatch,
-    SnapshotMethod, Verification, VerifyDepth, VerifyFailure,
+    BackupManifest, Compression, DatabaseKind, FORMAT_VERSION, Reason, SnapshotMethod,
+    Verification, VerifyDepth,
 };
 pub use postgres::PgTools;
 pub use progress::{Phase, Progress, ProgressFn};

@@ -8,7 +8,7 @@ use sea_orm::sqlx::{self, postgres::PgConnection};
 use super::{PgTools, PgUrl, migration_version, quote, row_counts, spawn};
 use crate::{
     BackupManifest, Error, Result, VerifyFailure,
-    manifest::compare_counts,
+    failure::compare_counts,
     progress::{Phase, ProgressFn, run_blocking},
     stream,
     verify::stream_failure,

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::Path};
 use sea_orm::sqlx::{self, Row, sqlite::SqliteConnection};
 
 use super::{migration_version, open_copy, row_counts};
-use crate::{BackupManifest, VerifyDepth, VerifyFailure, manifest::compare_counts};
+use crate::{BackupManifest, VerifyDepth, VerifyFailure, failure::compare_counts};
 
 /// At most this many messages are kept from the integrity and foreign key checks.
 const MAX_MESSAGES: usize = 20;
