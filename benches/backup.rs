@@ -30,13 +30,19 @@ use sea_orm::ConnectionTrait;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("child-create") {
-        // Run by /usr/bin/time -v for the peak memory of one create.
-        child_create(&args[2], Path::new(&args[3]));
+    if let Some(mode @ ("child-create" | "child-verify")) = args.get(1).map(String::as_str) {
+        // Run by /usr/bin/time -v for the peak memory of one create (and verify).
+        child(&args[2], Path::new(&args[3]), mode == "child-verify");
         return;
     }
     if args.iter().any(|a| a == "--list") {
         println!("backup/create: bench\nbackup/verify: bench");
+        return;
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        // `cargo test --benches` runs bench targets without --bench: the full run takes
+        // minutes and generates datasets, so only `cargo bench` does it.
+        println!("backup bench: run it with `cargo bench --bench backup`");
         return;
     }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
@@ -195,6 +201,14 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
             times: vec![],
         },
         Row {
+            id: "copy, uncached (dd O_DIRECT)",
+            command: format!(
+                "dd if={} of=copy.sqlite bs=4M iflag=direct oflag=direct",
+                db.display()
+            ),
+            times: vec![],
+        },
+        Row {
             id: "script: VACUUM INTO",
             command: format!("sqlite3 {} \"VACUUM INTO 'v.sqlite'\"", db.display()),
             times: vec![],
@@ -230,6 +244,13 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
             times: vec![],
         },
     ];
+    for (id, command, _) in &variants {
+        rows.push(Row {
+            id,
+            command: (*command).into(),
+            times: vec![],
+        });
+    }
     let mut last = None;
     for i in 0..runs {
         eprintln!("sqlite run {}/{runs}", i + 1);
@@ -237,6 +258,13 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
         let t = Instant::now();
         run(Command::new("cp").arg(db).arg(&copy));
         rows[0].times.push(t.elapsed());
+        std::fs::remove_file(&copy).expect("remove");
+        let t = Instant::now();
+        run(Command::new("dd")
+            .arg(format!("if={}", db.display()))
+            .arg(format!("of={}", copy.display()))
+            .args(["bs=4M", "iflag=direct", "oflag=direct", "status=none"]));
+        rows[1].times.push(t.elapsed());
         std::fs::remove_file(&copy).expect("remove");
 
         let v = s.join("v.sqlite");
@@ -252,9 +280,9 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
             .arg("-o")
             .arg(s.join("v.sqlite.zst")));
         let zstd = t.elapsed();
-        rows[1].times.push(vacuum);
-        rows[2].times.push(zstd);
-        rows[3].times.push(vacuum + zstd);
+        rows[2].times.push(vacuum);
+        rows[3].times.push(zstd);
+        rows[4].times.push(vacuum + zstd);
         std::fs::remove_file(&v).expect("remove");
         std::fs::remove_file(s.join("v.sqlite.zst")).expect("remove");
 
@@ -262,13 +290,13 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
         let m = runtime
             .block_on(repo.create(&source, Reason::Manual, &|_| {}))
             .expect("create");
-        rows[4].times.push(t.elapsed());
+        rows[5].times.push(t.elapsed());
 
         let t = Instant::now();
         let m2 = runtime
             .block_on(simple.create(&source, Reason::Manual, &|_| {}))
             .expect("create");
-        rows[5].times.push(t.elapsed());
+        rows[6].times.push(t.elapsed());
         std::fs::remove_file(s.join("repo-vacuum").join(&m2.file)).expect("remove");
         std::fs::remove_file(s.join("repo-vacuum").join(format!("{}.json", m2.id)))
             .expect("remove");
@@ -281,7 +309,7 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
         let r = runtime
             .block_on(repo.verify(&m.id, &full, &|_| {}))
             .expect("verify");
-        rows[6].times.push(t.elapsed());
+        rows[7].times.push(t.elapsed());
         assert!(r.ok, "{:?}", r.failure);
         let quick = VerifyOptions {
             depth: VerifyDepth::Quick,
@@ -291,14 +319,14 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
         let r = runtime
             .block_on(repo.verify(&m.id, &quick, &|_| {}))
             .expect("verify");
-        rows[7].times.push(t.elapsed());
+        rows[8].times.push(t.elapsed());
         assert!(r.ok, "{:?}", r.failure);
         for (i, (_, _, variant)) in variants.iter().enumerate() {
             let t = Instant::now();
             let v = runtime
                 .block_on(variant.create(&source, Reason::Manual, &|_| {}))
                 .expect("create");
-            rows[8 + i].times.push(t.elapsed());
+            rows[9 + i].times.push(t.elapsed());
             std::fs::remove_file(variant.dir().join(&v.file)).expect("remove");
             std::fs::remove_file(variant.dir().join(format!("{}.json", v.id))).expect("remove");
         }
@@ -330,9 +358,10 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
         .as_secs_f64()
     };
     println!(
-        "create / script = {:.2}; create / cp = {:.2} (target ≤ 3); verify / create = {:.2} (target ≤ 2); verify --quick / create = {:.2}",
+        "create / script = {:.2}; create / cp = {:.2}, / uncached copy = {:.2} (target ≤ 3); verify / create = {:.2} (target ≤ 2); verify --quick / create = {:.2}",
         t("backup/create") / t("script: total"),
         t("backup/create") / t("cp (floor)"),
+        t("backup/create") / t("copy, uncached (dd O_DIRECT)"),
         t("backup/verify") / t("backup/create"),
         t("backup/verify --quick") / t("backup/create"),
     );
@@ -340,53 +369,59 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
 
 /// Peak memory of one create, in a child process, for each database.
 fn memory(dbs: &[(&str, &Path)]) {
-    println!("\n## Peak memory of backup/create (/usr/bin/time -v on a child process)\n");
-    println!("| dataset | database | peak RSS |");
-    println!("|---|---:|---:|");
+    println!("\n## Peak memory (/usr/bin/time -v on a child process)\n");
+    println!(
+        "| dataset | database | backup/create peak RSS | backup/create + backup/verify peak RSS |"
+    );
+    println!("|---|---:|---:|---:|");
     let exe = std::env::current_exe().expect("this program");
     for (name, db) in dbs {
-        let dir = tempfile::Builder::new()
-            .prefix("backup-bench-rss-")
-            .tempdir_in(db.parent().expect("a directory"))
-            .expect("scratch");
-        let out = Command::new("/usr/bin/time")
-            .arg("-v")
-            .arg(&exe)
-            .arg("child-create")
-            .arg(db)
-            .arg(dir.path())
-            .output()
-            .expect("run /usr/bin/time");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let rss = stderr
-            .lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("Maximum resident set size (kbytes): ")
-            })
-            .and_then(|v| v.parse::<u64>().ok());
         let size = std::fs::metadata(db).map(|m| m.len()).unwrap_or(0);
-        match rss {
-            Some(kb) => println!(
-                "| {name} | {:.0} MB | {:.1} MB |",
-                mb(size),
-                kb as f64 / 1024.0
-            ),
-            None => println!(
-                "| {name} | {:.0} MB | not measured: {} |",
-                mb(size),
-                stderr.lines().last().unwrap_or("")
-            ),
-        }
+        let rss: Vec<String> = ["child-create", "child-verify"]
+            .iter()
+            .map(|mode| {
+                let dir = tempfile::Builder::new()
+                    .prefix("backup-bench-rss-")
+                    .tempdir_in(db.parent().expect("a directory"))
+                    .expect("scratch");
+                let out = Command::new("/usr/bin/time")
+                    .arg("-v")
+                    .arg(&exe)
+                    .arg(mode)
+                    .arg(db)
+                    .arg(dir.path())
+                    .output()
+                    .expect("run /usr/bin/time");
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                stderr
+                    .lines()
+                    .find_map(|l| {
+                        l.trim()
+                            .strip_prefix("Maximum resident set size (kbytes): ")
+                    })
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map_or_else(
+                        || format!("not measured: {}", stderr.lines().last().unwrap_or("")),
+                        |kb| format!("{:.1} MB", kb as f64 / 1024.0),
+                    )
+            })
+            .collect();
+        println!("| {name} | {:.0} MB | {} | {} |", mb(size), rss[0], rss[1]);
     }
 }
 
-fn child_create(db: &str, dir: &Path) {
+fn child(db: &str, dir: &Path, verify: bool) {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let repo = BackupRepository::open(dir).expect("repo");
-    runtime
+    let m = runtime
         .block_on(repo.create(&Source::sqlite(db), Reason::Manual, &|_| {}))
         .expect("create");
+    if verify {
+        let r = runtime
+            .block_on(repo.verify(&m.id, &VerifyOptions::default(), &|_| {}))
+            .expect("verify");
+        assert!(r.ok, "{:?}", r.failure);
+    }
 }
 
 async fn postgres_bench(runs: usize) {
