@@ -155,7 +155,7 @@ pub(crate) fn pruned(r: &PruneReport) -> String {
     let mut out = String::new();
     for d in &r.decisions {
         out.push_str(&format!(
-            "{:<6} {:<22} {:<14} {}\n",
+            "{:<12} {:<20} {:<14} {}\n",
             if d.keep {
                 "keep"
             } else if r.dry_run {

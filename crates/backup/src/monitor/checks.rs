@@ -151,7 +151,8 @@ pub(super) fn verification_check(
             Status::Ok,
             format!(
                 "the newest backup {} was verified at {}",
-                newest.id, v.verified_at
+                newest.id,
+                v.verified_at.format("%Y-%m-%d %H:%M:%SZ")
             ),
         ),
         None => {
