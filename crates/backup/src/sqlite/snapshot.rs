@@ -61,6 +61,11 @@ pub(crate) struct Snapshot {
 /// How many times the page stream looks for an empty WAL before falling back.
 const ATTEMPTS: u32 = 6;
 
+/// How long one `TRUNCATE` checkpoint may wait for readers. New writers wait while it does,
+/// so it is kept short; a long-running reader makes the page stream give up and fall back to
+/// `VACUUM INTO`, which blocks no writer.
+const CHECKPOINT_WAIT_MS: u32 = 100;
+
 /// Snapshots `path` into the new temporary file `out` (`scratch` is a directory for the
 /// `VACUUM INTO` copy).
 pub(crate) async fn take(
@@ -132,11 +137,29 @@ async fn begin_quiet_read(conn: &mut SqliteConnection, path: &Path) -> Result<bo
     for attempt in 0..ATTEMPTS {
         if wal {
             // Busy (a reader still needs old WAL frames) is not an error: the check below
-            // decides.
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            // decides. A passive checkpoint first does the copying without blocking anyone, so
+            // the truncating one only has the end to do.
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                 .execute(&mut *conn)
                 .await
                 .map_err(|e| Error::db(context(), e))?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}"
+            )))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| Error::db(context(), e))?;
+            let truncated = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&mut *conn)
+                .await;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA busy_timeout = {}",
+                super::BUSY_TIMEOUT.as_millis()
+            )))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| Error::db(context(), e))?;
+            truncated.map_err(|e| Error::db(context(), e))?;
         }
         sqlx::query("BEGIN")
             .execute(&mut *conn)

@@ -289,3 +289,39 @@ async fn a_failing_pg_dump_never_leaves_a_backup() {
         assert_eq!(files(dir.path()), [".lock", "last-run.json"]);
     }
 }
+
+/// A long-running reader keeps the WAL from being emptied: the page stream gives up after a
+/// few short tries (never holding writers up for long) and falls back to VACUUM INTO, which
+/// is just as consistent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_reader_makes_the_page_stream_fall_back_to_vacuum_into() {
+    let db = seeded(TestDatabase::sqlite().await).await;
+    let reader = db_connect::connect(db.url()).await.unwrap();
+    let writer = db_connect::connect(db.url()).await.unwrap();
+    writer.execute_unprepared(INSERT_BOOKING).await.unwrap();
+    let txn = reader.begin().await.unwrap();
+    let seen = crate::support::scalar_in(&txn, "SELECT count(*) FROM bookings").await;
+    // Frames beyond the reader's snapshot: the WAL cannot be reset while it reads.
+    writer.execute_unprepared(INSERT_BOOKING).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo(dir.path());
+    let manifest = repo
+        .create(&source(&db), Reason::Manual, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(manifest.snapshot_method, SnapshotMethod::SqliteVacuumInto);
+    assert_eq!(
+        manifest.tables["bookings"],
+        seen as u64 + 1,
+        "the latest commit is in"
+    );
+    // Writers were not shut out meanwhile.
+    writer.execute_unprepared(INSERT_BOOKING).await.unwrap();
+    txn.rollback().await.unwrap();
+    let report = repo
+        .verify(&manifest.id, &backup::VerifyOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert!(report.ok, "{:?}", report.failure);
+}

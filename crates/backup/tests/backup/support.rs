@@ -266,3 +266,13 @@ pub(crate) fn error_text(err: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// A number from a query inside a transaction.
+pub(crate) async fn scalar_in(txn: &sea_orm::DatabaseTransaction, sql: &str) -> i64 {
+    let row = txn
+        .query_one_raw(Statement::from_string(txn.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
