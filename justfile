@@ -53,3 +53,31 @@ bench-dataset:
 # perf-stats: an N+1 loop, its fix and the query report on the tiny dataset.
 query-report:
     cargo run --example query_report
+
+# Take a backup of DATABASE_URL into BACKUP_DIR (default data/backups): just backup-create [reason]
+backup-create reason="manual":
+    cargo run --release -p backup-runner -- create --reason {{reason}}
+
+# Take a backup and verify it; fails if either fails (the migration CLI runs this by itself).
+backup-pre-migration:
+    cargo run --release -p backup-runner -- pre-migration
+
+# Verify a backup (the newest without an id): just backup-verify [id]
+backup-verify id="":
+    cargo run --release -p backup-runner -- verify {{id}}
+
+# Backup health with Nagios exit codes: just backup-monitor [--json] [--prometheus FILE]
+backup-monitor *flags:
+    cargo run --release -p backup-runner -- monitor {{flags}}
+
+# Restore a backup (verified first, safety backup of the current database): just backup-restore ID [--dry-run] [--to URL]
+backup-restore id *flags:
+    cargo run --release -p backup-runner -- restore {{id}} {{flags}}
+
+# Apply the retention policy: just backup-prune [--dry-run] [--keep-daily N ...]
+backup-prune *flags:
+    cargo run --release -p backup-runner -- prune {{flags}}
+
+# Benchmark backup create/verify against cp and the VACUUM INTO + zstd script (docs/PERFORMANCE.md).
+bench-backup:
+    cargo bench --bench backup

@@ -6,6 +6,11 @@
 //! cargo run -p migration -- down -n 1   # revert the newest one
 //! cargo run -p migration -- fresh       # drop every table, then apply everything
 //! ```
+//!
+//! Every command that changes the schema first runs the pre-migration gate when the database
+//! holds data: a backup into `--backup-dir`, verified, or nothing is applied.
+
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -15,12 +20,30 @@ use sea_orm_migration::MigrationStatus;
 /// Applies and reverts the hotel schema's migrations.
 ///
 /// Works on SQLite (the default: a file under data/, created when missing) and PostgreSQL.
+/// Before any command that changes the schema of a database holding data, a backup is taken
+/// and verified (as `hotel-backup pre-migration` does); if it fails, nothing is applied and the
+/// exit code is 3. Exit codes: 0 success, 1 failure, 2 bad usage, 3 the pre-migration backup
+/// failed.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
     /// Database to migrate: sqlite://path or postgres://user@host/db.
     #[arg(long, short = 'u', env = "DATABASE_URL", default_value = db_connect::DEFAULT_DATABASE_URL, global = true)]
     database_url: String,
+
+    /// Where the pre-migration backup goes (see hotel-backup).
+    #[arg(
+        long,
+        env = "BACKUP_DIR",
+        default_value = "data/backups",
+        global = true
+    )]
+    backup_dir: PathBuf,
+
+    /// Change the schema without the verified pre-migration backup. For throw-away databases
+    /// only: a failed migration can then lose data.
+    #[arg(long, global = true)]
+    skip_backup: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -55,6 +78,10 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) if err.is::<GateFailed>() => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(3)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
@@ -62,11 +89,55 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// The pre-migration backup failed; nothing was applied.
+#[derive(Debug)]
+struct GateFailed;
+
+impl std::fmt::Display for GateFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the pre-migration backup failed, so nothing was applied (--skip-backup to go ahead without one)")
+    }
+}
+
+impl std::error::Error for GateFailed {}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = db_connect::redact_password(&cli.database_url);
     let db = db_connect::connect(&cli.database_url)
         .await
         .with_context(|| format!("while connecting to {url}"))?;
+    let changes_schema = match cli.command {
+        Command::Status => false,
+        Command::Up { .. } => !Migrator::get_pending_migrations(&db).await?.is_empty(),
+        Command::Down { .. } | Command::Refresh | Command::Reset => {
+            !Migrator::get_applied_migrations(&db).await?.is_empty()
+        }
+        Command::Fresh => true,
+    };
+    if changes_schema {
+        let gate =
+            migration::pre_migration_backup(&cli.database_url, &cli.backup_dir, cli.skip_backup)
+                .await
+                .with_context(|| {
+                    format!(
+                        "while taking the pre-migration backup into {}",
+                        cli.backup_dir.display()
+                    )
+                });
+        match gate {
+            Ok(migration::Gate::BackedUp(id)) => println!(
+                "pre-migration backup {id} taken and verified in {}",
+                cli.backup_dir.display()
+            ),
+            Ok(migration::Gate::NothingToBackUp) => {}
+            Ok(migration::Gate::Skipped) => {
+                eprintln!(
+                    "warning: --skip-backup: changing the schema without a pre-migration backup"
+                );
+            }
+            Err(err) => return Err(err.context(GateFailed)),
+        }
+    }
     match cli.command {
         Command::Status => {
             for migration in Migrator::get_migration_with_status(&db).await? {

@@ -66,6 +66,7 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
         .route("/api/admin/cache/stats", get(routes::admin::cache_stats))
         .route("/api/admin/cache/clear", post(routes::admin::cache_clear))
         .route("/api/admin/queries", get(routes::admin::queries))
+        .route("/api/admin/backups", get(routes::admin::backups))
         .route("/api/admin/dashboard", get(routes::dashboard::data))
         .route("/admin/dashboard", get(routes::dashboard::page))
         .route(

@@ -101,6 +101,13 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     metrics.register_source(CacheMetrics(hotel.cache().clone()));
     let http = HttpMetrics::register(metrics.registry_mut());
 
+    let backups = match &settings.backup_dir {
+        Some(dir) => Some(Arc::new(backup::BackupRepository::open(dir).with_context(
+            || format!("while opening the backup directory {}", dir.display()),
+        )?)),
+        None => None,
+    };
+
     let today = chrono::Utc::now().date_naive();
     let report = hotel
         .cache()
@@ -122,6 +129,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         tracker,
         metrics: Arc::new(metrics),
         http,
+        backups,
     })
 }
 
@@ -302,18 +310,32 @@ pub async fn migrate(
     if pending.is_empty() {
         return Ok(());
     }
-    if holds_data(db).await {
-        match (backup_dir, skip_backup) {
-            (_, true) => {
-                tracing::warn!("applying migrations without a pre-migration backup (--skip-backup)")
-            }
-            (None, false) => anyhow::bail!(
-                "pending migrations on a database with data, and no backup directory for the pre-migration backup"
-            ),
-            (Some(dir), false) => {
-                anyhow::bail!("TODO-BACKUP {url} {}", dir.display());
+    match backup_dir {
+        Some(dir) => {
+            let gate = migration::pre_migration_backup(url, dir, skip_backup)
+                .await
+                .with_context(|| {
+                    format!(
+                        "while taking the pre-migration backup into {}; no migration was applied",
+                        dir.display()
+                    )
+                })?;
+            match gate {
+                migration::Gate::BackedUp(id) => {
+                    tracing::info!(%id, "verified pre-migration backup taken")
+                }
+                migration::Gate::NothingToBackUp => {}
+                migration::Gate::Skipped => tracing::warn!(
+                    "applying migrations without a pre-migration backup (--skip-backup)"
+                ),
             }
         }
+        None if holds_data(db).await && !skip_backup => {
+            anyhow::bail!(
+                "pending migrations on a database with data, and no backup directory for the pre-migration backup"
+            )
+        }
+        None => {}
     }
     let names: Vec<String> = pending.iter().map(|m| m.name().to_owned()).collect();
     Migrator::up(db, None)

@@ -23,6 +23,8 @@ pub struct AppState {
     pub metrics: Arc<MetricsRegistry>,
     /// HTTP request counters and latencies.
     pub http: HttpMetrics,
+    /// The backup directory, for health reports (None: not configured).
+    pub backups: Option<Arc<backup::BackupRepository>>,
 }
 
 impl AppState {

@@ -5,7 +5,7 @@ use axum::{
     extract::State,
     response::{IntoResponse, Response},
 };
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
 use optimized_queries::DateRange;
 use serde::{Deserialize, Serialize};
 
@@ -109,4 +109,17 @@ pub async fn cache_clear(State(state): State<AppState>, _: Admin) -> Response {
 /// `GET /api/admin/queries`: the perf-stats report (top statements, slow queries, N+1).
 pub async fn queries(State(state): State<AppState>, _: Admin) -> Response {
     Json(state.tracker.report()).into_response()
+}
+
+/// `GET /api/admin/backups`: backup health (the same checks as `hotel-backup monitor`).
+pub async fn backups(State(state): State<AppState>, _: Admin) -> Result<Response, ApiError> {
+    let Some(repo) = state.backups.clone() else {
+        return Err(ApiError::not_found("no backup directory is configured"));
+    };
+    let report = tokio::task::spawn_blocking(move || {
+        backup::monitor::assess(&repo, &backup::monitor::HealthPolicy::default(), Utc::now())
+    })
+    .await
+    .map_err(|err| ApiError::internal(&err))?;
+    Ok(Json(report).into_response())
 }

@@ -129,7 +129,22 @@ pub async fn data(State(state): State<AppState>, _: Admin) -> Response {
             statement: format!("{} ({})", short(&n.fingerprint), n.scope),
         })
         .collect();
-    let backups: Option<BackupView> = None;
+    let backups = match state.backups.clone() {
+        Some(repo) => tokio::task::spawn_blocking(move || {
+            let report = backup::monitor::assess(
+                &repo,
+                &backup::monitor::HealthPolicy::default(),
+                Utc::now(),
+            );
+            BackupView {
+                status: report.status.to_string(),
+                summary: report.nagios_line(),
+            }
+        })
+        .await
+        .ok(),
+        None => None,
+    };
     Json(DashboardData {
         generated_at: Utc::now().to_rfc3339(),
         cache: CacheView {

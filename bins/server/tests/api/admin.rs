@@ -6,13 +6,14 @@ use serde_json::json;
 
 use crate::harness::*;
 
-const ADMIN_ROUTES: [(&str, &str); 8] = [
+const ADMIN_ROUTES: [(&str, &str); 9] = [
     ("PUT", "/api/admin/inventory"),
     ("GET", "/api/admin/reports/statistics"),
     ("GET", "/api/admin/reports/occupancy"),
     ("GET", "/api/admin/cache/stats"),
     ("POST", "/api/admin/cache/clear"),
     ("GET", "/api/admin/queries"),
+    ("GET", "/api/admin/backups"),
     ("GET", "/api/admin/dashboard"),
     (
         "GET",
@@ -42,7 +43,12 @@ async fn admin_routes_refuse_guests(test_db: TestDatabase) {
 }
 
 async fn inventory_reports_cache_and_queries(test_db: TestDatabase) {
-    let app = TestApp::spawn(test_db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let backup_dir = dir.path().join("backups");
+    let app = TestApp::spawn_with(test_db, |settings| {
+        settings.backup_dir = Some(backup_dir.clone())
+    })
+    .await;
     let admin = Some(app.admin.as_str());
     json(
         app.book(&app.ann, STANDARD, 1, 4, 2).await,
@@ -165,7 +171,11 @@ async fn inventory_reports_cache_and_queries(test_db: TestDatabase) {
             .contains("room_inventory")
     }));
 
+    // No backup yet: the health check says so, as `hotel-backup monitor` would.
+    let backups = json(app.get("/api/admin/backups", admin).await, StatusCode::OK).await;
+    assert_eq!(backups["status"], "CRITICAL", "{backups}");
     let dashboard = json(app.get("/api/admin/dashboard", admin).await, StatusCode::OK).await;
+    assert_eq!(dashboard["backups"]["status"], "CRITICAL");
     assert!(dashboard["http"]["requests"].as_u64().unwrap() > 5);
     assert!(
         dashboard["queries"]

@@ -128,6 +128,61 @@ async fn shutdown_finishes_requests_in_flight(test_db: TestDatabase) {
     );
 }
 
+/// A database with data and a pending migration: the server backs it up, verified, before
+/// migrating; when the backup cannot be taken, it migrates nothing and does not start.
+async fn start_up_migrates_only_behind_a_verified_backup(test_db: TestDatabase) {
+    use migration::{Migrator, MigratorTrait};
+    let url = test_db.url().to_owned();
+    let db = test_db.connection();
+    Migrator::up(db, Some(2)).await.unwrap();
+    server::tokens::issue(db, "someone@example.com", None, None)
+        .await
+        .unwrap();
+    let settings = |dir: std::path::PathBuf| server::startup::Settings {
+        database_url: url.clone(),
+        read_replica_url: None,
+        cache_max_entries: 100,
+        redis_url: None,
+        redis_prefix: "hotel:cache".to_owned(),
+        slow_query: Duration::from_millis(100),
+        backup_dir: Some(dir),
+        skip_backup: false,
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let not_a_dir = scratch.path().join("a-file");
+    std::fs::write(&not_a_dir, b"not a directory").unwrap();
+    let refused = server::startup::build_state(&settings(not_a_dir.join("backups"))).await;
+    assert!(refused.is_err(), "no backup, no start");
+    assert_eq!(
+        Migrator::get_pending_migrations(db).await.unwrap().len(),
+        1,
+        "nothing was migrated"
+    );
+
+    let backups = scratch.path().join("backups");
+    let state = server::startup::build_state(&settings(backups.clone()))
+        .await
+        .unwrap();
+    assert!(
+        Migrator::get_pending_migrations(db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let repo = backup::BackupRepository::open(&backups).unwrap();
+    let listing = repo.list().unwrap();
+    assert_eq!(listing.backups.len(), 1);
+    let manifest = &listing.backups[0];
+    assert_eq!(manifest.reason, backup::Reason::PreMigration);
+    assert!(
+        manifest.is_verified(),
+        "the backup was verified: {manifest:?}"
+    );
+    state.primary.close_by_ref().await.unwrap();
+}
+
+test_on_backends!(start_up_migrates_only_behind_a_verified_backup);
+
 test_on_backends!(
     multi_thread;
     a_booking_is_visible_at_once_and_unrelated_entries_stay_warm,

@@ -1,0 +1,213 @@
+//! The command line.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+/// Takes, verifies, restores, prunes and monitors backups of a SQLite or PostgreSQL database.
+///
+/// A backup is a zstd-compressed snapshot plus a JSON manifest (sizes, SHA-256, the row count
+/// of every table, the migration version), written atomically into the backup directory.
+/// "Verified" means restored into a scratch database that passed the integrity checks and
+/// matched the manifest's row counts.
+///
+/// Exit codes: 0 success; 1 failure; 2 bad usage; 3 a backup failed verification (or a
+/// restore refused a damaged backup); 4 another operation holds the backup directory's lock;
+/// 5 the restore target is in use. `monitor` exits with Nagios codes instead: 0 OK,
+/// 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+#[derive(Debug, Parser)]
+#[command(name = "hotel-backup", version, about, long_about)]
+pub(crate) struct Cli {
+    /// The database: sqlite://path or postgres://user:password@host/db. The password is never
+    /// printed or recorded.
+    #[arg(long, short = 'u', env = "DATABASE_URL", default_value = db_connect::DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
+    pub(crate) database_url: String,
+
+    /// The backup directory (created when missing). It holds the backups, their manifests,
+    /// the lock file and last-run.json.
+    #[arg(
+        long,
+        short = 'd',
+        env = "BACKUP_DIR",
+        default_value = "data/backups",
+        global = true
+    )]
+    pub(crate) backup_dir: PathBuf,
+
+    /// Print the result as JSON on stdout (errors too), instead of text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    /// How long to wait for another create/verify/restore/prune to finish before giving up
+    /// (exit code 4), e.g. 30s or 5m.
+    #[arg(long, env = "BACKUP_LOCK_WAIT", default_value = "0s", value_parser = humantime::parse_duration, global = true)]
+    pub(crate) lock_wait: Duration,
+
+    /// zstd level of new backups (1-19).
+    #[arg(
+        long,
+        env = "BACKUP_COMPRESSION_LEVEL",
+        default_value_t = 3,
+        global = true
+    )]
+    pub(crate) compression_level: i32,
+
+    /// Where verification decompresses SQLite backups (it needs the database's size free).
+    /// Default: the backup directory.
+    #[arg(long, env = "BACKUP_SCRATCH_DIR", global = true)]
+    pub(crate) scratch_dir: Option<PathBuf>,
+
+    /// The pg_dump program (its major version must be at least the server's).
+    #[arg(long, env = "PG_DUMP", default_value = "pg_dump", global = true)]
+    pub(crate) pg_dump: PathBuf,
+
+    /// The pg_restore program.
+    #[arg(long, env = "PG_RESTORE", default_value = "pg_restore", global = true)]
+    pub(crate) pg_restore: PathBuf,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Take a backup of the database.
+    Create {
+        /// Why: manual, scheduled, pre-migration or pre-restore.
+        #[arg(long, default_value = "manual")]
+        reason: backup::Reason,
+    },
+    /// Take a backup and verify it; exit non-zero if either fails. Run before migrations.
+    PreMigration,
+    /// List the backups, newest first, with age, size, reason and verification status.
+    List,
+    /// Verify backups: checksum, decompress, restore into scratch, integrity and row counts.
+    /// Without ID or --all, verifies the newest backup.
+    Verify {
+        /// The backup to verify.
+        id: Option<backup::BackupId>,
+        /// Verify every backup.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// SQLite: PRAGMA quick_check instead of integrity_check (skips comparing indexes with
+        /// their tables; several times faster on large databases).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Restore a backup: verify it, take a safety backup of the current database, replace it.
+    Restore {
+        /// The backup to restore.
+        id: backup::BackupId,
+        /// Restore into this database instead of --database-url.
+        #[arg(long)]
+        to: Option<String>,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Restore even though the target is in use (PostgreSQL: its sessions are ended).
+        #[arg(long)]
+        force: bool,
+        /// PostgreSQL: pg_restore --clean --single-transaction into the target itself instead
+        /// of restoring into a new database and swapping names.
+        #[arg(long)]
+        clean: bool,
+        /// Do not back up the database being replaced (when it is too damaged to be read).
+        #[arg(long)]
+        no_safety_backup: bool,
+    },
+    /// Delete the backups the retention policy does not keep.
+    Prune {
+        /// Say what would be deleted and why each backup is kept, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        retention: RetentionArgs,
+    },
+    /// Check the backups' health; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios).
+    Monitor(MonitorArgs),
+    /// Run create, verify and prune every --every until SIGINT or SIGTERM.
+    Schedule {
+        /// The interval, e.g. 1h, 30m, 1day.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        every: Duration,
+        #[command(flatten)]
+        retention: RetentionArgs,
+    },
+}
+
+/// The retention policy (restic semantics, UTC buckets).
+#[derive(Debug, Args)]
+pub(crate) struct RetentionArgs {
+    /// Keep the N newest backups.
+    #[arg(long, env = "BACKUP_KEEP_LAST", default_value_t = 7)]
+    pub(crate) keep_last: u32,
+    /// Keep the newest backup of each of the N most recent days with backups.
+    #[arg(long, env = "BACKUP_KEEP_DAILY", default_value_t = 7)]
+    pub(crate) keep_daily: u32,
+    /// Keep the newest backup of each of the N most recent ISO weeks with backups.
+    #[arg(long, env = "BACKUP_KEEP_WEEKLY", default_value_t = 4)]
+    pub(crate) keep_weekly: u32,
+    /// Keep the newest backup of each of the N most recent months with backups.
+    #[arg(long, env = "BACKUP_KEEP_MONTHLY", default_value_t = 6)]
+    pub(crate) keep_monthly: u32,
+    /// Keep a pre-migration backup until N newer backups at a later migration exist.
+    #[arg(long, env = "BACKUP_KEEP_PRE_MIGRATION", default_value_t = 3)]
+    pub(crate) pre_migration_newer: u32,
+}
+
+impl RetentionArgs {
+    pub(crate) fn policy(&self) -> backup::RetentionPolicy {
+        backup::RetentionPolicy {
+            keep_last: self.keep_last,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            pre_migration_newer: self.pre_migration_newer,
+        }
+    }
+}
+
+/// Health thresholds.
+#[derive(Debug, Args)]
+pub(crate) struct MonitorArgs {
+    /// WARNING when the newest verified backup is older than this.
+    #[arg(long, default_value = "26h", value_parser = humantime::parse_duration)]
+    pub(crate) warn_age: Duration,
+    /// CRITICAL when the newest verified backup is older than this.
+    #[arg(long, default_value = "50h", value_parser = humantime::parse_duration)]
+    pub(crate) crit_age: Duration,
+    /// WARNING with fewer usable backups than this.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) min_backups: usize,
+    /// WARNING when the newest backup is this fraction smaller than the median of recent ones.
+    #[arg(long, default_value_t = 0.25)]
+    pub(crate) size_drop_warn: f64,
+    /// CRITICAL when the newest backup is this fraction smaller (an empty dump).
+    #[arg(long, default_value_t = 0.5)]
+    pub(crate) size_drop_crit: f64,
+    /// WARNING when the newest backup is still unverified after this long.
+    #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
+    pub(crate) verify_grace: Duration,
+    /// WARNING when less than this many bytes are free on the backup directory's disk.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub(crate) min_free_bytes: u64,
+    /// Also write the health as Prometheus metrics to this file (atomically), for
+    /// node_exporter's textfile collector.
+    #[arg(long, env = "BACKUP_PROMETHEUS_FILE")]
+    pub(crate) prometheus: Option<PathBuf>,
+}
+
+impl MonitorArgs {
+    pub(crate) fn policy(&self) -> backup::monitor::HealthPolicy {
+        backup::monitor::HealthPolicy {
+            warn_age: self.warn_age,
+            crit_age: self.crit_age,
+            min_backups: self.min_backups,
+            size_window: 7,
+            size_drop_warn: self.size_drop_warn,
+            size_drop_crit: self.size_drop_crit,
+            verify_grace: self.verify_grace,
+            min_free_bytes: self.min_free_bytes,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! `hotel-backup`: verified, compressed, atomic backups of the database, with restore,
+//! retention, health monitoring and a scheduler. See `hotel-backup --help`.
+
+mod bar;
+mod cli;
+mod render;
+mod run;
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(matches!(cli.command, cli::Command::Schedule { .. }));
+    let json = cli.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::from(run::EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(run::run(cli, shutdown_signal())) {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(err) => {
+            let code = run::exit_code_of(&err);
+            let chain = format!("{err:#}");
+            eprintln!("error: {chain}");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": false, "error": chain, "exit_code": code })
+                );
+            }
+            std::process::ExitCode::from(code)
+        }
+    }
+}
+
+/// Logs go to stderr: readable on a terminal, JSON lines otherwise (for a log collector).
+/// RUST_LOG overrides the level (default: info for the scheduler, warn otherwise).
+fn init_tracing(scheduler: bool) {
+    let default = if scheduler { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
+
+/// Completes at the first SIGINT or SIGTERM; a second one ends the process at once.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    tracing::info!("stop requested; send the signal again to stop at once");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    let mut term = signal(SignalKind::terminate()).ok();
+    let terminate = async {
+        match term.as_mut() {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,198 @@
+//! Human-readable output.
+
+use backup::{BackupManifest, Listing, PruneReport, RestoreReport, VerifyReport, monitor};
+use chrono::{DateTime, Utc};
+
+/// The whole chain of an error, one cause after another.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn age(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// `verified`, `FAILED` or `unverified`.
+pub(crate) fn status(m: &BackupManifest) -> &'static str {
+    match &m.verification {
+        Some(v) if v.ok => "verified",
+        Some(_) => "FAILED",
+        None => "unverified",
+    }
+}
+
+pub(crate) fn created(m: &BackupManifest) -> String {
+    let ratio = if m.compressed_bytes > 0 {
+        m.raw_bytes as f64 / m.compressed_bytes as f64
+    } else {
+        0.0
+    };
+    format!(
+        "created backup {} of {} ({}): {} -> {} (zstd -{}, {ratio:.1}x) in {:.1} s; {} tables, {} rows; migration {}",
+        m.id,
+        m.source,
+        m.reason,
+        bytes(m.raw_bytes),
+        bytes(m.compressed_bytes),
+        m.compression.level,
+        m.duration_ms as f64 / 1000.0,
+        m.tables.len(),
+        m.total_rows(),
+        m.migration_version.as_deref().unwrap_or("none"),
+    )
+}
+
+pub(crate) fn verified(r: &VerifyReport) -> String {
+    match &r.failure {
+        None => format!(
+            "backup {}: verified ({}; {} tables, row counts match the manifest) in {:.1} s",
+            r.id,
+            match r.depth {
+                backup::VerifyDepth::Quick => "quick_check",
+                _ => "integrity_check",
+            },
+            r.tables.len(),
+            r.duration.as_secs_f64()
+        ),
+        Some(failure) => format!("backup {}: FAILED verification: {failure}", r.id),
+    }
+}
+
+pub(crate) fn listing(listing: &Listing, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    if listing.backups.is_empty() {
+        out.push_str("no backups\n");
+    } else {
+        out.push_str(&format!(
+            "{:<22} {:>6} {:<14} {:>10} {:>10} {:<10} {}\n",
+            "ID", "AGE", "REASON", "SIZE", "RAW", "STATUS", "MIGRATION"
+        ));
+        for m in &listing.backups {
+            out.push_str(&format!(
+                "{:<22} {:>6} {:<14} {:>10} {:>10} {:<10} {}\n",
+                m.id.as_str(),
+                age((now - m.created_at).num_seconds().max(0)),
+                m.reason.as_str(),
+                bytes(m.compressed_bytes),
+                bytes(m.raw_bytes),
+                status(m),
+                m.migration_version.as_deref().unwrap_or("-"),
+            ));
+        }
+    }
+    for ignored in &listing.ignored {
+        out.push_str(&format!(
+            "ignored {}: {}\n",
+            ignored.path.display(),
+            ignored.why
+        ));
+    }
+    out.trim_end().to_owned()
+}
+
+pub(crate) fn restored(r: &RestoreReport) -> String {
+    let mut out = String::new();
+    out.push_str(if r.executed {
+        "plan carried out:\n"
+    } else {
+        "dry run; nothing was changed. The plan:\n"
+    });
+    for (i, step) in r.plan.steps.iter().enumerate() {
+        out.push_str(&format!("  {}. {step}\n", i + 1));
+    }
+    if r.executed {
+        out.push_str(&format!(
+            "restored backup {} into {} in {:.1} s ({} tables, {} rows)",
+            r.plan.backup,
+            r.plan.target,
+            r.duration.as_secs_f64(),
+            r.tables.len(),
+            r.tables.values().sum::<u64>()
+        ));
+        if let Some(id) = &r.safety_backup {
+            out.push_str(&format!("\nsafety backup of the replaced database: {id}"));
+        }
+        if let Some(db) = &r.replaced_database {
+            out.push_str(&format!(
+                "\nthe replaced database is kept as {db}; drop it once you are satisfied"
+            ));
+        }
+        for f in &r.removed_files {
+            out.push_str(&format!("\nremoved stale {}", f.display()));
+        }
+    }
+    out.trim_end().to_owned()
+}
+
+pub(crate) fn pruned(r: &PruneReport) -> String {
+    let mut out = String::new();
+    for d in &r.decisions {
+        out.push_str(&format!(
+            "{:<12} {:<20} {:<14} {}\n",
+            if d.keep {
+                "keep"
+            } else if r.dry_run {
+                "would delete"
+            } else {
+                "delete"
+            },
+            d.id.as_str(),
+            d.reason.as_str(),
+            d.why.join("; ")
+        ));
+    }
+    for f in &r.removed_files {
+        out.push_str(&format!(
+            "{} {} (a data file without manifest)\n",
+            if r.dry_run { "would remove" } else { "removed" },
+            f.display()
+        ));
+    }
+    out.push_str(&format!(
+        "{} backup(s) {}deleted, {} kept",
+        r.deleted.len(),
+        if r.dry_run { "would be " } else { "" },
+        r.decisions.len() - r.deleted.len()
+    ));
+    out
+}
+
+pub(crate) fn health(r: &monitor::HealthReport) -> String {
+    let mut out = r.nagios_line();
+    for c in &r.checks {
+        out.push_str(&format!(
+            "\n{:<9} {:<12} {}",
+            c.status.to_string(),
+            c.name,
+            c.message
+        ));
+    }
+    out
+}

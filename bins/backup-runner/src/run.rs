@@ -1,0 +1,297 @@
+//! Each command: call the library, print the result, choose the exit code.
+
+use std::future::Future;
+
+use anyhow::Context;
+use backup::{
+    BackupManifest, BackupRepository, Error, PgTools, RestoreMode, RestoreOptions, Source,
+    VerifyDepth, VerifyOptions, monitor,
+};
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::{
+    bar::Bar,
+    cli::{Cli, Command},
+    render,
+};
+
+/// Exit codes (documented in `--help`).
+pub(crate) const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_VERIFICATION_FAILED: u8 = 3;
+pub(crate) const EXIT_LOCK_HELD: u8 = 4;
+pub(crate) const EXIT_IN_USE: u8 = 5;
+
+/// The exit code of a failed command.
+pub(crate) fn exit_code_of(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<Error>() {
+        Some(Error::VerificationFailed { .. }) => EXIT_VERIFICATION_FAILED,
+        Some(Error::LockHeld { .. }) => EXIT_LOCK_HELD,
+        Some(Error::DatabaseInUse { .. }) => EXIT_IN_USE,
+        _ => EXIT_FAILURE,
+    }
+}
+
+/// Prints `value` as JSON, or `human` as text.
+fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).context("while printing JSON")?
+        );
+    } else {
+        println!("{}", human());
+    }
+    Ok(())
+}
+
+fn repository(cli: &Cli) -> anyhow::Result<BackupRepository> {
+    let mut builder = BackupRepository::builder(&cli.backup_dir)
+        .lock_wait(cli.lock_wait)
+        .compression_level(cli.compression_level)
+        .pg_tools(PgTools {
+            pg_dump: cli.pg_dump.clone(),
+            pg_restore: cli.pg_restore.clone(),
+            ..PgTools::default()
+        });
+    if let Some(scratch) = &cli.scratch_dir {
+        builder = builder.scratch_dir(scratch);
+    }
+    builder.open().with_context(|| {
+        format!(
+            "while opening the backup directory {}",
+            cli.backup_dir.display()
+        )
+    })
+}
+
+fn source(url: &str) -> anyhow::Result<Source> {
+    Source::from_url(url).context("while reading the database URL")
+}
+
+/// PostgreSQL backups are verified on the server of --database-url, with its credentials.
+fn verify_options(cli: &Cli, depth: VerifyDepth) -> VerifyOptions {
+    VerifyOptions {
+        depth,
+        postgres_server: Source::from_url(&cli.database_url)
+            .ok()
+            .filter(|s| matches!(s, Source::Postgres { .. })),
+    }
+}
+
+/// Runs the command; returns the exit code of a completed command (errors are the caller's).
+pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result<u8> {
+    let bar = Bar::new();
+    let progress = |p| bar.report(p);
+    let json = cli.json;
+    let code = match &cli.command {
+        Command::Create { reason } => {
+            let repo = repository(&cli)?;
+            let source = source(&cli.database_url)?;
+            let manifest = repo
+                .create(&source, *reason, &progress)
+                .await
+                .with_context(|| format!("while backing up {source}"))?;
+            bar.finish();
+            emit(json, &manifest, || render::created(&manifest))?;
+            0
+        }
+        Command::PreMigration => {
+            let repo = repository(&cli)?;
+            let source = source(&cli.database_url)?;
+            let report = repo
+                .pre_migration(&source, &verify_options(&cli, VerifyDepth::Full), &progress)
+                .await
+                .with_context(|| format!("while taking the pre-migration backup of {source}"))?;
+            bar.finish();
+            emit(json, &report, || {
+                format!(
+                    "{}\n{}",
+                    render::created(&report.manifest),
+                    render::verified(&report.verification)
+                )
+            })?;
+            0
+        }
+        Command::List => {
+            let repo = repository(&cli)?;
+            let listing = repo.list().context("while listing backups")?;
+            let now = Utc::now();
+            let rows: Vec<ListedBackup<'_>> = listing
+                .backups
+                .iter()
+                .map(|m| ListedBackup {
+                    age_seconds: (now - m.created_at).num_seconds().max(0),
+                    status: render::status(m),
+                    manifest: m,
+                })
+                .collect();
+            emit(
+                json,
+                &serde_json::json!({ "backups": rows, "ignored": listing.ignored }),
+                || render::listing(&listing, now),
+            )?;
+            0
+        }
+        Command::Verify { id, all, quick } => {
+            let repo = repository(&cli)?;
+            let depth = if *quick {
+                VerifyDepth::Quick
+            } else {
+                VerifyDepth::Full
+            };
+            let options = verify_options(&cli, depth);
+            let reports = if *all {
+                repo.verify_all(&options, &progress).await
+            } else {
+                let id = match id {
+                    Some(id) => id.clone(),
+                    None => newest(&repo)?.id,
+                };
+                repo.verify(&id, &options, &progress).await.map(|r| vec![r])
+            }
+            .context("while verifying")?;
+            bar.finish();
+            let ok = reports.iter().all(|r| r.ok);
+            emit(
+                json,
+                &serde_json::json!({ "ok": ok, "reports": reports }),
+                || {
+                    if reports.is_empty() {
+                        "no backup to verify".to_owned()
+                    } else {
+                        reports
+                            .iter()
+                            .map(render::verified)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    }
+                },
+            )?;
+            if ok { 0 } else { EXIT_VERIFICATION_FAILED }
+        }
+        Command::Restore {
+            id,
+            to,
+            dry_run,
+            force,
+            clean,
+            no_safety_backup,
+        } => {
+            let repo = repository(&cli)?;
+            let target = source(to.as_deref().unwrap_or(&cli.database_url))?;
+            let options = RestoreOptions {
+                dry_run: *dry_run,
+                force: *force,
+                mode: if *clean {
+                    RestoreMode::Clean
+                } else {
+                    RestoreMode::Replace
+                },
+                skip_safety_backup: *no_safety_backup,
+            };
+            let report = repo
+                .restore(id, &target, &options, &progress)
+                .await
+                .with_context(|| format!("while restoring backup {id} into {target}"))?;
+            bar.finish();
+            emit(json, &report, || render::restored(&report))?;
+            0
+        }
+        Command::Prune { dry_run, retention } => {
+            let repo = repository(&cli)?;
+            let report = repo
+                .prune(&retention.policy(), Utc::now(), *dry_run)
+                .await
+                .context("while pruning")?;
+            emit(json, &report, || render::pruned(&report))?;
+            0
+        }
+        Command::Monitor(args) => {
+            // Monitoring must not create the directory it checks.
+            let report = if cli.backup_dir.is_dir() {
+                let repo = repository(&cli)?;
+                monitor::assess(&repo, &args.policy(), Utc::now())
+            } else {
+                missing_directory(&cli)
+            };
+            if let Some(path) = &args.prometheus {
+                report
+                    .write_prometheus(path)
+                    .with_context(|| format!("while writing {}", path.display()))?;
+            }
+            emit(json, &report, || render::health(&report))?;
+            report.status.exit_code()
+        }
+        Command::Schedule { every, retention } => {
+            let repo = repository(&cli)?;
+            let source = source(&cli.database_url)?;
+            let options = verify_options(&cli, VerifyDepth::Full);
+            let policy = retention.policy();
+            tracing::info!(every = %humantime::format_duration(*every), source = %source, dir = %repo.dir().display(), "scheduler started");
+            let runs = backup::schedule::run_every(*every, shutdown, |n| {
+                let (repo, source, options) = (&repo, &source, &options);
+                async move {
+                    match repo.run_scheduled(source, options, &policy, &|_| {}).await {
+                        Ok(run) => {
+                            tracing::info!(
+                                run = n,
+                                id = %run.created.id,
+                                compressed_bytes = run.created.compressed_bytes,
+                                verified = run.verification.ok,
+                                pruned = run.prune.deleted.len(),
+                                "scheduled run succeeded"
+                            );
+                            if json
+                                && let Ok(line) = serde_json::to_string(&run)
+                            {
+                                println!("{line}");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(run = n, error = %render::chain(&e), "scheduled run failed");
+                        }
+                    }
+                }
+            })
+            .await;
+            tracing::info!(runs, "scheduler stopped");
+            0
+        }
+    };
+    Ok(code)
+}
+
+fn newest(repo: &BackupRepository) -> anyhow::Result<BackupManifest> {
+    repo.list()
+        .context("while listing backups")?
+        .backups
+        .into_iter()
+        .next()
+        .with_context(|| format!("there is no backup in {}", repo.dir().display()))
+}
+
+fn missing_directory(cli: &Cli) -> monitor::HealthReport {
+    monitor::HealthReport {
+        status: monitor::Status::Unknown,
+        checks: vec![monitor::Check {
+            name: "directory",
+            status: monitor::Status::Unknown,
+            message: format!(
+                "the backup directory {} does not exist",
+                cli.backup_dir.display()
+            ),
+        }],
+        metrics: monitor::HealthMetrics::default(),
+        assessed_at: Utc::now(),
+    }
+}
+
+/// A backup as `list --json` shows it.
+#[derive(Serialize)]
+struct ListedBackup<'a> {
+    #[serde(flatten)]
+    manifest: &'a BackupManifest,
+    age_seconds: i64,
+    status: &'static str,
+}

@@ -1,0 +1,372 @@
+//! `hotel-backup` end to end: the real binary, spawned on real databases, every command with
+//! --json, and the documented exit codes.
+
+use std::{
+    path::Path,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use chrono::NaiveDate;
+use db_connect::{Backend, test_on_backends, testing::TestDatabase};
+use serde_json::Value;
+
+fn hotel_backup(url: &str, dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hotel-backup"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("BACKUP_DIR", dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs with --json, checks the exit code, parses stdout.
+fn json(url: &str, dir: &Path, args: &[&str], code: i32) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = hotel_backup(url, dir, &all);
+    assert_eq!(out.status.code(), Some(code), "{}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)))
+}
+
+async fn seeded(db: TestDatabase, scale: dataset::Scale) -> TestDatabase {
+    let db = db.migrated::<migration::Migrator>().await;
+    let options = dataset::DatasetOptions::new(scale)
+        .seed(5)
+        .reference_date(NaiveDate::from_ymd_opt(2026, 11, 25).unwrap());
+    dataset::generate(db.connection(), &options, &|_| {})
+        .await
+        .unwrap();
+    db
+}
+
+fn other_database(db: &TestDatabase, suffix: &str) -> (String, Option<String>) {
+    match db.backend() {
+        Backend::Sqlite => {
+            let path = db
+                .sqlite_path()
+                .unwrap()
+                .with_file_name(format!("{suffix}.sqlite"));
+            (format!("sqlite://{}", path.display()), None)
+        }
+        Backend::Postgres => {
+            let mut url = url::Url::parse(db.url()).unwrap();
+            let name = format!("{}_{suffix}", url.path().trim_start_matches('/'));
+            url.set_path(&name);
+            (url.to_string(), Some(name))
+        }
+    }
+}
+
+async fn drop_database(name: &str) {
+    use sea_orm::ConnectionTrait;
+    let admin = db_connect::connect(&db_connect::testing::postgres_admin_url())
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+}
+
+async fn every_command_speaks_json(db: TestDatabase) {
+    let db = seeded(db, dataset::Scale::Tiny).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, d) = (db.url().to_owned(), dir.path());
+
+    let created = json(&url, d, &["create"], 0);
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["reason"], "manual");
+    assert!(created["tables"]["bookings"].as_u64().unwrap() > 100);
+    assert!(!created["source"].as_str().unwrap().contains("password"));
+
+    let listed = json(&url, d, &["list"], 0);
+    assert_eq!(listed["backups"][0]["id"], id.as_str());
+    assert_eq!(listed["backups"][0]["status"], "unverified");
+    assert!(listed["backups"][0]["age_seconds"].as_i64().unwrap() >= 0);
+
+    let verified = json(&url, d, &["verify"], 0);
+    assert_eq!(verified["ok"], true);
+    assert_eq!(verified["reports"][0]["id"], id.as_str());
+
+    let gate = json(&url, d, &["pre-migration"], 0);
+    assert_eq!(gate["manifest"]["reason"], "pre-migration");
+    assert_eq!(gate["verification"]["ok"], true);
+    let gate_id = gate["manifest"]["id"].as_str().unwrap().to_owned();
+
+    let all = json(&url, d, &["verify", "--all", "--quick"], 0);
+    assert_eq!(all["reports"].as_array().unwrap().len(), 2);
+
+    let plan = json(&url, d, &["restore", &id, "--dry-run"], 0);
+    assert_eq!(plan["executed"], false);
+    assert!(plan["plan"]["steps"].as_array().unwrap().len() >= 3);
+
+    let (copy_url, copy_db) = other_database(&db, "copy");
+    let restored = json(&url, d, &["restore", &id, "--to", &copy_url], 0);
+    assert_eq!(restored["executed"], true);
+    assert_eq!(restored["tables"], created["tables"]);
+    if let Some(name) = copy_db {
+        drop_database(&name).await;
+    }
+
+    let keep_one = [
+        "--keep-last",
+        "1",
+        "--keep-daily",
+        "0",
+        "--keep-weekly",
+        "0",
+        "--keep-monthly",
+        "0",
+    ];
+    let mut args = vec!["prune", "--dry-run"];
+    args.extend(keep_one);
+    let dry = json(&url, d, &args, 0);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["deleted"], serde_json::json!([id]));
+    let mut args = vec!["prune"];
+    args.extend(keep_one);
+    let pruned = json(&url, d, &args, 0);
+    assert_eq!(pruned["deleted"], serde_json::json!([id]));
+    let listed = json(&url, d, &["list"], 0);
+    assert_eq!(listed["backups"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["backups"][0]["id"], gate_id.as_str());
+
+    let prom = dir.path().join("backup.prom");
+    let health = json(
+        &url,
+        d,
+        &[
+            "monitor",
+            "--min-backups",
+            "1",
+            "--min-free-bytes",
+            "0",
+            "--prometheus",
+            prom.to_str().unwrap(),
+        ],
+        0,
+    );
+    assert_eq!(health["status"], "OK");
+    assert!(
+        std::fs::read_to_string(&prom)
+            .unwrap()
+            .contains("backup_health_status 0")
+    );
+
+    // Human output, by default.
+    let out = hotel_backup(&url, d, &["list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("ID "), "{text}");
+    assert!(
+        text.contains("pre-migration") && text.contains("verified"),
+        "{text}"
+    );
+}
+
+test_on_backends!(every_command_speaks_json);
+
+#[tokio::test]
+async fn each_failure_has_its_exit_code() {
+    let db = seeded(TestDatabase::sqlite().await, dataset::Scale::Tiny).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, d) = (db.url().to_owned(), dir.path());
+
+    // Monitoring an absent directory: UNKNOWN, and the directory is not created.
+    let missing = dir.path().join("absent");
+    let health = json(&url, &missing, &["monitor"], 3);
+    assert_eq!(health["status"], "UNKNOWN");
+    assert!(!missing.exists());
+    // No backup: CRITICAL.
+    assert_eq!(json(&url, d, &["monitor"], 2)["status"], "CRITICAL");
+
+    let created = json(&url, d, &["create"], 0);
+    let id = created["id"].as_str().unwrap().to_owned();
+    json(&url, d, &["verify", &id], 0);
+    // Healthy but for the age: WARNING.
+    let health = json(
+        &url,
+        d,
+        &[
+            "monitor",
+            "--warn-age",
+            "1ns",
+            "--min-backups",
+            "1",
+            "--min-free-bytes",
+            "0",
+        ],
+        1,
+    );
+    assert_eq!(health["status"], "WARNING");
+
+    // The restore target (the test's own open pool) is in use: 5.
+    let err = json(&url, d, &["restore", &id], 5);
+    assert_eq!(err["ok"], false);
+    assert!(err["error"].as_str().unwrap().contains("in use"), "{err}");
+
+    // Another operation holds the lock: 4.
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(dir.path().join(".lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let err = json(&url, d, &["create"], 4);
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("another backup operation"),
+        "{err}"
+    );
+    drop(lock);
+
+    // A damaged backup: verify says so (3), restore refuses it (3).
+    let data = dir.path().join(created["file"].as_str().unwrap());
+    let mut bytes = std::fs::read(&data).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&data, bytes).unwrap();
+    let report = json(&url, d, &["verify", &id], 3);
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["reports"][0]["failure"]["kind"], "checksum-mismatch");
+    let (other, _) = other_database(&db, "other");
+    let err = json(&url, d, &["restore", &id, "--to", &other], 3);
+    assert!(
+        err["error"].as_str().unwrap().contains("checksum mismatch"),
+        "{err}"
+    );
+
+    // Not a backup: 1.
+    let err = json(&url, d, &["verify", "20991231T000000Z"], 1);
+    assert!(
+        err["error"].as_str().unwrap().contains("no backup"),
+        "{err}"
+    );
+    // Bad usage: 2.
+    assert_eq!(
+        hotel_backup(&url, d, &["verify", "latest"]).status.code(),
+        Some(2)
+    );
+}
+
+/// The scheduler runs at once, then waits; SIGTERM stops it cleanly.
+async fn schedule_runs_until_sigterm(db: TestDatabase) {
+    let db = seeded(db, dataset::Scale::Tiny).await;
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_hotel-backup"))
+        .args(["schedule", "--every", "1h"])
+        .env("DATABASE_URL", db.url())
+        .env("BACKUP_DIR", dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let repo = backup::BackupRepository::open(dir.path()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let listing = repo.list().unwrap();
+        let pruned = repo
+            .last_runs()
+            .unwrap()
+            .runs
+            .contains_key(&backup::Operation::Prune);
+        if listing.backups.first().is_some_and(|m| m.is_verified()) && pruned {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first scheduled run did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("scheduled run succeeded"), "{log}");
+    assert!(log.contains("scheduler stopped"), "{log}");
+    let listing = repo.list().unwrap();
+    assert_eq!(listing.backups.len(), 1, "one run in an hour");
+    assert_eq!(listing.backups[0].reason, backup::Reason::Scheduled);
+}
+
+test_on_backends!(multi_thread; schedule_runs_until_sigterm);
+
+/// `create` killed with SIGKILL at arbitrary moments: whatever it leaves, everything listed
+/// is a whole backup that verifies, and the next run proceeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_killed_at_any_moment_leaves_only_whole_backups() {
+    let db = seeded(TestDatabase::sqlite().await, dataset::Scale::Small).await;
+    let dir = tempfile::tempdir().unwrap();
+    // How long a whole create takes here, to kill at every stage of one.
+    let timing = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = hotel_backup(db.url(), timing.path(), &["create"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let whole = started.elapsed().as_millis() as u64;
+    for percent in [2u64, 10, 30, 50, 70, 85, 95, 150] {
+        let delay_ms = whole * percent / 100;
+        let child = Command::new(env!("CARGO_BIN_EXE_hotel-backup"))
+            .args(["create"])
+            .env("DATABASE_URL", db.url())
+            .env("BACKUP_DIR", dir.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let _ = Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status();
+        let mut child = child;
+        child.wait().unwrap();
+    }
+    let repo = backup::BackupRepository::open(dir.path()).unwrap();
+    let killed_with_leftovers = repo.list().unwrap().ignored.len();
+    // One run left alone: the leftovers of the killed ones do not get in its way.
+    let out = hotel_backup(db.url(), dir.path(), &["create"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let listing = repo.list().unwrap();
+    for manifest in &listing.backups {
+        let report = repo
+            .verify(&manifest.id, &backup::VerifyOptions::default(), &|_| {})
+            .await
+            .unwrap();
+        assert!(
+            report.ok,
+            "{} was listed but fails: {:?}",
+            manifest.id, report.failure
+        );
+    }
+    assert!(
+        listing
+            .ignored
+            .iter()
+            .all(|i| !i.path.to_string_lossy().ends_with(".tmp"))
+    );
+    eprintln!(
+        "{} whole backups and {killed_with_leftovers} leftovers after the kills (a create takes {whole} ms)",
+        listing.backups.len()
+    );
+}

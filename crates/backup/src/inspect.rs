@@ -1,0 +1,89 @@
+//! Looking at a database without backing it up.
+
+use sea_orm::sqlx;
+
+use crate::{
+    Error, Result, Source,
+    postgres::{self, PgUrl},
+    sqlite,
+};
+
+/// Whether any table of `source`, other than those in `ignore`, has at least one row.
+///
+/// A SQLite file that does not exist holds no data (it is not created). Use it to decide
+/// whether an operation that could lose data needs a backup first, e.g. migrations on a
+/// database that is still empty.
+///
+/// # Errors
+///
+/// [`Error::Database`] when the database cannot be opened or read.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let source = backup::Source::sqlite(dir.path().join("new.sqlite"));
+/// assert!(!backup::holds_data(&source, &["seaql_migrations"]).await?);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn holds_data(source: &Source, ignore: &[&str]) -> Result<bool> {
+    match source {
+        Source::Sqlite { path } => {
+            if !path.exists() {
+                return Ok(false);
+            }
+            let context = || format!("inspecting {}", path.display());
+            let mut conn = sqlite::open_source(path).await?;
+            let tables = sqlite::user_tables(&mut conn)
+                .await
+                .map_err(|e| Error::db(context(), e))?;
+            let mut found = false;
+            for table in tables.iter().filter(|t| !ignore.contains(&t.as_str())) {
+                let any: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT EXISTS (SELECT 1 FROM {})",
+                    sqlite::quote(table)
+                )))
+                .fetch_one(&mut conn)
+                .await
+                .map_err(|e| Error::db(context(), e))?;
+                if any {
+                    found = true;
+                    break;
+                }
+            }
+            let _ = sqlx::Connection::close(conn).await;
+            Ok(found)
+        }
+        Source::Postgres { url } => {
+            let url = PgUrl::parse(url)?;
+            let context = || format!("inspecting {}", url.public());
+            let mut conn = url.connect().await?;
+            let tables = postgres::user_tables(&mut conn)
+                .await
+                .map_err(|e| Error::db(context(), e))?;
+            let mut found = false;
+            for (schema, table) in &tables {
+                if ignore.contains(&postgres::table_key(schema, table).as_str()) {
+                    continue;
+                }
+                let any: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT EXISTS (SELECT 1 FROM {}.{})",
+                    postgres::quote(schema),
+                    postgres::quote(table)
+                )))
+                .fetch_one(&mut conn)
+                .await
+                .map_err(|e| Error::db(context(), e))?;
+                if any {
+                    found = true;
+                    break;
+                }
+            }
+            let _ = sqlx::Connection::close(conn).await;
+            Ok(found)
+        }
+    }
+}

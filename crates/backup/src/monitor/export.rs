@@ -1,0 +1,141 @@
+//! The report as monitoring systems read it: a Nagios plugin line, Prometheus text.
+
+use std::path::Path;
+
+use super::{HealthReport, Status};
+use crate::{Result, durable};
+
+impl HealthReport {
+    /// The Nagios plugin output line: `BACKUP <STATUS> - <problems or summary> | <perfdata>`.
+    pub fn nagios_line(&self) -> String {
+        let problems: Vec<&str> = self
+            .checks
+            .iter()
+            .filter(|c| c.status != Status::Ok)
+            .map(|c| c.message.as_str())
+            .collect();
+        let summary = if problems.is_empty() {
+            self.checks
+                .iter()
+                .find(|c| c.name == "age")
+                .map_or("backups healthy", |c| c.message.as_str())
+                .to_owned()
+        } else {
+            problems.join("; ")
+        };
+        let m = &self.metrics;
+        let mut perf = vec![format!("backups={}", m.backups)];
+        if let Some(age) = m.newest_verified_age_seconds {
+            perf.push(format!("age={age}s"));
+        }
+        if let Some(free) = m.free_bytes {
+            perf.push(format!("free={free}B"));
+        }
+        if let Some(raw) = m.newest_raw_bytes {
+            perf.push(format!("size={raw}B"));
+        }
+        format!("BACKUP {} - {summary} | {}", self.status, perf.join(" "))
+    }
+
+    /// The health as Prometheus text exposition format (for node_exporter's textfile
+    /// collector).
+    pub fn prometheus_text(&self) -> String {
+        let mut out = String::new();
+        let mut gauge = |name: &str, help: &str, samples: Vec<(String, f64)>| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+            for (labels, value) in samples {
+                out.push_str(&format!("{name}{labels} {value}\n"));
+            }
+        };
+        let m = &self.metrics;
+        gauge(
+            "backup_health_status",
+            "Overall backup health: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+            vec![(String::new(), f64::from(self.status.exit_code()))],
+        );
+        gauge(
+            "backup_check_status",
+            "Status of each health check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+            self.checks
+                .iter()
+                .map(|c| {
+                    (
+                        format!("{{check=\"{}\"}}", c.name),
+                        f64::from(c.status.exit_code()),
+                    )
+                })
+                .collect(),
+        );
+        gauge(
+            "backup_count",
+            "Usable backups (not failed verification).",
+            vec![(String::new(), m.backups as f64)],
+        );
+        let optional = |v: Option<u64>| {
+            v.map(|v| vec![(String::new(), v as f64)])
+                .unwrap_or_default()
+        };
+        gauge(
+            "backup_newest_verified_timestamp_seconds",
+            "Creation time of the newest verified backup (Unix seconds).",
+            optional(
+                m.newest_verified_at
+                    .and_then(|t| u64::try_from(t.timestamp()).ok()),
+            ),
+        );
+        gauge(
+            "backup_newest_verified_age_seconds",
+            "Age of the newest verified backup.",
+            optional(m.newest_verified_age_seconds),
+        );
+        gauge(
+            "backup_newest_raw_bytes",
+            "Snapshot size of the newest backup.",
+            optional(m.newest_raw_bytes),
+        );
+        gauge(
+            "backup_newest_compressed_bytes",
+            "File size of the newest backup.",
+            optional(m.newest_compressed_bytes),
+        );
+        gauge(
+            "backup_free_bytes",
+            "Free space on the backup directory's disk.",
+            optional(m.free_bytes),
+        );
+        gauge(
+            "backup_last_run_success",
+            "Whether the latest run of each operation succeeded.",
+            m.last_run_ok
+                .iter()
+                .map(|(op, ok)| {
+                    (
+                        format!("{{operation=\"{op}\"}}"),
+                        if *ok { 1.0 } else { 0.0 },
+                    )
+                })
+                .collect(),
+        );
+        out
+    }
+
+    /// Writes [`HealthReport::prometheus_text`] to `path` atomically (the collector never
+    /// reads half a file).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors on `path`'s directory.
+    pub fn write_prometheus(&self, path: &Path) -> Result<()> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                crate::Error::InvalidConfig(format!("{} is not a file path", path.display()))
+            })?;
+        durable::write_atomically(dir, &name, self.prometheus_text().as_bytes())
+    }
+}

@@ -1,0 +1,262 @@
+//! Health of a backup directory, as a monitoring system wants it: Nagios statuses and exit
+//! codes, and Prometheus metrics.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use backup::{BackupRepository, monitor::{self, HealthPolicy, Status}};
+//! let dir = tempfile::tempdir()?;
+//! let repo = BackupRepository::open(dir.path())?;
+//! let report = monitor::assess(&repo, &HealthPolicy::default(), chrono::Utc::now());
+//! // No backup at all: critical, exit code 2.
+//! assert_eq!(report.status, Status::Critical);
+//! assert_eq!(report.status.exit_code(), 2);
+//! assert!(report.nagios_line().starts_with("BACKUP CRITICAL"));
+//! # Ok(())
+//! # }
+//! ```
+
+mod checks;
+mod export;
+
+use std::{fmt, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{BackupManifest, BackupRepository, run_log::Operation};
+
+use self::checks::{age_check, disk_check, last_run_check, size_check, verification_check};
+
+/// Thresholds of [`assess`].
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthPolicy {
+    /// WARNING when the newest verified backup is older. Default: 26 h (a daily backup
+    /// with slack).
+    #[serde(with = "secs")]
+    pub warn_age: Duration,
+    /// CRITICAL when the newest verified backup is older. Default: 50 h.
+    #[serde(with = "secs")]
+    pub crit_age: Duration,
+    /// WARNING with fewer usable backups (not failed). Default: 3.
+    pub min_backups: usize,
+    /// How many earlier backups the newest one's size is compared with (their median).
+    /// Default: 7.
+    pub size_window: usize,
+    /// WARNING when the newest backup is this fraction smaller than the median. Default: 0.25.
+    pub size_drop_warn: f64,
+    /// CRITICAL when the newest backup is this fraction smaller (an empty dump). Default: 0.5.
+    pub size_drop_crit: f64,
+    /// WARNING when the newest backup is still unverified this long after it was taken.
+    /// Default: 6 h.
+    #[serde(with = "secs")]
+    pub verify_grace: Duration,
+    /// WARNING when less space is free on the backup directory's disk. Default: 1 GiB.
+    /// (CRITICAL when the next backup and its verification copy would not fit.)
+    pub min_free_bytes: u64,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        Self {
+            warn_age: Duration::from_secs(26 * 3600),
+            crit_age: Duration::from_secs(50 * 3600),
+            min_backups: 3,
+            size_window: 7,
+            size_drop_warn: 0.25,
+            size_drop_crit: 0.5,
+            verify_grace: Duration::from_secs(6 * 3600),
+            min_free_bytes: 1 << 30,
+        }
+    }
+}
+
+mod secs {
+    pub(super) fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+}
+
+/// A Nagios status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    /// Exit code 0.
+    Ok,
+    /// Exit code 1.
+    Warning,
+    /// Exit code 2.
+    Critical,
+    /// Exit code 3: the health could not be assessed.
+    Unknown,
+}
+
+impl Status {
+    /// The Nagios plugin exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Ok => 0,
+            Self::Warning => 1,
+            Self::Critical => 2,
+            Self::Unknown => 3,
+        }
+    }
+
+    /// How bad it is, for picking the worst: OK < WARNING < UNKNOWN < CRITICAL.
+    fn severity(self) -> u8 {
+        match self {
+            Self::Ok => 0,
+            Self::Warning => 1,
+            Self::Unknown => 2,
+            Self::Critical => 3,
+        }
+    }
+
+    fn worst(self, other: Self) -> Self {
+        if other.severity() > self.severity() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ok => "OK",
+            Self::Warning => "WARNING",
+            Self::Critical => "CRITICAL",
+            Self::Unknown => "UNKNOWN",
+        })
+    }
+}
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    /// A stable name: `directory`, `age`, `last-run`, `size`, `count`, `verification`,
+    /// `disk`, `manifests`.
+    pub name: &'static str,
+    /// Its status.
+    pub status: Status,
+    /// What was found, for a person.
+    pub message: String,
+}
+
+/// The figures behind the checks, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HealthMetrics {
+    /// Usable backups (not failed verification).
+    pub backups: usize,
+    /// When the newest verified backup was taken.
+    pub newest_verified_at: Option<DateTime<Utc>>,
+    /// Its age in seconds.
+    pub newest_verified_age_seconds: Option<u64>,
+    /// The newest backup's snapshot size.
+    pub newest_raw_bytes: Option<u64>,
+    /// The newest backup's file size.
+    pub newest_compressed_bytes: Option<u64>,
+    /// Free space on the backup directory's disk.
+    pub free_bytes: Option<u64>,
+    /// Whether the latest run of each operation succeeded.
+    pub last_run_ok: Vec<(Operation, bool)>,
+}
+
+/// The health of a backup directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    /// The worst status of all checks.
+    pub status: Status,
+    /// Every check.
+    pub checks: Vec<Check>,
+    /// The figures.
+    pub metrics: HealthMetrics,
+    /// The clock the assessment used.
+    pub assessed_at: DateTime<Utc>,
+}
+
+/// Assesses the backups in `repo` against `policy` at time `now`. Never fails: what cannot be
+/// assessed is UNKNOWN.
+pub fn assess(repo: &BackupRepository, policy: &HealthPolicy, now: DateTime<Utc>) -> HealthReport {
+    let mut checks = Vec::new();
+    let mut metrics = HealthMetrics::default();
+    let listing = match repo.list() {
+        Ok(listing) => listing,
+        Err(e) => {
+            checks.push(check("directory", Status::Unknown, format!("{e}")));
+            return finish(checks, metrics, now);
+        }
+    };
+    let usable: Vec<&BackupManifest> = listing
+        .backups
+        .iter()
+        .filter(|m| !m.failed_verification())
+        .collect();
+    metrics.backups = usable.len();
+    let newest = listing.backups.first();
+    metrics.newest_raw_bytes = newest.map(|m| m.raw_bytes);
+    metrics.newest_compressed_bytes = newest.map(|m| m.compressed_bytes);
+
+    checks.push(age_check(&listing.backups, policy, now, &mut metrics));
+    checks.push(last_run_check(repo, &mut metrics));
+    checks.push(size_check(&usable, policy));
+    checks.push(if usable.len() < policy.min_backups {
+        check(
+            "count",
+            Status::Warning,
+            format!(
+                "{} usable backup(s), fewer than the minimum {}",
+                usable.len(),
+                policy.min_backups
+            ),
+        )
+    } else {
+        check(
+            "count",
+            Status::Ok,
+            format!("{} usable backups", usable.len()),
+        )
+    });
+    checks.push(verification_check(newest, policy, now));
+    checks.push(disk_check(repo.dir(), newest, policy, &mut metrics));
+    let unreadable: Vec<String> = listing
+        .ignored
+        .iter()
+        .filter(|i| i.path.extension().is_some_and(|e| e == "json"))
+        .map(|i| i.why.clone())
+        .collect();
+    checks.push(if unreadable.is_empty() {
+        check(
+            "manifests",
+            Status::Ok,
+            "every manifest is readable".to_owned(),
+        )
+    } else {
+        check("manifests", Status::Warning, unreadable.join("; "))
+    });
+    finish(checks, metrics, now)
+}
+
+fn finish(checks: Vec<Check>, metrics: HealthMetrics, now: DateTime<Utc>) -> HealthReport {
+    let status = checks
+        .iter()
+        .fold(Status::Ok, |worst, c| worst.worst(c.status));
+    HealthReport {
+        status,
+        checks,
+        metrics,
+        assessed_at: now,
+    }
+}
+
+pub(crate) fn check(name: &'static str, status: Status, message: String) -> Check {
+    Check {
+        name,
+        status,
+        message,
+    }
+}

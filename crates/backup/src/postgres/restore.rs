@@ -1,0 +1,201 @@
+//! `pg_restore` from a backup file, and the administration around it: scratch databases,
+//! sessions, renames.
+
+use std::{collections::BTreeMap, path::Path, process::Stdio};
+
+use sea_orm::sqlx::{self, postgres::PgConnection};
+
+use super::{PgTools, PgUrl, migration_version, quote, row_counts, spawn};
+use crate::{
+    BackupManifest, Error, Result, VerifyFailure,
+    failure::compare_counts,
+    progress::{Phase, ProgressFn, run_blocking},
+    stream,
+    verify::stream_failure,
+};
+
+/// Streams the backup at `data_path` into `pg_restore` connected to `db`.
+///
+/// The data file is hashed while it streams; on a mismatch pg_restore is killed before it sees
+/// the end of its input, so a `--single-transaction` restore never commits a changed file.
+/// Returns the verification failure, if any (including pg_restore's own errors).
+pub(crate) async fn restore_into(
+    db: &PgUrl,
+    data_path: &Path,
+    manifest: &BackupManifest,
+    tools: &PgTools,
+    extra_args: &[&str],
+    progress: &ProgressFn<'_>,
+) -> Result<Option<VerifyFailure>> {
+    let mut cmd = db.command(&tools.pg_restore);
+    cmd.arg("--exit-on-error")
+        .args(extra_args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let data_path = data_path.to_path_buf();
+    let manifest = manifest.clone();
+    run_blocking(Phase::Decompress, progress, move |tx| {
+        let (mut child, stderr) = spawn(cmd, "pg_restore")?;
+        let Some(mut stdin) = child.stdin.take() else {
+            return Err(Error::Internal("pg_restore has no stdin".to_owned()));
+        };
+        let done = stream::decompress(&data_path, &mut stdin, Path::new("pg_restore"), &tx);
+        let failure = match &done {
+            Ok(done) => stream_failure(&manifest, done),
+            Err(_) => None,
+        };
+        if done.is_err() || failure.is_some() {
+            let _ = child.kill();
+        }
+        drop(stdin);
+        let status = child
+            .wait()
+            .map_err(|e| Error::Internal(format!("pg_restore: {e}")))?;
+        let stderr = stderr.finish();
+        done?;
+        if failure.is_some() {
+            return Ok(failure);
+        }
+        if !status.success() {
+            return Ok(Some(VerifyFailure::RestoreFailed {
+                detail: format!("pg_restore {status}: {stderr}"),
+            }));
+        }
+        Ok(None)
+    })
+    .await?
+}
+
+/// Compares a restored database's row counts and migration version with the manifest.
+pub(crate) async fn check_database(
+    db: &PgUrl,
+    manifest: &BackupManifest,
+    migration_table: &str,
+) -> Result<(BTreeMap<String, u64>, Option<VerifyFailure>)> {
+    let context = || format!("checking the restored database {}", db.public());
+    let mut conn = db.connect().await?;
+    let tables = row_counts(&mut conn)
+        .await
+        .map_err(|e| Error::db(context(), e))?;
+    let version = migration_version(&mut conn, migration_table)
+        .await
+        .map_err(|e| Error::db(context(), e))?;
+    let _ = sqlx::Connection::close(conn).await;
+    let failure = compare_counts(&manifest.tables, &tables).or_else(|| {
+        (version != manifest.migration_version).then(|| VerifyFailure::MigrationVersion {
+            expected: manifest.migration_version.clone(),
+            actual: version,
+        })
+    });
+    Ok((tables, failure))
+}
+
+/// A connection to the server's maintenance database, for work on whole databases.
+pub(crate) struct Admin {
+    conn: PgConnection,
+    server: String,
+}
+
+impl Admin {
+    /// Connects to the maintenance database of `db`'s server with `db`'s credentials.
+    pub(crate) async fn connect(db: &PgUrl, tools: &PgTools) -> Result<Self> {
+        let admin = db.with_database(&tools.maintenance_database);
+        Ok(Self {
+            conn: admin.connect().await?,
+            server: admin.public(),
+        })
+    }
+
+    fn err(&self, what: &str) -> impl FnOnce(sqlx::Error) -> Error + use<> {
+        let context = format!("{what} on {}", self.server);
+        move |e| Error::db(context, e)
+    }
+
+    pub(crate) async fn exists(&mut self, name: &str) -> Result<bool> {
+        let err = self.err("looking up a database");
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(err)
+    }
+
+    /// The other sessions connected to `name`, described.
+    pub(crate) async fn sessions(&mut self, name: &str) -> Result<Vec<String>> {
+        let err = self.err("listing sessions");
+        sqlx::query_scalar(
+            "SELECT format('pid %s (%s%s)', pid, coalesce(nullif(application_name, ''), 'unnamed'), \
+                    coalesce(' from ' || client_addr::text, '')) \
+             FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() ORDER BY pid",
+        )
+        .bind(name)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(err)
+    }
+
+    /// Refuses new connections to `name` and ends the existing ones.
+    pub(crate) async fn disconnect_everyone(&mut self, name: &str) -> Result<()> {
+        let err = self.err("refusing connections");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+            quote(name)
+        )))
+        .execute(&mut self.conn)
+        .await
+        .map_err(err)?;
+        let err = self.err("ending sessions");
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .execute(&mut self.conn)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    pub(crate) async fn create(&mut self, name: &str) -> Result<()> {
+        let err = self.err("creating a database");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {} TEMPLATE template0",
+            quote(name)
+        )))
+        .execute(&mut self.conn)
+        .await
+        .map(|_| ())
+        .map_err(err)
+    }
+
+    /// Drops `name`, ending its sessions. Failures are logged: this is cleanup.
+    pub(crate) async fn drop_quietly(&mut self, name: &str) {
+        let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote(name)
+        )))
+        .execute(&mut self.conn)
+        .await;
+        if let Err(e) = dropped {
+            tracing::warn!(database = name, error = %e, "cannot drop a scratch database; drop it by hand");
+        }
+    }
+
+    pub(crate) async fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        let err = self.err("renaming a database");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            quote(from),
+            quote(to)
+        )))
+        .execute(&mut self.conn)
+        .await
+        .map(|_| ())
+        .map_err(err)
+    }
+
+    pub(crate) async fn close(self) {
+        let _ = sqlx::Connection::close(self.conn).await;
+    }
+}

@@ -1,0 +1,208 @@
+//! Restoring a backup over a database, with a safety backup of what it replaces.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use serde::Serialize;
+
+mod plan;
+mod postgres;
+mod sqlite;
+
+use crate::{
+    BackupId, BackupManifest, BackupRepository, Error, Result, Source, Verification, VerifyDepth,
+    VerifyFailure, progress::ProgressFn, repository::error_chain, run_log::Operation,
+    verify::millis,
+};
+
+/// How a restore replaces an existing database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreMode {
+    /// SQLite: the restored file is built and checked beside the target, then renamed over
+    /// it. PostgreSQL: the backup is restored into a new database, checked, and the names are
+    /// swapped; the replaced database is kept as `<name>_replaced_<time>`.
+    #[default]
+    Replace,
+    /// PostgreSQL only: `pg_restore --clean --if-exists --single-transaction` into the target
+    /// itself. Needs no second database's space; objects absent from the backup are kept.
+    Clean,
+}
+
+/// Options of [`BackupRepository::restore`].
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Only work out and return the plan; change nothing.
+    pub dry_run: bool,
+    /// Restore even though the target is in use (PostgreSQL: its sessions are ended).
+    pub force: bool,
+    /// How an existing target is replaced.
+    pub mode: RestoreMode,
+    /// Do not take a safety backup of the database being replaced (for a target too damaged
+    /// to be backed up).
+    pub skip_safety_backup: bool,
+}
+
+/// What a restore will do (or did).
+#[derive(Debug, Clone, Serialize)]
+pub struct RestorePlan {
+    /// The backup.
+    pub backup: BackupId,
+    /// The target, without password.
+    pub target: String,
+    /// Whether the target exists now.
+    pub target_exists: bool,
+    /// Who holds the target open, if anyone (the restore refuses unless forced).
+    pub in_use: Option<String>,
+    /// The steps, in order.
+    pub steps: Vec<String>,
+}
+
+/// The outcome of [`BackupRepository::restore`].
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    /// The plan that was (or, for a dry run, would be) carried out.
+    pub plan: RestorePlan,
+    /// False for a dry run.
+    pub executed: bool,
+    /// The safety backup of the replaced database.
+    pub safety_backup: Option<BackupId>,
+    /// Stale `-wal`/`-shm`/`-journal` files removed (SQLite).
+    pub removed_files: Vec<PathBuf>,
+    /// Where the replaced PostgreSQL database was kept.
+    pub replaced_database: Option<String>,
+    /// The row counts of the restored database.
+    pub tables: BTreeMap<String, u64>,
+    /// How long the restore took.
+    #[serde(with = "millis")]
+    pub duration: Duration,
+}
+
+impl BackupRepository {
+    /// Restores backup `id` into `target`.
+    ///
+    /// The backup is verified first (as part of building the restored copy), then a safety
+    /// backup of the current database is taken (reason `pre-restore`), then the restored copy
+    /// replaces it. A SQLite target held open by another connection (of any process) is
+    /// refused unless `force`; stale `-wal`/`-shm` files are removed so SQLite can never replay
+    /// the old database's log into the new one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoManifest`] for anything that is not a backup; [`Error::KindMismatch`];
+    /// [`Error::VerificationFailed`] for a damaged backup (the target is untouched);
+    /// [`Error::DatabaseInUse`]; [`Error::LockHeld`]; I/O and database errors.
+    pub async fn restore(
+        &self,
+        id: &BackupId,
+        target: &Source,
+        options: &RestoreOptions,
+        progress: &ProgressFn<'_>,
+    ) -> Result<RestoreReport> {
+        let manifest = self.manifest(id)?;
+        if manifest.database != target.kind() {
+            return Err(Error::KindMismatch {
+                id: id.to_string(),
+                backup: manifest.database.to_string(),
+                target: target.kind().to_string(),
+            });
+        }
+        if options.mode == RestoreMode::Clean && matches!(target, Source::Sqlite { .. }) {
+            return Err(Error::InvalidConfig(
+                "--clean applies to PostgreSQL only; SQLite restores replace the file".to_owned(),
+            ));
+        }
+        if options.dry_run {
+            let plan = self.plan(&manifest, target, options).await?;
+            return Ok(RestoreReport {
+                plan,
+                executed: false,
+                safety_backup: None,
+                removed_files: Vec::new(),
+                replaced_database: None,
+                tables: BTreeMap::new(),
+                duration: Duration::ZERO,
+            });
+        }
+        let lock = self.lock(Operation::Restore).await?;
+        let started = Utc::now();
+        let timer = Instant::now();
+        let result = match target {
+            Source::Sqlite { path } => {
+                self.restore_sqlite(&lock, manifest, path, options, progress)
+                    .await
+            }
+            Source::Postgres { url } => {
+                self.restore_postgres(&lock, manifest, url, options, progress)
+                    .await
+            }
+        };
+        let error = result.as_ref().err().map(|e| error_chain(e));
+        self.record(Operation::Restore, started, Some(id.clone()), error);
+        result.map(|mut report| {
+            report.duration = timer.elapsed();
+            report
+        })
+    }
+
+    /// Records a restore's checks as the backup's verification; a failure becomes
+    /// [`Error::VerificationFailed`].
+    fn record_verification(
+        &self,
+        manifest: BackupManifest,
+        outcome: std::result::Result<BTreeMap<String, u64>, VerifyFailure>,
+        duration: Duration,
+    ) -> Result<BTreeMap<String, u64>> {
+        self.save_verification(&manifest, outcome.as_ref().err(), duration)?;
+        outcome.map_err(|failure| Error::VerificationFailed {
+            id: manifest.id.to_string(),
+            failure,
+        })
+    }
+
+    fn save_verification(
+        &self,
+        manifest: &BackupManifest,
+        failure: Option<&VerifyFailure>,
+        duration: Duration,
+    ) -> Result<()> {
+        let mut manifest = manifest.clone();
+        manifest.verification = Some(Verification {
+            verified_at: Utc::now(),
+            ok: failure.is_none(),
+            depth: VerifyDepth::Full,
+            failure: failure.cloned(),
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        });
+        manifest.write(&self.dir)
+    }
+}
+
+fn refuse_if_in_use(plan: &RestorePlan, options: &RestoreOptions) -> Result<()> {
+    match &plan.in_use {
+        Some(holder) if !options.force => Err(Error::DatabaseInUse {
+            target: plan.target.clone(),
+            detail: holder.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn restore_temp_path(target: &Path, id: &BackupId) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "database".to_owned());
+    target.with_file_name(format!(
+        ".{name}.restore-{id}{}",
+        crate::durable::TEMP_SUFFIX
+    ))
+}
+
+fn lower(id: &BackupId) -> String {
+    id.as_str().to_lowercase().replace('-', "_")
+}

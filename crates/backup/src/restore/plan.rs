@@ -1,0 +1,119 @@
+//! The plan of a restore, worked out without changing anything.
+
+use crate::{
+    BackupManifest, BackupRepository, Error, Result, Source,
+    postgres::{PgUrl, derived_name, restore::Admin},
+    sqlite::{self, live_file},
+};
+
+use super::{RestoreMode, RestoreOptions, RestorePlan, lower, restore_temp_path};
+
+impl BackupRepository {
+    /// Works out the plan without changing anything.
+    pub(super) async fn plan(
+        &self,
+        manifest: &BackupManifest,
+        target: &Source,
+        options: &RestoreOptions,
+    ) -> Result<RestorePlan> {
+        let id = &manifest.id;
+        let mut steps = vec![format!(
+            "check backup {id}: the size and SHA-256 of {}",
+            self.data_path(manifest).display()
+        )];
+        let (target_exists, in_use) = match target {
+            Source::Sqlite { path } => {
+                let exists = path.exists();
+                let in_use = live_file::holder(path).map_err(|e| Error::io("inspect", path, e))?;
+                steps.push(format!(
+                    "decompress it to {} and check the copy (integrity_check, foreign_key_check, \
+                     row counts against the manifest)",
+                    restore_temp_path(path, id).display()
+                ));
+                if exists && !options.skip_safety_backup {
+                    steps.push(format!(
+                        "take a safety backup of {} (reason pre-restore) into {}",
+                        path.display(),
+                        self.dir.display()
+                    ));
+                }
+                let stale: Vec<String> = sqlite::side_files(path)
+                    .iter()
+                    .filter(|p| p.exists())
+                    .map(|p| p.display().to_string())
+                    .collect();
+                if !stale.is_empty() {
+                    steps.push(format!(
+                        "remove the replaced database's {}",
+                        stale.join(", ")
+                    ));
+                }
+                steps.push(format!(
+                    "rename the checked copy over {} and fsync the directory",
+                    path.display()
+                ));
+                (exists, in_use)
+            }
+            Source::Postgres { url } => {
+                let pg = PgUrl::parse(url)?;
+                let mut admin = Admin::connect(&pg, &self.config.pg_tools).await?;
+                let exists = admin.exists(pg.database()).await?;
+                let sessions = if exists {
+                    admin.sessions(pg.database()).await?
+                } else {
+                    Vec::new()
+                };
+                admin.close().await;
+                let db = pg.database();
+                if !exists {
+                    steps.push(format!("create database {db} and pg_restore into it"));
+                    steps.push("compare its row counts with the manifest".to_owned());
+                } else {
+                    if !options.skip_safety_backup {
+                        steps.push(format!("take a safety backup of {db} (reason pre-restore)"));
+                    }
+                    match options.mode {
+                        RestoreMode::Replace => {
+                            steps.push(format!(
+                                "create database {} and pg_restore into it; compare its row \
+                                 counts with the manifest",
+                                derived_name(db, &format!("restoring_{}", lower(id)))
+                            ));
+                            if options.force {
+                                steps.push(format!(
+                                    "refuse connections to {db} and end its sessions"
+                                ));
+                            }
+                            steps.push(format!(
+                                "rename {db} to {}_replaced_<time> (kept) and the new database to {db}",
+                                db
+                            ));
+                        }
+                        RestoreMode::Clean => {
+                            steps.push(format!(
+                                "pg_restore --clean --if-exists --single-transaction into {db}"
+                            ));
+                            steps.push("compare its row counts with the manifest".to_owned());
+                        }
+                    }
+                }
+                let in_use = (!sessions.is_empty()).then(|| sessions.join(", "));
+                (exists, in_use)
+            }
+        };
+        if let Some(holder) = &in_use {
+            steps.push(if options.force {
+                format!("go ahead although the target is in use ({holder}): --force")
+            } else {
+                format!("REFUSE: the target is in use ({holder}); stop it or pass --force")
+            });
+        }
+        Ok(RestorePlan {
+            backup: id.clone(),
+            target: target.display_name(),
+            target_exists,
+            in_use,
+            steps,
+        })
+    }
+}

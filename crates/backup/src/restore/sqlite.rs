@@ -1,0 +1,77 @@
+//! Restoring a SQLite backup: build and check the copy beside the target, back up the
+//! target, swap.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    BackupManifest, BackupRepository, Error, Reason, Result, Source, VerifyDepth,
+    lock::RepoLock,
+    progress::ProgressFn,
+    sqlite::{self, live_file, restore::materialize},
+};
+
+use super::{RestoreOptions, RestoreReport, refuse_if_in_use, restore_temp_path};
+
+impl BackupRepository {
+    pub(super) async fn restore_sqlite(
+        &self,
+        lock: &RepoLock,
+        manifest: BackupManifest,
+        target: &Path,
+        options: &RestoreOptions,
+        progress: &ProgressFn<'_>,
+    ) -> Result<RestoreReport> {
+        let source = Source::sqlite(target);
+        let plan = self.plan(&manifest, &source, options).await?;
+        refuse_if_in_use(&plan, options)?;
+        if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io("create the directory", parent, e))?;
+        }
+        let timer = Instant::now();
+        let copy = materialize(
+            &self.data_path(&manifest),
+            restore_temp_path(target, &manifest.id),
+            &manifest,
+            VerifyDepth::Full,
+            &self.config.migration_table,
+            progress,
+        )
+        .await?;
+        let tables = self.record_verification(manifest.clone(), copy.outcome, timer.elapsed())?;
+        let safety_backup = if plan.target_exists && !options.skip_safety_backup {
+            Some(
+                self.create_locked(lock, &source, Reason::PreRestore, progress)
+                    .await?
+                    .id,
+            )
+        } else {
+            None
+        };
+        if !options.force {
+            // The check again, just before the swap: something may have opened it meanwhile.
+            if let Some(holder) =
+                live_file::holder(target).map_err(|e| Error::io("inspect", target, e))?
+            {
+                return Err(Error::DatabaseInUse {
+                    target: source.display_name(),
+                    detail: holder,
+                });
+            }
+        }
+        let removed_files = sqlite::restore::swap_into_place(copy.temp, target)?;
+        tracing::info!(id = %manifest.id, target = %target.display(), "backup restored");
+        Ok(RestoreReport {
+            plan,
+            executed: true,
+            safety_backup,
+            removed_files,
+            replaced_database: None,
+            tables,
+            duration: Duration::ZERO,
+        })
+    }
+}

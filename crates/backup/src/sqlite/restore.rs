@@ -1,0 +1,98 @@
+//! Turning a SQLite backup back into a database file: decompress beside its destination,
+//! check it, and (for a restore) swap it into place.
+
+use std::{
+    collections::BTreeMap,
+    io::BufWriter,
+    path::{Path, PathBuf},
+};
+
+use super::{check::check_copy, side_files};
+use crate::{
+    BackupManifest, Result, VerifyDepth, VerifyFailure,
+    durable::{self, TempFile},
+    error::io_err,
+    progress::{Phase, ProgressFn, run_blocking},
+    stream::{self, CHUNK},
+    verify::{precheck, stream_failure},
+};
+
+/// A decompressed copy in its temporary file, and whether it passed the checks.
+#[derive(Debug)]
+pub(crate) struct Materialized {
+    pub(crate) temp: TempFile,
+    pub(crate) outcome: std::result::Result<BTreeMap<String, u64>, VerifyFailure>,
+}
+
+/// Checks the data file's size, then decompresses it into the new file `dest` while hashing
+/// it, then checks the copy.
+pub(crate) async fn materialize(
+    data_path: &Path,
+    dest: PathBuf,
+    manifest: &BackupManifest,
+    depth: VerifyDepth,
+    migration_table: &str,
+    progress: &ProgressFn<'_>,
+) -> Result<Materialized> {
+    let (temp, file) = TempFile::create(dest)?;
+    if let Some(failure) = precheck(data_path, manifest)? {
+        return Ok(Materialized {
+            temp,
+            outcome: Err(failure),
+        });
+    }
+    let source = data_path.to_path_buf();
+    let dest_path = temp.path().to_path_buf();
+    let decompressed = run_blocking(Phase::Decompress, progress, move |tx| {
+        let mut sink = BufWriter::with_capacity(CHUNK, file);
+        let done = stream::decompress(&source, &mut sink, &dest_path, &tx)?;
+        let file = sink
+            .into_inner()
+            .map_err(|e| crate::Error::io("write", &dest_path, e.into_error()))?;
+        file.sync_all().map_err(io_err("fsync", &dest_path))?;
+        Ok::<_, crate::Error>(done)
+    })
+    .await??;
+    if let Some(failure) = stream_failure(manifest, &decompressed) {
+        return Ok(Materialized {
+            temp,
+            outcome: Err(failure),
+        });
+    }
+    progress(crate::Progress {
+        phase: Phase::Check,
+        done: 0,
+        total: None,
+    });
+    let checked = check_copy(temp.path(), manifest, depth, migration_table).await;
+    let outcome = match checked.failure {
+        Some(failure) => Err(failure),
+        None => Ok(checked.tables),
+    };
+    Ok(Materialized { temp, outcome })
+}
+
+/// Replaces `target` with the checked copy in `temp`.
+///
+/// The old database's `-wal`, `-shm` and `-journal` files are removed *before* the rename:
+/// left beside the new file, SQLite would replay the old WAL into it. A crash between the two
+/// steps leaves the old database without its uncheckpointed WAL, which the safety backup holds.
+/// Returns the side files that were removed.
+pub(crate) fn swap_into_place(temp: TempFile, target: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for side in side_files(target) {
+        match std::fs::remove_file(&side) {
+            Ok(()) => removed.push(side),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(crate::Error::io("remove", &side, e)),
+        }
+    }
+    if !removed.is_empty() {
+        // The removals must be on disk before the rename is: the reverse order after a crash
+        // is the old WAL beside the new database.
+        durable::sync_parent(target)?;
+    }
+    // The copy was fsync'd when written; persist() syncs the directory after the rename.
+    temp.persist(target)?;
+    Ok(removed)
+}

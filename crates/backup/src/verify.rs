@@ -1,0 +1,328 @@
+//! Verifying a backup: checksum, decompression, a restore into scratch, and the checks of
+//! what was restored.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{
+    BackupId, BackupManifest, BackupRepository, DatabaseKind, Error, Result, Source, Verification,
+    VerifyDepth, VerifyFailure,
+    lock::RepoLock,
+    postgres::{
+        PgUrl, derived_name,
+        restore::{Admin, check_database, restore_into},
+    },
+    progress::ProgressFn,
+    repository::error_chain,
+    run_log::Operation,
+    sqlite::restore::materialize,
+    stream,
+};
+
+/// Options of [`BackupRepository::verify`].
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// How thoroughly SQLite copies are checked. Default: [`VerifyDepth::Full`].
+    pub depth: VerifyDepth,
+    /// For PostgreSQL backups: a database URL on the server where the scratch database is
+    /// created (its credentials are used; the scratch database is dropped afterwards).
+    /// Default: the backup's source URL, which carries no password, so the server must accept
+    /// the user without one (`.pgpass`, `PGPASSWORD`, trust).
+    pub postgres_server: Option<Source>,
+}
+
+/// The result of verifying one backup.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// The backup.
+    pub id: BackupId,
+    /// Whether every check passed.
+    pub ok: bool,
+    /// How thorough the checks were.
+    pub depth: VerifyDepth,
+    /// What failed.
+    pub failure: Option<VerifyFailure>,
+    /// When verification finished.
+    pub verified_at: DateTime<Utc>,
+    /// How long it took.
+    #[serde(with = "millis")]
+    pub duration: Duration,
+    /// The row counts of the restored copy.
+    pub tables: BTreeMap<String, u64>,
+}
+
+impl VerifyReport {
+    /// The report if the backup passed, else [`Error::VerificationFailed`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::VerificationFailed`] when a check failed.
+    pub fn into_result(self) -> Result<Self> {
+        match self.failure {
+            Some(failure) => Err(Error::VerificationFailed {
+                id: self.id.to_string(),
+                failure,
+            }),
+            None => Ok(self),
+        }
+    }
+}
+
+pub(crate) mod millis {
+    pub(crate) fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+impl BackupRepository {
+    /// Verifies backup `id`: the data file's size and SHA-256, its decompression, a restore
+    /// into a scratch database (SQLite: a temporary file checked with `PRAGMA integrity_check`
+    /// and `foreign_key_check`; PostgreSQL: a scratch database), and the row counts and
+    /// migration version against the manifest. The result is recorded in the manifest.
+    ///
+    /// A backup that fails is a report with `ok: false`, not an error; use
+    /// [`VerifyReport::into_result`] to turn it into one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockHeld`], [`Error::NoManifest`], or an error that kept the checks from
+    /// running (scratch space, the PostgreSQL server).
+    pub async fn verify(
+        &self,
+        id: &BackupId,
+        options: &VerifyOptions,
+        progress: &ProgressFn<'_>,
+    ) -> Result<VerifyReport> {
+        let lock = self.lock(Operation::Verify).await?;
+        self.verify_recorded(&lock, id, options, progress).await
+    }
+
+    /// Verifies every backup, oldest first, under one lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`BackupRepository::verify`]; the first error stops the run.
+    pub async fn verify_all(
+        &self,
+        options: &VerifyOptions,
+        progress: &ProgressFn<'_>,
+    ) -> Result<Vec<VerifyReport>> {
+        let lock = self.lock(Operation::Verify).await?;
+        let mut reports = Vec::new();
+        for manifest in self.list()?.backups.into_iter().rev() {
+            reports.push(
+                self.verify_recorded(&lock, &manifest.id, options, progress)
+                    .await?,
+            );
+        }
+        Ok(reports)
+    }
+
+    /// Verifies and records the outcome in the run log.
+    pub(crate) async fn verify_recorded(
+        &self,
+        lock: &RepoLock,
+        id: &BackupId,
+        options: &VerifyOptions,
+        progress: &ProgressFn<'_>,
+    ) -> Result<VerifyReport> {
+        let started = Utc::now();
+        let result = self.verify_locked(lock, id, options, progress).await;
+        let error = match &result {
+            Ok(report) => report.failure.as_ref().map(|f| format!("backup {id}: {f}")),
+            Err(e) => Some(error_chain(e)),
+        };
+        self.record(Operation::Verify, started, Some(id.clone()), error);
+        result
+    }
+
+    pub(crate) async fn verify_locked(
+        &self,
+        _lock: &RepoLock,
+        id: &BackupId,
+        options: &VerifyOptions,
+        progress: &ProgressFn<'_>,
+    ) -> Result<VerifyReport> {
+        let mut manifest = self.manifest(id)?;
+        let timer = Instant::now();
+        let data_path = self.data_path(&manifest);
+        let outcome = match manifest.database {
+            DatabaseKind::Sqlite => {
+                let scratch = self.scratch_dir().join(format!(
+                    ".verify-{id}.sqlite{}",
+                    crate::durable::TEMP_SUFFIX
+                ));
+                let copy = materialize(
+                    &data_path,
+                    scratch,
+                    &manifest,
+                    options.depth,
+                    &self.config.migration_table,
+                    progress,
+                )
+                .await?;
+                copy.outcome
+            }
+            DatabaseKind::Postgres => {
+                let server = match &options.postgres_server {
+                    Some(server) => server.clone(),
+                    None => Source::from_url(&manifest.source)?,
+                };
+                let Source::Postgres { url } = server else {
+                    return Err(Error::InvalidConfig(format!(
+                        "backup {id} is of a PostgreSQL database; verifying it needs a PostgreSQL server"
+                    )));
+                };
+                self.verify_postgres(&PgUrl::parse(&url)?, &data_path, &manifest, progress)
+                    .await?
+            }
+        };
+        let (tables, failure) = match outcome {
+            Ok(tables) => (tables, None),
+            Err(failure) => (BTreeMap::new(), Some(failure)),
+        };
+        let verified_at = Utc::now();
+        let duration = timer.elapsed();
+        manifest.verification = Some(Verification {
+            verified_at,
+            ok: failure.is_none(),
+            depth: options.depth,
+            failure: failure.clone(),
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        });
+        manifest.write(&self.dir)?;
+        match &failure {
+            None => {
+                tracing::info!(id = %id, duration_ms = duration.as_millis() as u64, "backup verified")
+            }
+            Some(f) => tracing::error!(id = %id, failure = %f, "backup failed verification"),
+        }
+        Ok(VerifyReport {
+            id: id.clone(),
+            ok: failure.is_none(),
+            depth: options.depth,
+            failure,
+            verified_at,
+            duration,
+            tables,
+        })
+    }
+
+    /// Restores into a scratch database on `server`'s server, checks it, drops it.
+    async fn verify_postgres(
+        &self,
+        server: &PgUrl,
+        data_path: &Path,
+        manifest: &BackupManifest,
+        progress: &ProgressFn<'_>,
+    ) -> Result<std::result::Result<BTreeMap<String, u64>, VerifyFailure>> {
+        if let Some(failure) = precheck(data_path, manifest)? {
+            return Ok(Err(failure));
+        }
+        let tools = &self.config.pg_tools;
+        let mut admin = Admin::connect(server, tools).await?;
+        let tag = format!(
+            "verify_{}_{}",
+            manifest.id.as_str().to_lowercase().replace('-', "_"),
+            std::process::id()
+        );
+        let name = derived_name(server.database(), &tag);
+        admin.create(&name).await?;
+        let scratch = server.with_database(&name);
+        let checked = async {
+            let restored = restore_into(
+                &scratch,
+                data_path,
+                manifest,
+                tools,
+                &["--no-owner", "--no-privileges"],
+                progress,
+            )
+            .await?;
+            if let Some(failure) = restored {
+                return Ok(Err(failure));
+            }
+            let (tables, failure) =
+                check_database(&scratch, manifest, &self.config.migration_table).await?;
+            Ok(failure.map_or(Ok(tables), Err))
+        }
+        .await;
+        admin.drop_quietly(&name).await;
+        admin.close().await;
+        checked
+    }
+}
+
+/// The checks that need no decompression: the data file exists and has the recorded size.
+pub(crate) fn precheck(
+    data_path: &Path,
+    manifest: &BackupManifest,
+) -> Result<Option<VerifyFailure>> {
+    match std::fs::metadata(data_path) {
+        Ok(meta) if meta.len() != manifest.compressed_bytes => {
+            Ok(Some(VerifyFailure::SizeMismatch {
+                expected: manifest.compressed_bytes,
+                actual: meta.len(),
+            }))
+        }
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Some(VerifyFailure::DataFileMissing))
+        }
+        Err(e) => Err(Error::io("inspect", data_path, e)),
+    }
+}
+
+/// What the decompression pass itself proved wrong, checksum first: a changed file explains a
+/// decoding error, not the other way round.
+pub(crate) fn stream_failure(
+    manifest: &BackupManifest,
+    done: &stream::Decompressed,
+) -> Option<VerifyFailure> {
+    if done.sha256 != manifest.sha256 {
+        Some(VerifyFailure::ChecksumMismatch {
+            expected: manifest.sha256.clone(),
+            actual: done.sha256.clone(),
+        })
+    } else if let Some(detail) = &done.decode_error {
+        Some(VerifyFailure::Corrupt {
+            detail: detail.clone(),
+        })
+    } else if done.raw_bytes != manifest.raw_bytes {
+        Some(VerifyFailure::RawSizeMismatch {
+            expected: manifest.raw_bytes,
+            actual: done.raw_bytes,
+        })
+    } else {
+        None
+    }
+}
+
+/// Hashes a data file without decompressing it (the cheap check before a restore).
+pub(crate) async fn checksum_only(
+    data_path: &Path,
+    manifest: &BackupManifest,
+) -> Result<Option<VerifyFailure>> {
+    if let Some(failure) = precheck(data_path, manifest)? {
+        return Ok(Some(failure));
+    }
+    let path = data_path.to_path_buf();
+    let actual = tokio::task::spawn_blocking(move || stream::sha256_of(&path))
+        .await
+        .map_err(|e| Error::Internal(format!("a checksum worker failed: {e}")))??;
+    Ok(
+        (actual != manifest.sha256).then(|| VerifyFailure::ChecksumMismatch {
+            expected: manifest.sha256.clone(),
+            actual,
+        }),
+    )
+}

@@ -1,0 +1,278 @@
+//! Shared fixtures: seeded databases, table contents, and real ways to make a disk fail.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use backup::{BackupRepository, Source, VerifyOptions};
+use chrono::NaiveDate;
+use dataset::{DatasetOptions, Scale};
+use db_connect::{Backend, testing::TestDatabase};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+
+/// A migrated database filled with the tiny dataset.
+pub(crate) async fn seeded(db: TestDatabase) -> TestDatabase {
+    let db = db.migrated::<migration::Migrator>().await;
+    let options = DatasetOptions::new(Scale::Tiny)
+        .seed(1)
+        .reference_date(NaiveDate::from_ymd_opt(2026, 11, 25).unwrap());
+    dataset::generate(db.connection(), &options, &|_| {})
+        .await
+        .unwrap();
+    db
+}
+
+pub(crate) fn source(db: &TestDatabase) -> Source {
+    Source::from_url(db.url()).unwrap()
+}
+
+/// Verification options that work on both backends (PostgreSQL verifies on the test server).
+pub(crate) fn verify_options(db: &TestDatabase) -> VerifyOptions {
+    VerifyOptions {
+        postgres_server: (db.backend() == Backend::Postgres).then(|| source(db)),
+        ..VerifyOptions::default()
+    }
+}
+
+pub(crate) fn repo(dir: &Path) -> BackupRepository {
+    BackupRepository::open(dir).unwrap()
+}
+
+pub(crate) async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+async fn strings(db: &DatabaseConnection, sql: &str) -> Vec<String> {
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+/// The user tables of a database.
+pub(crate) async fn tables(db: &DatabaseConnection) -> Vec<String> {
+    let sql = match Backend::of_connection(db) {
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        }
+        Backend::Postgres => {
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+        }
+    };
+    strings(db, sql).await
+}
+
+/// Every row of every table, as text, so two databases can be compared exactly.
+pub(crate) async fn contents(db: &DatabaseConnection) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::new();
+    for table in tables(db).await {
+        let sql = match Backend::of_connection(db) {
+            Backend::Sqlite => {
+                let columns = strings(
+                    db,
+                    &format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"),
+                )
+                .await;
+                let row = columns
+                    .iter()
+                    .map(|c| format!("quote(\"{c}\")"))
+                    .collect::<Vec<_>>()
+                    .join(" || '|' || ");
+                format!(
+                    "SELECT coalesce(string_agg(r, char(10) ORDER BY r), '') FROM (SELECT {row} AS r FROM \"{table}\")"
+                )
+            }
+            Backend::Postgres => format!(
+                "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM \"{table}\" t"
+            ),
+        };
+        let text = strings(db, &sql).await.remove(0);
+        all.insert(table, text);
+    }
+    all
+}
+
+/// Live row counts, as the manifest records them.
+pub(crate) async fn counts(db: &DatabaseConnection) -> BTreeMap<String, u64> {
+    let mut all = BTreeMap::new();
+    for table in tables(db).await {
+        let n = scalar(db, &format!("SELECT count(*) FROM \"{table}\"")).await;
+        all.insert(table, n as u64);
+    }
+    all
+}
+
+/// Changes the data in every way a day of use would: inserts, updates, deletes.
+pub(crate) async fn mutate(db: &DatabaseConnection) {
+    db.execute_unprepared(&format!("{INSERT_BOOKING}; {INSERT_BOOKING}"))
+        .await
+        .unwrap();
+    db.execute_unprepared(
+        "UPDATE users SET name = 'changed' WHERE id = (SELECT min(id) FROM users)",
+    )
+    .await
+    .unwrap();
+    db.execute_unprepared(
+        "DELETE FROM notifications WHERE id = (SELECT max(id) FROM notifications)",
+    )
+    .await
+    .unwrap();
+}
+
+/// Inserts a copy of the first booking: valid on both backends whatever the dataset.
+pub(crate) const INSERT_BOOKING: &str = "INSERT INTO bookings (user_id, room_type_id, start_date, end_date, rooms_booked, status, total_price, deposit_amount, is_deposit_paid, created_at, updated_at) \
+     SELECT user_id, room_type_id, start_date, end_date, rooms_booked, status, total_price, deposit_amount, is_deposit_paid, created_at, updated_at \
+     FROM bookings WHERE id = (SELECT min(id) FROM bookings)";
+
+/// A fresh connection to a database whose test pool was closed.
+pub(crate) async fn reopen(db: &TestDatabase) -> DatabaseConnection {
+    db_connect::connect(db.url()).await.unwrap()
+}
+
+/// The names of the files in a directory, sorted.
+pub(crate) fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Flips one bit in the middle of a file.
+pub(crate) fn flip_a_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Drops a PostgreSQL database made by a test (a restore's new or replaced database).
+pub(crate) async fn drop_pg_database(name: &str) {
+    let admin = db_connect::connect(&db_connect::testing::postgres_admin_url())
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+}
+
+/// A PostgreSQL URL of another database on the test server.
+pub(crate) fn pg_url_of(db: &TestDatabase, name: &str) -> String {
+    let mut url = url::Url::parse(db.url()).unwrap();
+    url.set_path(name);
+    url.to_string()
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
+    match Command::new(cmd).args(args).output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!("{cmd}: {e}")),
+    }
+}
+
+/// A tiny tmpfs, to fill a disk for real. Needs root; reported like a missing service
+/// otherwise (a skip, or a failure under HOTEL_REQUIRE_SERVICES=1).
+pub(crate) struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub(crate) fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_string_lossy().into_owned();
+        match run(
+            "mount",
+            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", &path],
+        ) {
+            Ok(()) => Some(Self { dir }),
+            Err(why) => {
+                db_connect::testing::service_unavailable("a tmpfs mount (root)", &why);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Fills the file system, leaving about `leave` bytes free.
+    pub(crate) fn fill(&self, leave: u64) -> PathBuf {
+        let stat = nix::sys::statvfs::statvfs(self.dir.path()).unwrap();
+        let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+        let filler = self.dir.path().join("filler");
+        let size = free.saturating_sub(leave);
+        std::fs::write(&filler, vec![0xA5u8; size as usize]).unwrap();
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = run("umount", &["-l", &self.dir.path().to_string_lossy()]);
+    }
+}
+
+/// A directory made immutable with `chattr +i`: not even root can create files in it.
+pub(crate) struct Immutable {
+    path: PathBuf,
+}
+
+impl Immutable {
+    pub(crate) fn set(path: &Path) -> Option<Self> {
+        match run("chattr", &["+i", &path.to_string_lossy()]) {
+            Ok(()) => Some(Self {
+                path: path.to_path_buf(),
+            }),
+            Err(why) => {
+                db_connect::testing::service_unavailable("chattr +i", &why);
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = run("chattr", &["-i", &self.path.to_string_lossy()]);
+    }
+}
+
+/// An error with all its causes.
+pub(crate) fn error_text(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A number from a query inside a transaction.
+pub(crate) async fn scalar_in(txn: &sea_orm::DatabaseTransaction, sql: &str) -> i64 {
+    let row = txn
+        .query_one_raw(Statement::from_string(txn.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
