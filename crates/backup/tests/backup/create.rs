@@ -31,7 +31,7 @@ async fn create_records_a_complete_manifest(db: TestDatabase) {
     assert!(manifest.tables["bookings"] > 100);
     assert_eq!(
         manifest.migration_version.as_deref(),
-        Some("m20261125_000002_composite_indexes")
+        Some("m20261125_000003_composite_indexes")
     );
     assert_eq!(manifest.reason, Reason::Manual);
     assert_eq!(manifest.compression.level, 3);

@@ -136,7 +136,7 @@ async fn the_pre_migration_gate_leaves_a_verified_backup(db: TestDatabase) {
     assert!(report.verification.ok);
     assert_eq!(
         report.manifest.migration_version.as_deref(),
-        Some("m20261125_000002_composite_indexes")
+        Some("m20261125_000003_composite_indexes")
     );
 }
 
