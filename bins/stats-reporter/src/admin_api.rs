@@ -19,8 +19,8 @@ pub(crate) struct AdminClient {
 impl AdminClient {
     /// Checks the URL and the token's presence; nothing is sent yet.
     pub(crate) fn new(args: &ServerArgs) -> anyhow::Result<Self> {
-        let base = Url::parse(&args.url)
-            .with_context(|| format!("while reading --url {:?}", args.url))?;
+        let base =
+            Url::parse(&args.url).with_context(|| format!("while reading --url {:?}", args.url))?;
         if base.scheme() != "http" {
             bail!(
                 "--url {} is not an http:// URL (hotel-server speaks plain HTTP; put TLS in a proxy in front of it)",
@@ -83,10 +83,8 @@ impl AdminClient {
                     "the token is not an administrator's ({status}: {message}); create one with \
                      `hotel-server token create --email E --role admin`"
                 ),
-                StatusCode::NOT_FOUND => format!(
-                    "{url} answered {status}: is {} a hotel-server?",
-                    self.base
-                ),
+                StatusCode::NOT_FOUND =>
+                    format!("{url} answered {status}: is {} a hotel-server?", self.base),
                 _ => format!("{url} answered {status}: {message}"),
             });
         }
@@ -123,9 +121,15 @@ mod tests {
     #[test]
     fn a_missing_token_or_bad_url_is_refused_before_sending() {
         let missing = AdminClient::new(&args("http://127.0.0.1:3000", None)).unwrap_err();
-        assert!(missing.to_string().contains("HOTEL_ADMIN_TOKEN"), "{missing}");
+        assert!(
+            missing.to_string().contains("HOTEL_ADMIN_TOKEN"),
+            "{missing}"
+        );
         let blank = AdminClient::new(&args("http://127.0.0.1:3000", Some("  "))).unwrap_err();
-        assert!(blank.to_string().contains("no administrator token"), "{blank}");
+        assert!(
+            blank.to_string().contains("no administrator token"),
+            "{blank}"
+        );
         let https = AdminClient::new(&args("https://hotel.example", Some("t"))).unwrap_err();
         assert!(https.to_string().contains("not an http:// URL"), "{https}");
         let garbage = AdminClient::new(&args("not a url", Some("t"))).unwrap_err();
@@ -135,7 +139,9 @@ mod tests {
     #[test]
     fn error_bodies_give_their_message() {
         assert_eq!(
-            error_message(r#"{"error":{"code":"unauthorized","message":"unknown or revoked token"}}"#),
+            error_message(
+                r#"{"error":{"code":"unauthorized","message":"unknown or revoked token"}}"#
+            ),
             "unknown or revoked token"
         );
         assert_eq!(error_message("  Bad Gateway \n"), "Bad Gateway");

@@ -64,12 +64,7 @@ fn render_server(report: &QueryReport, url: &str, sort: SortBy, shapes: usize) -
     if report.queries.is_empty() {
         let _ = writeln!(out, "  no statements recorded yet");
     } else {
-        let _ = writeln!(
-            out,
-            "Top {} by {}:",
-            report.queries.len(),
-            sort.describe()
-        );
+        let _ = writeln!(out, "Top {} by {}:", report.queries.len(), sort.describe());
         let mut table = Table::new(&[
             ("#", Align::Right),
             ("calls", Align::Right),
@@ -93,7 +88,7 @@ fn render_server(report: &QueryReport, url: &str, sort: SortBy, shapes: usize) -
                 table::millis(q.p95),
                 table::millis(q.p99),
                 table::millis(q.max),
-                table::truncate(&q.fingerprint, 110),
+                table::abbreviate_sql(&q.fingerprint, 120),
             ]);
         }
         let _ = write!(out, "{table}");
@@ -116,7 +111,7 @@ fn render_server(report: &QueryReport, url: &str, sort: SortBy, shapes: usize) -
                 n.scope.clone(),
                 n.occurrences.to_string(),
                 n.max_repeats.to_string(),
-                table::truncate(&n.fingerprint, 110),
+                table::abbreviate_sql(&n.fingerprint, 120),
             ]);
         }
         let _ = write!(out, "{table}");
@@ -135,7 +130,7 @@ fn render_server(report: &QueryReport, url: &str, sort: SortBy, shapes: usize) -
                 s.at.format("%H:%M:%S%.3f").to_string(),
                 table::millis(s.duration),
                 if s.failed { "yes" } else { "" }.to_owned(),
-                table::truncate(&s.sql, 110),
+                table::abbreviate_sql(&s.sql, 120),
             ]);
         }
         let _ = write!(out, "{table}");
@@ -200,7 +195,11 @@ async fn time_once(
     }
 }
 
-async fn from_database(args: &AnalyzeQueriesArgs, url: &str, json: bool) -> anyhow::Result<Outcome> {
+async fn from_database(
+    args: &AnalyzeQueriesArgs,
+    url: &str,
+    json: bool,
+) -> anyhow::Result<Outcome> {
     let db = database::open_existing(url).await?;
     let backend = Backend::of_connection(&db);
     let picked = sample::pick(&db, &args.sample).await?;

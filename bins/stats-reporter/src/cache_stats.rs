@@ -41,9 +41,14 @@ impl CacheReport {
         self.stats.hits + self.stats.misses
     }
 
-    /// Poor reuse once the cache has been used; an untouched cache is not unhealthy.
-    fn is_unhealthy(&self) -> bool {
-        self.assessment == "poor" && self.lookups() > 0
+    /// Whether enough lookups were served for the assessment to mean something.
+    fn is_assessable(&self, min_lookups: u64) -> bool {
+        self.lookups() >= min_lookups.max(1)
+    }
+
+    /// Poor reuse over enough lookups.
+    fn is_unhealthy(&self, min_lookups: u64) -> bool {
+        self.assessment == "poor" && self.is_assessable(min_lookups)
     }
 }
 
@@ -60,16 +65,19 @@ pub(crate) async fn run(args: &CacheStatsArgs, json: bool) -> anyhow::Result<Out
         // The server's own document, so scripts read the same fields as the endpoint.
         println!("{}", serde_json::to_string_pretty(&raw)?);
     } else {
-        print!("{}", render(&report, client.base().as_str()));
+        print!(
+            "{}",
+            render(&report, client.base().as_str(), args.min_lookups)
+        );
     }
-    Ok(if report.is_unhealthy() {
+    Ok(if report.is_unhealthy(args.min_lookups) {
         Outcome::CheckFailed
     } else {
         Outcome::Ok
     })
 }
 
-fn render(report: &CacheReport, url: &str) -> String {
+fn render(report: &CacheReport, url: &str, min_lookups: u64) -> String {
     let s = &report.stats;
     let mut out = String::new();
     let mut line = |text: String| {
@@ -105,8 +113,14 @@ fn render(report: &CacheReport, url: &str) -> String {
             "Expired Entries",
             format!("{} (removed after their TTL)", s.expirations),
         ),
-        ("Evictions", format!("{} (to stay within capacity)", s.evictions)),
-        ("Invalidations", format!("{} (after writes)", s.invalidations)),
+        (
+            "Evictions",
+            format!("{} (to stay within capacity)", s.evictions),
+        ),
+        (
+            "Invalidations",
+            format!("{} (after writes)", s.invalidations),
+        ),
         (
             "Loads",
             format!(
@@ -121,19 +135,19 @@ fn render(report: &CacheReport, url: &str) -> String {
     }
     line(String::new());
     line("📈 Performance Assessment:".into());
-    let mark = match report.assessment.as_str() {
-        _ if report.lookups() == 0 => "ℹ️ ",
-        "excellent" => "✅",
-        "good" => "⚠️ ",
-        _ => "❌",
-    };
-    if report.lookups() == 0 {
-        line(format!(
-            "  {mark} No lookups yet: nothing to assess ({} entries pre-loaded)",
-            s.entries
-        ));
-    } else {
+    if report.is_assessable(min_lookups) {
+        let mark = match report.assessment.as_str() {
+            "excellent" => "✅",
+            "good" => "⚠️ ",
+            _ => "❌",
+        };
         line(format!("  {mark} {}", report.assessment_text));
+    } else {
+        line(format!(
+            "  ℹ️  Too few lookups to assess: {} so far, --min-lookups is {min_lookups} (the server reads: {})",
+            report.lookups(),
+            report.assessment_text
+        ));
     }
     out
 }
@@ -163,7 +177,7 @@ mod tests {
     #[test]
     fn renders_the_originals_sections_with_a_true_hit_ratio() {
         let r = report(1567, 233, 234, "excellent");
-        let text = render(&r, "http://127.0.0.1:3000/");
+        let text = render(&r, "http://127.0.0.1:3000/", 100);
         assert!(text.contains("📊 Cache Performance Statistics"), "{text}");
         assert!(
             text.contains("Current: 234 / 1000 entries (23.4% full)"),
@@ -177,16 +191,23 @@ mod tests {
         );
         assert!(text.contains("Expired Entries: 12"), "{text}");
         assert!(text.contains("✅ excellent text"), "{text}");
-        assert!(!r.is_unhealthy());
+        assert!(!r.is_unhealthy(100));
     }
 
     #[test]
-    fn poor_reuse_is_unhealthy_only_after_lookups() {
-        assert!(report(1, 40, 40, "poor").is_unhealthy());
+    fn poor_reuse_is_unhealthy_only_after_enough_lookups() {
+        let poor = report(1, 40, 40, "poor");
+        assert!(poor.is_unhealthy(41));
+        assert!(!poor.is_unhealthy(42));
+        let text = render(&poor, "http://h/", 100);
+        assert!(
+            text.contains("Too few lookups to assess: 41 so far, --min-lookups is 100"),
+            "{text}"
+        );
+        assert!(render(&poor, "http://h/", 10).contains("❌ poor text"));
         let idle = report(0, 0, 2, "poor");
-        assert!(!idle.is_unhealthy());
-        let text = render(&idle, "http://h/");
-        assert!(text.contains("No lookups yet"), "{text}");
+        assert!(!idle.is_unhealthy(0), "no lookups: nothing to assess");
+        let text = render(&idle, "http://h/", 0);
         assert!(text.contains("Hit Ratio:       n/a"), "{text}");
     }
 }

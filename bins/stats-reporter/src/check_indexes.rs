@@ -99,7 +99,11 @@ pub(crate) async fn run(args: &CheckIndexesArgs, json: bool) -> anyhow::Result<O
     } else {
         print!("{}", render(&report));
     }
-    Ok(if ok { Outcome::Ok } else { Outcome::CheckFailed })
+    Ok(if ok {
+        Outcome::Ok
+    } else {
+        Outcome::CheckFailed
+    })
 }
 
 fn verdict(v: PlanVerdict) -> &'static str {
@@ -125,12 +129,16 @@ fn render(report: &IndexReport) -> String {
         line(&format!("  {}", l.trim_start()));
     }
     if !report.indexes.unexpected.is_empty() {
-        line("  (an undeclared index slows every write to its table: declare it in a migration or drop it)");
+        line(
+            "  (an undeclared index slows every write to its table: declare it in a migration or drop it)",
+        );
     }
 
     line("");
     let mode = match (report.backend, report.plan_mode) {
-        ("postgres", "forced") => "; PostgreSQL plans with sequential scans disabled (--plans forced)",
+        ("postgres", "forced") => {
+            "; PostgreSQL plans with sequential scans disabled (--plans forced)"
+        }
         ("postgres", _) => "; PostgreSQL plans as the planner chooses (--plans realistic)",
         _ => "",
     };
@@ -200,7 +208,12 @@ fn render(report: &IndexReport) -> String {
     line("");
     let mut problems = Vec::new();
     if !report.indexes.missing.is_empty() {
-        let names: Vec<&str> = report.indexes.missing.iter().map(|i| i.name.as_str()).collect();
+        let names: Vec<&str> = report
+            .indexes
+            .missing
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
         problems.push(format!(
             "{} missing index(es): {} (apply them: `cargo run -p migration -- up`)",
             names.len(),

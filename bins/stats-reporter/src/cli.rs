@@ -12,7 +12,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success: the report was printed and nothing failed
   1  a check failed: check-indexes found a missing index or a hot query that scans;
-     cache-stats found poor cache reuse (under 2 hits per entry) after at least one lookup
+     cache-stats found poor cache reuse (under 2 hits per entry) after --min-lookups lookups
   2  usage error, or the command could not run: bad option, unreachable server or database,
      token refused, unexpected answer or database error
 
@@ -43,7 +43,7 @@ pub enum Command {
     /// Reads GET /api/admin/cache/stats: size and fill, hits, misses, hit ratio, hits per
     /// entry, expirations, evictions and loads since the server started, and the original
     /// system's assessment (excellent above 5 hits per entry, good from 2, poor below).
-    /// Exits 1 when reuse is poor and the cache has served at least one lookup.
+    /// Exits 1 when reuse is poor after at least --min-lookups lookups.
     #[command(after_help = EXIT_CODES)]
     CacheStats(CacheStatsArgs),
 
@@ -110,6 +110,11 @@ pub struct CacheStatsArgs {
     /// The server.
     #[command(flatten)]
     pub server: ServerArgs,
+
+    /// Lookups the cache must have served before its reuse is assessed (and poor reuse exits
+    /// 1): a server that just started, with only its pre-warming behind it, is not unhealthy.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub min_lookups: u64,
 }
 
 /// What to rank query shapes by.

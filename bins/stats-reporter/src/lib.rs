@@ -2,7 +2,7 @@
 //!
 //! | command | reads | exits 1 when |
 //! |---|---|---|
-//! | `cache-stats` | a running server's `GET /api/admin/cache/stats` | reuse is poor |
+//! | `cache-stats` | a running server's `GET /api/admin/cache/stats` | reuse is poor (after `--min-lookups` lookups) |
 //! | `analyze-queries` | a running server's `GET /api/admin/queries`, or runs the hot queries against `--database-url` | never |
 //! | `check-indexes` | a database: its indexes and the plans of the hot queries | an expected index is missing or a hot query scans |
 //! | `perf-table` | a dataset it generates | never |
@@ -18,8 +18,8 @@ mod admin_api;
 mod analyze_queries;
 mod cache_stats;
 mod check_indexes;
-mod database;
 pub mod cli;
+mod database;
 mod perf_table;
 mod progress;
 mod sample;

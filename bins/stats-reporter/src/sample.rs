@@ -88,7 +88,11 @@ pub(crate) async fn pick(
 
 /// `today`, moved into the inventory so the week after it has nights: a dataset generated for
 /// another date is still sampled where its data is.
-fn within_inventory(today: NaiveDate, first: Option<NaiveDate>, last: Option<NaiveDate>) -> NaiveDate {
+fn within_inventory(
+    today: NaiveDate,
+    first: Option<NaiveDate>,
+    last: Option<NaiveDate>,
+) -> NaiveDate {
     match (first, last) {
         (Some(first), Some(last)) => {
             let latest = (last - Duration::days(7)).max(first);
@@ -109,10 +113,22 @@ mod tests {
     #[test]
     fn today_moves_into_the_inventory() {
         let (first, last) = (Some(d("2026-01-01")), Some(d("2026-12-31")));
-        assert_eq!(within_inventory(d("2026-06-01"), first, last), d("2026-06-01"));
-        assert_eq!(within_inventory(d("2027-03-01"), first, last), d("2026-12-24"));
-        assert_eq!(within_inventory(d("2025-03-01"), first, last), d("2026-01-01"));
-        assert_eq!(within_inventory(d("2025-03-01"), None, None), d("2025-03-01"));
+        assert_eq!(
+            within_inventory(d("2026-06-01"), first, last),
+            d("2026-06-01")
+        );
+        assert_eq!(
+            within_inventory(d("2027-03-01"), first, last),
+            d("2026-12-24")
+        );
+        assert_eq!(
+            within_inventory(d("2025-03-01"), first, last),
+            d("2026-01-01")
+        );
+        assert_eq!(
+            within_inventory(d("2025-03-01"), None, None),
+            d("2025-03-01")
+        );
         // Less than a week of inventory: its first night.
         assert_eq!(
             within_inventory(d("2026-06-01"), first, Some(d("2026-01-03"))),

@@ -117,6 +117,38 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
     }
 }
 
+/// Shortens a long select list to its first column (`SELECT t.id, … FROM t WHERE …`), so a
+/// row shows the tables and filters that tell one query shape from another, then truncates to
+/// `max` characters.
+pub(crate) fn abbreviate_sql(sql: &str, max: usize) -> String {
+    const LONG_LIST: usize = 40;
+    let short = sql.strip_prefix("SELECT ").and_then(|rest| {
+        // The FROM of this SELECT, not one inside a subquery of its select list.
+        let mut depth = 0i32;
+        let bytes = rest.as_bytes();
+        let from = (0..bytes.len()).find(|&i| {
+            match bytes[i] {
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {}
+            }
+            depth == 0 && rest[i..].starts_with(" FROM ")
+        })?;
+        let (list, tail) = rest.split_at(from);
+        if list.len() <= LONG_LIST {
+            return None;
+        }
+        let first = list.split(", ").next().unwrap_or(list);
+        let first = if first.len() > LONG_LIST {
+            "…"
+        } else {
+            first
+        };
+        Some(format!("SELECT {first}, …{tail}"))
+    });
+    truncate(short.as_deref().unwrap_or(sql), max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +172,27 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(2_500)), "2.50 s");
         assert_eq!(millis(Duration::from_micros(1_500)), "1.500");
         assert_eq!(truncate("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn long_select_lists_give_way_to_the_tables() {
+        assert_eq!(
+            abbreviate_sql(
+                "SELECT bookings.id, bookings.user_id, bookings.room_type_id, bookings.status FROM bookings WHERE id = ?",
+                200
+            ),
+            "SELECT bookings.id, … FROM bookings WHERE id = ?"
+        );
+        assert_eq!(
+            abbreviate_sql(
+                "SELECT (SELECT COUNT(*) FROM room_types WHERE id = ?) AS room_type_exists, COUNT(*) AS nights FROM room_inventory WHERE x = ?",
+                200
+            ),
+            "SELECT …, … FROM room_inventory WHERE x = ?"
+        );
+        assert_eq!(
+            abbreviate_sql("SELECT a, b FROM t", 200),
+            "SELECT a, b FROM t"
+        );
     }
 }
