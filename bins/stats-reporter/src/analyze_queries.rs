@@ -156,6 +156,7 @@ struct DatabaseReport {
     database: String,
     backend: &'static str,
     runs: u64,
+    warmup: u64,
     room_type_id: i64,
     user_id: i64,
     today: chrono::NaiveDate,
@@ -204,16 +205,24 @@ async fn from_database(
     let backend = Backend::of_connection(&db);
     let picked = sample::pick(&db, &args.sample).await?;
     let hot = optimized_queries::hot_queries(&db, &picked);
-    let bar = progress::bar(hot.len() as u64 * (args.runs + 1), "running hot queries");
+    let bar = progress::bar(
+        hot.len() as u64 * (args.runs + args.warmup),
+        "running hot queries",
+    );
     let mut timed = Vec::with_capacity(hot.len());
     for query in &hot {
         bar.set_message(query.name);
         let write = is_write(&query.statement.sql);
-        // One untimed run: the first execution prepares the statement and reads pages from disk.
-        let (_, mut rows) = time_once(&db, &query.statement, write)
-            .await
-            .with_context(|| format!("while running the hot query {}", query.name))?;
-        bar.inc(1);
+        // Untimed: the first run on each pooled connection prepares the statement, and the
+        // first ones read pages from disk.
+        let mut rows = 0;
+        for _ in 0..args.warmup {
+            rows = time_once(&db, &query.statement, write)
+                .await
+                .with_context(|| format!("while running the hot query {}", query.name))?
+                .1;
+            bar.inc(1);
+        }
         let mut latency = LatencyHistogram::new();
         for _ in 0..args.runs {
             let (elapsed, n) = time_once(&db, &query.statement, write)
@@ -236,6 +245,7 @@ async fn from_database(
         database: db_connect::redact_password(url),
         backend: backend.name(),
         runs: args.runs,
+        warmup: args.warmup,
         room_type_id: picked.room_type_id,
         user_id: picked.user_id,
         today: picked.today,
@@ -253,10 +263,11 @@ fn render_database(report: &DatabaseReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Hot queries on {} ({}), {} timed runs each after one warm-up (room type {}, user {}, today {}):",
+        "Hot queries on {} ({}), {} timed runs each after {} warm-up (room type {}, user {}, today {}):",
         report.database,
         report.backend,
         report.runs,
+        report.warmup,
         report.room_type_id,
         report.user_id,
         report.today

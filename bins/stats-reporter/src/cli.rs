@@ -56,7 +56,7 @@ pub enum Command {
     ///
     /// With --database-url: runs each of the hotel's hot queries (exactly as the
     /// optimized-queries helpers build them, with ids and dates picked from the data)
-    /// --runs times and prints p50/p95/p99 per query. Writes run inside a transaction that is
+    /// --runs times after --warmup untimed runs and prints p50/p95/p99 per query. Writes run inside a transaction that is
     /// rolled back, so the database is left as it was.
     #[command(after_help = EXIT_CODES)]
     AnalyzeQueries(AnalyzeQueriesArgs),
@@ -187,9 +187,15 @@ pub struct AnalyzeQueriesArgs {
     #[arg(long, value_enum, default_value = "total-time")]
     pub sort: SortBy,
 
-    /// Timed runs of each hot query, after one untimed warm-up run (--database-url mode).
+    /// Timed runs of each hot query (--database-url mode).
     #[arg(long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub runs: u64,
+
+    /// Untimed runs of each hot query first (--database-url mode). Keep it at least the pool's
+    /// size (8 on SQLite, 10 on PostgreSQL): each pooled connection prepares a statement on
+    /// its first use.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub warmup: u64,
 
     /// Parameters of the hot queries (--database-url mode).
     #[command(flatten)]
@@ -243,9 +249,11 @@ pub struct PerfTableArgs {
     #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub runs: u64,
 
-    /// Untimed runs before the timed ones (the cached variant is also loaded with every
-    /// parameter the timed runs use).
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    /// Untimed runs before the timed ones. Keep it at least the connection pool's size (8 on
+    /// SQLite, 10 on PostgreSQL): sequential runs take the pooled connections in turn and each
+    /// prepares a statement on first use, which would otherwise land in the timed runs. The
+    /// cached variant is also loaded with every parameter the timed runs use.
+    #[arg(long, default_value_t = 10, value_name = "N")]
     pub warmup: u64,
 
     /// Seed of the dataset.
@@ -297,7 +305,7 @@ mod tests {
         let Command::PerfTable(args) = cli.command else {
             panic!("perf-table parsed as {:?}", cli.command);
         };
-        assert_eq!((args.scale, args.runs, args.warmup), (Scale::Tiny, 20, 3));
+        assert_eq!((args.scale, args.runs, args.warmup), (Scale::Tiny, 20, 10));
         assert!(Cli::try_parse_from(["hotel-stats", "perf-table", "--runs", "0"]).is_err());
         assert!(Cli::try_parse_from(["hotel-stats", "perf-table", "--scale", "huge"]).is_err());
     }

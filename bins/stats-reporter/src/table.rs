@@ -87,10 +87,14 @@ impl fmt::Display for Table {
     }
 }
 
-/// A duration with a unit that suits it: `850 µs`, `12.3 ms`, `2.50 s`.
+/// A duration with a unit that suits it: `420 ns`, `4.2 µs`, `850 µs`, `12.3 ms`, `2.50 s`.
 pub(crate) fn duration(d: Duration) -> String {
     let micros = d.as_secs_f64() * 1e6;
-    if micros < 1_000.0 {
+    if micros < 1.0 {
+        format!("{} ns", d.as_nanos())
+    } else if micros < 10.0 {
+        format!("{micros:.1} µs")
+    } else if micros < 1_000.0 {
         format!("{micros:.0} µs")
     } else if micros < 10_000.0 {
         format!("{:.2} ms", micros / 1e3)
@@ -166,6 +170,8 @@ mod tests {
 
     #[test]
     fn durations_pick_their_unit() {
+        assert_eq!(duration(Duration::from_nanos(420)), "420 ns");
+        assert_eq!(duration(Duration::from_nanos(4_240)), "4.2 µs");
         assert_eq!(duration(Duration::from_micros(850)), "850 µs");
         assert_eq!(duration(Duration::from_micros(1_234)), "1.23 ms");
         assert_eq!(duration(Duration::from_micros(45_670)), "45.7 ms");
