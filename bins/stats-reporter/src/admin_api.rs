@@ -6,14 +6,14 @@ use anyhow::{Context, anyhow, bail};
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 
-use crate::cli::ServerArgs;
+use crate::cli::{AdminToken, ServerArgs};
 
-/// An authenticated client of one server's admin routes.
+/// An authenticated client of one server's admin routes (its `Debug` hides the token).
 #[derive(Debug)]
 pub(crate) struct AdminClient {
     http: reqwest::Client,
     base: Url,
-    token: String,
+    token: AdminToken,
 }
 
 impl AdminClient {
@@ -27,10 +27,10 @@ impl AdminClient {
                 args.url
             );
         }
-        let token = args
+        let token: AdminToken = args
             .token
-            .as_deref()
-            .map(str::trim)
+            .as_ref()
+            .map(|t| t.expose().trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 anyhow!(
@@ -38,7 +38,7 @@ impl AdminClient {
                      (create one with `hotel-server token create --email E --role admin`)"
                 )
             })?
-            .to_owned();
+            .parse()?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(args.timeout.max(1)))
             .connect_timeout(Duration::from_secs(args.timeout.clamp(1, 5)))
@@ -62,7 +62,7 @@ impl AdminClient {
         let response = self
             .http
             .get(url.clone())
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token.expose())
             .send()
             .await
             .with_context(|| format!("could not reach the server at {}", self.base))?;
@@ -113,7 +113,7 @@ mod tests {
     fn args(url: &str, token: Option<&str>) -> ServerArgs {
         ServerArgs {
             url: url.to_owned(),
-            token: token.map(str::to_owned),
+            token: token.map(|t| t.parse().unwrap()),
             timeout: 5,
         }
     }

@@ -97,11 +97,36 @@ pub struct ServerArgs {
     /// An administrator's API token (`hotel-server token create --email E --role admin`).
     /// Sent as `Authorization: Bearer`; never printed or logged.
     #[arg(long, env = "HOTEL_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<AdminToken>,
 
     /// Seconds to wait for the server's answer.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub timeout: u64,
+}
+
+/// An API token: shown as `***` by `Debug`, so it cannot leak into a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// The token itself, for the `Authorization` header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
+}
+
+impl std::str::FromStr for AdminToken {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
 }
 
 /// Options of `cache-stats`.
@@ -300,6 +325,15 @@ mod tests {
         assert_eq!((args.sort, args.top), (SortBy::P99, 3));
         assert_eq!(args.server.url, "http://127.0.0.1:3000");
         assert!(args.database_url.is_none());
+
+        let cli =
+            Cli::try_parse_from(["hotel-stats", "cache-stats", "--token", "htk_secret"]).unwrap();
+        let debug = format!("{cli:?}");
+        assert!(!debug.contains("htk_secret"), "{debug}");
+        let Command::CacheStats(args) = cli.command else {
+            panic!("cache-stats parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.server.token.unwrap().expose(), "htk_secret");
 
         let cli = Cli::try_parse_from(["hotel-stats", "perf-table", "--scale", "tiny"]).unwrap();
         let Command::PerfTable(args) = cli.command else {

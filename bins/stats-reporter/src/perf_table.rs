@@ -231,6 +231,10 @@ pub(crate) async fn run(args: &PerfTableArgs, json: bool) -> anyhow::Result<Outc
         rows,
     };
     if let Some(path) = &args.markdown {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("while creating {}", dir.display()))?;
+        }
         std::fs::write(path, markdown(&report))
             .with_context(|| format!("while writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());

@@ -469,7 +469,7 @@ async fn check_indexes_fails_without_the_index_migration_and_passes_with_it(db: 
 
 async fn perf_table_measures_the_five_operations(db: TestDatabase) {
     let dir = tempfile::tempdir().unwrap();
-    let markdown = dir.path().join("table.md");
+    let markdown = dir.path().join("docs").join("table.md");
     let markdown_arg = markdown.display().to_string();
     let mut args = vec![
         "perf-table",
