@@ -52,13 +52,13 @@ fn render_server(report: &QueryReport, url: &str, sort: SortBy, shapes: usize) -
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Queries of {url} since {}: {} statements ({} failed, {} slow at >= {} ms), {} ms of database time, {shapes} shapes",
+        "Queries of {url} since {}: {} statements ({} failed, {} slow at >= {}), {} of database time, {shapes} shapes",
         report.since.format("%Y-%m-%d %H:%M:%S UTC"),
         report.statements,
         report.errors,
         report.slow_statements,
-        table::millis(report.slow_threshold),
-        table::millis(report.database_time),
+        table::duration(report.slow_threshold),
+        table::duration(report.database_time),
     );
     let _ = writeln!(out);
     if report.queries.is_empty() {

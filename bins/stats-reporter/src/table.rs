@@ -143,12 +143,11 @@ pub(crate) fn abbreviate_sql(sql: &str, max: usize) -> String {
             return None;
         }
         let first = list.split(", ").next().unwrap_or(list);
-        let first = if first.len() > LONG_LIST {
-            "…"
+        Some(if first.len() > LONG_LIST {
+            format!("SELECT …{tail}")
         } else {
-            first
-        };
-        Some(format!("SELECT {first}, …{tail}"))
+            format!("SELECT {first}, …{tail}")
+        })
     });
     truncate(short.as_deref().unwrap_or(sql), max)
 }
@@ -194,7 +193,7 @@ mod tests {
                 "SELECT (SELECT COUNT(*) FROM room_types WHERE id = ?) AS room_type_exists, COUNT(*) AS nights FROM room_inventory WHERE x = ?",
                 200
             ),
-            "SELECT …, … FROM room_inventory WHERE x = ?"
+            "SELECT … FROM room_inventory WHERE x = ?"
         );
         assert_eq!(
             abbreviate_sql("SELECT a, b FROM t", 200),
