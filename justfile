@@ -81,3 +81,24 @@ backup-prune *flags:
 # Benchmark backup create/verify against cp and the VACUUM INTO + zstd script (docs/PERFORMANCE.md).
 bench-backup:
     cargo bench --bench backup
+
+# hotel-stats: a running server's cache statistics; exit 1 on poor reuse.
+# HOTEL_ADMIN_TOKEN=htk_… just perf-cache-stats [--url http://host:3000] [--json]
+perf-cache-stats *args:
+    cargo run --release --bin hotel-stats -- cache-stats {{args}}
+
+# hotel-stats: a running server's top queries, or --database-url URL to time the hot queries.
+# HOTEL_ADMIN_TOKEN=htk_… just perf-analyze-queries [--sort p99] [--top 20]
+perf-analyze-queries *args:
+    cargo run --release --bin hotel-stats -- analyze-queries {{args}}
+
+# hotel-stats: indexes and hot-query plans of DATABASE_URL (default data/hotel.sqlite);
+# exit 1 on a missing index or a scan. just perf-check-indexes [--plans realistic]
+perf-check-indexes *args:
+    cargo run --release --bin hotel-stats -- check-indexes {{args}}
+
+# hotel-stats: the before/after table on a generated dataset, also written as markdown.
+# just perf-table [tiny|small|medium|large] [--runs 50] [--database-url postgres://…]
+perf-table scale="small" *args:
+    mkdir -p target/perf
+    cargo run --release --bin hotel-stats -- perf-table --scale {{scale}} --markdown target/perf/perf-table-{{scale}}.md {{args}}

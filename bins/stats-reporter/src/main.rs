@@ -1,0 +1,22 @@
+//! `hotel-stats`: parses the command line, installs logging, runs the command and maps its
+//! outcome to the documented exit code (0 ok, 1 a check failed, 2 could not run).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use stats_reporter::{Cli, EXIT_ERROR, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // clap exits 2 on a usage error and 0 after --help or --version.
+    let cli = Cli::parse();
+    telemetry::init();
+    match stats_reporter::run(cli).await {
+        Ok(outcome) => outcome.exit_code(),
+        Err(err) => {
+            tracing::debug!(error = format!("{err:#}"), "hotel-stats failed");
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
