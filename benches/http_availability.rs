@@ -106,14 +106,10 @@ async fn serve(router: Router) -> String {
 
 async fn start_server(database_url: &str, redis_url: Option<String>) -> String {
     let settings = Settings {
-        database_url: database_url.to_owned(),
-        read_replica_url: None,
         cache_max_entries: 200_000,
         redis_url,
         redis_prefix: format!("bench:{}", std::process::id()),
-        slow_query: Duration::from_millis(100),
-        backup_dir: None,
-        skip_backup: false,
+        ..Settings::new(database_url)
     };
     let state = startup::build_state(&settings)
         .await

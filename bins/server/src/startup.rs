@@ -33,6 +33,23 @@ pub struct Settings {
     pub skip_backup: bool,
 }
 
+impl Settings {
+    /// Settings for `database_url` with the command line's defaults: no replica, no Redis, no
+    /// backup directory, 50 000 cache entries, slow at 100 ms.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            read_replica_url: None,
+            cache_max_entries: 50_000,
+            redis_url: None,
+            redis_prefix: "hotel:cache".to_owned(),
+            slow_query: Duration::from_millis(100),
+            backup_dir: None,
+            skip_backup: false,
+        }
+    }
+}
+
 /// Connects, migrates (behind a verified backup when the database holds data), instruments
 /// and pre-warms: everything but listening.
 ///

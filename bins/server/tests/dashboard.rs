@@ -75,14 +75,8 @@ async fn dashboard_draws_live_data_in_chromium() {
     .unwrap()
     .token;
     let settings = startup::Settings {
-        database_url: test_db.url().to_owned(),
-        read_replica_url: None,
         cache_max_entries: 1_000,
-        redis_url: None,
-        redis_prefix: "hotel:cache".to_owned(),
-        slow_query: Duration::from_millis(100),
-        backup_dir: None,
-        skip_backup: false,
+        ..startup::Settings::new(test_db.url())
     };
     let state = startup::build_state(&settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,7 +1,7 @@
 //! hotel-stats end to end: the real binary against a real server spawned in this process and
 //! real databases, on SQLite and PostgreSQL.
 
-use std::{path::Path, process::Output, time::Duration};
+use std::{path::Path, process::Output};
 
 use chrono::{Duration as Days, NaiveDate, Utc};
 use dataset::{DatasetOptions, Scale};
@@ -99,12 +99,8 @@ impl Server {
             .unwrap()
             .token;
         let state = startup::build_state(&Settings {
-            database_url: db.url().to_owned(),
-            read_replica_url: None,
             cache_max_entries: 1_000,
-            slow_query: Duration::from_millis(100),
-            backup_dir: None,
-            skip_backup: false,
+            ..Settings::new(db.url())
         })
         .await
         .unwrap();

@@ -95,14 +95,8 @@ impl TestApp {
             .unwrap();
 
         let mut settings = Settings {
-            database_url: test_db.url().to_owned(),
-            read_replica_url: None,
             cache_max_entries: 10_000,
-            redis_url: None,
-            redis_prefix: "hotel:cache".to_owned(),
-            slow_query: Duration::from_millis(100),
-            backup_dir: None,
-            skip_backup: false,
+            ..Settings::new(test_db.url())
         };
         adjust(&mut settings);
         Self::start(

@@ -139,14 +139,8 @@ async fn start_up_migrates_only_behind_a_verified_backup(test_db: TestDatabase) 
         .await
         .unwrap();
     let settings = |dir: std::path::PathBuf| server::startup::Settings {
-        database_url: url.clone(),
-        read_replica_url: None,
-        cache_max_entries: 100,
-        redis_url: None,
-        redis_prefix: "hotel:cache".to_owned(),
-        slow_query: Duration::from_millis(100),
         backup_dir: Some(dir),
-        skip_backup: false,
+        ..server::startup::Settings::new(url.clone())
     };
     let scratch = tempfile::tempdir().unwrap();
     let not_a_dir = scratch.path().join("a-file");
