@@ -4,13 +4,16 @@ use std::collections::HashMap;
 
 use entity::{BookingStatus, booking, payment, prelude::*, room_type, user};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
-    SelectTwo,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Select, Statement,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{
     DateRange, Error, Result,
+    json::{self, JsonSql},
+    rooms::Document,
+    sql::statement,
     views::{BookingView, GuestRef, PaymentView, RoomTypeRef},
 };
 
@@ -129,38 +132,94 @@ async fn attach_payments(db: &impl ConnectionTrait, views: &mut [BookingView]) -
     Ok(())
 }
 
-/// A user's bookings with their room type, newest first. One statement, two with payments.
+/// A user's bookings with their room type (and payments), newest first. One statement, folded
+/// into one JSON row (see the `json` module).
 ///
 /// # Errors
 ///
-/// [`Error::InvalidInput`] for a limit out of range, [`Error::Database`] when a query fails.
+/// [`Error::InvalidInput`] for a limit out of range, [`Error::Database`] when the query fails.
 pub async fn user_bookings(
     db: &impl ConnectionTrait,
     user_id: i64,
     query: UserBookingsQuery,
 ) -> Result<Vec<BookingView>> {
     check_limit(query.limit)?;
-    let rows = user_bookings_select(user_id, query).all(db).await?;
-    let mut views: Vec<BookingView> = rows.into_iter().map(|(b, rt)| view(b, rt, None)).collect();
-    if query.include_payments {
-        attach_payments(db, &mut views).await?;
+    match Document::find_by_statement(user_bookings_statement(db, user_id, query))
+        .one(db)
+        .await?
+    {
+        Some(row) => json::parse(&row.document),
+        None => Ok(Vec::new()),
     }
-    Ok(views)
 }
 
-pub(crate) fn user_bookings_select(
+/// The guest's page of bookings, with room type and (optionally) payments nested, as one JSON
+/// document.
+pub(crate) fn user_bookings_statement(
+    db: &impl ConnectionTrait,
     user_id: i64,
     query: UserBookingsQuery,
-) -> SelectTwo<Booking, RoomType> {
-    let mut select = Booking::find().filter(booking::Column::UserId.eq(user_id));
-    if let Some(status) = query.status {
-        select = select.filter(booking::Column::Status.eq(status));
+) -> Statement {
+    let json = JsonSql(db.get_database_backend());
+    let room_type = json.object(&[
+        ("id", "r.id".to_owned()),
+        ("name", "r.name".to_owned()),
+        ("pricePerNight", "r.price_per_night".to_owned()),
+    ]);
+    let mut booking: Vec<(&str, String)> = [
+        ("id", "b.id"),
+        ("userId", "b.user_id"),
+        ("roomTypeId", "b.room_type_id"),
+        ("startDate", "b.start_date"),
+        ("endDate", "b.end_date"),
+        ("roomsBooked", "b.rooms_booked"),
+        ("status", "b.status"),
+        ("totalPrice", "b.total_price"),
+        ("depositAmount", "b.deposit_amount"),
+        ("createdAt", "b.created_at"),
+        ("updatedAt", "b.updated_at"),
+    ]
+    .into_iter()
+    .map(|(key, column)| (key, column.to_owned()))
+    .collect();
+    booking.push(("isDepositPaid", json.boolean("b.is_deposit_paid")));
+    booking.push(("roomType", room_type));
+    if query.include_payments {
+        let payment = json.object(&[
+            ("id", "p.id".to_owned()),
+            ("amount", "p.amount".to_owned()),
+            ("status", "p.status".to_owned()),
+            ("provider", "p.provider".to_owned()),
+            ("paidAt", "p.paid_at".to_owned()),
+            ("createdAt", "p.created_at".to_owned()),
+        ]);
+        let payments = format!(
+            "SELECT {} FROM payments p WHERE p.booking_id = b.id",
+            json.array(&payment, "p.id")
+        );
+        booking.push(("payments", json.nested(&payments)));
     }
-    select
-        .order_by_desc(booking::Column::CreatedAt)
-        .order_by_desc(booking::Column::Id)
-        .limit(query.limit)
-        .find_also_related(RoomType)
+    let mut values: Vec<sea_orm::Value> = vec![user_id.into()];
+    let status_filter = match query.status {
+        Some(status) => {
+            values.push(status.into());
+            " AND b.status = $2"
+        }
+        None => "",
+    };
+    values.push((query.limit as i64).into());
+    let limit = values.len();
+    statement(
+        db,
+        format!(
+            "SELECT {} AS document FROM (SELECT b.id, b.created_at, {} AS x \
+             FROM bookings b JOIN room_types r ON r.id = b.room_type_id \
+             WHERE b.user_id = $1{status_filter} ORDER BY b.created_at DESC, b.id DESC LIMIT ${limit}) page",
+            json.text(&json.array_of_column("page.x", "page.created_at DESC, page.id DESC")),
+            json.object(&booking),
+        ),
+        values,
+    )
 }
 
 pub(crate) fn payments_select(booking_ids: Vec<i64>) -> Select<Payment> {

@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, QueryTrait, Statement};
 use crate::{
     BookingsInRangeQuery, DateRange, UserBookingsQuery,
     availability::{all_availability_statement, availability_statement},
-    bookings::{bookings_in_range_select, payments_select, user_bookings_select},
+    bookings::{bookings_in_range_select, payments_select, user_bookings_statement},
     reports::{occupancy_statement, payment_summary_statement, statistics_statement},
     rooms::{room_type_calendar_statement, room_types_on_statement},
     sql::statement,
@@ -62,18 +62,25 @@ pub fn hot_queries(db: &impl ConnectionTrait, sample: &HotQuerySample) -> Vec<Ho
         hot("all_availability", all_availability_statement(db, week)),
         hot(
             "user_bookings",
-            user_bookings_select(sample.user_id, UserBookingsQuery::default()).build(backend),
+            user_bookings_statement(
+                db,
+                sample.user_id,
+                UserBookingsQuery {
+                    include_payments: true,
+                    ..UserBookingsQuery::default()
+                },
+            ),
         ),
         hot(
             "user_bookings_by_status",
-            user_bookings_select(
+            user_bookings_statement(
+                db,
                 sample.user_id,
                 UserBookingsQuery {
                     status: Some(BookingStatus::Confirmed),
                     ..UserBookingsQuery::default()
                 },
-            )
-            .build(backend),
+            ),
         ),
         hot(
             "booking_payments",

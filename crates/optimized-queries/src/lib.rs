@@ -14,7 +14,7 @@
 //! |---|---|
 //! | [`room_types`], [`room_types_on`], [`room_type_calendar`] | 1 |
 //! | [`availability`], [`all_availability`], [`batch_availability`] | 1 |
-//! | [`user_bookings`] | 1, 2 with payments |
+//! | [`user_bookings`] | 1, payments included |
 //! | [`bookings_in_range`], [`bookings_by_ids`] | 1 |
 //! | [`booking_details`] | 2 |
 //! | [`booking_statistics`], [`occupancy`], [`payment_summary`] | 1 |
@@ -60,6 +60,7 @@ mod daily_stats;
 mod domain;
 mod error;
 mod hot_queries;
+mod json;
 pub mod naive;
 mod reports;
 mod retry;

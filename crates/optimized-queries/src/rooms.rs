@@ -15,9 +15,15 @@ const ROOM_TYPE_COLUMNS: &str =
 pub(crate) fn room_types_statement(db: &impl ConnectionTrait) -> Statement {
     statement(
         db,
-        format!("SELECT {ROOM_TYPE_COLUMNS} FROM room_types rt ORDER BY rt.id"),
+        "SELECT id, name, description, price_per_night, total_rooms FROM room_types ORDER BY id",
         [],
     )
+}
+
+/// A row holding a JSON document built by the database.
+#[derive(FromQueryResult)]
+pub(crate) struct Document {
+    pub(crate) document: String,
 }
 
 /// Every room type, by id. One statement.

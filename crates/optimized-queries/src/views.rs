@@ -6,8 +6,9 @@ use entity::{BookingStatus, PaymentStatus, booking, payment};
 use sea_orm::FromQueryResult;
 use serde::{Deserialize, Serialize};
 
-/// A room type as guests see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromQueryResult)]
+/// A room type as guests see it. Read from `id, name, description, price_per_night,
+/// total_rooms`, in that order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomTypeSummary {
     /// Id.
@@ -20,6 +21,23 @@ pub struct RoomTypeSummary {
     pub price_per_night: i64,
     /// Rooms of this type the hotel has.
     pub total_rooms: i32,
+}
+
+// By position: the derive looks each column up by name, building the name's string first, which
+// costs more than the rest of decoding a room type.
+impl FromQueryResult for RoomTypeSummary {
+    fn from_query_result(
+        row: &sea_orm::QueryResult,
+        _prefix: &str,
+    ) -> Result<Self, sea_orm::DbErr> {
+        Ok(Self {
+            id: row.try_get_by_index(0)?,
+            name: row.try_get_by_index(1)?,
+            description: row.try_get_by_index(2)?,
+            price_per_night: row.try_get_by_index(3)?,
+            total_rooms: row.try_get_by_index(4)?,
+        })
+    }
 }
 
 /// One night of one room type's inventory.

@@ -239,7 +239,7 @@ async fn bookings_with_relations_in_fixed_statements(test_db: TestDatabase) {
     )
     .await
     .unwrap();
-    counted.assert_statements(2, "user_bookings with payments");
+    counted.assert_statements(1, "user_bookings with payments, nested in one statement");
     let payments: Vec<_> = with_payments
         .iter()
         .map(|b| {
