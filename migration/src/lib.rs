@@ -15,12 +15,14 @@
 
 pub use sea_orm_migration::prelude::*;
 
+pub mod exclusive;
 pub mod gate;
 
 pub mod m20261125_000001_create_tables;
 pub mod m20261125_000002_booking_daily_stats;
 pub mod m20261125_000003_composite_indexes;
 
+pub use exclusive::{MIGRATION_LOCK_KEY, apply_pending};
 pub use gate::{Gate, pre_migration_backup};
 pub use m20261125_000003_composite_indexes::{COMPOSITE_INDEXES, IndexSpec};
 

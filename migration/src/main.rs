@@ -150,7 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Up { steps } => {
             let pending = Migrator::get_pending_migrations(&db).await?.len();
-            Migrator::up(&db, steps)
+            migration::apply_pending(&db, steps)
                 .await
                 .context("while applying migrations")?;
             let applied = steps.map_or(pending, |n| pending.min(n as usize));

@@ -272,3 +272,32 @@ test_on_backends!(
     composite_indexes_cover_the_listed_columns,
     constraints_reject_bad_rows,
 );
+
+/// Several instances starting at once on one PostgreSQL database: each migration is applied
+/// once, and every instance's call succeeds. (With `Migrator::up` in place of
+/// `apply_pending` this test fails: the second instance's `CREATE TABLE` finds the table.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_starting_together_apply_each_migration_once() {
+    let Some(test_db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let db = test_db.connection();
+    let starts = (0..4).map(|_| migration::apply_pending(db, None));
+    for result in futures::future::join_all(starts).await {
+        result.expect("every instance starts");
+    }
+    let applied = Migrator::get_applied_migrations(db).await.unwrap();
+    assert_eq!(applied.len(), Migrator::migrations().len());
+    let recorded = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) FROM seaql_migrations",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(recorded as usize, Migrator::migrations().len());
+    assert!(index_names(db).await.len() >= COMPOSITE_INDEXES.len());
+}

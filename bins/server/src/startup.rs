@@ -355,7 +355,7 @@ pub async fn migrate(
         None => {}
     }
     let names: Vec<String> = pending.iter().map(|m| m.name().to_owned()).collect();
-    Migrator::up(db, None)
+    migration::apply_pending(db, None)
         .await
         .context("while applying migrations")?;
     tracing::info!(applied = ?names, "migrations applied");
