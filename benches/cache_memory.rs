@@ -1,58 +1,28 @@
 //! Memory per cached entry, for sizing `CACHE_MAX_ENTRIES`: the hotel's real entries
 //! (availability of one room type, availability of every room type, a guest's bookings)
-//! loaded through `HotelCache` from the small dataset in SQLite, with a counting allocator
-//! measuring the bytes that stay allocated per entry (value, key, tags, tag index and the
-//! cache's bookkeeping). Prints a table; this measures bytes, not time.
+//! loaded through `HotelCache` from the small dataset in SQLite, with dhat's allocator counting
+//! the bytes that stay allocated per entry (value, key, tags, tag index and the cache's
+//! bookkeeping). Then, when Redis answers (`HOTEL_TEST_REDIS_URL`, default
+//! redis://127.0.0.1:6379), the Redis memory per availability entry of the shared tier, from
+//! `INFO memory` before and after, under a prefix of its own that is deleted afterwards. Prints
+//! tables; this measures bytes, not time.
 //!
 //! `cargo bench --bench cache_memory`
-
-use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    sync::atomic::{AtomicIsize, Ordering},
-};
 
 use chrono::{Days, NaiveDate};
 use dataset::{DatasetOptions, Scale};
 use migration::{Migrator, MigratorTrait};
 use optimized_queries::{DateRange, HotelCache, RoomCount, UserBookingsQuery};
-use query_cache::QueryCache;
+use query_cache::{QueryCache, RedisConfig};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
-/// Counts the bytes currently allocated by the process.
-struct CountingAllocator;
-
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counter only
-// observes sizes.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+// dhat's allocator counts the bytes the process holds (its profiler runs in testing mode: no
+// file is written).
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+static ALLOCATOR: dhat::Alloc = dhat::Alloc;
 
 fn live_bytes() -> isize {
-    LIVE_BYTES.load(Ordering::Relaxed)
+    dhat::HeapStats::get().curr_bytes as isize
 }
 
 const REFERENCE: (i32, u32, u32) = (2026, 11, 25);
@@ -82,6 +52,35 @@ where
     }
 }
 
+fn redis_url() -> Option<String> {
+    let url = std::env::var("HOTEL_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let client = redis::Client::open(url.as_str()).ok()?;
+    let mut connection = client
+        .get_connection_with_timeout(std::time::Duration::from_secs(2))
+        .ok()?;
+    redis::cmd("PING").query::<String>(&mut connection).ok()?;
+    Some(url)
+}
+
+fn redis_used_memory(connection: &mut redis::Connection) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(connection)
+        .expect("INFO memory");
+    info.lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("used_memory in INFO")
+}
+
+fn redis_keys(connection: &mut redis::Connection, pattern: &str) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(pattern)
+        .query(connection)
+        .expect("KEYS")
+}
+
 async fn ids(db: &DatabaseConnection, sql: &str) -> Vec<i64> {
     db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
         .await
@@ -94,6 +93,7 @@ async fn ids(db: &DatabaseConnection, sql: &str) -> Vec<i64> {
 fn main() {
     // Under `cargo test --all-targets` (no --bench) only a few entries of each kind.
     let full = std::env::args().any(|a| a == "--bench");
+    let _profiler = dhat::Profiler::builder().testing().build();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -215,6 +215,53 @@ fn main() {
                 "| {} | {} | {} | {} |",
                 m.kind, m.entries, m.bytes, per_entry
             );
+        }
+
+        let Some(redis_url) = redis_url() else {
+            println!("\nSKIP Redis: no Redis answers at HOTEL_TEST_REDIS_URL");
+            db.close().await.expect("close");
+            return;
+        };
+        let prefix = format!("bench-memory:{}", std::process::id());
+        let mut connection = redis::Client::open(redis_url.as_str())
+            .and_then(|c| c.get_connection())
+            .expect("a Redis connection");
+        let cache = QueryCache::builder()
+            .max_entries(1_000_000)
+            .redis(RedisConfig::new(&redis_url, prefix.clone()).expect("a Redis config"))
+            .build()
+            .expect("a cache");
+        assert!(
+            cache
+                .wait_for_redis(std::time::Duration::from_secs(2))
+                .await
+        );
+        let hotel = HotelCache::new(cache);
+        let before = redis_used_memory(&mut connection);
+        for &room_type in &room_types {
+            for day in 0..days {
+                for nights in 1..=7 {
+                    hotel
+                        .availability(&db, room_type, range(day, nights), one_room)
+                        .await
+                        .expect("availability");
+                }
+            }
+        }
+        let after = redis_used_memory(&mut connection);
+        let values = redis_keys(&mut connection, &format!("{prefix}:v:*")).len();
+        let all = redis_keys(&mut connection, &format!("{prefix}:*"));
+        println!("\nRedis memory of the shared tier (`INFO memory` used_memory before and after)");
+        println!("| entry | values | Redis keys in all | bytes | bytes per value |");
+        println!("| --- | ---: | ---: | ---: | ---: |");
+        println!(
+            "| availability (one room type, 1-7 nights) | {values} | {} | {} | {} |",
+            all.len(),
+            after - before,
+            (after - before) / values.max(1) as i64
+        );
+        if !all.is_empty() {
+            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&all).query(&mut connection);
         }
         db.close().await.expect("close");
     });

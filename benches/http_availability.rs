@@ -1,7 +1,8 @@
 //! Throughput and latency of `GET /api/availability` at concurrency 10, in one run: a bare axum
 //! handler returning a constant (the ceiling), the real server answering from its cache, the
 //! real server missing its cache on every request, and (when Redis answers) the server with the
-//! shared tier (L1 + L2). Then the cached server's memory over a 60 s run.
+//! shared tier (L1 + L2) and with Redis alone (L2 only: nothing kept in process). Then the
+//! cached server's memory over a 60 s run.
 //!
 //! ```text
 //! cargo bench --bench http_availability                 # every mode, 10 s each, then 60 s of memory
@@ -104,12 +105,16 @@ async fn serve(router: Router) -> String {
     url
 }
 
-async fn start_server(database_url: &str, redis_url: Option<String>) -> String {
+/// The real server on a random port: with Redis at `redis_url` (and at most `l1_max_ttl` in
+/// its own cache) when given, alone otherwise.
+async fn start_server(database_url: &str, redis: Option<(String, Duration)>) -> String {
+    let defaults = Settings::new(database_url);
     let settings = Settings {
         cache_max_entries: 200_000,
-        redis_url,
+        redis_url: redis.as_ref().map(|(url, _)| url.clone()),
         redis_prefix: format!("bench:{}", std::process::id()),
-        ..Settings::new(database_url)
+        l1_max_ttl: redis.map_or(defaults.l1_max_ttl, |(_, ttl)| ttl),
+        ..defaults
     };
     let state = startup::build_state(&settings)
         .await
@@ -219,9 +224,10 @@ end
     );
 
     if std::net::TcpStream::connect("127.0.0.1:6379").is_ok() {
+        let redis = "redis://127.0.0.1:6379".to_owned();
         let tiered = runtime.block_on(start_server(
             &database_url,
-            Some("redis://127.0.0.1:6379".to_owned()),
+            Some((redis.clone(), Duration::from_secs(5))),
         ));
         let hit = wrk(&format!("{tiered}/api/availability"), run_seconds, None);
         report(
@@ -233,6 +239,14 @@ end
         report(
             "hotel-server, L1 misses (L2 or DB)",
             &miss,
+            Some(ceiling.requests_per_second),
+        );
+        // Nothing kept in process: every request is a Redis round trip (a hit there).
+        let l2_only = runtime.block_on(start_server(&database_url, Some((redis, Duration::ZERO))));
+        let hit = wrk(&format!("{l2_only}/api/availability"), run_seconds, None);
+        report(
+            "hotel-server, cached (L2 only)",
+            &hit,
             Some(ceiling.requests_per_second),
         );
     }

@@ -124,6 +124,13 @@ pub struct ServeArgs {
     #[arg(long, env = "REDIS_PREFIX", default_value = "hotel:cache")]
     pub redis_prefix: String,
 
+    /// With REDIS_URL: the longest, in milliseconds, an entry stays in this instance's own
+    /// cache before it is read from Redis again. It bounds how long an instance can serve a
+    /// value whose invalidation message it missed; 0 keeps nothing in process (every lookup is
+    /// a Redis round trip).
+    #[arg(long, env = "CACHE_L1_MAX_TTL_MS", default_value_t = 5_000)]
+    pub l1_max_ttl_ms: u64,
+
     /// Most entries the in-process query cache holds.
     #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 50_000)]
     pub cache_max_entries: usize,

@@ -25,6 +25,9 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Prefix of the Redis keys and channel.
     pub redis_prefix: String,
+    /// With Redis: the longest an entry stays in this instance's cache, the staleness bound
+    /// when an invalidation message is lost (zero: every lookup reads Redis).
+    pub l1_max_ttl: Duration,
     /// The slow-query threshold.
     pub slow_query: Duration,
     /// The backup directory (None: no backups, no pre-migration gate).
@@ -43,6 +46,7 @@ impl Settings {
             cache_max_entries: 50_000,
             redis_url: None,
             redis_prefix: "hotel:cache".to_owned(),
+            l1_max_ttl: Duration::from_secs(5),
             slow_query: Duration::from_millis(100),
             backup_dir: None,
             skip_backup: false,
@@ -95,7 +99,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     let mut builder = QueryCache::builder().max_entries(settings.cache_max_entries);
     if let Some(url) = &settings.redis_url {
         let config = RedisConfig::new(url, settings.redis_prefix.clone())
-            .context("while reading REDIS_URL")?;
+            .context("while reading REDIS_URL")?
+            .l1_max_ttl(settings.l1_max_ttl);
         builder = builder.redis(config);
     }
     let cache = builder.build().context("while building the query cache")?;
