@@ -52,17 +52,6 @@ where
     }
 }
 
-fn redis_url() -> Option<String> {
-    let url = std::env::var("HOTEL_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let client = redis::Client::open(url.as_str()).ok()?;
-    let mut connection = client
-        .get_connection_with_timeout(std::time::Duration::from_secs(2))
-        .ok()?;
-    redis::cmd("PING").query::<String>(&mut connection).ok()?;
-    Some(url)
-}
-
 fn redis_used_memory(connection: &mut redis::Connection) -> i64 {
     let info: String = redis::cmd("INFO")
         .arg("memory")
@@ -79,6 +68,30 @@ fn redis_keys(connection: &mut redis::Connection, pattern: &str) -> Vec<String> 
         .arg(pattern)
         .query(connection)
         .expect("KEYS")
+}
+
+/// Caches the availability of every room type for stays of 1 to 7 nights starting on each of
+/// the `days` days from `from`.
+async fn fill_availability(
+    hotel: &HotelCache,
+    db: &DatabaseConnection,
+    room_types: &[i64],
+    from: NaiveDate,
+    days: u64,
+) {
+    let one_room = RoomCount::new(1).expect("one room");
+    for &room_type in room_types {
+        for day in 0..days {
+            for nights in 1..=7 {
+                let start = from + Days::new(day);
+                let range = DateRange::new(start, start + Days::new(nights)).expect("a range");
+                hotel
+                    .availability(db, room_type, range, one_room)
+                    .await
+                    .expect("availability");
+            }
+        }
+    }
 }
 
 async fn ids(db: &DatabaseConnection, sql: &str) -> Vec<i64> {
@@ -151,22 +164,9 @@ fn main() {
 
         let mut table = Vec::new();
         table.push(
-            measure(
-                &hotel,
-                "availability (one room type, 1-7 nights)",
-                || async {
-                    for &room_type in &room_types {
-                        for day in 0..days {
-                            for nights in 1..=7 {
-                                hotel
-                                    .availability(&db, room_type, range(day, nights), one_room)
-                                    .await
-                                    .expect("availability");
-                            }
-                        }
-                    }
-                },
-            )
+            measure(&hotel, "availability (one room type, 1-7 nights)", || {
+                fill_availability(&hotel, &db, &room_types, reference, days)
+            })
             .await,
         );
         table.push(
@@ -217,7 +217,7 @@ fn main() {
             );
         }
 
-        let Some(redis_url) = redis_url() else {
+        let Some(redis_url) = benches::redis_url() else {
             println!("\nSKIP Redis: no Redis answers at HOTEL_TEST_REDIS_URL");
             db.close().await.expect("close");
             return;
@@ -238,16 +238,7 @@ fn main() {
         );
         let hotel = HotelCache::new(cache);
         let before = redis_used_memory(&mut connection);
-        for &room_type in &room_types {
-            for day in 0..days {
-                for nights in 1..=7 {
-                    hotel
-                        .availability(&db, room_type, range(day, nights), one_room)
-                        .await
-                        .expect("availability");
-                }
-            }
-        }
+        fill_availability(&hotel, &db, &room_types, reference, days).await;
         let after = redis_used_memory(&mut connection);
         let values = redis_keys(&mut connection, &format!("{prefix}:v:*")).len();
         let all = redis_keys(&mut connection, &format!("{prefix}:*"));

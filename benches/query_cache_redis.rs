@@ -59,17 +59,6 @@ fn key(i: usize) -> String {
     format!("availability:{i}:2026-06-01:2026-06-04:1")
 }
 
-fn redis_url() -> Option<String> {
-    let url = std::env::var("HOTEL_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let client = redis::Client::open(url.as_str()).ok()?;
-    let mut connection = client
-        .get_connection_with_timeout(Duration::from_secs(2))
-        .ok()?;
-    redis::cmd("PING").query::<String>(&mut connection).ok()?;
-    Some(url)
-}
-
 /// Runs `op(i)` `iters` times on each of `threads` threads, started together; returns the
 /// wall time of the slowest thread.
 fn run_threads<F: Fn(usize) + Sync>(threads: usize, iters: u64, op: &F) -> Duration {
@@ -248,7 +237,7 @@ fn invalidation_latency(setup: &Setup) {
 }
 
 fn main() {
-    let Some(url) = redis_url() else {
+    let Some(url) = benches::redis_url() else {
         eprintln!(
             "SKIP query_cache_redis: no Redis answers at HOTEL_TEST_REDIS_URL \
              (default redis://127.0.0.1:6379)"
