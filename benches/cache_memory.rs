@@ -11,6 +11,7 @@
 
 use chrono::{Days, NaiveDate};
 use dataset::{DatasetOptions, Scale};
+use db_connect::testing::RedisPrefix;
 use migration::{Migrator, MigratorTrait};
 use optimized_queries::{DateRange, HotelCache, RoomCount, UserBookingsQuery};
 use query_cache::{QueryCache, RedisConfig};
@@ -61,13 +62,6 @@ fn redis_used_memory(connection: &mut redis::Connection) -> i64 {
         .find_map(|line| line.strip_prefix("used_memory:"))
         .and_then(|n| n.trim().parse().ok())
         .expect("used_memory in INFO")
-}
-
-fn redis_keys(connection: &mut redis::Connection, pattern: &str) -> Vec<String> {
-    redis::cmd("KEYS")
-        .arg(pattern)
-        .query(connection)
-        .expect("KEYS")
 }
 
 /// Caches the availability of every room type for stays of 1 to 7 nights starting on each of
@@ -222,13 +216,14 @@ fn main() {
             db.close().await.expect("close");
             return;
         };
-        let prefix = format!("bench-memory:{}", std::process::id());
+        // Its keys are deleted when `namespace` is dropped, at the end of the bench.
+        let namespace = RedisPrefix::new(&redis_url, "bench:cache-memory");
         let mut connection = redis::Client::open(redis_url.as_str())
             .and_then(|c| c.get_connection())
             .expect("a Redis connection");
         let cache = QueryCache::builder()
             .max_entries(1_000_000)
-            .redis(RedisConfig::new(&redis_url, prefix.clone()).expect("a Redis config"))
+            .redis(RedisConfig::new(&redis_url, namespace.prefix()).expect("a Redis config"))
             .build()
             .expect("a cache");
         assert!(
@@ -240,8 +235,8 @@ fn main() {
         let before = redis_used_memory(&mut connection);
         fill_availability(&hotel, &db, &room_types, reference, days).await;
         let after = redis_used_memory(&mut connection);
-        let values = redis_keys(&mut connection, &format!("{prefix}:v:*")).len();
-        let all = redis_keys(&mut connection, &format!("{prefix}:*"));
+        let values = namespace.keys("v:*").len();
+        let all = namespace.keys("*");
         println!("\nRedis memory of the shared tier (`INFO memory` used_memory before and after)");
         println!("| entry | values | Redis keys in all | bytes | bytes per value |");
         println!("| --- | ---: | ---: | ---: | ---: |");
@@ -251,9 +246,6 @@ fn main() {
             after - before,
             (after - before) / values.max(1) as i64
         );
-        if !all.is_empty() {
-            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&all).query(&mut connection);
-        }
         db.close().await.expect("close");
     });
 }

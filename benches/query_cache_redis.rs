@@ -17,6 +17,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use db_connect::testing::RedisPrefix;
 use query_cache::{Cacheable, QueryCache, RedisConfig, SharedCodec, Ttl};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -88,13 +89,13 @@ fn run_threads<F: Fn(usize) + Sync>(threads: usize, iters: u64, op: &F) -> Durat
 
 struct Setup {
     runtime: tokio::runtime::Runtime,
-    url: String,
-    prefix: String,
+    /// The bench's key prefix, emptied when the bench ends.
+    redis: RedisPrefix,
 }
 
 impl Setup {
     fn tier(&self, l1_max_ttl: Duration) -> QueryCache {
-        let config = RedisConfig::new(&self.url, &self.prefix)
+        let config = RedisConfig::new(self.redis.url(), self.redis.prefix())
             .unwrap_or_else(|e| panic!("{e}"))
             .l1_max_ttl(l1_max_ttl)
             // A loaded machine must not turn a slow answer into a failed benchmark read.
@@ -122,21 +123,6 @@ impl Setup {
                     .unwrap_or_else(|e| panic!("{e}"));
             }
         });
-    }
-
-    fn cleanup(&self) {
-        let Ok(mut connection) =
-            redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
-        else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.prefix))
-            .query(&mut connection)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&keys).query(&mut connection);
-        }
     }
 }
 
@@ -251,8 +237,7 @@ fn main() {
         .unwrap_or_else(|e| panic!("{e}"));
     let setup = Setup {
         runtime,
-        url,
-        prefix: format!("bench:query-cache:{}", std::process::id()),
+        redis: RedisPrefix::new(&url, "bench:query-cache"),
     };
     if let Some(codec) = Availability::shared_codec() {
         let bytes = codec.encode(&availability(1)).map_or(0, |b| b.len());
@@ -262,5 +247,4 @@ fn main() {
     read_throughput(&mut criterion, &setup);
     criterion.final_summary();
     invalidation_latency(&setup);
-    setup.cleanup();
 }

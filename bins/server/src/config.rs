@@ -129,7 +129,7 @@ pub struct ServeArgs {
     /// value whose invalidation message it missed; 0 keeps nothing in process (every lookup is
     /// a Redis round trip).
     #[arg(long, env = "CACHE_L1_MAX_TTL_MS", default_value_t = 5_000)]
-    pub l1_max_ttl_ms: u64,
+    pub cache_l1_max_ttl_ms: u64,
 
     /// Most entries the in-process query cache holds.
     #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 50_000)]

@@ -75,7 +75,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         cache_max_entries: args.cache_max_entries,
         redis_url: args.redis_url.clone(),
         redis_prefix: args.redis_prefix.clone(),
-        l1_max_ttl: std::time::Duration::from_millis(args.l1_max_ttl_ms),
+        l1_max_ttl: std::time::Duration::from_millis(args.cache_l1_max_ttl_ms),
         slow_query: std::time::Duration::from_millis(args.slow_query_ms),
         backup_dir: Some(args.backup_dir.clone()),
         skip_backup: args.skip_backup,

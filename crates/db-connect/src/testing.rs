@@ -9,7 +9,8 @@
 //! `redis://127.0.0.1:6379`). When a service cannot be reached, the test prints a `SKIP` line and
 //! passes, unless `HOTEL_REQUIRE_SERVICES=1` is set (as CI does), in which case it fails.
 //!
-//! [`test_on_backends!`](crate::test_on_backends) runs one async test body on both backends.
+//! [`test_on_backends!`](crate::test_on_backends) runs one async test body on both backends;
+//! [`RedisPrefix`] gives a test a Redis key prefix of its own, emptied when it is dropped.
 
 use std::{
     sync::atomic::{AtomicU32, Ordering},
@@ -314,4 +315,74 @@ macro_rules! test_on_backends {
             }
         )+
     };
+}
+
+/// A Redis key prefix of one test's own, so tests sharing one Redis run in parallel; every key
+/// under it is deleted when it is dropped, so the test leaves nothing behind.
+///
+/// ```no_run
+/// # use db_connect::testing::{RedisPrefix, redis_url};
+/// let Some(url) = redis_url() else { return };
+/// let namespace = RedisPrefix::new(&url, "my-test");
+/// assert!(namespace.prefix().starts_with("my-test:"));
+/// // Give `namespace.prefix()` to the code under test, inspect with `namespace.keys("v:*")`;
+/// // dropping `namespace` deletes every key under the prefix.
+/// ```
+#[derive(Debug)]
+pub struct RedisPrefix {
+    url: String,
+    prefix: String,
+}
+
+impl RedisPrefix {
+    /// A new prefix `{label}:{process id}:{a number unique in the process}:{nanoseconds}` on
+    /// the Redis at `url`.
+    pub fn new(url: &str, label: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Self {
+            url: url.to_owned(),
+            prefix: format!(
+                "{label}:{}:{}:{nanos:x}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ),
+        }
+    }
+
+    /// The Redis URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The keys matching `{prefix}:{pattern}` (a `KEYS` glob); empty if Redis cannot be reached.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let Ok(mut connection) = self.connection() else {
+            return Vec::new();
+        };
+        redis::cmd("KEYS")
+            .arg(format!("{}:{pattern}", self.prefix))
+            .query(&mut connection)
+            .unwrap_or_default()
+    }
+
+    fn connection(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(self.url.as_str())?.get_connection_with_timeout(Duration::from_secs(2))
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let keys = self.keys("*");
+        if let (false, Ok(mut connection)) = (keys.is_empty(), self.connection()) {
+            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&keys).query(&mut connection);
+        }
+    }
 }

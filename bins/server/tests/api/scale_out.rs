@@ -7,33 +7,26 @@ use std::{
     time::{Duration, Instant},
 };
 
-use db_connect::testing::{TestDatabase, redis_url, service_unavailable};
+use db_connect::testing::{RedisPrefix, TestDatabase, redis_url, service_unavailable};
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::harness::*;
 
-fn unique_prefix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("test:{}:{nanos}", std::process::id())
-}
-
-/// Two instances on one PostgreSQL database and one Redis key prefix.
-async fn two_instances() -> Option<(TestApp, TestApp)> {
+/// Two instances on one PostgreSQL database and one Redis key prefix (emptied when the returned
+/// prefix is dropped).
+async fn two_instances() -> Option<(TestApp, TestApp, RedisPrefix)> {
     let redis = redis_url()?;
     let db = TestDatabase::postgres().await?;
-    let prefix = unique_prefix();
+    let namespace = RedisPrefix::new(&redis, "server-test");
     let a = TestApp::spawn_with(db, |s| {
         s.redis_url = Some(redis.clone());
-        s.redis_prefix = prefix.clone();
+        s.redis_prefix = namespace.prefix().to_owned();
     })
     .await;
     let b = a.another_instance(|_| {}).await;
-    Some((a, b))
+    Some((a, b, namespace))
 }
 
 /// Reads `path` from `app` until `check` holds, at most one second; returns how long it took.
@@ -54,7 +47,7 @@ async fn until(app: &TestApp, path: &str, check: impl Fn(&Value) -> bool) -> Dur
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_write_on_one_instance_is_seen_through_the_other() {
-    let Some((a, b)) = two_instances().await else {
+    let Some((a, b, _namespace)) = two_instances().await else {
         return;
     };
     let path = format!(
@@ -113,9 +106,35 @@ async fn a_write_on_one_instance_is_seen_through_the_other() {
     a.shutdown().await;
 }
 
+/// `CACHE_L1_MAX_TTL_MS` sets the staleness bound, and /metrics reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_l1_bound_is_configurable_and_reported() {
+    let Some(redis) = redis_url() else {
+        return;
+    };
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let namespace = RedisPrefix::new(&redis, "server-test");
+    let app = TestApp::spawn_with(db, |s| {
+        s.redis_url = Some(redis.clone());
+        s.redis_prefix = namespace.prefix().to_owned();
+        s.l1_max_ttl = Duration::from_millis(1_500);
+    })
+    .await;
+    let stats = app.state.hotel.cache().stats().l2.unwrap();
+    assert_eq!(stats.staleness_bound_ms, 1_500);
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics.contains("cache_staleness_bound_seconds 1.5"),
+        "/metrics lacks the bound"
+    );
+    app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn loads_racing_writes_leave_nothing_stale_in_either_tier() {
-    let Some((a, b)) = two_instances().await else {
+    let Some((a, b, _namespace)) = two_instances().await else {
         return;
     };
     let (a, b) = (Arc::new(a), Arc::new(b));
@@ -215,7 +234,7 @@ async fn loads_racing_writes_leave_nothing_stale_in_either_tier() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_last_rooms_booked_through_both_instances_are_not_overbooked() {
-    let Some((a, b)) = two_instances().await else {
+    let Some((a, b, _namespace)) = two_instances().await else {
         return;
     };
     let (a, b) = (Arc::new(a), Arc::new(b));
@@ -339,7 +358,8 @@ async fn redis_stopping_mid_load_fails_no_request() {
     let app = Arc::new(
         TestApp::spawn_with(db, |s| {
             s.redis_url = Some(url.clone());
-            s.redis_prefix = unique_prefix();
+            // The test's own redis-server holds nothing else and is killed at the end.
+            s.redis_prefix = "server-test:own-redis".to_owned();
         })
         .await,
     );

@@ -13,22 +13,18 @@ const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A unique prefix, and its keys deleted at the end of the test.
 struct Namespace {
-    url: String,
-    prefix: String,
+    redis: db_connect::testing::RedisPrefix,
 }
 
 impl Namespace {
     fn new(url: String) -> Self {
-        let prefix = format!(
-            "qc-unit:{}:{:016x}",
-            std::process::id(),
-            super::state::random_u64()
-        );
-        Namespace { url, prefix }
+        Namespace {
+            redis: db_connect::testing::RedisPrefix::new(&url, "qc-unit"),
+        }
     }
 
     fn config(&self) -> RedisConfig {
-        RedisConfig::new(&self.url, &self.prefix)
+        RedisConfig::new(self.redis.url(), self.redis.prefix())
             .unwrap()
             .timeout(Duration::from_millis(250))
     }
@@ -43,32 +39,7 @@ impl Namespace {
     }
 
     fn values(&self) -> usize {
-        let Ok(mut connection) =
-            redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
-        else {
-            return 0;
-        };
-        redis::cmd("KEYS")
-            .arg(format!("{}:v:*", self.prefix))
-            .query::<Vec<String>>(&mut connection)
-            .map_or(0, |keys| keys.len())
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        if let Ok(mut connection) =
-            redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
-        {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{}:*", self.prefix))
-                .query(&mut connection)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: redis::RedisResult<i64> =
-                    redis::cmd("DEL").arg(&keys).query(&mut connection);
-            }
-        }
+        self.redis.keys("v:*").len()
     }
 }
 
@@ -202,15 +173,18 @@ async fn tag_sets_forget_keys_whose_value_is_gone() {
     assert!(cache.flush_invalidations(PATIENCE).await);
     load("k2").await;
 
-    let mut redis = redis::Client::open(namespace.url.as_str())
+    let mut redis = redis::Client::open(namespace.redis.url())
         .and_then(|c| c.get_connection())
         .unwrap();
     let epoch: String = redis::cmd("GET")
-        .arg(format!("{}:epoch", namespace.prefix))
+        .arg(format!("{}:epoch", namespace.redis.prefix()))
         .query(&mut redis)
         .unwrap();
     let members: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(format!("{}:tk:{epoch}:room-types", namespace.prefix))
+        .arg(format!(
+            "{}:tk:{epoch}:room-types",
+            namespace.redis.prefix()
+        ))
         .query(&mut redis)
         .unwrap();
     assert_eq!(members, ["k2"]);

@@ -40,28 +40,18 @@ fn rooms(room_type: u32, free: &[u32]) -> Rooms {
 
 /// A key namespace of its own in a Redis, emptied when the test ends (even on panic).
 struct Namespace {
-    url: String,
-    prefix: String,
+    redis: db_connect::testing::RedisPrefix,
 }
 
 impl Namespace {
     fn new(url: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
         Namespace {
-            url: url.to_owned(),
-            prefix: format!(
-                "qc-test:{}:{nanos:x}:{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ),
+            redis: db_connect::testing::RedisPrefix::new(url, "qc-test"),
         }
     }
 
     fn config(&self) -> RedisConfig {
-        RedisConfig::new(&self.url, &self.prefix)
+        RedisConfig::new(self.redis.url(), self.redis.prefix())
             .unwrap()
             .timeout(Duration::from_millis(250))
             .generation_retention(Duration::from_secs(600))
@@ -69,31 +59,7 @@ impl Namespace {
 
     /// How many values this namespace holds in Redis.
     fn stored_values(&self) -> usize {
-        self.keys(&format!("{}:v:*", self.prefix)).len()
-    }
-
-    fn keys(&self, pattern: &str) -> Vec<String> {
-        let Ok(mut connection) =
-            redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
-        else {
-            return Vec::new();
-        };
-        redis::cmd("KEYS")
-            .arg(pattern)
-            .query(&mut connection)
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let keys = self.keys(&format!("{}:*", self.prefix));
-        if let (false, Ok(mut connection)) = (
-            keys.is_empty(),
-            redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection()),
-        ) {
-            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&keys).query(&mut connection);
-        }
+        self.redis.keys("v:*").len()
     }
 }
 
