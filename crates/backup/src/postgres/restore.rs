@@ -14,6 +14,9 @@ use crate::{
     verify::stream_failure,
 };
 
+/// How long sessions found on a database may take to go away before it counts as in use.
+const SESSION_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Streams the backup at `data_path` into `pg_restore` connected to `db`.
 ///
 /// The data file is hashed while it streams; on a mismatch pg_restore is killed before it sees
@@ -121,13 +124,30 @@ impl Admin {
             .map_err(err)
     }
 
-    /// The other sessions connected to `name`, described.
+    /// The other client sessions connected to `name`, described. Background workers such as
+    /// autovacuum are not sessions (PostgreSQL stops them itself when the database is renamed
+    /// or dropped). A client that has just disconnected stays listed until its server process
+    /// has exited, a few milliseconds later, so sessions are only reported if they are still
+    /// there after [`SESSION_GRACE`].
     pub(crate) async fn sessions(&mut self, name: &str) -> Result<Vec<String>> {
+        let deadline = std::time::Instant::now() + SESSION_GRACE;
+        loop {
+            let sessions = self.client_sessions(name).await?;
+            if sessions.is_empty() || std::time::Instant::now() >= deadline {
+                return Ok(sessions);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn client_sessions(&mut self, name: &str) -> Result<Vec<String>> {
         let err = self.err("listing sessions");
         sqlx::query_scalar(
             "SELECT format('pid %s (%s%s)', pid, coalesce(nullif(application_name, ''), 'unnamed'), \
                     coalesce(' from ' || client_addr::text, '')) \
-             FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() ORDER BY pid",
+             FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend' \
+             ORDER BY pid",
         )
         .bind(name)
         .fetch_all(&mut self.conn)

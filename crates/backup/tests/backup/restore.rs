@@ -221,7 +221,7 @@ async fn a_dry_run_changes_nothing(db: TestDatabase) {
         .await
         .unwrap();
     assert!(!report.executed);
-    assert!(report.plan.in_use.is_none());
+    assert!(report.plan.in_use.is_none(), "{:?}", report.plan.in_use);
     assert!(report.plan.target_exists);
     assert!(report.plan.steps.len() >= 3, "{:?}", report.plan.steps);
     assert!(
