@@ -1,34 +1,10 @@
 //! Human-readable output.
 
-use backup::{BackupManifest, Listing, PruneReport, RestoreReport, VerifyReport, monitor};
+use backup::{
+    BackupManifest, Listing, PruneReport, RestoreReport, VerifyReport, human_bytes as bytes,
+    monitor,
+};
 use chrono::{DateTime, Utc};
-
-/// The whole chain of an error, one cause after another.
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
 
 fn age(seconds: i64) -> String {
     match seconds {

@@ -249,7 +249,7 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
                             }
                         }
                         Err(e) => {
-                            tracing::error!(run = n, error = %render::chain(&e), "scheduled run failed");
+                            tracing::error!(run = n, error = %backup::error_chain(&e), "scheduled run failed");
                         }
                     }
                 }

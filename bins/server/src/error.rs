@@ -60,7 +60,7 @@ impl ApiError {
 
     /// 500: the cause is logged, the client learns nothing of it.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
-        tracing::error!(error = %error_chain(cause), "internal error");
+        tracing::error!(error = %backup::error_chain(cause), "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -72,18 +72,6 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
-}
-
-/// "outer: inner: innermost", for logs.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl IntoResponse for ApiError {

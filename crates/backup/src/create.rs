@@ -6,11 +6,11 @@ use chrono::Utc;
 
 use crate::{
     BackupId, BackupManifest, BackupRepository, Compression, Error, Reason, Result, Source,
+    display::error_chain,
     lock::RepoLock,
     manifest::{FORMAT_VERSION, data_file_name},
     postgres,
     progress::ProgressFn,
-    repository::error_chain,
     run_log::Operation,
     sqlite,
 };

@@ -74,6 +74,7 @@
 #![deny(missing_docs)]
 
 mod create;
+mod display;
 mod durable;
 mod error;
 mod failure;
@@ -94,6 +95,7 @@ mod sqlite;
 mod stream;
 mod verify;
 
+pub use display::{error_chain, human_bytes};
 pub use error::{Error, Result};
 pub use failure::{RowCountMismatch, VerifyFailure};
 pub use id::BackupId;

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::{
     BackupId, BackupRepository, Result, RetentionPolicy,
+    display::error_chain,
     durable::{self, remove_if_exists},
-    repository::error_chain,
     retention::PruneDecision,
     run_log::Operation,
 };

@@ -151,7 +151,7 @@ impl BackupRepository {
         .await;
         let (backup, error) = match &result {
             Ok(report) => (Some(report.manifest.id.clone()), None),
-            Err(e) => (None, Some(crate::repository::error_chain(e))),
+            Err(e) => (None, Some(crate::error_chain(e))),
         };
         self.record(
             crate::run_log::Operation::PreMigration,

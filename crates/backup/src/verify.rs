@@ -13,13 +13,13 @@ use serde::Serialize;
 use crate::{
     BackupId, BackupManifest, BackupRepository, DatabaseKind, Error, Result, Source, Verification,
     VerifyDepth, VerifyFailure,
+    display::error_chain,
     lock::RepoLock,
     postgres::{
         PgUrl, derived_name,
         restore::{Admin, check_database, restore_into},
     },
     progress::ProgressFn,
-    repository::error_chain,
     run_log::Operation,
     sqlite::restore::materialize,
     stream,

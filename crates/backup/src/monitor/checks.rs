@@ -5,7 +5,7 @@ use std::{path::Path, time::Duration};
 use chrono::{DateTime, Utc};
 
 use super::{Check, HealthMetrics, HealthPolicy, Status, check};
-use crate::{BackupManifest, BackupRepository, run_log::Operation};
+use crate::{BackupManifest, BackupRepository, display::human_bytes as bytes, run_log::Operation};
 
 pub(super) fn age_check(
     backups: &[BackupManifest],
@@ -228,20 +228,5 @@ pub(super) fn human(d: Duration) -> String {
         120..=7199 => format!("{}m", s / 60),
         7200..=172_799 => format!("{}h", s / 3600),
         _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
-    }
-}
-
-pub(super) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }

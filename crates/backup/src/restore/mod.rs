@@ -15,8 +15,7 @@ mod sqlite;
 
 use crate::{
     BackupId, BackupManifest, BackupRepository, Error, Result, Source, Verification, VerifyDepth,
-    VerifyFailure, progress::ProgressFn, repository::error_chain, run_log::Operation,
-    verify::millis,
+    VerifyFailure, display::error_chain, progress::ProgressFn, run_log::Operation, verify::millis,
 };
 
 /// How a restore replaces an existing database.

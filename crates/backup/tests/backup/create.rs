@@ -232,7 +232,7 @@ async fn pg_dump_of_a_wrong_url_is_a_clear_error_and_no_backup() {
         .create(&Source::from_url(&wrong).unwrap(), Reason::Manual, &|_| {})
         .await
         .unwrap_err();
-    let text = crate::support::error_text(&err);
+    let text = backup::error_chain(&err);
     assert!(text.contains("no_such_database_for_backup"), "{text}");
     assert!(repo.list().unwrap().backups.is_empty());
     assert_eq!(files(dir.path()), [".lock", "last-run.json"]);
@@ -283,7 +283,7 @@ async fn a_failing_pg_dump_never_leaves_a_backup() {
             .create(&source(&db), Reason::Manual, &|_| {})
             .await
             .unwrap_err();
-        let text = crate::support::error_text(&err);
+        let text = backup::error_chain(&err);
         assert!(text.contains(expected), "expected `{expected}` in `{text}`");
         assert!(repo.list().unwrap().backups.is_empty());
         assert_eq!(files(dir.path()), [".lock", "last-run.json"]);

@@ -6,8 +6,8 @@ use db_connect::{Backend, test_on_backends, testing::TestDatabase};
 use sea_orm::ConnectionTrait;
 
 use crate::support::{
-    Immutable, Tmpfs, contents, error_text, files, flip_a_byte, pg_url_of, reopen, repo, seeded,
-    source, verify_options,
+    Immutable, Tmpfs, contents, files, flip_a_byte, pg_url_of, reopen, repo, seeded, source,
+    verify_options,
 };
 
 /// What a backup killed mid-write leaves: a temporary data file, a data file whose manifest
@@ -167,7 +167,7 @@ async fn an_unwritable_backup_directory_is_a_clear_error(db: TestDatabase) {
             .create(&source(&db), Reason::Manual, &|_| {})
             .await
             .unwrap_err();
-        let text = error_text(&err);
+        let text = backup::error_chain(&err);
         assert!(matches!(err, Error::Io { .. }), "{text}");
         assert!(text.contains(&backups.display().to_string()), "{text}");
         assert!(text.contains("not permitted"), "{text}");
@@ -183,7 +183,10 @@ async fn an_unwritable_backup_directory_is_a_clear_error(db: TestDatabase) {
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let err = backup::BackupRepository::open(file.join("backups")).unwrap_err();
-    assert!(error_text(&err).contains("a-file/backups"), "{err}");
+    assert!(
+        backup::error_chain(&err).contains("a-file/backups"),
+        "{err}"
+    );
 }
 
 /// A full disk: a clear "no space left" error, no partial file, the earlier backup intact.
@@ -208,7 +211,7 @@ async fn a_full_disk_is_a_clear_error(db: TestDatabase) {
         .create(&source(&db), Reason::Manual, &|_| {})
         .await
         .unwrap_err();
-    let text = error_text(&err);
+    let text = backup::error_chain(&err);
     assert!(matches!(err, Error::DiskFull { .. }), "{text}");
     assert!(text.contains("no space left"), "{text}");
     assert!(text.contains("earlier backups are untouched"), "{text}");

@@ -255,18 +255,6 @@ impl Drop for Immutable {
     }
 }
 
-/// An error with all its causes.
-pub(crate) fn error_text(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// A number from a query inside a transaction.
 pub(crate) async fn scalar_in(txn: &sea_orm::DatabaseTransaction, sql: &str) -> i64 {
     let row = txn
