@@ -16,6 +16,9 @@
 //!
 //! The datasets are generated once under target/bench-data (large: ~470 MB, several minutes).
 
+// Benchmarks stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::{
     path::{Path, PathBuf},
     process::Command,

@@ -9,6 +9,9 @@
 //!
 //! `cargo bench --bench cache_memory`
 
+// Benchmarks stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use chrono::{Days, NaiveDate};
 use dataset::{DatasetOptions, Scale};
 use db_connect::testing::RedisPrefix;

@@ -12,6 +12,9 @@
 //! Load comes from `wrk` (Debian package `wrk`) with 10 connections on one thread, on the same
 //! 2-core machine as the server; the database is the small dataset in SQLite.
 
+// Benchmarks stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::{path::PathBuf, process::Command, time::Duration};
 
 use axum::{Json, Router, routing::get};

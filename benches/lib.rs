@@ -1,6 +1,9 @@
 //! Benchmarks of the workspace's libraries; see the `[[bench]]` targets
 //! (`cargo bench --bench <area>`).
 
+// Benchmarks stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 /// The Redis the Redis benchmarks use (`HOTEL_TEST_REDIS_URL`, default

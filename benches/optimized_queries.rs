@@ -11,6 +11,9 @@
 //! PostgreSQL database `hotel_bench_<scale>` once per server (HOTEL_BENCH_PG_SCALE, default
 //! large; a few minutes). Bench ids: `optimized_queries/<backend>/<operation>/<variant>/<indexes>`.
 
+// Benchmarks stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::{
     path::PathBuf,
     time::{Duration, Instant},

@@ -2,6 +2,9 @@
 //!
 //! `cargo bench --bench perf_stats`. The figures are in docs/PERFORMANCE.md under `## perf-stats`.
 
+// Benchmarks stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::{
     hint::black_box,
     time::{Duration, Instant, SystemTime},

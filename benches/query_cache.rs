@@ -6,6 +6,9 @@
 //! the N threads performs `iters` operations and the wall time of the slowest is
 //! reported, with the throughput counting all N×iters operations.
 
+// Benchmarks stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;

@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench query_cache_hit_ratio`
 
+// Benchmarks stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use query_cache::{Admission, QueryCache, Ttl};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -11,6 +11,9 @@
 //! (default `redis://127.0.0.1:6379`), under a key prefix of its own that it deletes at
 //! the end. Without a reachable Redis it prints a SKIP line and exits successfully.
 
+// Benchmarks stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Barrier;

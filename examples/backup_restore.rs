@@ -7,6 +7,9 @@
 //! Everything happens in a temporary directory: a small database is created, backed up while
 //! a writer keeps inserting, verified, damaged by a mistaken DELETE, and restored.
 
+// Examples stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use backup::{BackupRepository, Reason, RestoreOptions, Source, VerifyOptions};
 use sea_orm::{ConnectionTrait, Statement};
 

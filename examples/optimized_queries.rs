@@ -8,6 +8,9 @@
 //! way the original system queried) and its optimized counterpart, printing how many statements
 //! each issued and how long each took.
 
+// Examples stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::time::{Duration, Instant};
 
 use chrono::{Duration as Days, Utc};

@@ -6,6 +6,9 @@
 //! The "database" is a `tokio::time::sleep` of 200 ms standing in for a slow query; this
 //! example is about the cache, not the database.
 
+// Examples stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

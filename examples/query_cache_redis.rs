@@ -5,6 +5,9 @@
 //! `cargo run --example query_cache_redis [redis-url]` (default `redis://127.0.0.1:6379`).
 //! Without a Redis there, both instances keep working alone, which the example shows too.
 
+// Examples stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

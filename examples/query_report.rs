@@ -8,6 +8,9 @@
 //! The tracing warning for the N+1 appears as it happens; the report at the end lists the
 //! shapes with their percentiles and the N+1 finding.
 
+// Examples stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use anyhow::Context;
 use chrono::NaiveDate;
 use dataset::{DatasetOptions, Scale};

@@ -11,8 +11,6 @@
 //!
 //! An applied migration is never edited; a change is a new migration.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used))]
-
 pub use sea_orm_migration::prelude::*;
 
 pub mod exclusive;

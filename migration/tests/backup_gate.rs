@@ -1,6 +1,9 @@
 //! The migration CLI's pre-migration gate, run as a user runs it: the real binary on real
 //! SQLite and PostgreSQL databases.
 
+// Tests stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::{path::Path, process::Output};
 
 use chrono::NaiveDate;

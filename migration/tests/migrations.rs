@@ -1,5 +1,8 @@
 //! Migrations on real SQLite and PostgreSQL databases.
 
+// Tests stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use db_connect::{Backend, test_on_backends, testing::TestDatabase};
 use migration::{COMPOSITE_INDEXES, Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};

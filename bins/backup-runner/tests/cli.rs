@@ -1,6 +1,9 @@
 //! `hotel-backup` end to end: the real binary, spawned on real databases, every command with
 //! --json, and the documented exit codes.
 
+// Tests stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::{
     path::Path,
     process::{Command, Output, Stdio},

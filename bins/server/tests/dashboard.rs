@@ -2,6 +2,9 @@
 //! and draws its charts with live data. A screenshot is saved under target/ for people to look
 //! at.
 
+// Tests stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::{path::PathBuf, time::Duration};
 
 use chromiumoxide::{Browser, BrowserConfig, page::ScreenshotParams};

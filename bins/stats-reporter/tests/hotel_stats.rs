@@ -1,6 +1,9 @@
 //! hotel-stats end to end: the real binary against a real server spawned in this process and
 //! real databases, on SQLite and PostgreSQL.
 
+// Tests stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::{path::Path, process::Output};
 
 use chrono::{Duration as Days, NaiveDate, Utc};

@@ -70,9 +70,6 @@
 //! Unix only (the SQLite page stream and the in-use check rely on POSIX file locks).
 //! PostgreSQL backups need `pg_dump` and `pg_restore` of at least the server's major version.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used))]
-#![deny(missing_docs)]
-
 mod create;
 mod display;
 mod durable;

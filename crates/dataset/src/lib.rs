@@ -38,8 +38,6 @@
 //! # }
 //! ```
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used))]
-
 mod catalog;
 mod deferred_indexes;
 mod error;

@@ -1,5 +1,8 @@
 //! The generator on real SQLite and PostgreSQL databases.
 
+// Tests stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use chrono::NaiveDate;
 use dataset::{DatasetOptions, Error, Scale};
 use db_connect::{Backend, test_on_backends, testing::TestDatabase};

@@ -29,8 +29,6 @@
 //! # }
 //! ```
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used))]
-
 mod backend;
 mod connect;
 mod error;

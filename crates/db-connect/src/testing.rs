@@ -12,6 +12,9 @@
 //! [`test_on_backends!`](crate::test_on_backends) runs one async test body on both backends;
 //! [`RedisPrefix`] gives a test a Redis key prefix of its own, emptied when it is dropped.
 
+// A fixture that cannot set up its database fails the test with the reason, as a test should.
+#![allow(clippy::expect_used)]
+
 use std::{
     sync::atomic::{AtomicU32, Ordering},
     time::Duration,

@@ -9,8 +9,6 @@
 //!
 //! The tables are created by the `migration` crate; these entities describe them for queries.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used))]
-
 pub mod api_token;
 pub mod booking;
 pub mod booking_daily_stats;

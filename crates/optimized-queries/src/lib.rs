@@ -51,8 +51,6 @@
 //! # }
 //! ```
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used))]
-
 mod availability;
 mod bookings;
 mod cached;

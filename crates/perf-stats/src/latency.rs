@@ -43,6 +43,10 @@ impl LatencyHistogram {
     /// An empty histogram.
     pub fn new() -> Self {
         // 1 µs to 1 s at two significant digits is ~14 KiB; longer values grow it.
+        #[allow(
+            clippy::expect_used,
+            reason = "constant bounds, checked by every test that builds a histogram"
+        )]
         let mut histogram = Histogram::new_with_bounds(1_000, 1_000_000_000, 2)
             .expect("constant bounds within hdrhistogram's documented limits");
         histogram.auto(true);

@@ -73,9 +73,6 @@
 //!
 //! None. The crate uses sea-orm's SQLx drivers for SQLite and PostgreSQL, as the workspace does.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used))]
-#![deny(missing_docs)]
-
 mod budget;
 mod config;
 mod error;

@@ -1,5 +1,8 @@
 //! perf-stats on real SQLite and PostgreSQL databases.
 
+// Tests stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{Arc, Mutex},

@@ -243,7 +243,6 @@ pub(crate) fn snapshot(
     }
 }
 
-#[allow(clippy::cast_precision_loss)] // ratios of counters: f64 precision is plenty
 fn ratio(numerator: u64, denominator: u64) -> f64 {
     if denominator == 0 {
         0.0

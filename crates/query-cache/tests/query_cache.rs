@@ -1,6 +1,9 @@
 //! Behaviour of the cache through its public API. Time-based tests run on tokio's paused
 //! clock: nothing here sleeps for real.
 
+// Tests stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,5 +1,8 @@
 //! hotel-server end to end: the real server on a random port, on SQLite and PostgreSQL.
 
+// Tests stop at the first failure with its message: unwrap and expect are how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod admin;
 mod bookings;
 mod catalog;
