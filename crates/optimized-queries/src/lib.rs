@@ -77,8 +77,8 @@ pub use bookings::{
 };
 pub use cached::{HotelCache, ttl};
 pub use domain::{
-    BookingRequest, DateRange, IdempotencyKey, MAX_RANGE_NIGHTS, MAX_ROOMS_PER_BOOKING,
-    MAX_STAY_NIGHTS, RoomCount,
+    BookingRequest, CalendarDate, DateRange, EARLIEST_DATE, IdempotencyKey, LATEST_DATE,
+    MAX_RANGE_NIGHTS, MAX_ROOMS_PER_BOOKING, MAX_STAY_NIGHTS, RoomCount,
 };
 pub use error::{Error, Result};
 pub use hot_queries::{HotQuery, HotQuerySample, hot_queries};

@@ -8,6 +8,7 @@ mod bookings;
 mod catalog;
 mod cli;
 mod concurrency;
+mod dates;
 mod harness;
 mod operations;
 mod scale_out;
