@@ -10,5 +10,7 @@ mod cli;
 mod concurrency;
 mod dates;
 mod harness;
+mod hostile_clients;
 mod operations;
 mod scale_out;
+mod server_process;
