@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod admin;
+mod bad_input;
 mod bookings;
 mod catalog;
 mod cli;
