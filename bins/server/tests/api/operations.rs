@@ -164,7 +164,7 @@ async fn start_up_migrates_only_behind_a_verified_backup(test_db: TestDatabase) 
             .is_empty()
     );
     let repo = backup::BackupRepository::open(&backups).unwrap();
-    let listing = repo.list().unwrap();
+    let listing = repo.list().await.unwrap();
     assert_eq!(listing.backups.len(), 1);
     let manifest = &listing.backups[0];
     assert_eq!(manifest.reason, backup::Reason::PreMigration);
