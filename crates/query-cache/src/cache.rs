@@ -1,21 +1,18 @@
-//! The cache handle and its operations.
+//! The cache handle: the public operations, built on [`Core`] (the state) and
+//! [`load`](crate::load) (leading a load), with the shared tier beside them.
 
-use std::hash::BuildHasher;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
-#[cfg(feature = "redis")]
-use crate::Error;
-use crate::builder::{Admission, QueryCacheBuilder};
-use crate::flight::{deadline, downcast, from_outcome, lead};
-use crate::shard::{AnyArc, Lookup, NewEntry, OutcomeReceiver, OutcomeSender, Shard, Store};
-use crate::stats::{self, CacheStats, Gauges, LoadCounters, ShardCounters};
-use crate::tags::TagRegistry;
+use crate::builder::QueryCacheBuilder;
+use crate::core::{Begin, Core, CoreConfig};
+use crate::flights::Ticket;
+use crate::load::{Tier, downcast, from_outcome, lead};
+use crate::shard::Store;
+use crate::stats::{self, CacheStats};
 use crate::{CacheKey, Cacheable, LoadError, Result, Ttl};
 
 /// A concurrent, bounded, in-memory cache of query results with single-flight loads,
@@ -26,143 +23,39 @@ use crate::{CacheKey, Cacheable, LoadError, Result, Ttl};
 /// guarantees it gives.
 #[derive(Clone)]
 pub struct QueryCache {
-    pub(crate) inner: Arc<Inner>,
-}
-
-/// Keeps each shard's lock on its own cache lines so that threads working on different
-/// shards do not slow each other down through false sharing.
-#[repr(align(128))]
-struct Padded<T>(T);
-
-pub(crate) struct Inner {
-    shards: Box<[Padded<Mutex<Shard>>]>,
-    /// Independent of the shards' internal hashers (another seed), so that keys within a
-    /// shard still spread over the whole hash table.
-    hasher: foldhash::fast::RandomState,
-    tags: TagRegistry,
-    pub(crate) loads: LoadCounters,
-    max_entries: usize,
-    pub(crate) max_weight: Option<usize>,
-    /// The cap on every L1 entry's lifetime while a shared tier is configured.
-    l1_max_ttl: Option<Duration>,
+    core: Arc<Core>,
+    /// Dropped with the last handle, which stops the tier's tasks.
     #[cfg(feature = "redis")]
-    pub(crate) shared: Option<crate::shared::SharedTier>,
-}
-
-impl Inner {
-    #[inline]
-    pub(crate) fn shard(&self, hash: u64) -> &Mutex<Shard> {
-        // Multiply-shift maps the high half of the hash onto any shard count without a
-        // division.
-        let index = ((hash >> 32) * self.shards.len() as u64) >> 32;
-        &self.shards[index as usize].0
-    }
-
-    #[inline]
-    fn hash(&self, key: &str) -> u64 {
-        self.hasher.hash_one(key)
-    }
-
-    /// How long a value may stay fresh, then stale, in L1: the TTL (and, for a value read
-    /// from the shared tier, the lifetime it has left there), capped by `l1_max_ttl`.
-    /// `None` when L1 keeps nothing (a cap of zero).
-    pub(crate) fn l1_lifetime(
-        &self,
-        ttl: Ttl,
-        shared_ttl_left: Option<Duration>,
-    ) -> Option<(Duration, Duration)> {
-        let fresh = shared_ttl_left.map_or(ttl.fresh_for(), |left| left.min(ttl.fresh_for()));
-        match self.l1_max_ttl {
-            None => Some((fresh, ttl.stale_grace())),
-            Some(cap) if cap.is_zero() => None,
-            Some(cap) => {
-                let fresh = fresh.min(cap);
-                Some((fresh, ttl.stale_grace().min(cap - fresh)))
-            }
-        }
-    }
-
-    /// Whether values loaded for `tags` may be read from or written to a shared tier
-    /// (which needs the tag names, not only their local stamps).
-    fn has_shared_tier(&self) -> bool {
-        #[cfg(feature = "redis")]
-        return self.shared.is_some();
-        #[cfg(not(feature = "redis"))]
-        false
-    }
-
-    /// Removes `key`'s entry in this process and detaches its load.
-    pub(crate) fn invalidate_key_local(&self, key: &str) -> bool {
-        let removed = self.shard(self.hash(key)).lock().invalidate(key, None);
-        tracing::debug!(key, removed, "cache key invalidated");
-        removed
-    }
-
-    /// Invalidates `tag` in this process.
-    pub(crate) fn invalidate_tag_local(&self, tag: &str) -> usize {
-        let members = self.tags.invalidate(tag);
-        let removed = members
-            .iter()
-            .filter(|(key, id)| {
-                self.shard(self.hash(key.as_str()))
-                    .lock()
-                    .invalidate(key.as_str(), Some(*id))
-            })
-            .count();
-        tracing::debug!(tag, removed, "cache tag invalidated");
-        removed
-    }
-
-    /// Invalidates every key starting with `prefix` in this process.
-    pub(crate) fn invalidate_prefix_local(&self, prefix: &str) -> usize {
-        let removed =
-            self.for_each_shard(|shard| shard.invalidate_where(|key| key.starts_with(prefix)));
-        tracing::debug!(prefix, removed, "cache prefix invalidated");
-        removed
-    }
-
-    /// Empties this process's cache and detaches every running load.
-    pub(crate) fn clear_local(&self) -> usize {
-        let removed = self.for_each_shard(|shard| {
-            shard.clear_sketch();
-            shard.invalidate_where(|_| true)
-        });
-        tracing::debug!(removed, "cache cleared");
-        removed
-    }
-
-    fn for_each_shard(&self, mut f: impl FnMut(&mut Shard) -> usize) -> usize {
-        self.shards.iter().map(|shard| f(&mut shard.0.lock())).sum()
-    }
-
-    /// Queues an invalidation for the shared tier, if there is one.
-    #[cfg(feature = "redis")]
-    fn share(&self, invalidation: impl FnOnce() -> crate::shared::Invalidation) {
-        if let Some(tier) = &self.shared {
-            tier.enqueue(invalidation());
-        }
-    }
-}
-
-/// One pass of `with_cache` under the shard lock; no lock is held across an `.await`.
-enum Step {
-    Hit(AnyArc, &'static str),
-    Stale {
-        value: AnyArc,
-        type_name: &'static str,
-        refresh: Option<(CacheKey, u64, OutcomeSender)>,
-    },
-    Join(OutcomeReceiver),
-    Lead(CacheKey, u64, OutcomeSender),
+    tier: Option<Arc<crate::shared::SharedTier>>,
 }
 
 impl std::fmt::Debug for QueryCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryCache")
-            .field("shards", &self.inner.shards.len())
-            .field("max_entries", &self.inner.max_entries)
-            .field("max_weight", &self.inner.max_weight)
+            .field("shards", &self.core.shard_count())
+            .field("max_entries", &self.core.capacity())
+            .field("max_weight", &self.core.max_weight)
             .finish_non_exhaustive()
+    }
+}
+
+/// The tier's view of L1: the other instances' invalidations, applied here.
+#[cfg(feature = "redis")]
+impl crate::shared::LocalCache for Core {
+    fn invalidate_key(&self, key: &str) {
+        Core::invalidate_key(self, key);
+    }
+
+    fn invalidate_tag(&self, tag: &str) {
+        Core::invalidate_tag(self, tag);
+    }
+
+    fn invalidate_prefix(&self, prefix: &str) {
+        Core::invalidate_prefix(self, prefix);
+    }
+
+    fn clear(&self) -> usize {
+        Core::clear(self)
     }
 }
 
@@ -172,64 +65,45 @@ impl QueryCache {
         QueryCacheBuilder::default()
     }
 
-    pub(crate) fn from_config(builder: QueryCacheBuilder, shards: usize) -> Result<Self> {
-        let QueryCacheBuilder {
-            max_entries,
-            max_weight,
-            admission,
-            ..
-        } = builder;
-        // Split the bounds so that the shares add up exactly to the totals.
-        let share = |total: usize, i: usize| total / shards + usize::from(i < total % shards);
-        let shards: Box<[Padded<Mutex<Shard>>]> = (0..shards)
-            .map(|i| {
-                Padded(Mutex::new(Shard::new(
-                    share(max_entries, i),
-                    max_weight.map(|w| share(w, i)),
-                    admission == Admission::TinyLfu,
-                )))
-            })
-            .collect();
-        let inner = |l1_max_ttl| Inner {
-            shards,
-            hasher: foldhash::fast::RandomState::default(),
-            tags: TagRegistry::default(),
-            loads: LoadCounters::default(),
-            max_entries,
-            max_weight,
-            l1_max_ttl,
+    pub(crate) fn new(config: CoreConfig) -> Self {
+        QueryCache {
+            core: Arc::new(Core::new(config)),
             #[cfg(feature = "redis")]
-            shared: None,
-        };
-        #[cfg(feature = "redis")]
-        if let Some(config) = builder.redis {
-            config.validate()?;
-            if tokio::runtime::Handle::try_current().is_err() {
-                return Err(Error::InvalidConfig {
-                    reason: "a cache with a Redis tier must be built inside a tokio runtime",
-                });
-            }
-            let mut failed = None;
-            // Cyclic: the subscriber task holds a weak handle to apply invalidations.
-            let inner = Arc::new_cyclic(|weak| {
-                let mut inner = inner(Some(config.l1_max_ttl));
-                match crate::shared::SharedTier::start(&config, weak.clone()) {
-                    Ok(tier) => inner.shared = Some(tier),
-                    Err(error) => failed = Some(error),
-                }
-                inner
-            });
-            if let Some(error) = failed {
-                return Err(Error::InvalidRedisUrl {
-                    url: config.redacted_url().to_owned(),
-                    reason: error.to_string(),
-                });
-            }
-            return Ok(QueryCache { inner });
+            tier: None,
         }
+    }
+
+    /// A cache with a shared tier; needs a tokio runtime (the tier's tasks start now).
+    #[cfg(feature = "redis")]
+    pub(crate) fn with_tier(config: CoreConfig, redis: &crate::RedisConfig) -> Result<Self> {
+        let core = Arc::new(Core::new(config));
+        let local: Weak<dyn crate::shared::LocalCache> = Arc::downgrade(&core) as Weak<Core>;
+        let tier = crate::shared::SharedTier::start(redis, local).map_err(|error| {
+            crate::Error::InvalidRedisUrl {
+                url: redis.redacted_url().to_owned(),
+                reason: error.to_string(),
+            }
+        })?;
         Ok(QueryCache {
-            inner: Arc::new(inner(None)),
+            core,
+            tier: Some(Arc::new(tier)),
         })
+    }
+
+    #[inline]
+    fn tier(&self) -> Tier<'_> {
+        #[cfg(feature = "redis")]
+        return self.tier.as_deref();
+        #[cfg(not(feature = "redis"))]
+        None
+    }
+
+    /// Queues an invalidation for the shared tier, if there is one.
+    #[cfg(feature = "redis")]
+    fn share(&self, invalidation: impl FnOnce() -> crate::shared::Invalidation) {
+        if let Some(tier) = &self.tier {
+            tier.enqueue(invalidation());
+        }
     }
 
     /// Returns the cached value for `key`, or runs `loader`, caches its `Ok` value for
@@ -309,23 +183,23 @@ impl QueryCache {
     {
         let key = key.as_ref();
         let ttl = ttl.into();
-        let hash = self.inner.hash(key);
+        let hash = self.core.hash(key);
         let mut first_attempt = true;
         loop {
-            match self.step::<T>(key, hash, tags, first_attempt) {
-                Step::Hit(value, found) => return Ok(downcast(value, found, key)?),
-                Step::Stale {
+            match self.core.begin::<T>(key, hash, tags, first_attempt) {
+                Begin::Hit(value, found) => return Ok(downcast(value, found, key)?),
+                Begin::Stale {
                     value,
                     type_name,
                     refresh,
                 } => {
-                    if let Some((key, id, sender)) = refresh {
-                        self.spawn_refresh(key, hash, id, sender, ttl, tags, loader);
+                    if let Some(ticket) = refresh {
+                        self.spawn_refresh(ticket, ttl, tags, loader);
                     }
                     return Ok(downcast(value, type_name, key)?);
                 }
-                Step::Join(mut outcome) => {
-                    self.inner.loads.joins.fetch_add(1, Ordering::Relaxed);
+                Begin::Join(mut outcome) => {
+                    self.core.loads.joins.fetch_add(1, Ordering::Relaxed);
                     let finished = Box::pin(outcome.wait_for(Option::is_some))
                         .await
                         .map(|o| o.clone());
@@ -335,60 +209,19 @@ impl QueryCache {
                     // The leader was dropped or panicked: look again, maybe lead.
                     first_attempt = false;
                 }
-                Step::Lead(key, id, sender) => {
+                Begin::Lead(ticket) => {
                     // Boxed so that the loader's future does not inflate the state of
                     // every `with_cache` call, most of which are hits.
-                    return Box::pin(lead(&self.inner, &key, hash, id, sender, ttl, tags, loader))
+                    return Box::pin(lead(&self.core, self.tier(), ticket, ttl, tags, loader))
                         .await;
                 }
             }
         }
     }
 
-    fn step<T: Cacheable>(&self, key: &str, hash: u64, tags: &[&str], first_attempt: bool) -> Step {
-        let now = Instant::now();
-        let mut shard = self.inner.shard(hash).lock();
-        match shard.lookup(key, hash, now, true) {
-            Lookup::Fresh(value, found) => return Step::Hit(value, found),
-            Lookup::Stale(value, type_name) => {
-                // Refresh only with a loader of the stored type, and only one at a time.
-                let refresh = (value.is::<T>() && !shard.has_flight(key)).then(|| {
-                    let key = CacheKey::from(key);
-                    let (id, sender) = shard.start_flight(key.clone(), self.inner.tags.stamp(tags));
-                    (key, id, sender)
-                });
-                return Step::Stale {
-                    value,
-                    type_name,
-                    refresh,
-                };
-            }
-            Lookup::Missing => {}
-        }
-        if first_attempt {
-            shard.counters.misses += 1;
-        }
-        if let Some(outcome) = shard.joinable_flight(key) {
-            return Step::Join(outcome);
-        }
-        let key = CacheKey::from(key);
-        // Stamped before the loader runs: a tag invalidated from here on marks the value
-        // this load returns as possibly stale.
-        let (id, sender) = shard.start_flight(key.clone(), self.inner.tags.stamp(tags));
-        Step::Lead(key, id, sender)
-    }
-
-    #[allow(clippy::too_many_arguments)] // the flight's parts, handed over to a task
-    fn spawn_refresh<T, E, F, Fut>(
-        &self,
-        key: CacheKey,
-        hash: u64,
-        id: u64,
-        sender: OutcomeSender,
-        ttl: Ttl,
-        tags: &[&str],
-        loader: F,
-    ) where
+    /// Runs a stale-while-revalidate refresh as a task of its own.
+    fn spawn_refresh<T, E, F, Fut>(&self, ticket: Ticket, ttl: Ttl, tags: &[&str], loader: F)
+    where
         T: Cacheable,
         E: Send + Sync + 'static,
         F: FnOnce() -> Fut + Send + 'static,
@@ -396,22 +229,22 @@ impl QueryCache {
     {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // No runtime to refresh on: serve the stale value and let the entry run out.
-            self.inner.shard(hash).lock().end_flight(key.as_str(), id);
-            tracing::warn!(key = %key, "stale-while-revalidate refresh skipped: no tokio runtime");
+            self.core
+                .end_flight(ticket.key.as_str(), ticket.hash, ticket.id);
+            tracing::warn!(key = %ticket.key, "stale-while-revalidate refresh skipped: no tokio runtime");
             return;
         };
         let cache = self.clone();
         // Only the shared tier needs the names; L1 works from the flight's stamps.
-        let tags: Vec<String> = if self.inner.has_shared_tier() {
+        let tags: Vec<String> = if cache.tier().is_some() {
             tags.iter().map(|tag| (*tag).to_owned()).collect()
         } else {
             Vec::new()
         };
         runtime.spawn(async move {
+            let key = ticket.key.clone();
             let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-            let refreshed =
-                lead::<T, E, F, Fut>(&cache.inner, &key, hash, id, sender, ttl, &tags, loader)
-                    .await;
+            let refreshed = lead::<T, E, F, Fut>(&cache.core, cache.tier(), ticket, ttl, &tags, loader).await;
             if refreshed.is_err() {
                 tracing::warn!(key = %key, "stale-while-revalidate refresh failed; the stale value is served until its grace ends");
             }
@@ -428,25 +261,23 @@ impl QueryCache {
     /// [`Error::TypeMismatch`](crate::Error::TypeMismatch) if `key` holds another type.
     pub fn get<T: Cacheable>(&self, key: impl AsRef<str>) -> Result<Option<Arc<T>>> {
         let key = key.as_ref();
-        let hash = self.inner.hash(key);
-        let now = Instant::now();
-        let mut shard = self.inner.shard(hash).lock();
-        match shard.lookup(key, hash, now, false) {
-            Lookup::Fresh(value, found) => {
-                drop(shard);
-                downcast(value, found, key).map(Some)
-            }
-            Lookup::Stale(..) | Lookup::Missing => {
-                shard.counters.misses += 1;
-                Ok(None)
-            }
+        match self.core.get(key, self.core.hash(key)) {
+            Some((value, found)) => downcast(value, found, key).map(Some),
+            None => Ok(None),
         }
     }
 
     /// Stores `value` under `key` for `ttl` with `tags`, replacing any entry and
-    /// superseding any load running for `key` (its value will not be stored). Bypasses
-    /// the admission filter. Returns whether the value was stored: it is not if it alone
-    /// exceeds a shard's weight budget.
+    /// superseding any load running for `key` (its value will not be stored). Returns
+    /// whether the value was stored: it is not if it alone exceeds a shard's weight
+    /// budget.
+    ///
+    /// The value goes through the same eviction policy as a loaded one: with
+    /// [`Admission::TinyLfu`](crate::Admission::TinyLfu) a new key enters the admission
+    /// window and stays only if it proves popular, so code that uses [`get`](Self::get)
+    /// and `insert` gets the same hit ratio as code that uses
+    /// [`with_cache`](Self::with_cache). A key's popularity is counted by lookups
+    /// (`get`, `with_cache`), not by `insert`.
     ///
     /// With a shared Redis tier the value is stored in this process only (for at most
     /// `l1_max_ttl`), and the key is invalidated in Redis and in the other instances, so
@@ -470,33 +301,20 @@ impl QueryCache {
         tags: &[&str],
     ) -> bool {
         let key = key.into();
-        let ttl = ttl.into();
-        let hash = self.inner.hash(key.as_str());
-        let now = Instant::now();
-        let weight = if self.inner.max_weight.is_some() {
-            value.weight()
-        } else {
-            0
-        };
+        let hash = self.core.hash(key.as_str());
         // Other instances must not keep serving what this value replaces.
         #[cfg(feature = "redis")]
-        self.inner
-            .share(|| crate::shared::Invalidation::Key(key.as_str().to_owned()));
-        let Some((fresh_for, grace)) = self.inner.l1_lifetime(ttl, None) else {
-            self.inner.invalidate_key_local(key.as_str());
+        self.share(|| crate::shared::Invalidation::Key(key.as_str().to_owned()));
+        let now = tokio::time::Instant::now();
+        let Some(mut new) = self
+            .core
+            .new_entry(&Arc::new(value), hash, ttl.into(), None, now)
+        else {
+            self.core.invalidate_key(key.as_str());
             return false;
         };
-        let fresh_until = deadline(now, fresh_for);
-        let new = NewEntry {
-            value: Arc::new(value),
-            type_name: std::any::type_name::<T>(),
-            fresh_until,
-            stale_until: deadline(fresh_until, grace),
-            tags: self.inner.tags.stamp(tags),
-            weight,
-            hash,
-        };
-        self.inner.shard(hash).lock().insert(key, new, now) == Store::Stored
+        new.tags = self.core.tags.stamp(tags);
+        self.core.insert(key, new) == Store::Stored
     }
 
     /// Removes `key`'s entry; a load running for it will not store its value, and later
@@ -507,9 +325,8 @@ impl QueryCache {
     pub fn invalidate(&self, key: impl AsRef<str>) -> bool {
         let key = key.as_ref();
         #[cfg(feature = "redis")]
-        self.inner
-            .share(|| crate::shared::Invalidation::Key(key.to_owned()));
-        self.inner.invalidate_key_local(key)
+        self.share(|| crate::shared::Invalidation::Key(key.to_owned()));
+        self.core.invalidate_key(key)
     }
 
     /// Invalidates every entry tagged `tag`, and every running load that carries it,
@@ -520,9 +337,8 @@ impl QueryCache {
     /// also invalidated in Redis and in every other instance, asynchronously.
     pub fn invalidate_tag(&self, tag: &str) -> usize {
         #[cfg(feature = "redis")]
-        self.inner
-            .share(|| crate::shared::Invalidation::Tag(tag.to_owned()));
-        self.inner.invalidate_tag_local(tag)
+        self.share(|| crate::shared::Invalidation::Tag(tag.to_owned()));
+        self.core.invalidate_tag(tag)
     }
 
     /// [`invalidate_tag`](Self::invalidate_tag) for each tag; returns the total removed.
@@ -536,30 +352,25 @@ impl QueryCache {
     /// process).
     pub fn invalidate_prefix(&self, prefix: &str) -> usize {
         #[cfg(feature = "redis")]
-        self.inner
-            .share(|| crate::shared::Invalidation::Prefix(prefix.to_owned()));
-        self.inner.invalidate_prefix_local(prefix)
+        self.share(|| crate::shared::Invalidation::Prefix(prefix.to_owned()));
+        self.core.invalidate_prefix(prefix)
     }
 
-    /// Empties the cache and detaches every running load. Returns how many entries were
-    /// removed (in this process). Statistics are kept (see
-    /// [`reset_stats`](Self::reset_stats)). With a shared tier, Redis and every other
-    /// instance are emptied too.
+    /// Empties the cache, detaches every running load and forgets the access history of
+    /// the admission filter. Returns how many entries were removed (in this process).
+    /// Statistics are kept (see [`reset_stats`](Self::reset_stats)). With a shared tier,
+    /// Redis and every other instance are emptied too.
     pub fn invalidate_all(&self) -> usize {
         #[cfg(feature = "redis")]
-        self.inner.share(|| crate::shared::Invalidation::All);
-        self.inner.clear_local()
+        self.share(|| crate::shared::Invalidation::All);
+        self.core.clear()
     }
 
     /// Whether a fresh entry for `key` is held in this process (L1), without counting a
-    /// hit or a miss or touching the LRU order.
+    /// hit or a miss or touching the eviction order.
     pub fn contains_key(&self, key: impl AsRef<str>) -> bool {
         let key = key.as_ref();
-        let hash = self.inner.hash(key);
-        self.inner
-            .shard(hash)
-            .lock()
-            .peek_fresh(key, Instant::now())
+        self.core.contains(key, self.core.hash(key))
     }
 
     /// Removes every expired or invalidated entry now and forgets unused tags; returns
@@ -567,10 +378,7 @@ impl QueryCache {
     /// writes, and lookups remove the dead entries they meet, so calling this is only
     /// needed to free memory sooner (see [`spawn_sweeper`](Self::spawn_sweeper)).
     pub fn sweep(&self) -> usize {
-        let now = Instant::now();
-        let removed = self.inner.for_each_shard(|shard| shard.sweep(now));
-        self.inner.tags.collect_unused();
-        removed
+        self.core.sweep()
     }
 
     /// Spawns a task that calls [`sweep`](Self::sweep) every `period`. The task holds no
@@ -580,14 +388,14 @@ impl QueryCache {
     ///
     /// Outside a tokio runtime, or if `period` is zero.
     pub fn spawn_sweeper(&self, period: Duration) -> JoinHandle<()> {
-        let cache: Weak<Inner> = Arc::downgrade(&self.inner);
+        let core: Weak<Core> = Arc::downgrade(&self.core);
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::spawn(async move {
             loop {
                 ticks.tick().await;
-                let Some(inner) = cache.upgrade() else { break };
-                let removed = QueryCache { inner }.sweep();
+                let Some(core) = core.upgrade() else { break };
+                let removed = core.sweep();
                 if removed > 0 {
                     tracing::debug!(removed, "cache sweep");
                 }
@@ -598,66 +406,95 @@ impl QueryCache {
     /// A snapshot of the statistics. Cheap: it locks each shard briefly and never waits
     /// for a loader.
     pub fn stats(&self) -> CacheStats {
-        let mut counters = ShardCounters::default();
-        let (mut entries, mut weight) = (0_u64, 0_u64);
-        for shard in self.inner.shards.iter() {
-            let shard = shard.0.lock();
-            counters.add(&shard.counters);
-            entries += shard.len() as u64;
-            weight += shard.weight() as u64;
-        }
-        stats::snapshot(
-            &counters,
-            &self.inner.loads,
-            Gauges {
-                entries,
-                weight,
-                capacity: self.inner.max_entries as u64,
-                max_weight: self.inner.max_weight.map(|w| w as u64),
-            },
-            self.l2_stats(),
-        )
+        let (counters, gauges) = self.core.counters();
+        stats::snapshot(&counters, &self.core.loads, gauges, self.l2_stats())
     }
 
     /// Sets every counter to zero (entries stay cached).
     pub fn reset_stats(&self) {
-        for shard in self.inner.shards.iter() {
-            shard.0.lock().reset_counters();
-        }
-        self.inner.loads.reset();
+        self.core.reset_counters();
         #[cfg(feature = "redis")]
-        if let Some(tier) = &self.inner.shared {
+        if let Some(tier) = &self.tier {
             tier.reset_stats();
         }
     }
 
     fn l2_stats(&self) -> Option<crate::L2Stats> {
         #[cfg(feature = "redis")]
-        return self
-            .inner
-            .shared
-            .as_ref()
-            .map(crate::shared::SharedTier::stats);
+        return self.tier.as_deref().map(crate::shared::SharedTier::stats);
         #[cfg(not(feature = "redis"))]
         None
     }
 
     /// Number of entries held now (expired entries not yet removed included).
     pub fn entry_count(&self) -> usize {
-        self.inner
-            .shards
-            .iter()
-            .map(|shard| shard.0.lock().len())
-            .sum()
+        self.core.entry_count()
     }
 
     /// The entry bound.
     pub fn capacity(&self) -> usize {
-        self.inner.max_entries
+        self.core.capacity()
     }
 
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
-        self.inner.shards.len()
+        self.core.shard_count()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
+}
+
+/// The methods that only a cache with a shared tier needs (feature `redis`).
+#[cfg(feature = "redis")]
+impl QueryCache {
+    /// Waits until the shared tier is subscribed to invalidations and Redis answers, at
+    /// most `within`; returns whether it is. Without a shared tier, returns `false` at
+    /// once.
+    ///
+    /// A cache works before that (from L1 and the loader), but the first subscription
+    /// clears L1, so call this before pre-warming at start-up.
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub async fn wait_for_redis(&self, within: Duration) -> bool {
+        match &self.tier {
+            Some(tier) => tier.wait_ready(within).await,
+            None => false,
+        }
+    }
+
+    /// Waits, at most `within`, until every invalidation this instance made so far has
+    /// been applied to Redis and published to the other instances; returns whether it
+    /// was. Without a shared tier, returns `true` at once.
+    ///
+    /// Invalidation methods are synchronous and queue the Redis side: call this after a
+    /// write when the response must not go out before the other instances can no longer
+    /// read what the write changed from Redis. (Their L1 copies are dropped when the
+    /// message arrives, typically a millisecond later; see the crate's guarantees.)
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub async fn flush_invalidations(&self, within: Duration) -> bool {
+        match &self.tier {
+            Some(tier) => tier.flush(within).await,
+            None => true,
+        }
+    }
+
+    /// Waits, at most `within`, until this instance has applied at least `count`
+    /// invalidation messages from other instances in total (see
+    /// [`L2Stats::messages_received`](crate::L2Stats::messages_received)); returns whether
+    /// it has. For tests and tools that must observe an invalidation arriving. Without a
+    /// shared tier, returns `false` at once.
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub async fn wait_for_invalidation_messages(&self, count: u64, within: Duration) -> bool {
+        match &self.tier {
+            Some(tier) => tier.wait_received(count, within).await,
+            None => false,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shared_tier(&self) -> Option<&crate::shared::SharedTier> {
+        self.tier.as_deref()
     }
 }

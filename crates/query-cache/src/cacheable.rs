@@ -6,6 +6,7 @@ use std::mem::size_of;
 use std::sync::Arc;
 
 use crate::SharedCodec;
+#[cfg(feature = "msgpack")]
 use crate::codec;
 
 /// A type whose values may be stored in a [`QueryCache`](crate::QueryCache).
@@ -44,11 +45,12 @@ use crate::codec;
 /// With the `redis` feature a cache can have a shared tier (L2) behind the in-process one.
 /// Values cross it only if their type says how, by returning a [`SharedCodec`] from
 /// [`shared_codec`](Cacheable::shared_codec) (a schema name and version plus MessagePack
-/// through serde). The default is `None`: values of that type stay in the process that
-/// loaded them, and are counted in
-/// [`L2Stats::unshared_loads`](crate::L2Stats::unshared_loads). Primitives, `String`,
-/// `Box<str>` and the containers above (except the hash maps and sets, whose hasher may
-/// not be constructible) are shared when their elements are.
+/// through serde, feature `msgpack`). The default is `None`: values of that type stay in
+/// the process that loaded them, and are counted in
+/// [`L2Stats::unshared_loads`](crate::L2Stats::unshared_loads). With the `msgpack`
+/// feature, primitives, `String`, `Box<str>` and the containers above (except the hash
+/// maps and sets, whose hasher may not be constructible) are shared when their elements
+/// are.
 ///
 /// # Examples
 ///
@@ -102,6 +104,7 @@ pub trait Cacheable: Any + Send + Sync {
 macro_rules! shallow_cacheable {
     ($($ty:ty),* $(,)?) => {
         $(impl Cacheable for $ty {
+            #[cfg(feature = "msgpack")]
             fn shared_codec() -> Option<SharedCodec<Self>> {
                 Some(SharedCodec::msgpack(concat!("std/", stringify!($ty)), 1))
             }
@@ -134,6 +137,7 @@ impl Cacheable for String {
         size_of::<String>() + self.capacity()
     }
 
+    #[cfg(feature = "msgpack")]
     fn shared_codec() -> Option<SharedCodec<Self>> {
         Some(SharedCodec::msgpack("std/str", 1))
     }
@@ -144,6 +148,7 @@ impl Cacheable for Box<str> {
         size_of::<Box<str>>() + self.len()
     }
 
+    #[cfg(feature = "msgpack")]
     fn shared_codec() -> Option<SharedCodec<Self>> {
         // The same bytes as a `String`.
         Some(SharedCodec::msgpack("std/str", 1))
@@ -158,6 +163,7 @@ impl<T: Cacheable> Cacheable for Option<T> {
                 .map_or(0, |v| v.weight().saturating_sub(size_of::<T>()))
     }
 
+    #[cfg(feature = "msgpack")]
     fn shared_codec() -> Option<SharedCodec<Self>> {
         T::shared_codec().map(|codec| codec.option())
     }
@@ -168,6 +174,7 @@ impl<T: Cacheable> Cacheable for Box<T> {
         size_of::<Self>() + (**self).weight()
     }
 
+    #[cfg(feature = "msgpack")]
     fn shared_codec() -> Option<SharedCodec<Self>> {
         T::shared_codec().map(|codec| codec.boxed())
     }
@@ -178,6 +185,7 @@ impl<T: Cacheable> Cacheable for Arc<T> {
         size_of::<Self>() + (**self).weight()
     }
 
+    #[cfg(feature = "msgpack")]
     fn shared_codec() -> Option<SharedCodec<Self>> {
         T::shared_codec().map(|codec| codec.arc())
     }
@@ -189,6 +197,7 @@ impl<T: Cacheable> Cacheable for Vec<T> {
         size_of::<Self>() + spare + self.iter().map(Cacheable::weight).sum::<usize>()
     }
 
+    #[cfg(feature = "msgpack")]
     fn shared_codec() -> Option<SharedCodec<Self>> {
         T::shared_codec().map(|codec| codec.vec())
     }
@@ -199,6 +208,7 @@ impl<T: Cacheable> Cacheable for Box<[T]> {
         size_of::<Self>() + self.iter().map(Cacheable::weight).sum::<usize>()
     }
 
+    #[cfg(feature = "msgpack")]
     fn shared_codec() -> Option<SharedCodec<Self>> {
         T::shared_codec().map(|codec| codec.boxed_slice())
     }
@@ -240,6 +250,7 @@ impl<K: Cacheable + Ord, V: Cacheable> Cacheable for BTreeMap<K, V> {
                 .sum::<usize>()
     }
 
+    #[cfg(feature = "msgpack")]
     fn shared_codec() -> Option<SharedCodec<Self>> {
         codec::btree_map::<K, V>()
     }
@@ -255,6 +266,7 @@ macro_rules! tuple_cacheable {
                     0 $(+ $name.weight())+
                 }
 
+                #[cfg(feature = "msgpack")]
                 fn shared_codec() -> Option<SharedCodec<Self>> {
                     codec::$codec::<$($name),+>()
                 }

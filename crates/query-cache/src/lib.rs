@@ -73,7 +73,7 @@
 //! | Single flight | Concurrent misses on one key in one process run one loader; the others wait and share its value or error. A dropped or panicking leader does not wedge the key: a waiter loads again. | Across processes: with the Redis tier, a value one instance loaded is a Redis hit for the others, but two instances missing at the same moment both load. A key invalidated during a load gets a second, independent load for new callers. |
 //! | Errors | Loader errors reach every waiter and are never cached. | — |
 //! | Stale-while-revalidate | Inside the grace window at most one refresh per key runs at a time; callers get the stale value without waiting. On refresh failure the stale value is served until the window ends. | That the refresh succeeds; how often it is retried after a failure (a later request starts the next attempt). |
-//! | Bounds | The entry count and (if set) the total weight never exceed their bounds: each shard enforces an exact share. | Perfect LRU across shards: order is exact within a shard only. A value heavier than one shard's weight share is never stored. With [`Admission::TinyLfu`] (the default) a new value may be evicted early, when it leaves the small admission window, in favour of more popular entries. |
+//! | Bounds | The entry count and (if set) the total weight never exceed their bounds: each shard enforces an exact share. | Perfect LRU across shards: order is exact within a shard only. A value heavier than one shard's weight share is never stored. With [`Admission::TinyLfu`] (the default) a new value, loaded or inserted, may be evicted early, when it leaves the admission window, in favour of more popular entries. |
 //! | Types | Asking for a key with another type than it holds returns [`Error::TypeMismatch`]; nothing panics. Across the Redis tier, bytes of another type, schema version or envelope format are a miss ([`Error::SchemaMismatch`] is counted, never returned). | That a type changed without bumping its [`SharedCodec`] version fails to decode: most shape changes do (fields are named), a change of meaning alone does not. |
 //! | Redis tier: Redis | Once this instance's invalidation is applied to Redis (`QueryCache::flush_invalidations` returns `true`), Redis holds no value for the covered keys loaded before the invalidation began, and no load that read Redis before it can store one: writes are refused if a generation they depend on moved (checked atomically in a Lua script). | That it is applied when `invalidate*` returns: it is queued and applied in order (measured below 1 ms), or retried until Redis answers. Until then other instances may read the old value from Redis; this instance never does. |
 //! | Redis tier: other instances' L1 | Another instance drops its L1 copies when the message arrives (measured on the project machine over five runs of 1 000: p50 0.06–0.19 ms, p99 0.19–5.2 ms; see `docs/PERFORMANCE.md`). If messages were lost, every L1 entry still expires within `RedisConfig::l1_max_ttl` (default 5 s, reported as `staleness_bound_ms`), and L1 is cleared whenever the subscription is (re)established. | Synchronous invalidation: until the message arrives (or, if lost, up to `l1_max_ttl`) another instance may serve its L1 copy. |
@@ -91,13 +91,38 @@
 //! # Design in brief
 //!
 //! Keys are spread by hash over independently locked shards (by default the next power
-//! of two at or above four times the core count). Each shard is an [`lru`] list behind a
-//! `parking_lot` mutex, holding the shard's statistics counters and its running loads, so
-//! a hit takes one uncontended lock, clones an `Arc` and checks expiry and tag
-//! generations without touching shared state. With [`Admission::TinyLfu`] each shard is
-//! a W-TinyLFU cache (a 1 % LRU window in front of the main LRU, guarded by a count-min
-//! frequency sketch). Tags are generation counters: invalidating one is a counter bump
-//! plus the removal of the entries recorded under it.
+//! of two at or above four times the core count, with at least
+//! [`QueryCacheBuilder::MIN_SHARD_ENTRIES`] entries each). Each shard keeps its entries,
+//! its statistics counters and its running loads behind one `parking_lot` mutex, so a
+//! hit takes one uncontended lock, hashes the key once, clones an `Arc` and checks expiry
+//! and tag generations without touching shared state (but the frequency sketch, updated
+//! without a lock). With [`Admission::TinyLfu`] (the default) eviction is adaptive
+//! W-TinyLFU, as in Caffeine: an LRU window, then probation and protected segments
+//! guarded by a count-min frequency sketch; the sketch and the window's size (moved by
+//! hill climbing on the hit ratio) are kept for the whole cache, so the hit ratio does
+//! not depend on the shard count. Every path that stores a value goes through it. Tags
+//! are generation counters: invalidating one is a counter bump plus the removal of the
+//! entries recorded under it.
+//!
+//! # Modules
+//!
+//! Each module depends only on the ones below it (no circle):
+//!
+//! | module | what it is | uses |
+//! | --- | --- | --- |
+//! | `cache` | [`QueryCache`], the public operations | `load`, `core`, `shared` |
+//! | `prewarm`, `metrics` | [`QueryCache::prewarm`], the Prometheus collector | `cache` |
+//! | `builder` | [`QueryCacheBuilder`] | `core`, `cache` |
+//! | `load` | leading a load: shared tier, loader, store, answering the waiters | `core`, `shared` |
+//! | `core` | the state: shards, tags, counters, bounds; every operation without I/O | `shard`, `policy`, `tags` |
+//! | `shard` | one shard: its entries, flights and counters under one lock | `policy`, `flights`, `entry` |
+//! | `policy` | eviction and admission behind the `Policy` trait: LRU, W-TinyLFU, sketch, hill climber | `entry` |
+//! | `flights` | single-flight bookkeeping of a shard | `tags`, `entry` |
+//! | `shared` | the Redis tier; reaches L1 only through its `LocalCache` trait | `codec`, `stats` |
+//! | `entry`, `tags`, `stats`, `codec`, `cacheable`, `key`, `ttl`, `error` | values and their types | — |
+//!
+//! To change eviction, read `policy` (its trait and its two implementations): nothing
+//! else decides which entry leaves.
 //!
 //! # Time
 //!
@@ -200,24 +225,39 @@
 //!
 //! # Feature flags
 //!
-//! - `redis`: the shared Redis tier (`RedisConfig`, `QueryCacheBuilder::redis`,
-//!   `QueryCache::{wait_for_redis, flush_invalidations, wait_for_invalidation_messages}`).
-//!   Without it the cache is in-process only; [`SharedCodec`] and
-//!   [`Cacheable::shared_codec`] exist either way, so libraries can opt their types in
-//!   without choosing for their users.
+//! None is on by default: the in-process cache alone compiles in under 30 crates.
+//!
+//! - `serde`: `serde::Serialize` for [`CacheStats`], [`L2Stats`], [`PrewarmReport`] and
+//!   [`CacheKey`].
+//! - `msgpack` (implies `serde`): `SharedCodec::msgpack` and the shared codecs of the
+//!   standard types. A library enables it to opt its types in to the shared tier
+//!   ([`Cacheable::shared_codec`]) without choosing a Redis tier for its users:
+//!   [`SharedCodec`] and `shared_codec` exist either way.
+//! - `redis` (implies `msgpack`): the shared Redis tier (`RedisConfig`,
+//!   `QueryCacheBuilder::redis`, `QueryCache::{wait_for_redis, flush_invalidations,
+//!   wait_for_invalidation_messages}`).
+//! - `prometheus`: `QueryCache::metrics`, a `prometheus-client` collector of the
+//!   statistics.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod cache;
 mod cacheable;
 mod codec;
+mod core;
+mod entry;
 mod error;
-mod flight;
+mod flights;
 mod key;
+mod load;
+#[cfg(feature = "prometheus")]
+mod metrics;
+mod policy;
 mod prewarm;
 mod shard;
 #[cfg(feature = "redis")]
 mod shared;
-mod sketch;
 mod stats;
 mod tags;
 mod ttl;
@@ -228,6 +268,8 @@ pub use cacheable::Cacheable;
 pub use codec::SharedCodec;
 pub use error::{Error, LoadError, Result};
 pub use key::CacheKey;
+#[cfg(feature = "prometheus")]
+pub use metrics::CacheMetrics;
 pub use prewarm::{PrewarmFailure, PrewarmJob, PrewarmReport};
 #[cfg(feature = "redis")]
 pub use shared::RedisConfig;

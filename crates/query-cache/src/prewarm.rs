@@ -1,14 +1,15 @@
 //! Loading a set of keys up front, before traffic arrives.
 
+use std::collections::HashMap;
 use std::fmt::Display;
+use std::pin::Pin;
 
-use futures::StreamExt;
-use futures::future::BoxFuture;
-use serde::Serialize;
+use tokio::task::JoinSet;
 
 use crate::{CacheKey, Cacheable, LoadError, QueryCache, Ttl};
 
-type Job = Box<dyn FnOnce(QueryCache) -> BoxFuture<'static, Result<(), String>> + Send>;
+type Job =
+    Box<dyn FnOnce(QueryCache) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send>;
 
 /// One key to load during [`QueryCache::prewarm`]: the same arguments as
 /// [`with_cache`](QueryCache::with_cache), so that the pre-warmed entry is exactly what a
@@ -66,7 +67,8 @@ impl PrewarmJob {
 }
 
 /// What [`QueryCache::prewarm`] did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct PrewarmReport {
     /// Keys loaded (or found already cached).
@@ -76,7 +78,8 @@ pub struct PrewarmReport {
 }
 
 /// A key that could not be pre-warmed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct PrewarmFailure {
     /// The key.
@@ -89,7 +92,13 @@ impl QueryCache {
     /// Loads every job's key, at most `concurrency` loaders at a time (at least one), and
     /// reports what failed. Failures are not cached, so the first request for such a key
     /// loads it as usual. Loads go through [`with_cache`](Self::with_cache) and so count
-    /// in the statistics like any other.
+    /// in the statistics like any other. Each load runs as a tokio task; a loader that
+    /// panics is reported as a failure. Dropping the returned future aborts the loads
+    /// still running.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
     ///
     /// # Examples
     ///
@@ -117,23 +126,34 @@ impl QueryCache {
         jobs: impl IntoIterator<Item = PrewarmJob>,
         concurrency: usize,
     ) -> PrewarmReport {
-        let results: Vec<(CacheKey, Result<(), String>)> = futures::stream::iter(jobs)
-            .map(|job| {
-                let cache = self.clone();
-                async move { (job.key, (job.run)(cache).await) }
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
+        let mut jobs = jobs.into_iter();
+        let mut running = JoinSet::new();
+        let mut keys = HashMap::new();
         let mut report = PrewarmReport::default();
-        for (key, result) in results {
-            match result {
-                Ok(()) => report.loaded += 1,
-                Err(error) => {
-                    tracing::warn!(key = %key, error = %error, "cache pre-warm failed");
-                    report.failed.push(PrewarmFailure { key, error });
-                }
+        loop {
+            while running.len() < concurrency.max(1) {
+                let Some(job) = jobs.next() else { break };
+                let cache = self.clone();
+                let task = running.spawn((job.run)(cache));
+                keys.insert(task.id(), job.key);
             }
+            let Some(finished) = running.join_next_with_id().await else {
+                break;
+            };
+            let (id, result) = match finished {
+                Ok((id, result)) => (id, result),
+                // Only a panic: the set is not aborted while it is polled here.
+                Err(error) => (error.id(), Err(format!("loader panicked: {error}"))),
+            };
+            let Some(key) = keys.remove(&id) else {
+                continue;
+            };
+            let Err(error) = result else {
+                report.loaded += 1;
+                continue;
+            };
+            tracing::warn!(key = %key, error = %error, "cache pre-warm failed");
+            report.failed.push(PrewarmFailure { key, error });
         }
         report
     }

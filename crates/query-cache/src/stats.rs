@@ -3,16 +3,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
-
 /// A snapshot of the cache's statistics, taken by [`QueryCache::stats`](crate::QueryCache::stats).
 ///
 /// Counters run from the cache's creation or the last
 /// [`reset_stats`](crate::QueryCache::reset_stats); `entries`, `weight`, `capacity` and
 /// `fill_percent` describe the cache now. Taking a snapshot locks each shard for a few
-/// nanoseconds and never blocks on a loader. Durations serialize as milliseconds
-/// (`total_load_time_ms`, `mean_load_time_ms`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// nanoseconds and never blocks on a loader. With the `serde` feature it serializes, with
+/// durations as milliseconds (`total_load_time_ms`, `mean_load_time_ms`); with the
+/// `prometheus` feature `QueryCache::metrics` exports it.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct CacheStats {
     /// Lookups answered from the cache (fresh or stale).
@@ -41,10 +41,16 @@ pub struct CacheStats {
     /// starting their own.
     pub single_flight_joins: u64,
     /// Total time spent in loaders that finished.
-    #[serde(rename = "total_load_time_ms", serialize_with = "as_millis")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "total_load_time_ms", serialize_with = "as_millis")
+    )]
     pub total_load_time: Duration,
     /// `total_load_time / loads`, zero when there were no loads.
-    #[serde(rename = "mean_load_time_ms", serialize_with = "as_millis")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "mean_load_time_ms", serialize_with = "as_millis")
+    )]
     pub mean_load_time: Duration,
     /// Values stored (by loads, [`insert`](crate::QueryCache::insert) or pre-warming).
     pub inserts: u64,
@@ -71,7 +77,7 @@ pub struct CacheStats {
     /// The fields above then describe the in-process tier (L1): its `hits` and `misses`
     /// are L1 hits and misses, and `loads` counts loader runs after both tiers missed.
     /// Left out of the serialized form when there is no shared tier.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub l2: Option<L2Stats>,
 }
 
@@ -80,7 +86,8 @@ pub struct CacheStats {
 /// Counters run from the cache's creation or the last
 /// [`reset_stats`](crate::QueryCache::reset_stats); `invalidations_pending`, `connected`,
 /// `subscribed` and the two bounds describe the tier now.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct L2Stats {
     /// L1 misses answered from Redis (the loader did not run).
@@ -132,7 +139,8 @@ pub struct L2Stats {
     pub timeout_ms: u64,
 }
 
-fn as_millis<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+#[cfg(feature = "serde")]
+fn as_millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(duration.as_secs_f64() * 1000.0)
 }
 

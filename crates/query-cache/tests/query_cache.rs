@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use query_cache::{Admission, Cacheable, Error, LoadError, PrewarmJob, QueryCache, Ttl};
+use query_cache::{
+    Admission, Cacheable, Error, LoadError, PrewarmJob, QueryCache, QueryCacheBuilder, Ttl,
+};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::{advance, sleep};
 
@@ -418,13 +420,15 @@ async fn eviction_follows_lru_order_within_a_shard() {
 
 #[tokio::test]
 async fn the_entry_bound_is_never_exceeded() {
-    for shards in [1, 3, 4, 16] {
+    let capacity = 3 * QueryCacheBuilder::MIN_SHARD_ENTRIES + 7;
+    for shards in [1, 2, 3, 16] {
         let cache = QueryCache::builder()
-            .max_entries(10)
+            .max_entries(capacity)
             .shards(shards)
             .build()
             .unwrap();
-        for i in 0..500_u64 {
+        assert_eq!(cache.shard_count(), shards.min(3));
+        for i in 0..3_000_u64 {
             cache
                 .with_cache(format!("k{i}"), Ttl::LONG, &[], move || async move {
                     Ok::<_, Infallible>(i)
@@ -434,14 +438,61 @@ async fn the_entry_bound_is_never_exceeded() {
             if i % 7 == 0 {
                 cache.insert(format!("direct{i}"), i, Ttl::LONG, &[]);
             }
-            assert!(
-                cache.entry_count() <= 10,
-                "{} entries with {shards} shards",
-                cache.entry_count()
-            );
+            if i % 100 == 0 {
+                assert!(
+                    cache.entry_count() <= capacity,
+                    "{} entries with {shards} shards",
+                    cache.entry_count()
+                );
+            }
         }
-        assert!(cache.entry_count() >= 5, "shards are used, not left empty");
+        assert!(
+            cache.entry_count() > capacity - shards,
+            "shards are used, not left empty"
+        );
     }
+}
+
+/// `insert` goes through the same admission as a load: a `get` + `insert` loop gets
+/// exactly the hit ratio of `with_cache`, and a scan of one-off keys inserted directly
+/// does not push out the popular ones.
+#[tokio::test]
+async fn insert_and_with_cache_share_one_eviction_policy() {
+    let build = || {
+        QueryCache::builder()
+            .max_entries(100)
+            .hash_seed(3)
+            .build()
+            .unwrap()
+    };
+    // 20 hot keys, then a scan of 1 000 one-off keys, three times over.
+    let trace: Vec<String> = (0..3)
+        .flat_map(|round| {
+            let hot = (0..400).map(|i| format!("hot{}", i % 20));
+            let scan = (0..1_000).map(move |i| format!("scan{round}-{i}"));
+            hot.chain(scan)
+        })
+        .collect();
+    let loaded = build();
+    for key in &trace {
+        loaded
+            .with_cache(key, Ttl::LONG, &[], || async { Ok::<_, Infallible>(1_u8) })
+            .await
+            .unwrap();
+    }
+    let inserted = build();
+    for key in &trace {
+        if inserted.get::<u8>(key).unwrap().is_none() {
+            inserted.insert(key.as_str(), 1_u8, Ttl::LONG, &[]);
+        }
+    }
+    let (loaded, inserted) = (loaded.stats(), inserted.stats());
+    assert_eq!(
+        (loaded.hits, loaded.misses),
+        (inserted.hits, inserted.misses)
+    );
+    // Every hot key hits on every request but its very first.
+    assert_eq!(inserted.hits, 3 * 400 - 20);
 }
 
 #[derive(Debug)]
@@ -824,36 +875,61 @@ async fn every_statistic_is_counted_exactly() {
     assert!(!cache.insert("h", Blob(100), Ttl::SHORT, &[])); // rejected 1
 
     let stats = cache.stats();
-    // Every field, through the serialized form (the struct is non-exhaustive).
-    let expected = serde_json::json!({
-        "hits": 4,
-        "misses": 10,
-        "hit_ratio": 4.0 / 14.0,
-        "hits_per_entry": 2.0,
-        "stale_hits": 1,
-        "loads": 8,
-        "load_errors": 1,
-        "abandoned_loads": 1,
-        "discarded_loads": 1,
-        "rejected": 1,
-        "single_flight_joins": 1,
-        "total_load_time_ms": 300.0,
-        "mean_load_time_ms": 37.5,
-        "inserts": 7,
-        "evictions": 2,
-        "expirations": 1,
-        "invalidations": 1,
-        "entries": 2,
-        "capacity": 2,
-        "fill_percent": 100.0,
-        "weight": 16,
-        "max_weight": 64,
-    });
-    assert_eq!(serde_json::to_value(&stats).unwrap(), expected);
+    assert_eq!(
+        (
+            stats.hits,
+            stats.misses,
+            stats.stale_hits,
+            stats.loads,
+            stats.load_errors
+        ),
+        (4, 10, 1, 8, 1)
+    );
+    assert_eq!(
+        (
+            stats.abandoned_loads,
+            stats.discarded_loads,
+            stats.rejected,
+            stats.single_flight_joins
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(
+        (
+            stats.inserts,
+            stats.evictions,
+            stats.expirations,
+            stats.invalidations
+        ),
+        (7, 2, 1, 1)
+    );
+    assert_eq!(
+        (
+            stats.entries,
+            stats.capacity,
+            stats.weight,
+            stats.max_weight
+        ),
+        (2, 2, 16, Some(64))
+    );
+    assert_eq!(
+        (stats.hit_ratio, stats.hits_per_entry, stats.fill_percent),
+        (4.0 / 14.0, 2.0, 100.0)
+    );
     assert_eq!(
         (stats.total_load_time, stats.mean_load_time),
         (Duration::from_millis(300), Duration::from_micros(37_500))
     );
+    #[cfg(feature = "serde")]
+    {
+        // The serialized form: durations in milliseconds, no shared tier.
+        let json = serde_json::to_value(&stats).unwrap();
+        assert_eq!(json["total_load_time_ms"], 300.0);
+        assert_eq!(json["mean_load_time_ms"], 37.5);
+        assert_eq!(json["inserts"], 7);
+        assert!(json.get("l2").is_none());
+        assert_eq!(json.as_object().unwrap().len(), 22, "{json}");
+    }
 
     cache.reset_stats();
     let reset = cache.stats();

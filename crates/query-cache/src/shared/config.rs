@@ -26,6 +26,7 @@ use crate::{Error, Result};
 /// ```
 #[derive(Clone)]
 #[must_use]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub struct RedisConfig {
     pub(crate) client: redis::Client,
     pub(crate) url: String,

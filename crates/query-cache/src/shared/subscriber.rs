@@ -16,9 +16,9 @@ use futures::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::watch;
 
+use super::LocalCache;
 use super::message::{Invalidation, Message};
 use super::state::{Counters, TierState};
-use crate::cache::Inner;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -26,7 +26,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub(crate) struct Subscriber {
     pub(crate) client: redis::Client,
     pub(crate) state: Arc<TierState>,
-    pub(crate) cache: Weak<Inner>,
+    pub(crate) cache: Weak<dyn LocalCache>,
     pub(crate) origin: u64,
     pub(crate) keepalive: Duration,
     pub(crate) timeout: Duration,
@@ -114,7 +114,7 @@ impl Subscriber {
     fn clear_l1(&self) {
         Counters::add(&self.state.counters.l1_clears);
         if let Some(cache) = self.cache.upgrade() {
-            let removed = cache.clear_local();
+            let removed = cache.clear();
             tracing::debug!(
                 removed,
                 "in-process cache cleared: invalidations may have been missed"
@@ -143,17 +143,11 @@ impl Subscriber {
         if let Some(cache) = self.cache.upgrade() {
             for invalidation in &message.invalidations {
                 match invalidation {
-                    Invalidation::Key(key) => {
-                        cache.invalidate_key_local(key);
-                    }
-                    Invalidation::Tag(tag) => {
-                        cache.invalidate_tag_local(tag);
-                    }
-                    Invalidation::Prefix(prefix) => {
-                        cache.invalidate_prefix_local(prefix);
-                    }
+                    Invalidation::Key(key) => cache.invalidate_key(key),
+                    Invalidation::Tag(tag) => cache.invalidate_tag(tag),
+                    Invalidation::Prefix(prefix) => cache.invalidate_prefix(prefix),
                     Invalidation::All => {
-                        cache.clear_local();
+                        cache.clear();
                     }
                 }
             }

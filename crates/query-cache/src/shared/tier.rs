@@ -15,7 +15,6 @@ use super::scripts::{READ, WRITE};
 use super::state::{Counters, Names, TierState, WarnLimiter, random_u64};
 use super::{RedisConfig, subscriber, writer};
 use crate::L2Stats;
-use crate::cache::Inner;
 
 pub(crate) struct Queued {
     pub(crate) ticket: u64,
@@ -74,7 +73,7 @@ impl SharedTier {
     /// Connects lazily and starts the writer and subscriber tasks on the current runtime.
     pub(crate) fn start(
         config: &RedisConfig,
-        cache: std::sync::Weak<Inner>,
+        cache: std::sync::Weak<dyn super::LocalCache>,
     ) -> redis::RedisResult<Self> {
         let manager_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(config.invalidation_timeout.max(config.timeout)))

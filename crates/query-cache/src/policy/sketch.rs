@@ -1,10 +1,19 @@
-//! A count-min sketch of access frequencies with periodic aging (TinyLFU).
+//! A count-min sketch of access frequencies with periodic aging (TinyLFU), one for the
+//! whole cache.
 //!
 //! Sixteen 4-bit counters share each `u64`; an item's four counters (one per hash
 //! function) sit in one 16-counter block chosen by its hash, so an increment touches at
 //! most four words. When the number of recorded accesses reaches the sample size, every
 //! counter is halved, so the sketch follows a changing popularity instead of remembering
 //! forever. This is the layout of Caffeine's `FrequencySketch`.
+//!
+//! Every shard records into the same sketch, without a lock: a counter is read and
+//! written with two relaxed atomic operations (plain loads and stores on x86-64), not a
+//! read-modify-write. Two threads bumping the same word at the same instant may lose one
+//! of the increments, which a frequency estimate tolerates; one thread (or any replay of
+//! a trace) counts exactly.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 const SEEDS: [u64; 4] = [
     0xc3a5_c85c_97cb_3127,
@@ -17,23 +26,24 @@ const ONE_MASK: u64 = 0x1111_1111_1111_1111;
 
 #[derive(Debug)]
 pub(crate) struct FrequencySketch {
-    table: Box<[u64]>,
+    table: Box<[AtomicU64]>,
     mask: usize,
     sample_size: u64,
-    additions: u64,
+    additions: AtomicU64,
 }
 
 impl FrequencySketch {
-    /// A sketch sized for a cache (or shard) holding `capacity` entries.
+    /// A sketch sized for a cache holding `capacity` entries.
     pub(crate) fn new(capacity: usize) -> Self {
-        // Small shards still get a sketch wide enough to tell keys apart.
+        // Small caches still get a sketch wide enough to tell keys apart, and a memory of
+        // a useful length.
         let capacity = capacity.max(128);
         let words = capacity.next_power_of_two();
         FrequencySketch {
-            table: vec![0; words].into_boxed_slice(),
+            table: (0..words).map(|_| AtomicU64::new(0)).collect(),
             mask: words - 1,
             sample_size: 10 * capacity as u64,
-            additions: 0,
+            additions: AtomicU64::new(0),
         }
     }
 
@@ -46,23 +56,22 @@ impl FrequencySketch {
 
     /// Records one access.
     #[inline]
-    pub(crate) fn increment(&mut self, hash: u64) {
+    pub(crate) fn increment(&self, hash: u64) {
         let start = ((hash & 3) << 2) as usize;
         let mut added = false;
         for depth in 0..4 {
-            let index = self.index_of(hash, depth);
+            let word = &self.table[self.index_of(hash, depth)];
             let offset = (start + depth) << 2;
             let mask = 0xF_u64 << offset;
-            if self.table[index] & mask != mask {
-                self.table[index] += 1 << offset;
+            let value = word.load(Relaxed);
+            if value & mask != mask {
+                word.store(value + (1 << offset), Relaxed);
                 added = true;
             }
         }
-        if added {
-            self.additions += 1;
-            if self.additions >= self.sample_size {
-                self.age();
-            }
+        // Exactly one increment reaches the sample size; it ages the sketch.
+        if added && self.additions.fetch_add(1, Relaxed) + 1 == self.sample_size {
+            self.age();
         }
     }
 
@@ -71,9 +80,9 @@ impl FrequencySketch {
         let start = ((hash & 3) << 2) as usize;
         (0..4)
             .map(|depth| {
-                let index = self.index_of(hash, depth);
+                let word = self.table[self.index_of(hash, depth)].load(Relaxed);
                 let offset = (start + depth) << 2;
-                ((self.table[index] >> offset) & 0xF) as u8
+                ((word >> offset) & 0xF) as u8
             })
             .min()
             .unwrap_or(0)
@@ -81,18 +90,24 @@ impl FrequencySketch {
 
     /// Halves every counter. `additions` drops by half, and by a quarter of the
     /// truncated odd counts (each item has four counters), as in Caffeine.
-    fn age(&mut self) {
+    fn age(&self) {
         let mut odd = 0_u64;
-        for word in self.table.iter_mut() {
-            odd += u64::from((*word & ONE_MASK).count_ones());
-            *word = (*word >> 1) & RESET_MASK;
+        for word in self.table.iter() {
+            let value = word.load(Relaxed);
+            odd += u64::from((value & ONE_MASK).count_ones());
+            word.store((value >> 1) & RESET_MASK, Relaxed);
         }
-        self.additions = (self.additions / 2).saturating_sub(odd / 4);
+        let additions = self.additions.load(Relaxed);
+        self.additions
+            .store((additions / 2).saturating_sub(odd / 4), Relaxed);
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.table.fill(0);
-        self.additions = 0;
+    /// Forgets every access (used with `invalidate_all`).
+    pub(crate) fn clear(&self) {
+        for word in self.table.iter() {
+            word.store(0, Relaxed);
+        }
+        self.additions.store(0, Relaxed);
     }
 }
 
@@ -102,7 +117,7 @@ mod tests {
 
     #[test]
     fn counts_saturate_at_fifteen_and_age_by_half() {
-        let mut sketch = FrequencySketch::new(64);
+        let sketch = FrequencySketch::new(64);
         for _ in 0..20 {
             sketch.increment(42);
         }
@@ -114,7 +129,7 @@ mod tests {
 
     #[test]
     fn frequent_items_outrank_rare_ones() {
-        let mut sketch = FrequencySketch::new(128);
+        let sketch = FrequencySketch::new(128);
         for i in 0..1000_u64 {
             sketch.increment(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             if i % 2 == 0 {
@@ -122,5 +137,19 @@ mod tests {
             }
         }
         assert!(sketch.frequency(7) > sketch.frequency(3_u64.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+    }
+
+    #[test]
+    fn reaching_the_sample_size_ages_the_counts() {
+        let sketch = FrequencySketch::new(128);
+        for _ in 0..15 {
+            sketch.increment(1);
+        }
+        assert_eq!(sketch.frequency(1), 15);
+        // 1 280 additions make a sample: distinct keys past it halve key 1's count.
+        for i in 2..2_000_u64 {
+            sketch.increment(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        }
+        assert!(sketch.frequency(1) <= 7, "{}", sketch.frequency(1));
     }
 }

@@ -1,0 +1,286 @@
+//! W-TinyLFU with an adaptive window (the design of Caffeine's and moka's eviction).
+//!
+//! Each shard keeps three LRU lists in one [`Table`]:
+//!
+//! - the **window**: every new entry lands here, so a burst of new keys is served from
+//!   the cache while it is recent;
+//! - **probation**: where an entry pushed out of the window goes if it wins its *duel*
+//!   against probation's least recently used entry (the victim): it must have been
+//!   requested more often, according to the cache-wide frequency sketch. One-off keys
+//!   thus pass through the window without displacing popular entries;
+//! - **protected** (80 % of the main segment): entries hit again while on probation; the
+//!   oldest protected entry falls back to probation when protected is full.
+//!
+//! The window's size is the shard's share of a size chosen for the whole cache
+//! ([`Window`]), moved by shadow hits: small on frequency-heavy workloads, large (up to all
+//! but one entry of the shard, nearly a plain LRU) on recency-heavy ones.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::sketch::FrequencySketch;
+use super::table::Table;
+use super::window::{Shadow, Window, WindowSizing};
+use super::{Policy, Removed, servable, share};
+use crate::CacheKey;
+use crate::entry::Entry;
+
+const WINDOW: usize = 0;
+const PROBATION: usize = 1;
+const PROTECTED: usize = 2;
+
+/// Protected's share of the main segment, in percent.
+const PROTECTED_PERCENT: usize = 80;
+
+/// A candidate this frequent that loses its duel is still admitted once in 128 times:
+/// otherwise keys crafted to collide with a hot victim in the sketch could keep every new
+/// key out (Caffeine's defence against hash flooding).
+const WARM_CANDIDATE: u8 = 6;
+
+/// The parts of W-TinyLFU sized for the whole cache, shared by its shards.
+#[derive(Debug)]
+pub(crate) struct CacheWide {
+    sketch: FrequencySketch,
+    window: Window,
+}
+
+impl CacheWide {
+    pub(crate) fn new(capacity: usize, sizing: WindowSizing) -> Self {
+        CacheWide {
+            sketch: FrequencySketch::new(capacity),
+            window: Window::new(capacity, sizing),
+        }
+    }
+
+    /// Forgets every recorded access (used with `invalidate_all`).
+    pub(crate) fn forget_accesses(&self) {
+        self.sketch.clear();
+    }
+
+    /// The window's size for the whole cache now, in entries.
+    #[cfg(test)]
+    pub(crate) fn window_size(&self) -> usize {
+        self.window.size()
+    }
+}
+
+/// One shard's W-TinyLFU.
+pub(crate) struct WTinyLfu {
+    table: Table<3>,
+    wide: Arc<CacheWide>,
+    capacity: usize,
+    shard: usize,
+    shards: usize,
+    /// The cache-wide window size the caps below follow.
+    window_total: usize,
+    window_cap: usize,
+    protected_cap: usize,
+    /// Keys the window let go without admission, and keys main evicted: a miss on one of
+    /// them moves the window.
+    rejected: Shadow,
+    evicted: Shadow,
+    /// Xorshift state for the warm-candidate lottery: seeded, so a replay is exact.
+    random: u64,
+}
+
+impl WTinyLfu {
+    /// Shard `shard` of `shards`, holding `capacity` entries (its share of the cache's).
+    pub(crate) fn new(capacity: usize, shard: usize, shards: usize, wide: Arc<CacheWide>) -> Self {
+        // A sixteenth of the shard on each side: enough misses land there to steer, few
+        // enough that they measure the value of the entries at the margin.
+        let shadow = capacity.div_ceil(16);
+        let mut policy = WTinyLfu {
+            table: Table::new(),
+            wide,
+            capacity,
+            shard,
+            shards,
+            window_total: usize::MAX,
+            window_cap: 0,
+            protected_cap: 0,
+            rejected: Shadow::new(shadow),
+            evicted: Shadow::new(shadow),
+            random: 0x9e37_79b9_7f4a_7c15 ^ shard as u64,
+        };
+        policy.follow_window();
+        policy
+    }
+
+    /// Takes this shard's share of the cache-wide window, if the climber moved it.
+    fn follow_window(&mut self) {
+        let total = self.wide.window.size();
+        if total == self.window_total {
+            return;
+        }
+        self.window_total = total;
+        // Main keeps at least one entry: its evictions are what can shrink the window.
+        self.window_cap =
+            share(total, self.shard, self.shards).min(self.capacity.saturating_sub(1));
+        self.protected_cap = (self.capacity - self.window_cap) * PROTECTED_PERCENT / 100;
+        while self.table.list_len(PROTECTED) > self.protected_cap {
+            self.demote_oldest_protected();
+        }
+    }
+
+    fn demote_oldest_protected(&mut self) {
+        if let Some(oldest) = self.table.oldest(PROTECTED) {
+            self.table.make_newest(oldest, PROBATION);
+        }
+    }
+
+    fn main_len(&self) -> usize {
+        self.table.list_len(PROBATION) + self.table.list_len(PROTECTED)
+    }
+
+    /// The main segment's entry that leaves first.
+    fn main_victim(&self) -> Option<u32> {
+        self.table
+            .oldest(PROBATION)
+            .or_else(|| self.table.oldest(PROTECTED))
+    }
+
+    /// Whether `candidate` (leaving the window) should take `victim`'s place in main.
+    fn admit(&mut self, candidate: u32, victim: u32, now: Instant) -> bool {
+        let victim = self.table.entry(victim);
+        if !servable(victim, now) {
+            return true;
+        }
+        let sketch = &self.wide.sketch;
+        let candidate_frequency = sketch.frequency(self.table.entry(candidate).hash);
+        let victim_frequency = sketch.frequency(victim.hash);
+        if candidate_frequency > victim_frequency {
+            true
+        } else if candidate_frequency >= WARM_CANDIDATE {
+            self.random ^= self.random << 13;
+            self.random ^= self.random >> 7;
+            self.random ^= self.random << 17;
+            self.random & 127 == 0
+        } else {
+            false
+        }
+    }
+
+    /// Moves the window's overflow to main, each entry against a victim once main is full.
+    fn drain_window(&mut self, now: Instant, removed: &mut Removed) {
+        while self.table.list_len(WINDOW) > self.window_cap {
+            let Some(candidate) = self.table.oldest(WINDOW) else {
+                break;
+            };
+            let candidate_hash = self.table.entry(candidate).hash;
+            if !servable(self.table.entry(candidate), now) {
+                removed.push(self.table.remove(candidate));
+                continue;
+            }
+            if self.main_len() < self.capacity - self.window_cap {
+                self.table.make_newest(candidate, PROBATION);
+                continue;
+            }
+            match self.main_victim() {
+                Some(victim) if self.admit(candidate, victim, now) => {
+                    // Moved before the removal: a removal renumbers the last node.
+                    self.table.make_newest(candidate, PROBATION);
+                    self.evict(victim, removed);
+                }
+                _ => {
+                    self.rejected.push(candidate_hash);
+                    removed.push(self.table.remove(candidate));
+                }
+            }
+        }
+    }
+
+    /// Evicts main's entry `victim`, remembering it.
+    fn evict(&mut self, victim: u32, removed: &mut Removed) {
+        self.evicted.push(self.table.entry(victim).hash);
+        removed.push(self.table.remove(victim));
+    }
+}
+
+impl Policy for WTinyLfu {
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    #[inline]
+    fn access(&mut self, key: &str, hash: u64) -> Option<&Entry> {
+        self.wide.sketch.increment(hash);
+        let Some(i) = self.table.find(key, hash) else {
+            if self.rejected.take(hash) {
+                self.wide.window.grow();
+            } else if self.evicted.take(hash) {
+                self.wide.window.shrink();
+            }
+            return None;
+        };
+        match self.table.list_of(i) {
+            WINDOW => self.table.make_newest(i, WINDOW),
+            PROTECTED => self.table.make_newest(i, PROTECTED),
+            _ => {
+                self.table.make_newest(i, PROTECTED);
+                if self.table.list_len(PROTECTED) > self.protected_cap {
+                    self.demote_oldest_protected();
+                }
+            }
+        }
+        Some(self.table.entry(i))
+    }
+
+    fn peek(&self, key: &str, hash: u64) -> Option<&Entry> {
+        self.table.find(key, hash).map(|i| self.table.entry(i))
+    }
+
+    fn replace(&mut self, key: &str, entry: Entry) -> Result<Entry, Entry> {
+        match self.table.find(key, entry.hash) {
+            Some(i) => {
+                let list = self.table.list_of(i);
+                self.table.make_newest(i, list);
+                Ok(std::mem::replace(self.table.entry_mut(i), entry))
+            }
+            None => Err(entry),
+        }
+    }
+
+    fn insert(&mut self, key: CacheKey, entry: Entry, now: Instant, removed: &mut Removed) {
+        self.follow_window();
+        self.table.push(key, entry, WINDOW);
+        self.drain_window(now, removed);
+        // After the window grew, main may still hold more than its new share.
+        while self.table.len() > self.capacity {
+            if let Some(victim) = self.main_victim() {
+                self.evict(victim, removed);
+            } else if let Some(oldest) = self.table.oldest(WINDOW) {
+                self.rejected.push(self.table.entry(oldest).hash);
+                removed.push(self.table.remove(oldest));
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str, hash: u64) -> Option<(CacheKey, Entry)> {
+        let i = self.table.find(key, hash)?;
+        Some(self.table.remove(i))
+    }
+
+    fn pop_victim(&mut self, keep: &str) -> Option<(CacheKey, Entry)> {
+        for list in [PROBATION, PROTECTED, WINDOW] {
+            let Some(oldest) = self.table.oldest(list) else {
+                continue;
+            };
+            let victim = if self.table.key(oldest).as_str() == keep {
+                self.table.newer(oldest)
+            } else {
+                Some(oldest)
+            };
+            if let Some(victim) = victim {
+                return Some(self.table.remove(victim));
+            }
+        }
+        None
+    }
+
+    fn retain(&mut self, keep: &mut dyn FnMut(&CacheKey, &Entry) -> bool, removed: &mut Removed) {
+        self.table.retain(keep, removed);
+    }
+}

@@ -1,0 +1,221 @@
+//! The admission window's size for the whole cache, adapted to the workload.
+//!
+//! A small window favours frequency (new keys must prove themselves against the main
+//! segment's victims); a large one favours recency (a window of the whole cache is a plain
+//! LRU). Which is better depends on the workload, so the window climbs towards where the
+//! hit ratio is highest. The direction of each step comes from *shadow hits*, an estimate
+//! of the hit ratio's slope that needs no sampling period:
+//!
+//! - every shard remembers the hashes of the last keys its window let go without admission
+//!   (rejected by the frequency filter) and of the last keys its main segment evicted
+//!   ([`Shadow`], each as many as a sixteenth of the shard);
+//! - a miss on a key the window just let go is a hit a slightly larger window would have
+//!   had: the window grows; a miss on a key main just evicted is a hit a slightly larger
+//!   main segment would have had: the window shrinks;
+//! - a step is one entry while the evidence is mixed, and grows up to 1/64 of the capacity
+//!   as the last hundred or so shadow hits point the same way, so that the window crosses
+//!   the whole range quickly when the workload calls for it, settles by single entries
+//!   around the peak, and is not thrown by a burst of shadow hits on one side (a loop
+//!   larger than the cache passing by);
+//! - the window never goes below Caffeine's 1 % (at least one entry): on a loop larger
+//!   than the cache, an empty window lost a point of hit ratio.
+//!
+//! The window thus settles where one more entry is worth as much on either side, which is
+//! where the hit ratio peaks. (Caffeine compares the hit ratios of consecutive samples of
+//! 10 × the capacity instead; on this crate's trace suite that moved too slowly and
+//! wandered too far: see `docs/PERFORMANCE.md`.) Shards read the size without a lock and
+//! each keeps its exact share of it.
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use hashbrown::HashTable;
+use parking_lot::Mutex;
+
+/// How the window is sized.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum WindowSizing {
+    /// Adapted by shadow hits, from 1 % of the capacity.
+    Adaptive,
+    /// A fixed share of the capacity, in percent (Caffeine's original W-TinyLFU: 1 %).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Fixed(u8),
+}
+
+/// The admission window of the whole cache.
+#[derive(Debug)]
+pub(crate) struct Window {
+    /// In entries, for the whole cache: `climb.size`, readable without the lock.
+    size: AtomicUsize,
+    /// `None` for a fixed window.
+    climb: Option<Mutex<Climb>>,
+}
+
+#[derive(Debug)]
+struct Climb {
+    size: usize,
+    min: usize,
+    max: usize,
+    max_step: usize,
+    /// Moving average of the last events' directions (+1 grow, -1 shrink), about the last
+    /// [`TREND_EVENTS`] of them: how one-sided the evidence is.
+    trend: f64,
+}
+
+/// The number of recent shadow hits the trend follows.
+const TREND_EVENTS: f64 = 128.0;
+
+impl Climb {
+    fn step(&mut self, grow: bool) -> usize {
+        let direction = if grow { 1.0 } else { -1.0 };
+        self.trend += (direction - self.trend) / TREND_EVENTS;
+        // One entry while the evidence is mixed, up to `max_step` while it all points
+        // this way: a burst of hits on one side (a loop passing by) is not a trend.
+        let step = 1 + ((self.trend * direction).max(0.0) * self.max_step as f64) as usize;
+        self.size = if grow {
+            (self.size + step).min(self.max)
+        } else {
+            self.size.saturating_sub(step).max(self.min)
+        };
+        self.size
+    }
+}
+
+impl Window {
+    pub(crate) fn new(capacity: usize, sizing: WindowSizing) -> Self {
+        let percent = match sizing {
+            WindowSizing::Adaptive => 1,
+            WindowSizing::Fixed(percent) => usize::from(percent.min(100)),
+        };
+        // Caffeine's start: 1 %, at least one entry when there is room for a main
+        // segment beside it.
+        let size = if capacity >= 2 {
+            (capacity * percent / 100).max(1)
+        } else {
+            0
+        };
+        let climb = (sizing == WindowSizing::Adaptive).then(|| {
+            Mutex::new(Climb {
+                size,
+                min: size,
+                max: capacity,
+                max_step: capacity / 64,
+                trend: 0.0,
+            })
+        });
+        Window {
+            size: AtomicUsize::new(size),
+            climb,
+        }
+    }
+
+    /// The window's size now, in entries, for the whole cache.
+    #[inline]
+    pub(crate) fn size(&self) -> usize {
+        self.size.load(Relaxed)
+    }
+
+    /// A larger window would have hit.
+    pub(crate) fn grow(&self) {
+        self.step(true);
+    }
+
+    /// A larger main segment would have hit.
+    pub(crate) fn shrink(&self) {
+        self.step(false);
+    }
+
+    fn step(&self, grow: bool) {
+        if let Some(climb) = &self.climb {
+            let mut climb = climb.lock();
+            self.size.store(climb.step(grow), Relaxed);
+        }
+    }
+}
+
+/// The hashes of the last keys to leave one side of a shard (the window without admission,
+/// or main), to recognise a miss that a larger side would have hit.
+pub(crate) struct Shadow {
+    /// Oldest first.
+    order: std::collections::VecDeque<u64>,
+    members: HashTable<u64>,
+    capacity: usize,
+}
+
+impl Shadow {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Shadow {
+            order: std::collections::VecDeque::with_capacity(capacity),
+            members: HashTable::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    /// Remembers `hash`, forgetting the oldest beyond the capacity.
+    pub(crate) fn push(&mut self, hash: u64) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.order.len() == self.capacity
+            && let Some(oldest) = self.order.pop_front()
+            && let Ok(found) = self.members.find_entry(oldest, |&h| h == oldest)
+        {
+            found.remove();
+        }
+        if self.members.find(hash, |&h| h == hash).is_none() {
+            self.members.insert_unique(hash, hash, |&h| h);
+            self.order.push_back(hash);
+        }
+    }
+
+    /// Whether `hash` is remembered; forgets it (a shadow hit counts once).
+    pub(crate) fn take(&mut self, hash: u64) -> bool {
+        match self.members.find_entry(hash, |&h| h == hash) {
+            Ok(found) => {
+                found.remove();
+                // Its place in `order` is freed when it comes round: a stale slot that
+                // `push` skips removing (the hash is gone from `members`).
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shadows_remember_the_last_hashes_once() {
+        let mut shadow = Shadow::new(3);
+        for hash in 1..=4 {
+            shadow.push(hash);
+        }
+        assert!(!shadow.take(1), "pushed out by 4");
+        assert!(shadow.take(3));
+        assert!(!shadow.take(3), "counted once");
+        assert!(shadow.take(4) && shadow.take(2));
+    }
+
+    #[test]
+    fn a_fixed_window_never_moves_and_an_adaptive_one_stays_in_bounds() {
+        let fixed = Window::new(1_000, WindowSizing::Fixed(1));
+        fixed.grow();
+        assert_eq!(fixed.size(), 10);
+        let adaptive = Window::new(1_000, WindowSizing::Adaptive);
+        for _ in 0..5 {
+            adaptive.grow();
+        }
+        assert_eq!(adaptive.size(), 15, "single entries at first");
+        for _ in 0..300 {
+            adaptive.grow();
+        }
+        assert_eq!(adaptive.size(), 1_000, "then faster, up to the whole cache");
+        adaptive.shrink();
+        assert_eq!(adaptive.size(), 999, "one entry against the trend");
+        for _ in 0..2_000 {
+            adaptive.shrink();
+        }
+        assert_eq!(adaptive.size(), 10, "never below 1 %");
+    }
+}
