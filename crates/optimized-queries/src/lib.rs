@@ -54,16 +54,19 @@
 mod availability;
 mod bookings;
 mod cached;
+mod columns;
 mod daily_stats;
 mod domain;
 mod error;
+mod executor;
 mod hot_queries;
-mod json;
 pub mod naive;
 mod reports;
 mod retry;
 mod rooms;
 mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite_reader;
 mod views;
 pub mod workload;
 mod writes;
