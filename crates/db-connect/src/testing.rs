@@ -31,10 +31,10 @@ use crate::{Backend, ConnectionSettings, connect_with};
 
 mod postgres_cluster;
 mod redis_server;
+mod s3;
 
 pub use postgres_cluster::PostgresCluster;
 pub use redis_server::RedisServer;
-mod s3;
 pub use s3::{MotoServer, S3Bucket, TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY};
 
 /// Where PostgreSQL is reached when `HOTEL_TEST_POSTGRES_URL` is not set.
