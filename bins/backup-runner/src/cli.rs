@@ -11,10 +11,17 @@ use clap::{Args, Parser, Subcommand};
 /// "Verified" means restored into a scratch database that passed the integrity checks and
 /// matched the manifest's row counts.
 ///
-/// Exit codes: 0 success; 1 failure; 2 bad usage; 3 a backup failed verification (or a
-/// restore refused a damaged backup); 4 another operation holds the backup directory's lock;
-/// 5 the restore target is in use. `monitor` exits with Nagios codes instead: 0 OK,
-/// 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+/// Only create, pre-migration and schedule make a repository that does not exist; every other
+/// command refuses a missing one and changes nothing.
+///
+/// Exit codes: 0 success; 1 failure; 2 bad usage or configuration: an invalid argument, a
+/// database URL or repository that names nothing (or another database than the repository's),
+/// a backup that does not exist (such a refusal is not recorded as a failed run, so `monitor`
+/// never reports it); 3 a backup failed verification (or a restore refused a damaged backup);
+/// 4 another operation holds the repository's lock; 5 the restore target is in use; 130 / 143
+/// interrupted by SIGINT / SIGTERM (what the run had built is removed before it exits; a second
+/// signal exits at once, and the next run removes the rest). `monitor` exits with Nagios codes
+/// instead: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 #[derive(Debug, Parser)]
 #[command(name = "hotel-backup", version, about, long_about)]
 pub(crate) struct Cli {
@@ -130,14 +137,24 @@ pub(crate) enum Command {
     },
     /// Check the backups' health; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios).
     Monitor(MonitorArgs),
-    /// Run create, verify and prune every --every until SIGINT or SIGTERM.
+    /// Run create, verify and prune every --every until SIGINT or SIGTERM (the run in progress
+    /// is finished first).
     Schedule {
-        /// The interval, e.g. 1h, 30m, 1day.
-        #[arg(long, value_parser = humantime::parse_duration)]
+        /// The interval, e.g. 1h, 30m, 1day (at least 1s).
+        #[arg(long, value_parser = parse_interval)]
         every: Duration,
         #[command(flatten)]
         retention: RetentionArgs,
     },
+}
+
+/// A schedule's interval: a duration of at least a second.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let every = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if every < Duration::from_secs(1) {
+        return Err(format!("{text} is shorter than the shortest interval, 1s"));
+    }
+    Ok(every)
 }
 
 fn parse_location(text: &str) -> Result<backup::RepositoryLocation, String> {

@@ -25,7 +25,28 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(run::EXIT_FAILURE);
         }
     };
-    match runtime.block_on(run::run(cli, shutdown_signal())) {
+    let outcome = runtime.block_on(async {
+        if matches!(cli.command, cli::Command::Schedule { .. }) {
+            // The scheduler stops by itself at a signal, after the run in progress.
+            run::run(&cli, shutdown_signal()).await
+        } else {
+            // Any other command stops at once: its future is dropped (which removes its
+            // scratch files), then what it left elsewhere is cleaned up.
+            tokio::select! {
+                outcome = run::run(&cli, std::future::pending()) => outcome,
+                signal = wait_for_signal() => {
+                    tokio::spawn(async {
+                        wait_for_signal().await;
+                        std::process::exit(130);
+                    });
+                    Err(run::interrupted(&cli, signal).await)
+                }
+            }
+        }
+    });
+    // Blocking work of a cancelled command (a decompression) is not waited for.
+    runtime.shutdown_background();
+    match outcome {
         Ok(code) => std::process::ExitCode::from(code),
         Err(err) => {
             let code = run::exit_code_of(&err);
@@ -68,7 +89,8 @@ async fn shutdown_signal() {
     });
 }
 
-async fn wait_for_signal() {
+/// Completes at SIGINT or SIGTERM, with the signal's number.
+async fn wait_for_signal() -> i32 {
     let mut term = signal(SignalKind::terminate()).ok();
     let terminate = async {
         match term.as_mut() {
@@ -79,7 +101,7 @@ async fn wait_for_signal() {
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
+        _ = tokio::signal::ctrl_c() => 2,
+        () = terminate => 15,
     }
 }

@@ -18,17 +18,76 @@ use crate::{
 
 /// Exit codes (documented in `--help`).
 pub(crate) const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_USAGE: u8 = 2;
 pub(crate) const EXIT_VERIFICATION_FAILED: u8 = 3;
 pub(crate) const EXIT_LOCK_HELD: u8 = 4;
 pub(crate) const EXIT_IN_USE: u8 = 5;
 
 /// The exit code of a failed command.
 pub(crate) fn exit_code_of(err: &anyhow::Error) -> u8 {
+    if let Some(Interrupted { signal }) = err.downcast_ref::<Interrupted>() {
+        return u8::try_from(128 + signal).unwrap_or(EXIT_FAILURE);
+    }
     match err.downcast_ref::<Error>() {
         Some(Error::VerificationFailed { .. }) => EXIT_VERIFICATION_FAILED,
         Some(Error::LockHeld { .. }) => EXIT_LOCK_HELD,
         Some(Error::DatabaseInUse { .. }) => EXIT_IN_USE,
+        Some(e) if e.is_invalid_request() => EXIT_USAGE,
         _ => EXIT_FAILURE,
+    }
+}
+
+/// A command stopped by SIGINT or SIGTERM (exit code 128 + the signal's number).
+#[derive(Debug)]
+pub(crate) struct Interrupted {
+    signal: i32,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.signal {
+            2 => "SIGINT",
+            15 => "SIGTERM",
+            _ => "a signal",
+        };
+        write!(f, "interrupted by {name}")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// After a command was stopped by `signal` (its future dropped): removes the scratch state it
+/// left (a scratch or half-restored PostgreSQL database; files went with the future), so the
+/// next run starts clean. Returns the error to report.
+pub(crate) async fn interrupted(cli: &Cli, signal: i32) -> anyhow::Error {
+    let writes = !matches!(cli.command, Command::List | Command::Monitor(_))
+        && !matches!(
+            cli.command,
+            Command::Restore { dry_run: true, .. } | Command::Prune { dry_run: true, .. }
+        );
+    let error = anyhow::Error::new(Interrupted { signal });
+    if !writes {
+        return error;
+    }
+    let Ok(repo) = repository(cli, false) else {
+        return error;
+    };
+    // The server whose credentials can drop a scratch database: the restore target, or the
+    // database (whose server verification uses).
+    let server = match &cli.command {
+        Command::Restore { to: Some(to), .. } => Source::from_url(to).ok(),
+        _ => Source::from_url(&cli.database_url).ok(),
+    };
+    match repo.clean_leftovers(server.as_ref()).await {
+        Ok(removed) => {
+            for leftover in removed {
+                tracing::info!(what = %leftover.what, "removed the scratch state of the interrupted run");
+            }
+            error.context("the interrupted run's scratch state was removed")
+        }
+        Err(e) => anyhow::Error::new(e)
+            .context("while removing the interrupted run's scratch state; the next run removes it")
+            .context(Interrupted { signal }),
     }
 }
 
@@ -45,8 +104,10 @@ fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> 
     Ok(())
 }
 
-fn repository(cli: &Cli) -> anyhow::Result<BackupRepository> {
+/// Opens the repository; only commands that take backups (`create`) make a missing one.
+fn repository(cli: &Cli, create: bool) -> anyhow::Result<BackupRepository> {
     let mut builder = BackupRepository::builder(cli.repository.clone())
+        .create_if_missing(create)
         .s3_settings(S3Settings::from_lookup(|name| std::env::var(name).ok()))
         .lock_wait(cli.lock_wait)
         .compression_level(cli.compression_level)
@@ -78,14 +139,14 @@ fn verify_options(cli: &Cli, depth: VerifyDepth) -> VerifyOptions {
 }
 
 /// Runs the command; returns the exit code of a completed command (errors are the caller's).
-pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result<u8> {
+pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result<u8> {
     let bar = Bar::new();
     let progress = |p| bar.report(p);
     let json = cli.json;
     let code = match &cli.command {
         Command::Create { reason } => {
-            let repo = repository(&cli)?;
             let source = source(&cli.database_url)?;
+            let repo = repository(cli, true)?;
             let manifest = repo
                 .create(&source, *reason, &progress)
                 .await
@@ -95,10 +156,10 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
             0
         }
         Command::PreMigration => {
-            let repo = repository(&cli)?;
             let source = source(&cli.database_url)?;
+            let repo = repository(cli, true)?;
             let report = repo
-                .pre_migration(&source, &verify_options(&cli, VerifyDepth::Full), &progress)
+                .pre_migration(&source, &verify_options(cli, VerifyDepth::Full), &progress)
                 .await
                 .with_context(|| format!("while taking the pre-migration backup of {source}"))?;
             bar.finish();
@@ -112,7 +173,7 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
             0
         }
         Command::List => {
-            let repo = repository(&cli)?;
+            let repo = repository(cli, false)?;
             let listing = repo.list().await.context("while listing backups")?;
             let now = Utc::now();
             let rows: Vec<ListedBackup<'_>> = listing
@@ -132,13 +193,13 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
             0
         }
         Command::Verify { id, all, quick } => {
-            let repo = repository(&cli)?;
+            let repo = repository(cli, false)?;
             let depth = if *quick {
                 VerifyDepth::Quick
             } else {
                 VerifyDepth::Full
             };
-            let options = verify_options(&cli, depth);
+            let options = verify_options(cli, depth);
             let reports = if *all {
                 repo.verify_all(&options, &progress).await
             } else {
@@ -176,7 +237,7 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
             clean,
             no_safety_backup,
         } => {
-            let repo = repository(&cli)?;
+            let repo = repository(cli, false)?;
             let target = source(to.as_deref().unwrap_or(&cli.database_url))?;
             let options = RestoreOptions {
                 dry_run: *dry_run,
@@ -197,7 +258,7 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
             0
         }
         Command::Prune { dry_run, retention } => {
-            let repo = repository(&cli)?;
+            let repo = repository(cli, false)?;
             let report = repo
                 .prune(&retention.policy(), Utc::now(), *dry_run)
                 .await
@@ -208,9 +269,9 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
         Command::Monitor(args) => {
             // Monitoring must not create the directory it checks.
             let report = match cli.repository.local_dir() {
-                Some(dir) if !dir.is_dir() => missing_directory(&cli),
+                Some(dir) if !dir.is_dir() => missing_directory(cli),
                 _ => {
-                    let repo = repository(&cli)?;
+                    let repo = repository(cli, false)?;
                     monitor::assess(&repo, &args.policy(), Utc::now()).await
                 }
             };
@@ -223,9 +284,9 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
             report.status.exit_code()
         }
         Command::Schedule { every, retention } => {
-            let repo = repository(&cli)?;
             let source = source(&cli.database_url)?;
-            let options = verify_options(&cli, VerifyDepth::Full);
+            let repo = repository(cli, true)?;
+            let options = verify_options(cli, VerifyDepth::Full);
             let policy = retention.policy();
             tracing::info!(every = %humantime::format_duration(*every), source = %source, repository = %repo.location(), "scheduler started");
             let runs = backup::schedule::run_every(*every, shutdown, |n| {

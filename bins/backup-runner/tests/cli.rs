@@ -320,8 +320,8 @@ async fn each_failure_has_its_exit_code() {
         "{err}"
     );
 
-    // Not a backup: 1.
-    let err = json(&url, d, &["verify", "20991231T000000Z"], 1);
+    // Not a backup: bad usage, 2.
+    let err = json(&url, d, &["verify", "20991231T000000Z"], 2);
     assert!(
         err["error"].as_str().unwrap().contains("no backup"),
         "{err}"

@@ -33,8 +33,10 @@ impl BackupRepository {
     /// repository belongs to another database; [`Error::SourceMissing`],
     /// [`Error::EmptySource`], [`Error::Database`] for the source; [`Error::DumpFailed`] /
     /// [`Error::ToolMissing`] for pg_dump; [`Error::DiskFull`] / [`Error::Io`] /
-    /// [`Error::Store`] for the repository. The outcome is recorded in the run log (except a
-    /// held lock).
+    /// [`Error::Store`] for the repository; [`Error::DatabaseGone`] when the repository's own
+    /// database no longer exists. The outcome is recorded in the run log, except a held lock
+    /// and an invalid request ([`Error::is_invalid_request`]: a wrong URL is not a failed
+    /// backup).
     pub async fn create(
         &self,
         source: &Source,
@@ -49,6 +51,7 @@ impl BackupRepository {
                 self.record(Operation::Create, started, Some(manifest.id.clone()), None)
                     .await;
             }
+            Err(e) if e.is_invalid_request() => {}
             Err(e) => {
                 self.record(Operation::Create, started, None, Some(error_chain(e)))
                     .await;
@@ -98,6 +101,17 @@ impl BackupRepository {
         let claimed = match (&taken, &identity) {
             (Ok(_), None) => self.claim(source).await,
             _ => Ok(()),
+        };
+        // Once the repository knows the database, its absence is an operational failure: it
+        // was there at the last backup.
+        let taken = match (taken, &identity) {
+            (Err(Error::SourceMissing { .. } | Error::DatabaseNotFound { .. }), Some(identity)) => {
+                Err(Error::DatabaseGone {
+                    database: identity.database.clone(),
+                    repository: self.location.to_string(),
+                })
+            }
+            (taken, _) => taken,
         };
         let (compressed, tables, migration_version, method) = match (taken, claimed) {
             (Ok(taken), Ok(())) => taken,

@@ -8,7 +8,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use crate::{Error, Result, error::io_err};
+use crate::{Error, Result, error::io_err, scratch::ScratchClaim};
 
 /// The suffix of every temporary file this crate writes. Whatever carries it is an
 /// interrupted write, never a backup, and is removed by the next operation holding the lock.
@@ -19,22 +19,33 @@ pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 /// While it exists, the file carries an exclusive `flock` (held by a handle of its own), which
 /// tells the cleanup of interrupted runs ([`remove_stale_temp_files`]) that its writer is
 /// alive: only files whose writer died are removed.
+///
+/// A file outside the repository's own directory (a restore's copy beside its target, a
+/// scratch copy) is also claimed in the scratch registry ([`TempFile::create_claimed`]), so
+/// the next run finds it wherever it is.
 #[derive(Debug)]
 pub(crate) struct TempFile {
     path: PathBuf,
     persisted: bool,
     _in_use: File,
+    claim: Option<ScratchClaim>,
 }
 
 impl TempFile {
-    /// Creates `path` (which must end in [`TEMP_SUFFIX`]), failing if it exists.
+    /// Creates `path` (which must end in [`TEMP_SUFFIX`]). A file already there whose writer
+    /// died (its lock is free) is replaced; one whose writer is alive is an error.
     pub(crate) fn create(path: PathBuf) -> Result<(Self, File)> {
         debug_assert!(path.to_string_lossy().ends_with(TEMP_SUFFIX));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io_err("create", &path))?;
+        let create = || OpenOptions::new().write(true).create_new(true).open(&path);
+        let file = match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && is_unlocked(&path) => {
+                tracing::info!(path = %path.display(), "replacing a temporary file left by an interrupted run");
+                remove_if_exists(&path);
+                create()
+            }
+            other => other,
+        }
+        .map_err(io_err("create", &path))?;
         let in_use = File::open(&path).map_err(io_err("open", &path))?;
         if let Err(e) = in_use.try_lock() {
             let _ = std::fs::remove_file(&path);
@@ -48,9 +59,20 @@ impl TempFile {
                 path,
                 persisted: false,
                 _in_use: in_use,
+                claim: None,
             },
             file,
         ))
+    }
+
+    /// Creates `path` as [`TempFile::create`] does, under `claim` (taken for this path), which
+    /// is released once the file is removed or persisted.
+    pub(crate) fn create_claimed(path: PathBuf, claim: ScratchClaim) -> Result<(Self, File)> {
+        // Should creating fail, the claim's drop leaves it for the next run, which finds no
+        // file and removes it.
+        let (mut temp, file) = Self::create(path)?;
+        temp.claim = Some(claim);
+        Ok((temp, file))
     }
 
     /// Creates `<dir>/<name>.<pid>-<n>.tmp`, a name no other writer uses.
@@ -69,7 +91,11 @@ impl TempFile {
     pub(crate) fn persist(mut self, target: &Path) -> Result<()> {
         std::fs::rename(&self.path, target).map_err(io_err("rename into place", target))?;
         self.persisted = true;
-        sync_parent(target)
+        sync_parent(target)?;
+        if let Some(claim) = self.claim.take() {
+            claim.release();
+        }
+        Ok(())
     }
 }
 
@@ -78,7 +104,18 @@ impl Drop for TempFile {
         if !self.persisted {
             remove_if_exists(&self.path);
         }
+        if let Some(claim) = self.claim.take()
+            && (self.persisted || !self.path.exists())
+        {
+            claim.release();
+        }
     }
+}
+
+/// Whether nobody holds the `flock` of the file at `path` (its writer, if any, is gone).
+/// False when it cannot be opened.
+pub(crate) fn is_unlocked(path: &Path) -> bool {
+    File::open(path).is_ok_and(|file| file.try_lock().is_ok())
 }
 
 /// Removes a file, ignoring its absence; other failures are logged (the next run retries).
@@ -95,7 +132,6 @@ pub(crate) fn remove_if_exists(path: &Path) {
 pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let target = dir.join(name);
     let temp_path = dir.join(format!("{name}{TEMP_SUFFIX}"));
-    remove_if_exists(&temp_path);
     let (temp, mut file) = TempFile::create(temp_path)?;
     file.write_all(bytes)
         .map_err(io_err("write", temp.path()))?;
@@ -118,11 +154,22 @@ pub(crate) enum Sweep {
 /// holds their lock. Returns how many went. Best effort: what cannot be removed is left for
 /// the next run.
 pub(crate) fn remove_stale_temp_files(dir: &Path, sweep: Sweep) -> usize {
+    let mut removed = 0;
+    for path in stale_temp_files(dir, sweep) {
+        tracing::info!(path = %path.display(), "removing a temporary file left by an interrupted run");
+        remove_if_exists(&path);
+        removed += 1;
+    }
+    removed
+}
+
+/// The temporary files in `dir` whose writer no longer holds their lock (changes nothing).
+pub(crate) fn stale_temp_files(dir: &Path, sweep: Sweep) -> Vec<PathBuf> {
     let ours = |name: &str| match sweep {
         Sweep::Everything => true,
         Sweep::ScratchCopies => name.starts_with(".verify-") || name.contains(".vacuum."),
     };
-    let mut removed = 0;
+    let mut stale = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -146,18 +193,14 @@ pub(crate) fn remove_stale_temp_files(dir: &Path, sweep: Sweep) -> usize {
             {
                 continue;
             }
-            let Ok(file) = File::open(&path) else {
-                continue;
-            };
             // A live writer holds the lock: its file is not stale.
-            if file.try_lock().is_ok() {
-                tracing::info!(path = %path.display(), "removing a temporary file left by an interrupted run");
-                remove_if_exists(&path);
-                removed += 1;
+            if is_unlocked(&path) {
+                stale.push(path);
             }
         }
     }
-    removed
+    stale.sort();
+    stale
 }
 
 /// Fsyncs the directory holding `path`, so a rename or removal in it survives a crash.
@@ -229,6 +272,22 @@ mod tests {
         assert!(alive.path().exists(), "a live writer's file stays");
         assert!(dir.path().join("kept.json").exists());
         assert!(!dir.path().join("sub").join("dead.json.tmp").exists());
+    }
+
+    #[test]
+    fn a_dead_writers_temp_file_is_replaced_and_a_live_ones_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".db.restore-1.tmp");
+        std::fs::write(&path, b"left by a killed restore").unwrap();
+        let (temp, mut file) = TempFile::create(path.clone()).unwrap();
+        file.write_all(b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert!(
+            TempFile::create(path.clone()).is_err(),
+            "its writer is alive"
+        );
+        drop(temp);
+        assert!(!path.exists());
     }
 
     #[test]

@@ -27,6 +27,35 @@ pub enum Error {
         /// The file that was expected.
         path: PathBuf,
     },
+    /// The PostgreSQL database named by the URL does not exist on its server.
+    #[error("the database {database} does not exist; check the database URL")]
+    DatabaseNotFound {
+        /// The database, without password.
+        database: String,
+    },
+    /// The database a repository belongs to no longer exists (the repository's backups are
+    /// intact). Unlike [`Error::SourceMissing`] for a database the repository does not know,
+    /// this is an operational failure: the database was lost, moved or renamed.
+    #[error(
+        "the database {database}, whose backups {repository} holds, does not exist any more; \
+         if it was lost, restore its latest backup"
+    )]
+    DatabaseGone {
+        /// The database, as the repository names it.
+        database: String,
+        /// The repository.
+        repository: String,
+    },
+    /// No repository exists at this location, and the operation does not create one (only
+    /// taking a backup does).
+    #[error(
+        "no backup repository at {repository}; check the location (a repository is created by \
+         its first backup)"
+    )]
+    RepositoryNotFound {
+        /// The location.
+        repository: String,
+    },
     /// The source database has no pages or produced no output: a backup would be empty.
     #[error("the database {database} produced an empty backup; refusing to record it")]
     EmptySource {
@@ -205,6 +234,33 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Whether the request itself is wrong, so that it could never succeed as given: a URL
+    /// or location that names nothing (or another repository's database), a backup id that
+    /// does not exist, an invalid setting. The fix is in the request, not in the system, so
+    /// such a refusal is not an operational failure: it is not recorded in the run log, and
+    /// the monitor never reports it. (A database the repository belongs to that has vanished
+    /// is [`Error::DatabaseGone`], an operational failure.)
+    ///
+    /// ```
+    /// let err = backup::Source::from_url("mysql://h/db").unwrap_err();
+    /// assert!(err.is_invalid_request());
+    /// ```
+    pub fn is_invalid_request(&self) -> bool {
+        matches!(
+            self,
+            Self::UnsupportedUrl { .. }
+                | Self::InMemoryDatabase { .. }
+                | Self::SourceMissing { .. }
+                | Self::DatabaseNotFound { .. }
+                | Self::RepositoryNotFound { .. }
+                | Self::InvalidId { .. }
+                | Self::NoManifest { .. }
+                | Self::KindMismatch { .. }
+                | Self::ForeignDatabase { .. }
+                | Self::InvalidConfig(_)
+        )
+    }
+
     /// An I/O error on `path`, telling a full disk apart from other failures.
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         if is_disk_full(&source) {

@@ -41,11 +41,12 @@ impl RepoLock {
             .truncate(false)
             .open(&path)
             .map_err(io_err("open the lock file", &path))?;
-        let deadline = Instant::now() + wait;
+        // A wait too long to represent is a wait without end.
+        let deadline = Instant::now().checked_add(wait);
         loop {
             match file.try_lock() {
                 Ok(()) => break,
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                Err(TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(TryLockError::WouldBlock) => {

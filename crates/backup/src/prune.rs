@@ -50,8 +50,13 @@ impl BackupRepository {
         let _lock = self.lock(Operation::Prune).await?;
         let started = Utc::now();
         let result = self.prune_locked(policy, now).await;
-        let error = result.as_ref().err().map(|e| error_chain(e));
-        self.record(Operation::Prune, started, None, error).await;
+        match &result {
+            Err(e) if e.is_invalid_request() => {}
+            _ => {
+                let error = result.as_ref().err().map(|e| error_chain(e));
+                self.record(Operation::Prune, started, None, error).await;
+            }
+        }
         result
     }
 

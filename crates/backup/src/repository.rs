@@ -12,12 +12,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    BackupId, BackupManifest, Error, PgTools, Result, SqliteSnapshotMethod, Verification,
+    BackupId, BackupManifest, Error, PgTools, Result, Source, SqliteSnapshotMethod, Verification,
     durable::{self, Sweep},
     identity::IDENTITY_KEY,
     lock::{LOCK_FILE, RepoLock},
     manifest::{DATA_SUFFIXES, MANIFEST_SUFFIX, manifest_key},
+    postgres::{PgUrl, admin::Admin},
     run_log::{Operation, RunLog, RunRecord},
+    scratch::{Leftover, ScratchRegistry},
     sealed,
     store::{RepositoryLocation, S3Settings, Store},
     stream::ZstdSettings,
@@ -75,6 +77,7 @@ pub(crate) struct RepositoryConfig {
     pub(crate) lock_wait: Duration,
     pub(crate) pg_tools: PgTools,
     pub(crate) s3: S3Settings,
+    pub(crate) create_if_missing: bool,
 }
 
 impl Default for RepositoryConfig {
@@ -93,6 +96,7 @@ impl Default for RepositoryConfig {
             lock_wait: Duration::ZERO,
             pg_tools: PgTools::default(),
             s3: S3Settings::default(),
+            create_if_missing: true,
         }
     }
 }
@@ -170,11 +174,21 @@ impl RepositoryBuilder {
         self
     }
 
-    /// Opens the repository: a local directory is created when missing; for an object store,
-    /// the client is built (no request is sent).
+    /// Whether [`RepositoryBuilder::open`] creates a local directory that does not exist.
+    /// Default: true. Whoever only reads (lists, monitors, restores) should pass false, so
+    /// that a mistyped location is an error instead of a new, empty repository.
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.config.create_if_missing = create;
+        self
+    }
+
+    /// Opens the repository: a local directory is created when missing (unless
+    /// [`RepositoryBuilder::create_if_missing`] says not to); for an object store, the client
+    /// is built (no request is sent).
     ///
     /// # Errors
     ///
+    /// [`Error::RepositoryNotFound`] for a missing directory that is not to be created;
     /// [`Error::Io`] when the directory cannot be created or is not a directory;
     /// [`Error::InvalidConfig`] for a compression level out of range, or an `s3://` location
     /// in a build without the `s3` feature.
@@ -184,6 +198,14 @@ impl RepositoryBuilder {
                 "compression level {} is out of 1..=19",
                 self.config.zstd.level
             )));
+        }
+        if let RepositoryLocation::Local(dir) = &self.location
+            && !self.config.create_if_missing
+            && !dir.is_dir()
+        {
+            return Err(Error::RepositoryNotFound {
+                repository: self.location.to_string(),
+            });
         }
         let store = Store::open(&self.location, &self.config.s3)?;
         Ok(BackupRepository {
@@ -443,43 +465,122 @@ impl BackupRepository {
             .join(format!("hotel-backup-{}", &digest[..16]))
     }
 
+    /// The local directory of the repository's lock file and scratch claims: a local
+    /// repository's own directory, or the work directory of one in an object store.
+    pub(crate) fn control_dir(&self) -> PathBuf {
+        match &self.store {
+            Store::Local(store) => store.dir().to_path_buf(),
+            #[cfg(feature = "s3")]
+            Store::S3(_) => self.work_dir(),
+        }
+    }
+
+    /// The registry of this repository's scratch state (see [`crate::scratch`]).
+    pub(crate) fn scratch(&self) -> ScratchRegistry {
+        ScratchRegistry::new(&self.control_dir())
+    }
+
+    /// The directories where interrupted runs may have left temporary files, and which of
+    /// those files are ours.
+    fn temp_dirs(&self) -> Vec<(PathBuf, Sweep)> {
+        let mut dirs = vec![(self.control_dir(), Sweep::Everything)];
+        if let Some(scratch) = &self.config.scratch_dir {
+            dirs.push((scratch.clone(), Sweep::ScratchCopies));
+        }
+        dirs
+    }
+
     /// Takes the repository's lock, then removes what interrupted runs left locally.
     pub(crate) async fn lock(&self, operation: Operation) -> Result<RepoLock> {
-        let mut leftovers: Vec<(PathBuf, Sweep)> = Vec::new();
-        let lock_file = match &self.store {
-            Store::Local(store) => {
-                leftovers.push((store.dir().to_path_buf(), Sweep::Everything));
-                store.dir().join(LOCK_FILE)
-            }
-            #[cfg(feature = "s3")]
-            Store::S3(_) => {
-                let work = self.work_dir();
-                std::fs::create_dir_all(&work)
-                    .map_err(crate::error::io_err("create the directory", &work))?;
-                leftovers.push((work.clone(), Sweep::Everything));
-                work.join(LOCK_FILE)
-            }
-        };
-        if let Some(scratch) = &self.config.scratch_dir {
-            leftovers.push((scratch.clone(), Sweep::ScratchCopies));
+        self.lock_and_recover(&operation.to_string())
+            .await
+            .map(|(lock, _)| lock)
+    }
+
+    /// Takes the repository's lock for `operation`, then removes the temporary files and the
+    /// claimed scratch files of runs that died; returns the lock and what was removed.
+    async fn lock_and_recover(&self, operation: &str) -> Result<(RepoLock, Vec<Leftover>)> {
+        let control = self.control_dir();
+        if self.local_dir().is_none() {
+            std::fs::create_dir_all(&control)
+                .map_err(crate::error::io_err("create the directory", &control))?;
         }
         let lock = RepoLock::acquire(
-            &lock_file,
+            &control.join(LOCK_FILE),
             &self.location.to_string(),
-            &operation.to_string(),
+            operation,
             self.config.lock_wait,
         )
         .await?;
-        // Every writer of these holds the lock or a lock on its own temporary file, so what
-        // is unlocked there was left by a run that died.
-        tokio::task::spawn_blocking(move || {
-            for (dir, sweep) in leftovers {
+        // Every writer of these holds the lock or a lock of its own (a temporary file's, a
+        // claim's), so what is unlocked there was left by a run that died.
+        let dirs = self.temp_dirs();
+        let scratch = self.scratch();
+        let removed = tokio::task::spawn_blocking(move || {
+            for (dir, sweep) in dirs {
                 durable::remove_stale_temp_files(&dir, sweep);
             }
+            scratch.recover_files()
         })
         .await
         .map_err(|e| Error::Internal(format!("a cleanup worker failed: {e}")))?;
-        Ok(lock)
+        Ok((lock, removed))
+    }
+
+    /// Drops the scratch databases that dead runs left on `server`'s server, through an
+    /// administrative connection to it (the caller holds the lock).
+    pub(crate) async fn recover_databases(
+        &self,
+        admin: &mut Admin,
+        server: &PgUrl,
+    ) -> Vec<Leftover> {
+        self.scratch()
+            .recover_databases(&server.server_key(), admin)
+            .await
+    }
+
+    /// What interrupted runs left behind on this host: scratch files and databases claimed by
+    /// a run that died (see the crate docs), and temporary files whose writer died. Changes
+    /// nothing and takes no lock; the next create, verify, restore or prune removes them (a
+    /// scratch database: the next run that connects to its server), as does
+    /// [`BackupRepository::clean_leftovers`].
+    pub fn leftovers(&self) -> Vec<Leftover> {
+        let mut found = self.scratch().leftovers();
+        for (dir, sweep) in self.temp_dirs() {
+            for path in durable::stale_temp_files(&dir, sweep) {
+                let started_at = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .map_or_else(|_| Utc::now(), DateTime::<Utc>::from);
+                found.push(Leftover {
+                    what: format!("file {}", path.display()),
+                    operation: "unknown (a temporary file)".to_owned(),
+                    pid: 0,
+                    started_at,
+                });
+            }
+        }
+        found
+    }
+
+    /// Removes what interrupted runs left behind (see [`BackupRepository::leftovers`]), under
+    /// the repository's lock: files at once, scratch databases on the server of `server` (a
+    /// PostgreSQL database URL whose credentials are used) if given. Every operation does this
+    /// itself when it starts; call it after cancelling an operation, to clean up at once.
+    /// Returns what was removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockHeld`] while another operation runs; [`Error::Database`] when `server`
+    /// cannot be reached.
+    pub async fn clean_leftovers(&self, server: Option<&Source>) -> Result<Vec<Leftover>> {
+        let (_lock, mut removed) = self.lock_and_recover("cleanup").await?;
+        if let Some(Source::Postgres { url }) = server {
+            let server = PgUrl::parse(url)?;
+            let mut admin = Admin::connect(&server, &self.config.pg_tools).await?;
+            removed.extend(self.recover_databases(&mut admin, &server).await);
+            admin.close().await;
+        }
+        Ok(removed)
     }
 
     /// Records how a run ended (the caller holds the lock). Failing to record is logged, not

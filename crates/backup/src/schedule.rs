@@ -11,8 +11,14 @@ use crate::{
     VerifyOptions, VerifyReport, progress::ProgressFn,
 };
 
+/// The longest interval of [`run_every`]: about 30 years.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
 /// Runs `job` at once and then every `every`, until `shutdown` completes; returns how many
 /// runs were started.
+///
+/// `every` is taken as at least a millisecond (zero runs back to back) and at most
+/// [`MAX_INTERVAL`] (a longer one could not be represented as a time to wait for).
 ///
 /// Stopping is graceful: a run in progress when `shutdown` completes is finished first, and no
 /// new one starts. A run that takes longer than `every` delays the next one instead of
@@ -42,6 +48,7 @@ where
     F: FnMut(u64) -> Fut,
     Fut: Future<Output = ()>,
 {
+    let every = every.clamp(Duration::from_millis(1), MAX_INTERVAL);
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -151,6 +158,7 @@ impl BackupRepository {
         .await;
         let (backup, error) = match &result {
             Ok(report) => (Some(report.manifest.id.clone()), None),
+            Err(e) if e.is_invalid_request() => return result,
             Err(e) => (None, Some(crate::error_chain(e))),
         };
         self.record(

@@ -22,6 +22,7 @@ use crate::{
     },
     progress::ProgressFn,
     run_log::Operation,
+    scratch::ScratchItem,
     sqlite::materialize::materialize,
 };
 
@@ -130,6 +131,8 @@ impl BackupRepository {
         let result = self.verify_locked(lock, id, options, progress).await;
         let error = match &result {
             Ok(report) => report.failure.as_ref().map(|f| format!("backup {id}: {f}")),
+            // A backup that does not exist, a wrong server URL: not a failed verification.
+            Err(e) if e.is_invalid_request() => return result,
             Err(e) => Some(error_chain(e)),
         };
         self.record(Operation::Verify, started, Some(id.clone()), error)
@@ -158,9 +161,13 @@ impl BackupRepository {
                     std::process::id(),
                     crate::durable::TEMP_SUFFIX
                 ));
+                let claim = self
+                    .scratch()
+                    .claim_file(&scratch, &Operation::Verify.to_string())?;
                 let copy = materialize(
                     &self.store,
                     scratch,
+                    claim,
                     &manifest,
                     options.depth,
                     &self.config.migration_table,
@@ -227,13 +234,25 @@ impl BackupRepository {
         }
         let tools = &self.config.pg_tools;
         let mut admin = Admin::connect(server, tools).await?;
+        self.recover_databases(&mut admin, server).await;
         let tag = format!(
             "verify_{}_{}",
             manifest.id.as_str().to_lowercase().replace('-', "_"),
             std::process::id()
         );
         let name = derived_name(server.database(), &tag);
-        admin.create(&name).await?;
+        let claim = self.scratch().claim(
+            ScratchItem::PostgresDatabase {
+                server: server.server_key(),
+                database: name.clone(),
+            },
+            &Operation::Verify.to_string(),
+        )?;
+        if let Err(e) = admin.create(&name).await {
+            claim.release();
+            admin.close().await;
+            return Err(e);
+        }
         let scratch = server.with_database(&name);
         let checked = async {
             let restored = restore_into(
@@ -253,7 +272,9 @@ impl BackupRepository {
             Ok(failure.map_or(Ok(tables), Err))
         }
         .await;
-        admin.drop_quietly(&name).await;
+        if admin.drop_quietly(&name).await {
+            claim.release();
+        }
         admin.close().await;
         checked
     }

@@ -238,6 +238,44 @@ pub(super) fn disk_check(
     }
 }
 
+/// Scratch state of interrupted runs: WARNING, since it holds space (a scratch database can be
+/// as large as the database) until the next run removes it.
+pub(super) fn leftovers_check(repo: &BackupRepository, metrics: &mut HealthMetrics) -> Check {
+    let found = repo.leftovers();
+    metrics.leftovers = found.len();
+    if found.is_empty() {
+        return check(
+            "leftovers",
+            Status::Ok,
+            "no scratch state of an interrupted run".to_owned(),
+        );
+    }
+    let list: Vec<String> = found
+        .iter()
+        .map(|l| {
+            let by = if l.pid > 0 {
+                format!("{} (pid {})", l.operation, l.pid)
+            } else {
+                l.operation.clone()
+            };
+            format!(
+                "{} of a {by} interrupted after {}",
+                l.what,
+                l.started_at.format("%Y-%m-%d %H:%M:%SZ")
+            )
+        })
+        .collect();
+    check(
+        "leftovers",
+        Status::Warning,
+        format!(
+            "{} left by interrupted runs: {}; the next create, verify or restore removes them",
+            found.len(),
+            list.join("; ")
+        ),
+    )
+}
+
 pub(super) fn human(d: Duration) -> String {
     let s = d.as_secs();
     match s {

@@ -104,6 +104,11 @@ impl HealthReport {
             optional(m.free_bytes),
         );
         gauge(
+            "backup_leftovers",
+            "Scratch files and databases left by interrupted runs (removed by the next run).",
+            vec![(String::new(), m.leftovers as f64)],
+        );
+        gauge(
             "backup_last_run_success",
             "Whether the latest run of each operation succeeded.",
             m.last_run_ok

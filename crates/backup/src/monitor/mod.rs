@@ -26,7 +26,9 @@ use serde::Serialize;
 
 use crate::{BackupManifest, BackupRepository, run_log::Operation};
 
-use self::checks::{age_check, disk_check, last_run_check, size_check, verification_check};
+use self::checks::{
+    age_check, disk_check, last_run_check, leftovers_check, size_check, verification_check,
+};
 
 /// Thresholds of [`assess`].
 #[derive(Debug, Clone, Serialize)]
@@ -139,7 +141,7 @@ impl fmt::Display for Status {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Check {
     /// A stable name: `directory`, `age`, `last-run`, `size`, `count`, `verification`,
-    /// `disk`, `manifests`.
+    /// `disk`, `manifests`, `leftovers`.
     pub name: &'static str,
     /// Its status.
     pub status: Status,
@@ -164,6 +166,8 @@ pub struct HealthMetrics {
     pub free_bytes: Option<u64>,
     /// Whether the latest run of each operation succeeded.
     pub last_run_ok: Vec<(Operation, bool)>,
+    /// Scratch state left by interrupted runs ([`BackupRepository::leftovers`]).
+    pub leftovers: usize,
 }
 
 /// The health of a backup directory.
@@ -227,6 +231,7 @@ pub async fn assess(
     });
     checks.push(verification_check(newest, policy, now));
     checks.push(disk_check(repo, newest, policy, &mut metrics));
+    checks.push(leftovers_check(repo, &mut metrics));
     let unreadable: Vec<String> = listing
         .ignored
         .iter()

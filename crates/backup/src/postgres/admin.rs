@@ -104,17 +104,41 @@ impl Admin {
         .map_err(err)
     }
 
-    /// Drops `name`, ending its sessions. Failures are logged: this is cleanup.
-    pub(crate) async fn drop_quietly(&mut self, name: &str) {
+    /// Drops `name` (if it exists), ending its sessions; returns whether it is gone. Failures
+    /// are logged: this is cleanup, and the database's scratch claim keeps it for the next run.
+    pub(crate) async fn drop_quietly(&mut self, name: &str) -> bool {
         let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             quote(name)
         )))
         .execute(&mut self.conn)
         .await;
-        if let Err(e) = dropped {
-            tracing::warn!(database = name, error = %e, "cannot drop a scratch database; drop it by hand");
+        match dropped {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(database = name, error = %e, "cannot drop a scratch database; the next run retries");
+                false
+            }
         }
+    }
+
+    /// Renames `db` to `aside` and `new_name` to `db` in one transaction: either both or
+    /// neither happen, whatever becomes of this process.
+    pub(crate) async fn swap(&mut self, db: &str, aside: &str, new_name: &str) -> Result<()> {
+        let context = format!("swapping {new_name} in for {db} on {}", self.server);
+        let err = |e| Error::db(context.clone(), e);
+        let mut tx = sqlx::Connection::begin(&mut self.conn).await.map_err(err)?;
+        for (from, to) in [(db, aside), (new_name, db)] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                quote(from),
+                quote(to)
+            )))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
     }
 
     pub(crate) async fn rename(&mut self, from: &str, to: &str) -> Result<()> {

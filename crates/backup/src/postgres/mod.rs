@@ -85,6 +85,16 @@ impl PgUrl {
         url.to_string()
     }
 
+    /// The server, `postgres://host:port`, without user, password or database: what names it
+    /// in scratch claims.
+    pub(crate) fn server_key(&self) -> String {
+        format!(
+            "postgres://{}:{}",
+            self.full.host_str().unwrap_or("localhost"),
+            self.full.port().unwrap_or(5432)
+        )
+    }
+
     /// The password, decoded, for `PGPASSWORD`.
     fn password(&self) -> Option<String> {
         self.full.password().map(percent_decode)
@@ -119,7 +129,15 @@ impl PgUrl {
             .disable_statement_logging();
         PgConnection::connect_with(&options)
             .await
-            .map_err(|e| Error::db(context(), e))
+            .map_err(|e| match &e {
+                // invalid_catalog_name: the database does not exist.
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000") => {
+                    Error::DatabaseNotFound {
+                        database: self.public(),
+                    }
+                }
+                _ => Error::db(context(), e),
+            })
     }
 }
 

@@ -143,9 +143,11 @@ impl BackupRepository {
                     .await
             }
         };
-        let error = result.as_ref().err().map(|e| error_chain(e));
-        self.record(Operation::Restore, started, Some(id.clone()), error)
-            .await;
+        if !matches!(&result, Err(e) if e.is_invalid_request()) {
+            let error = result.as_ref().err().map(|e| error_chain(e));
+            self.record(Operation::Restore, started, Some(id.clone()), error)
+                .await;
+        }
         result.map(|mut report| {
             report.duration = timer.elapsed();
             report

@@ -65,9 +65,16 @@ impl BackupRepository {
                 };
                 admin.close().await;
                 let db = pg.database();
+                let restoring = derived_name(
+                    db,
+                    &format!("restoring_{}_{}", lower(id), std::process::id()),
+                );
                 if !exists {
-                    steps.push(format!("create database {db} and pg_restore into it"));
-                    steps.push("compare its row counts with the manifest".to_owned());
+                    steps.push(format!(
+                        "create database {restoring} and pg_restore into it; compare its row \
+                         counts with the manifest"
+                    ));
+                    steps.push(format!("rename {restoring} to {db}"));
                 } else {
                     if !options.skip_safety_backup {
                         steps.push(format!("take a safety backup of {db} (reason pre-restore)"));
@@ -75,9 +82,8 @@ impl BackupRepository {
                     match options.mode {
                         RestoreMode::Replace => {
                             steps.push(format!(
-                                "create database {} and pg_restore into it; compare its row \
-                                 counts with the manifest",
-                                derived_name(db, &format!("restoring_{}", lower(id)))
+                                "create database {restoring} and pg_restore into it; compare its \
+                                 row counts with the manifest"
                             ));
                             if options.force {
                                 steps.push(format!(
@@ -85,8 +91,8 @@ impl BackupRepository {
                                 ));
                             }
                             steps.push(format!(
-                                "rename {db} to {}_replaced_<time> (kept) and the new database to {db}",
-                                db
+                                "in one transaction, rename {db} to {db}_replaced_<time> (kept) \
+                                 and {restoring} to {db}"
                             ));
                         }
                         RestoreMode::Clean => {

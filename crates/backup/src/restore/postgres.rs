@@ -19,6 +19,8 @@ use crate::{
         load::{check_database, restore_into},
     },
     progress::ProgressFn,
+    run_log::Operation,
+    scratch::ScratchItem,
 };
 
 use super::{RestoreMode, RestoreOptions, RestoreReport, lower, refuse_if_in_use};
@@ -35,6 +37,13 @@ impl BackupRepository {
         let source = Source::Postgres {
             url: url.to_owned(),
         };
+        let target = PgUrl::parse(url)?;
+        let tools = &self.config.pg_tools;
+        // What a killed restore left on this server goes first: it may hold the names and the
+        // space this one needs.
+        let mut admin = Admin::connect(&target, tools).await?;
+        self.recover_databases(&mut admin, &target).await;
+        admin.close().await;
         let plan = self.plan(&manifest, &source, options).await?;
         refuse_if_in_use(&plan, options)?;
         self.refuse_foreign_target(&plan, &source, options).await?;
@@ -47,9 +56,7 @@ impl BackupRepository {
                 failure,
             });
         }
-        let target = PgUrl::parse(url)?;
         let db = target.database().to_owned();
-        let tools = &self.config.pg_tools;
         let safety_backup = if plan.target_exists && !options.skip_safety_backup {
             Some(
                 self.create_locked(lock, &source, Reason::PreRestore, progress)
@@ -69,16 +76,8 @@ impl BackupRepository {
             tables: BTreeMap::new(),
             duration: Duration::ZERO,
         };
-        let outcome = if !report.plan.target_exists {
-            admin.create(&db).await?;
-            let checked = self
-                .restore_and_check(&target, &manifest, &[], progress)
-                .await;
-            if !matches!(checked, Ok(Ok(_))) {
-                admin.drop_quietly(&db).await;
-            }
-            checked
-        } else if options.mode == RestoreMode::Clean {
+        let outcome = if report.plan.target_exists && options.mode == RestoreMode::Clean {
+            // One transaction: a run that dies leaves the target as it was.
             self.restore_and_check(
                 &target,
                 &manifest,
@@ -87,23 +86,54 @@ impl BackupRepository {
             )
             .await
         } else {
-            let new_name = derived_name(&db, &format!("restoring_{}", lower(&manifest.id)));
-            admin.create(&new_name).await?;
+            // Into a new database of a name of our own, claimed while it exists, which takes
+            // the target's name only once checked: the target never holds a partial restore.
+            let new_name = derived_name(
+                &db,
+                &format!("restoring_{}_{}", lower(&manifest.id), std::process::id()),
+            );
+            let claim = self.scratch().claim(
+                ScratchItem::PostgresDatabase {
+                    server: target.server_key(),
+                    database: new_name.clone(),
+                },
+                &Operation::Restore.to_string(),
+            )?;
+            if let Err(e) = admin.create(&new_name).await {
+                // Not created (or not by us): nothing of ours to remove.
+                claim.release();
+                admin.close().await;
+                return Err(e);
+            }
             let fresh = target.with_database(&new_name);
             let checked = self
                 .restore_and_check(&fresh, &manifest, &[], progress)
                 .await;
-            if matches!(checked, Ok(Ok(_))) {
-                match swap(&mut admin, &db, &new_name, options.force).await {
-                    Ok(replaced) => report.replaced_database = Some(replaced),
-                    Err(e) => {
-                        admin.drop_quietly(&new_name).await;
+            let placed = if matches!(checked, Ok(Ok(_))) {
+                if report.plan.target_exists {
+                    swap(&mut admin, &db, &new_name, options.force)
+                        .await
+                        .map(Some)
+                } else {
+                    admin.rename(&new_name, &db).await.map(|()| None)
+                }
+            } else {
+                Ok(None)
+            };
+            match placed {
+                Ok(replaced) if matches!(checked, Ok(Ok(_))) => {
+                    report.replaced_database = replaced;
+                    claim.release();
+                }
+                placed => {
+                    if admin.drop_quietly(&new_name).await {
+                        claim.release();
+                    }
+                    if let Err(e) = placed {
                         admin.close().await;
                         return Err(e);
                     }
                 }
-            } else {
-                admin.drop_quietly(&new_name).await;
             }
             checked
         };
@@ -134,7 +164,8 @@ impl BackupRepository {
     }
 }
 
-/// Renames `db` aside and `new_name` to `db`; returns the name the old database now has.
+/// Renames `db` aside and `new_name` to `db` (in one transaction); returns the name the old
+/// database now has.
 async fn swap(admin: &mut Admin, db: &str, new_name: &str, force: bool) -> Result<String> {
     if force {
         admin.disconnect_everyone(db).await?;
@@ -151,13 +182,6 @@ async fn swap(admin: &mut Admin, db: &str, new_name: &str, force: bool) -> Resul
         db,
         &format!("replaced_{}", Utc::now().format("%Y%m%dt%H%M%Sz")),
     );
-    admin.rename(db, &replaced).await?;
-    if let Err(e) = admin.rename(new_name, db).await {
-        // Put the old database back under its name before reporting.
-        if let Err(back) = admin.rename(&replaced, db).await {
-            tracing::error!(database = db, kept_as = %replaced, error = %back, "cannot rename the replaced database back");
-        }
-        return Err(e);
-    }
+    admin.swap(db, &replaced, new_name).await?;
     Ok(replaced)
 }

@@ -10,6 +10,7 @@ use crate::{
     BackupManifest, BackupRepository, Error, Reason, Result, Source, VerifyDepth,
     lock::RepoLock,
     progress::ProgressFn,
+    run_log::Operation,
     sqlite::{
         live_file,
         materialize::{materialize, swap_into_place},
@@ -36,9 +37,14 @@ impl BackupRepository {
                 .map_err(|e| Error::io("create the directory", parent, e))?;
         }
         let timer = Instant::now();
+        let temp = restore_temp_path(target, &manifest.id);
+        let claim = self
+            .scratch()
+            .claim_file(&temp, &Operation::Restore.to_string())?;
         let copy = materialize(
             &self.store,
-            restore_temp_path(target, &manifest.id),
+            temp,
+            claim,
             &manifest,
             VerifyDepth::Full,
             &self.config.migration_table,

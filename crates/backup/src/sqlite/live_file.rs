@@ -1,4 +1,4 @@
-//! Raw access to live SQLite files without breaking SQLite's locks.
+//! Raw access to live SQLite files without breaking SQLite's locks, and who else uses them.
 //!
 //! SQLite coordinates processes with POSIX advisory locks, and POSIX drops *every* lock a
 //! process holds on a file when the process closes *any* descriptor of that file. A library
@@ -8,10 +8,13 @@
 //! the life of the process; only those of files that have since been deleted are closed.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fs::File,
     io,
-    os::unix::fs::MetadataExt,
+    os::{
+        fd::{AsRawFd, RawFd},
+        unix::fs::MetadataExt,
+    },
     path::Path,
     sync::{Arc, LazyLock, Mutex},
 };
@@ -50,11 +53,24 @@ const DB_LOCK_LEN: i64 = 512;
 const SHM_LOCK_START: i64 = 120;
 const SHM_LOCK_LEN: i64 = 9;
 
-/// Who holds a lock on the database at `path`, if anyone: any open connection in WAL mode
-/// (which keeps a read lock on its `-shm` file), or any reader or writer in rollback mode.
+/// Who uses the database at `path`, if anyone, in any journal mode and any process (this one
+/// included):
 ///
-/// Locks of every process are seen, this one's included (the probe uses open file description
-/// locks, which conflict with all POSIX locks).
+/// 1. **A lock on the database file**: what taking SQLite's EXCLUSIVE lock (a write lock on
+///    its lock bytes) would fail on. Every connection in WAL mode holds a read lock there for
+///    as long as it is open; in rollback-journal mode, only a connection inside a transaction
+///    does (SHARED to read, RESERVED/PENDING to write).
+/// 2. **A lock on the `-shm` file**, which every WAL connection also holds while open.
+/// 3. **An open descriptor of the file**, in any process whose descriptors this one may read
+///    (`/proc/<pid>/fd`). This is the only sign of a rollback-journal connection between
+///    transactions: it holds no lock at all, so no lock can prove that none is open — the
+///    service of a library user who opened the file with a plain `sea_orm::Database::connect`
+///    sits there between requests. (Processes of other users are visible to root only;
+///    against those, the lock checks remain.)
+///
+/// The probes take nothing: locks are tested with `F_OFD_GETLK` (open file description locks
+/// conflict with SQLite's POSIX locks, this process's included), descriptors are only looked
+/// at.
 pub(crate) fn holder(path: &Path) -> io::Result<Option<String>> {
     if !path.exists() {
         return Ok(None);
@@ -73,7 +89,56 @@ pub(crate) fn holder(path: &Path) -> io::Result<Option<String>> {
             )));
         }
     }
-    Ok(None)
+    let meta = db.metadata()?;
+    Ok(open_in_process((meta.dev(), meta.ino()))
+        .map(|(pid, name)| format!("the database file is open in process {pid} ({name})")))
+}
+
+/// The first process (and its name) with a descriptor of the file `(device, inode)`, other
+/// than this module's own shared descriptors.
+fn open_in_process(file: (u64, u64)) -> Option<(u32, String)> {
+    let me = std::process::id();
+    let own: HashSet<RawFd> = {
+        let open = OPEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        open.values().map(|f| f.as_raw_fd()).collect()
+    };
+    // Not Linux, or /proc not mounted: the lock checks are all there is.
+    let processes = std::fs::read_dir("/proc").ok()?;
+    for process in processes.filter_map(|e| e.ok()) {
+        let Some(pid) = process
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Gone meanwhile, or another user's (unreadable unless root).
+        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.filter_map(|e| e.ok()) {
+            // The descriptor's number, and the file it is open on (stat follows the link,
+            // even to a deleted file).
+            let number = fd
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<RawFd>().ok());
+            let Ok(meta) = std::fs::metadata(fd.path()) else {
+                continue;
+            };
+            if (meta.dev(), meta.ino()) != file {
+                continue;
+            }
+            if pid == me && number.is_some_and(|n| own.contains(&n)) {
+                continue;
+            }
+            let name = std::fs::read_to_string(process.path().join("comm"))
+                .map(|n| n.trim().to_owned())
+                .unwrap_or_else(|_| "unknown".to_owned());
+            return Some((pid, name));
+        }
+    }
+    None
 }
 
 fn describe(what: &str, pid: i32) -> String {

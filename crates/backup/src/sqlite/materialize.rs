@@ -14,6 +14,7 @@ use crate::{
     durable::{self, TempFile},
     error::io_err,
     progress::{Phase, ProgressFn, run_blocking},
+    scratch::ScratchClaim,
     store::Store,
     stream::{self, CHUNK},
 };
@@ -25,17 +26,18 @@ pub(crate) struct Materialized {
     pub(crate) outcome: std::result::Result<BTreeMap<String, u64>, VerifyFailure>,
 }
 
-/// Checks the data object's size, then decompresses it into the new file `dest` while hashing
-/// it, then checks the copy.
+/// Checks the data object's size, then decompresses it into the new file `dest` (claimed by
+/// `claim`, which goes once the file does) while hashing it, then checks the copy.
 pub(crate) async fn materialize(
     store: &Store,
     dest: PathBuf,
+    claim: ScratchClaim,
     manifest: &BackupManifest,
     depth: VerifyDepth,
     migration_table: &str,
     progress: &ProgressFn<'_>,
 ) -> Result<Materialized> {
-    let (temp, file) = TempFile::create(dest)?;
+    let (temp, file) = TempFile::create_claimed(dest, claim)?;
     let data = match data_file::open(store, manifest).await? {
         Ok(data) => data,
         Err(failure) => {

@@ -33,7 +33,7 @@ async fn create_records_a_complete_manifest(db: TestDatabase, r: TestRepo) {
     assert!(manifest.tables["bookings"] > 100);
     assert_eq!(
         manifest.migration_version.as_deref(),
-        Some("m20261125_000003_composite_indexes")
+        Some(crate::support::latest_migration().as_str())
     );
     assert_eq!(manifest.reason, Reason::Manual);
     assert_eq!(manifest.compression.level, 3);
@@ -212,8 +212,15 @@ async fn a_missing_sqlite_file_is_an_error_and_is_not_created() {
         repo.identity().await.unwrap().is_none(),
         "a missing database claims no repository"
     );
-    let failures = repo.last_runs().await.unwrap();
-    assert_eq!(failures.failures().len(), 1, "the failed run is recorded");
+    assert!(
+        err.is_invalid_request(),
+        "a wrong URL is the request's fault"
+    );
+    assert_eq!(
+        repo.last_runs().await.unwrap(),
+        backup::RunLog::default(),
+        "not a failed run: the monitor never reports it"
+    );
 }
 
 #[tokio::test]
@@ -240,6 +247,7 @@ async fn the_simple_vacuum_into_method_gives_the_same_counts() {
         files(dir.path()),
         [
             ".lock".to_owned(),
+            ".scratch".to_owned(),
             format!("{}.json", manifest.id),
             manifest.file.clone(),
             "repository.json".to_owned(),
@@ -264,8 +272,13 @@ async fn pg_dump_of_a_wrong_url_is_a_clear_error_and_no_backup() {
         .unwrap_err();
     let text = backup::error_chain(&err);
     assert!(text.contains("no_such_database_for_backup"), "{text}");
+    assert!(matches!(err, Error::DatabaseNotFound { .. }), "{text}");
     assert!(repo.list().await.unwrap().backups.is_empty());
-    assert_eq!(files(dir.path()), [".lock", "runs"]);
+    assert_eq!(
+        files(dir.path()),
+        [".lock"],
+        "no backup, and no failed run: the URL names nothing"
+    );
 }
 
 /// pg_dump itself fails half way (here a stand-in that writes the start of a dump, complains

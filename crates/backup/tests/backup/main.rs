@@ -8,6 +8,8 @@
 
 mod create;
 mod faults;
+mod in_use;
+mod leftovers;
 mod monitor;
 mod restore;
 mod retention;

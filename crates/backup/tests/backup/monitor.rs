@@ -213,10 +213,26 @@ async fn a_failed_last_run_is_critical() {
     };
     assert_eq!(assess(&repo, &policy, Utc::now()).await.status, Status::Ok);
 
-    let missing = Source::sqlite(dir.path().join("gone.sqlite"));
-    repo.create(&missing, Reason::Scheduled, &|_| {})
+    // A mistaken URL is not a failed backup: refused, not recorded, the monitor stays OK.
+    let mistaken = Source::sqlite(dir.path().join("typo.sqlite"));
+    let err = repo
+        .create(&mistaken, Reason::Scheduled, &|_| {})
         .await
         .unwrap_err();
+    assert!(err.is_invalid_request(), "{err}");
+    assert_eq!(assess(&repo, &policy, Utc::now()).await.status, Status::Ok);
+
+    // The repository's own database gone is one.
+    db.connection().close_by_ref().await.unwrap();
+    let path = db.sqlite_path().unwrap();
+    let aside = path.with_extension("aside");
+    std::fs::rename(&path, &aside).unwrap();
+    let err = repo
+        .create(&source(&db), Reason::Scheduled, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, backup::Error::DatabaseGone { .. }), "{err}");
+    assert!(!err.is_invalid_request());
     let report = assess(&repo, &policy, Utc::now()).await;
     assert_eq!(report.status, Status::Critical);
     assert!(
@@ -224,6 +240,7 @@ async fn a_failed_last_run_is_critical() {
         "{}",
         report.nagios_line()
     );
+    std::fs::rename(&aside, &path).unwrap();
 
     repo.create(&source(&db), Reason::Scheduled, &|_| {})
         .await
