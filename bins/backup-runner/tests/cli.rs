@@ -16,6 +16,11 @@ use db_connect::{
 };
 use serde_json::Value;
 
+#[path = "cli/interrupted.rs"]
+mod interrupted;
+#[path = "cli/usage.rs"]
+mod usage;
+
 /// Runs `hotel-backup` with the database and the repository (a path or an s3:// URL) in its
 /// environment, as an operator would set them (moto takes any credentials).
 fn hotel_backup(url: &str, repository: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {

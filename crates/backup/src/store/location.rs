@@ -98,8 +98,12 @@ impl RepositoryLocation {
             };
             for (key, value) in url.query_pairs() {
                 match key.as_ref() {
-                    "endpoint" => location.endpoint = Some(value.into_owned()),
-                    "region" => location.region = Some(value.into_owned()),
+                    "endpoint" => {
+                        location.endpoint = Some(check_endpoint(&value).map_err(|e| invalid(&e))?)
+                    }
+                    "region" => {
+                        location.region = Some(check_region(&value).map_err(|e| invalid(&e))?)
+                    }
                     other => {
                         return Err(invalid(&format!(
                             "unknown parameter `{other}` (expected endpoint or region)"
@@ -226,6 +230,37 @@ impl fmt::Debug for S3Settings {
     }
 }
 
+/// An S3 endpoint the HTTP client can use: an `http://` or `https://` URL with a host. (The
+/// client would panic on anything else when it signs a request.)
+pub(crate) fn check_endpoint(endpoint: &str) -> std::result::Result<String, String> {
+    match url::Url::parse(endpoint) {
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
+            Ok(endpoint.to_owned())
+        }
+        _ => Err(format!(
+            "the endpoint `{endpoint}` is not an http:// or https:// URL with a host"
+        )),
+    }
+}
+
+/// An S3 region name: letters, digits and dashes (it becomes part of a host name).
+pub(crate) fn check_region(region: &str) -> std::result::Result<String, String> {
+    if !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        Ok(region.to_owned())
+    } else {
+        Err(format!(
+            "the region `{region}` is not a region name (letters, digits and dashes)"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +286,11 @@ mod tests {
             "s3://b/a//c",
             "s3://b/../x",
             "s3://b/p?endpont=x",
+            "s3://b/p?endpoint=%zz",
+            "s3://b/p?endpoint=ftp://h",
+            "s3://b/p?endpoint=http://",
+            "s3://b/p?region=",
+            "s3://b/p?region=eu%2Fwest",
             "gs://b/p",
             "",
         ] {

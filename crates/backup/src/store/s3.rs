@@ -41,6 +41,12 @@ impl S3Store {
             .endpoint
             .clone()
             .or_else(|| settings.default_endpoint.clone());
+        // The defaults come from the environment: checked like the URL's own parameters.
+        let invalid = |why: String| Error::InvalidConfig(format!("repository {location}: {why}"));
+        super::location::check_region(&region).map_err(invalid)?;
+        if let Some(endpoint) = &endpoint {
+            super::location::check_endpoint(endpoint).map_err(invalid)?;
+        }
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&location.bucket)
             .with_region(region)

@@ -249,16 +249,13 @@ async fn clean_leftovers_drops_only_claimed_databases() {
         .execute_unprepared(&format!("CREATE DATABASE \"{lookalike}\""))
         .await
         .unwrap();
-    assert_eq!(
-        scratch_state(&db, Some(&admin), "verify", &[]).await.len(),
-        2
-    );
-    let removed = r.repo.clean_leftovers(Some(&source(&db))).await.unwrap();
-    assert_eq!(removed.len(), 1, "{removed:?}");
-    assert_eq!(
-        scratch_state(&db, Some(&admin), "verify", &[]).await,
-        std::slice::from_ref(&lookalike)
-    );
+    // Measured first and asserted after the lookalike is dropped: a failure leaves nothing.
+    let before = scratch_state(&db, Some(&admin), "verify", &[]).await;
+    let removed = r.repo.clean_leftovers(Some(&source(&db))).await;
+    let after = scratch_state(&db, Some(&admin), "verify", &[]).await;
     drop_pg_database(&lookalike).await;
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(removed.unwrap().len(), 1);
+    assert_eq!(after, std::slice::from_ref(&lookalike));
     admin.close().await.unwrap();
 }
