@@ -38,3 +38,13 @@ pub fn human_bytes(n: u64) -> String {
         format!("{value:.1} {}", UNITS[unit])
     }
 }
+
+/// Durations serialised as whole milliseconds in reports (`duration: 1234`).
+pub(crate) mod millis {
+    pub(crate) fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}

@@ -71,6 +71,7 @@
 //! PostgreSQL backups need `pg_dump` and `pg_restore` of at least the server's major version.
 
 mod create;
+mod data_file;
 mod display;
 mod durable;
 mod error;

@@ -13,16 +13,18 @@ use serde::Serialize;
 use crate::{
     BackupId, BackupManifest, BackupRepository, DatabaseKind, Error, Result, Source, Verification,
     VerifyDepth, VerifyFailure,
+    data_file::precheck,
     display::error_chain,
     lock::RepoLock,
     postgres::{
-        PgUrl, derived_name,
-        restore::{Admin, check_database, restore_into},
+        PgUrl,
+        admin::Admin,
+        derived_name,
+        load::{check_database, restore_into},
     },
     progress::ProgressFn,
     run_log::Operation,
-    sqlite::restore::materialize,
-    stream,
+    sqlite::materialize::materialize,
 };
 
 /// Options of [`BackupRepository::verify`].
@@ -51,7 +53,7 @@ pub struct VerifyReport {
     /// When verification finished.
     pub verified_at: DateTime<Utc>,
     /// How long it took.
-    #[serde(with = "millis")]
+    #[serde(with = "crate::display::millis")]
     pub duration: Duration,
     /// The row counts of the restored copy.
     pub tables: BTreeMap<String, u64>,
@@ -71,15 +73,6 @@ impl VerifyReport {
             }),
             None => Ok(self),
         }
-    }
-}
-
-pub(crate) mod millis {
-    pub(crate) fn serialize<S: serde::Serializer>(
-        d: &std::time::Duration,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 }
 
@@ -260,69 +253,4 @@ impl BackupRepository {
         admin.close().await;
         checked
     }
-}
-
-/// The checks that need no decompression: the data file exists and has the recorded size.
-pub(crate) fn precheck(
-    data_path: &Path,
-    manifest: &BackupManifest,
-) -> Result<Option<VerifyFailure>> {
-    match std::fs::metadata(data_path) {
-        Ok(meta) if meta.len() != manifest.compressed_bytes => {
-            Ok(Some(VerifyFailure::SizeMismatch {
-                expected: manifest.compressed_bytes,
-                actual: meta.len(),
-            }))
-        }
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok(Some(VerifyFailure::DataFileMissing))
-        }
-        Err(e) => Err(Error::io("inspect", data_path, e)),
-    }
-}
-
-/// What the decompression pass itself proved wrong, checksum first: a changed file explains a
-/// decoding error, not the other way round.
-pub(crate) fn stream_failure(
-    manifest: &BackupManifest,
-    done: &stream::Decompressed,
-) -> Option<VerifyFailure> {
-    if done.sha256 != manifest.sha256 {
-        Some(VerifyFailure::ChecksumMismatch {
-            expected: manifest.sha256.clone(),
-            actual: done.sha256.clone(),
-        })
-    } else if let Some(detail) = &done.decode_error {
-        Some(VerifyFailure::Corrupt {
-            detail: detail.clone(),
-        })
-    } else if done.raw_bytes != manifest.raw_bytes {
-        Some(VerifyFailure::RawSizeMismatch {
-            expected: manifest.raw_bytes,
-            actual: done.raw_bytes,
-        })
-    } else {
-        None
-    }
-}
-
-/// Hashes a data file without decompressing it (the cheap check before a restore).
-pub(crate) async fn checksum_only(
-    data_path: &Path,
-    manifest: &BackupManifest,
-) -> Result<Option<VerifyFailure>> {
-    if let Some(failure) = precheck(data_path, manifest)? {
-        return Ok(Some(failure));
-    }
-    let path = data_path.to_path_buf();
-    let actual = tokio::task::spawn_blocking(move || stream::sha256_of(&path))
-        .await
-        .map_err(|e| Error::Internal(format!("a checksum worker failed: {e}")))??;
-    Ok(
-        (actual != manifest.sha256).then(|| VerifyFailure::ChecksumMismatch {
-            expected: manifest.sha256.clone(),
-            actual,
-        }),
-    )
 }

@@ -11,6 +11,10 @@
 //!
 //! [`test_on_backends!`](crate::test_on_backends) runs one async test body on both backends;
 //! [`RedisPrefix`] gives a test a Redis key prefix of its own, emptied when it is dropped.
+//!
+//! Fault tests must not stop the shared services; they start servers of their own:
+//! [`PostgresCluster`] (initdb and pg_ctl on a free port: killed, restarted, replicated by a
+//! streaming standby) and [`RedisServer`] (stopped, paused, restarted).
 
 // A fixture that cannot set up its database fails the test with the reason, as a test should.
 #![allow(clippy::expect_used)]
@@ -23,6 +27,12 @@ use std::{
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use crate::{Backend, ConnectionSettings, connect_with};
+
+mod postgres_cluster;
+mod redis_server;
+
+pub use postgres_cluster::PostgresCluster;
+pub use redis_server::RedisServer;
 
 /// Where PostgreSQL is reached when `HOTEL_TEST_POSTGRES_URL` is not set.
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -51,6 +61,19 @@ pub fn service_unavailable(service: &str, why: &str) {
     eprintln!(
         "SKIP {test}: {service} unavailable ({why}); set HOTEL_REQUIRE_SERVICES=1 to fail instead"
     );
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a server the test starts (which
+/// should retry with another if the port was taken meanwhile).
+///
+/// # Panics
+///
+/// When no port can be bound: a broken test machine.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("bind a free port on 127.0.0.1")
 }
 
 /// The PostgreSQL server URL tests use (an existing database to connect to for admin work).

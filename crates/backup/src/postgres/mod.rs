@@ -1,8 +1,10 @@
-//! PostgreSQL: `pg_dump --format=custom` in the snapshot the row counts were read in,
-//! `pg_restore` into scratch or new databases, and the swap of a restored database into place.
+//! PostgreSQL: `pg_dump --format=custom` in the snapshot the row counts were read in
+//! ([`dump`]), `pg_restore` into a database and the checks of what it loaded ([`load`]), and
+//! the work on whole databases that scratch copies and swaps need ([`admin`]).
 
+pub(crate) mod admin;
 pub(crate) mod dump;
-pub(crate) mod restore;
+pub(crate) mod load;
 
 use std::{
     collections::BTreeMap,

@@ -15,7 +15,10 @@ mod sqlite;
 
 use crate::{
     BackupId, BackupManifest, BackupRepository, Error, Result, Source, Verification, VerifyDepth,
-    VerifyFailure, display::error_chain, progress::ProgressFn, run_log::Operation, verify::millis,
+    VerifyFailure,
+    display::{error_chain, millis},
+    progress::ProgressFn,
+    run_log::Operation,
 };
 
 /// How a restore replaces an existing database.

@@ -2,7 +2,7 @@
 
 use crate::{
     BackupManifest, BackupRepository, Error, Result, Source,
-    postgres::{PgUrl, derived_name, restore::Admin},
+    postgres::{PgUrl, admin::Admin, derived_name},
     sqlite::{self, live_file},
 };
 

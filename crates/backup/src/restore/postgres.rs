@@ -11,13 +11,15 @@ use chrono::Utc;
 
 use crate::{
     BackupManifest, BackupRepository, Error, Reason, Result, Source, VerifyFailure,
+    data_file::checksum_only,
     lock::RepoLock,
     postgres::{
-        PgUrl, derived_name,
-        restore::{Admin, check_database, restore_into},
+        PgUrl,
+        admin::Admin,
+        derived_name,
+        load::{check_database, restore_into},
     },
     progress::ProgressFn,
-    verify::checksum_only,
 };
 
 use super::{RestoreMode, RestoreOptions, RestoreReport, lower, refuse_if_in_use};

@@ -10,7 +10,10 @@ use crate::{
     BackupManifest, BackupRepository, Error, Reason, Result, Source, VerifyDepth,
     lock::RepoLock,
     progress::ProgressFn,
-    sqlite::{self, live_file, restore::materialize},
+    sqlite::{
+        live_file,
+        materialize::{materialize, swap_into_place},
+    },
 };
 
 use super::{RestoreOptions, RestoreReport, refuse_if_in_use, restore_temp_path};
@@ -62,7 +65,7 @@ impl BackupRepository {
                 });
             }
         }
-        let removed_files = sqlite::restore::swap_into_place(copy.temp, target)?;
+        let removed_files = swap_into_place(copy.temp, target)?;
         tracing::info!(id = %manifest.id, target = %target.display(), "backup restored");
         Ok(RestoreReport {
             plan,

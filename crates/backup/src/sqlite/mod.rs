@@ -6,7 +6,7 @@
 
 pub(crate) mod check;
 pub(crate) mod live_file;
-pub(crate) mod restore;
+pub(crate) mod materialize;
 pub(crate) mod snapshot;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};

@@ -10,11 +10,11 @@ use std::{
 use super::{check::check_copy, side_files};
 use crate::{
     BackupManifest, Result, VerifyDepth, VerifyFailure,
+    data_file::{precheck, stream_failure},
     durable::{self, TempFile},
     error::io_err,
     progress::{Phase, ProgressFn, run_blocking},
     stream::{self, CHUNK},
-    verify::{precheck, stream_failure},
 };
 
 /// A decompressed copy in its temporary file, and whether it passed the checks.
