@@ -330,8 +330,9 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
                 .block_on(variant.create(&source, Reason::Manual, &|_| {}))
                 .expect("create");
             rows[9 + i].times.push(t.elapsed());
-            std::fs::remove_file(variant.dir().join(&v.file)).expect("remove");
-            std::fs::remove_file(variant.dir().join(format!("{}.json", v.id))).expect("remove");
+            let dir = variant.location().local_dir().expect("a local repository");
+            std::fs::remove_file(dir.join(&v.file)).expect("remove");
+            std::fs::remove_file(dir.join(format!("{}.json", v.id))).expect("remove");
         }
         if let Some(previous) = last.replace(m.clone()) {
             let previous: backup::BackupManifest = previous;

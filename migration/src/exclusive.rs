@@ -1,8 +1,17 @@
-//! Applying migrations when several processes may start at once.
+//! Changing the schema when several processes may start at once.
+//!
+//! Everything that touches the schema, reading the migration table included, happens while
+//! holding [`MigrationLock`]. Reading the status first and locking after is not enough: on a
+//! fresh PostgreSQL database, reading the status creates the migration table, and two
+//! processes creating it at once collide in PostgreSQL's catalog (`duplicate key value
+//! violates unique constraint "pg_type_typname_nsp_index"`).
 
 use sea_orm_migration::{
     MigratorTrait,
-    sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, TransactionTrait},
+    sea_orm::{
+        ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseExecutor,
+        DatabaseTransaction, DbErr, TransactionTrait,
+    },
 };
 
 use crate::Migrator;
@@ -11,29 +20,151 @@ use crate::Migrator;
 /// in ASCII), so that no other application's lock is mistaken for it.
 pub const MIGRATION_LOCK_KEY: i64 = 0x686f_7465_6c6d_6967;
 
-/// Applies pending migrations (all, or the next `steps`) so that processes starting
-/// together apply each migration exactly once.
+/// The right to read and change a database's schema, held by one process at a time.
 ///
-/// On PostgreSQL the migrations run in one transaction holding a transaction-scoped advisory
-/// lock ([`MIGRATION_LOCK_KEY`]): a second instance waits for the first to commit, then finds
-/// nothing pending. Each migration still runs in its own savepoint, and if one fails every
-/// migration of the call is rolled back, so the schema is never left half-migrated. On
-/// SQLite, an embedded database with one server process, this is [`MigratorTrait::up`].
+/// On PostgreSQL it is a transaction holding a transaction-scoped advisory lock
+/// ([`MIGRATION_LOCK_KEY`]): another process's [`acquire`](Self::acquire) waits until this one
+/// is [released](Self::release) (its changes committed) or dropped (its changes rolled back,
+/// so the schema is never left half-migrated). Each migration runs in its own savepoint. On
+/// SQLite, an embedded database with one server process, it is the connection itself.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), sea_orm_migration::sea_orm::DbErr> {
+/// # let db = sea_orm_migration::sea_orm::Database::connect("sqlite::memory:").await?;
+/// use migration::MigrationLock;
+///
+/// let lock = MigrationLock::acquire(&db).await?;
+/// let pending = lock.pending().await?;        // read under the lock, creates nothing
+/// assert!(!pending.is_empty());
+/// // ... take a backup here, while no other process can migrate ...
+/// lock.apply(None).await?;
+/// lock.release().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct MigrationLock<'a> {
+    db: &'a DatabaseConnection,
+    transaction: Option<DatabaseTransaction>,
+}
+
+impl<'a> MigrationLock<'a> {
+    /// Takes the lock, waiting for any other process that holds it.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be reached.
+    pub async fn acquire(db: &'a DatabaseConnection) -> Result<Self, DbErr> {
+        if db.get_database_backend() != DatabaseBackend::Postgres {
+            return Ok(Self {
+                db,
+                transaction: None,
+            });
+        }
+        let transaction = db.begin().await?;
+        transaction
+            .execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+            ))
+            .await?;
+        Ok(Self {
+            db,
+            transaction: Some(transaction),
+        })
+    }
+
+    /// Where schema work runs while the lock is held.
+    pub fn executor(&self) -> DatabaseExecutor<'_> {
+        match &self.transaction {
+            Some(transaction) => DatabaseExecutor::Transaction(transaction),
+            None => DatabaseExecutor::Connection(self.db),
+        }
+    }
+
+    /// The names of the migrations not applied yet, oldest first. Reads only: a database
+    /// without the migration table has every migration pending.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be read.
+    pub async fn pending(&self) -> Result<Vec<String>, DbErr> {
+        Ok(Migrator::get_pending_migrations_read_only(&self.executor())
+            .await?
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect())
+    }
+
+    /// The names of the applied migrations, oldest first. Reads only.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be read.
+    pub async fn applied(&self) -> Result<Vec<String>, DbErr> {
+        Ok(
+            Migrator::get_migration_with_status_read_only(&self.executor())
+                .await?
+                .iter()
+                .filter(|m| m.status() == sea_orm_migration::MigrationStatus::Applied)
+                .map(|m| m.name().to_owned())
+                .collect(),
+        )
+    }
+
+    /// Applies the pending migrations (all, or the next `steps`).
+    ///
+    /// # Errors
+    ///
+    /// When a migration fails; on PostgreSQL nothing of the lock's work is kept then.
+    pub async fn apply(&self, steps: Option<u32>) -> Result<(), DbErr> {
+        Migrator::up(self.executor(), steps).await
+    }
+
+    /// Reverts the newest `steps` applied migrations.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply`](Self::apply).
+    pub async fn revert(&self, steps: Option<u32>) -> Result<(), DbErr> {
+        Migrator::down(self.executor(), steps).await
+    }
+
+    /// Keeps what was done and lets the next process in.
+    ///
+    /// # Errors
+    ///
+    /// When the commit fails; nothing was changed then.
+    pub async fn release(self) -> Result<(), DbErr> {
+        match self.transaction {
+            Some(transaction) => transaction.commit().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Applies pending migrations (all, or the next `steps`) under the [`MigrationLock`], so that
+/// processes starting together apply each migration exactly once and every one of them
+/// starts; returns the names of the migrations this call applied.
 ///
 /// # Errors
 ///
 /// When a migration fails or the database cannot be reached; nothing of the call is applied
 /// then on PostgreSQL.
-pub async fn apply_pending(db: &DatabaseConnection, steps: Option<u32>) -> Result<(), DbErr> {
-    if db.get_database_backend() != DatabaseBackend::Postgres {
-        return Migrator::up(db, steps).await;
+pub async fn apply_pending(
+    db: &DatabaseConnection,
+    steps: Option<u32>,
+) -> Result<Vec<String>, DbErr> {
+    let lock = MigrationLock::acquire(db).await?;
+    let mut pending = lock.pending().await?;
+    if let Some(steps) = steps {
+        pending.truncate(steps as usize);
     }
-    let transaction = db.begin().await?;
-    transaction
-        .execute_unprepared(&format!(
-            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
-        ))
-        .await?;
-    Migrator::up(&transaction, steps).await?;
-    transaction.commit().await
+    if !pending.is_empty() {
+        lock.apply(steps).await?;
+    }
+    lock.release().await?;
+    Ok(pending)
 }

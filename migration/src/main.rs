@@ -23,7 +23,8 @@ use sea_orm_migration::MigrationStatus;
 /// Before any command that changes the schema of a database holding data, a backup is taken
 /// and verified (as `hotel-backup pre-migration` does); if it fails, nothing is applied and the
 /// exit code is 3. Exit codes: 0 success, 1 failure, 2 bad usage, 3 the pre-migration backup
-/// failed.
+/// failed. Read-only commands (status) and commands that revert (down, refresh, reset) never
+/// create a database: a SQLite path that does not exist is an error (exit 2).
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -78,15 +79,29 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) if err.is::<GateFailed>() => {
-            eprintln!("error: {err:#}");
-            std::process::ExitCode::from(3)
-        }
         Err(err) => {
             eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit_code(&err))
         }
     }
+}
+
+/// 3 when the pre-migration backup failed, 2 for what the user asked wrongly (no database at
+/// the URL for a command that needs one, a URL of an unknown kind), 1 for anything else.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.is::<GateFailed>() {
+        return 3;
+    }
+    let usage = err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<db_connect::Error>(),
+            Some(
+                db_connect::Error::DatabaseNotFound { .. }
+                    | db_connect::Error::UnsupportedUrl { .. }
+            )
+        )
+    });
+    if usage { 2 } else { 1 }
 }
 
 /// The pre-migration backup failed; nothing was applied.
@@ -101,17 +116,47 @@ impl std::fmt::Display for GateFailed {
 
 impl std::error::Error for GateFailed {}
 
+impl Command {
+    /// Whether the command may create the database: only `up` and `fresh` build a schema from
+    /// nothing. The others read or revert one, and a mistyped SQLite path must not leave an
+    /// empty database behind.
+    fn creates_database(&self) -> bool {
+        matches!(self, Command::Up { .. } | Command::Fresh)
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = db_connect::redact_password(&cli.database_url);
-    let db = db_connect::connect(&cli.database_url)
+    let settings = db_connect::ConnectionSettings {
+        create_if_missing: cli.command.creates_database(),
+        ..db_connect::ConnectionSettings::default()
+    };
+    let db = db_connect::connect_with(&cli.database_url, &settings)
         .await
         .with_context(|| format!("while connecting to {url}"))?;
+    if let Command::Status = cli.command {
+        // Reads only: a database never migrated has every migration pending, and no
+        // migration table is created to say so.
+        for migration in Migrator::get_migration_with_status_read_only(&db).await? {
+            let status = match migration.status() {
+                MigrationStatus::Applied => "applied",
+                MigrationStatus::Pending => "pending",
+            };
+            println!("{status:8} {}", migration.name());
+        }
+        db.close().await.context("while closing the connection")?;
+        return Ok(());
+    }
+    // From reading what is applied to the last change, no other process may migrate.
+    let lock = migration::MigrationLock::acquire(&db)
+        .await
+        .context("while taking the migration lock")?;
+    let pending = lock.pending().await?;
+    let applied = lock.applied().await?;
     let changes_schema = match cli.command {
         Command::Status => false,
-        Command::Up { .. } => !Migrator::get_pending_migrations(&db).await?.is_empty(),
-        Command::Down { .. } | Command::Refresh | Command::Reset => {
-            !Migrator::get_applied_migrations(&db).await?.is_empty()
-        }
+        Command::Up { .. } => !pending.is_empty(),
+        Command::Down { .. } | Command::Refresh | Command::Reset => !applied.is_empty(),
         Command::Fresh => true,
     };
     if changes_schema {
@@ -138,53 +183,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Err(err) => return Err(err.context(GateFailed)),
         }
     }
-    match cli.command {
-        Command::Status => {
-            for migration in Migrator::get_migration_with_status(&db).await? {
-                let status = match migration.status() {
-                    MigrationStatus::Applied => "applied",
-                    MigrationStatus::Pending => "pending",
-                };
-                println!("{status:8} {}", migration.name());
-            }
-        }
+    let done = match cli.command {
+        Command::Status => String::new(),
         Command::Up { steps } => {
-            let pending = Migrator::get_pending_migrations(&db).await?.len();
-            migration::apply_pending(&db, steps)
+            lock.apply(steps)
                 .await
                 .context("while applying migrations")?;
-            let applied = steps.map_or(pending, |n| pending.min(n as usize));
-            println!("applied {applied} migration(s) to {url}");
+            let count = steps.map_or(pending.len(), |n| pending.len().min(n as usize));
+            format!("applied {count} migration(s) to {url}")
         }
         Command::Down { steps } => {
-            let applied = Migrator::get_applied_migrations(&db).await?.len();
-            Migrator::down(&db, Some(steps))
+            lock.revert(Some(steps))
                 .await
                 .context("while reverting migrations")?;
-            println!(
+            format!(
                 "reverted {} migration(s) on {url}",
-                applied.min(steps as usize)
-            );
+                applied.len().min(steps as usize)
+            )
         }
         Command::Fresh => {
-            Migrator::fresh(&db)
+            Migrator::fresh(lock.executor())
                 .await
                 .context("while recreating the schema")?;
-            println!("dropped every table and applied every migration on {url}");
+            format!("dropped every table and applied every migration on {url}")
         }
         Command::Refresh => {
-            Migrator::refresh(&db)
+            Migrator::refresh(lock.executor())
                 .await
                 .context("while refreshing the schema")?;
-            println!("reverted and re-applied every migration on {url}");
+            format!("reverted and re-applied every migration on {url}")
         }
         Command::Reset => {
-            Migrator::reset(&db)
+            Migrator::reset(lock.executor())
                 .await
                 .context("while reverting every migration")?;
-            println!("reverted every migration on {url}");
+            format!("reverted every migration on {url}")
         }
-    }
+    };
+    lock.release()
+        .await
+        .context("while committing the schema change")?;
+    println!("{done}");
     db.close().await.context("while closing the connection")?;
     Ok(())
 }

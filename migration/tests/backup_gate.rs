@@ -38,10 +38,11 @@ async fn seed(db: &TestDatabase) {
         .unwrap();
 }
 
-fn backups(dir: &Path) -> Vec<backup::BackupManifest> {
+async fn backups(dir: &Path) -> Vec<backup::BackupManifest> {
     backup::BackupRepository::open(dir)
         .unwrap()
         .list()
+        .await
         .unwrap()
         .backups
 }
@@ -57,7 +58,7 @@ async fn an_empty_database_migrates_without_a_backup(db: TestDatabase) {
             .is_empty()
     );
     assert!(
-        backups(dir.path()).is_empty(),
+        backups(dir.path()).await.is_empty(),
         "nothing to lose, nothing backed up"
     );
 }
@@ -75,7 +76,7 @@ async fn a_database_with_data_is_backed_up_and_verified_before_migrating(db: Tes
     let (newest, before_newest) = (&names[names.len() - 1], &names[names.len() - 2]);
     let out = migration(&db, dir.path(), &["down", "-n", "1"]);
     assert!(out.status.success(), "{}", text(&out));
-    let first = backups(dir.path());
+    let first = backups(dir.path()).await;
     assert_eq!(first.len(), 1, "{}", text(&out));
     assert_eq!(first[0].reason, backup::Reason::PreMigration);
     assert!(first[0].is_verified());
@@ -94,7 +95,7 @@ async fn a_database_with_data_is_backed_up_and_verified_before_migrating(db: Tes
 
     let out = migration(&db, dir.path(), &["up"]);
     assert!(out.status.success(), "{}", text(&out));
-    let second = backups(dir.path());
+    let second = backups(dir.path()).await;
     assert_eq!(second.len(), 2);
     assert_eq!(second[0].migration_version.as_ref(), Some(before_newest));
     assert!(second.iter().all(|m| m.is_verified()));
@@ -102,16 +103,16 @@ async fn a_database_with_data_is_backed_up_and_verified_before_migrating(db: Tes
     // Nothing pending: nothing to guard.
     let out = migration(&db, dir.path(), &["up"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(backups(dir.path()).len(), 2);
+    assert_eq!(backups(dir.path()).await.len(), 2);
     let out = migration(&db, dir.path(), &["status"]);
     assert!(out.status.success());
-    assert_eq!(backups(dir.path()).len(), 2);
+    assert_eq!(backups(dir.path()).await.len(), 2);
 
     // Explicitly skipped.
     let out = migration(&db, dir.path(), &["--skip-backup", "down", "-n", "1"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("without a pre-migration backup"));
-    assert_eq!(backups(dir.path()).len(), 2);
+    assert_eq!(backups(dir.path()).await.len(), 2);
 }
 
 async fn a_failed_backup_stops_the_migration(db: TestDatabase) {

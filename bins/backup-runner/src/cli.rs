@@ -23,16 +23,20 @@ pub(crate) struct Cli {
     #[arg(long, short = 'u', env = "DATABASE_URL", default_value = db_connect::DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
     pub(crate) database_url: String,
 
-    /// The backup directory (created when missing). It holds the backups, their manifests,
-    /// the lock file and last-run.json.
+    /// The repository: a directory (created when missing) or an S3-compatible bucket,
+    /// s3://bucket/prefix?endpoint=http://host:9000&region=eu-west-1 (credentials from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; AWS_REGION and
+    /// AWS_ENDPOINT_URL are the defaults for what the URL leaves out). It holds the backups
+    /// of one database, their manifests, verification and run records.
     #[arg(
-        long,
+        long = "backup-dir",
         short = 'd',
         env = "BACKUP_DIR",
         default_value = "data/backups",
+        value_parser = parse_location,
         global = true
     )]
-    pub(crate) backup_dir: PathBuf,
+    pub(crate) repository: backup::RepositoryLocation,
 
     /// Print the result as JSON on stdout (errors too), instead of text.
     #[arg(long, global = true)]
@@ -53,7 +57,8 @@ pub(crate) struct Cli {
     pub(crate) compression_level: i32,
 
     /// Where verification decompresses SQLite backups (it needs the database's size free).
-    /// Default: the backup directory.
+    /// Default: the backup directory; for an object store, a directory in the system's
+    /// temporary directory.
     #[arg(long, env = "BACKUP_SCRATCH_DIR", global = true)]
     pub(crate) scratch_dir: Option<PathBuf>,
 
@@ -135,6 +140,10 @@ pub(crate) enum Command {
     },
 }
 
+fn parse_location(text: &str) -> Result<backup::RepositoryLocation, String> {
+    backup::RepositoryLocation::parse(text).map_err(|e| e.to_string())
+}
+
 /// The retention policy (restic semantics, UTC buckets).
 #[derive(Debug, Args)]
 pub(crate) struct RetentionArgs {
@@ -188,7 +197,8 @@ pub(crate) struct MonitorArgs {
     /// WARNING when the newest backup is still unverified after this long.
     #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
     pub(crate) verify_grace: Duration,
-    /// WARNING when less than this many bytes are free on the backup directory's disk.
+    /// WARNING when less than this many bytes are free on the backup directory's disk (for an
+    /// object store: the scratch directory's).
     #[arg(long, default_value_t = 1 << 30)]
     pub(crate) min_free_bytes: u64,
     /// Also write the health as Prometheus metrics to this file (atomically), for

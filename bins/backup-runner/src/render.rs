@@ -84,11 +84,7 @@ pub(crate) fn listing(listing: &Listing, now: DateTime<Utc>) -> String {
         }
     }
     for ignored in &listing.ignored {
-        out.push_str(&format!(
-            "ignored {}: {}\n",
-            ignored.path.display(),
-            ignored.why
-        ));
+        out.push_str(&format!("ignored {}: {}\n", ignored.object, ignored.why));
     }
     out.trim_end().to_owned()
 }
@@ -146,9 +142,8 @@ pub(crate) fn pruned(r: &PruneReport) -> String {
     }
     for f in &r.removed_files {
         out.push_str(&format!(
-            "{} {} (a data file without manifest)\n",
+            "{} {f} (a data object without manifest)\n",
             if r.dry_run { "would remove" } else { "removed" },
-            f.display()
         ));
     }
     out.push_str(&format!(

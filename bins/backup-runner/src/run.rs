@@ -4,8 +4,8 @@ use std::future::Future;
 
 use anyhow::Context;
 use backup::{
-    BackupManifest, BackupRepository, Error, PgTools, RestoreMode, RestoreOptions, Source,
-    VerifyDepth, VerifyOptions, monitor,
+    BackupManifest, BackupRepository, Error, PgTools, RestoreMode, RestoreOptions, S3Settings,
+    Source, VerifyDepth, VerifyOptions, monitor,
 };
 use chrono::Utc;
 use serde::Serialize;
@@ -46,7 +46,8 @@ fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> 
 }
 
 fn repository(cli: &Cli) -> anyhow::Result<BackupRepository> {
-    let mut builder = BackupRepository::builder(&cli.backup_dir)
+    let mut builder = BackupRepository::builder(cli.repository.clone())
+        .s3_settings(S3Settings::from_lookup(|name| std::env::var(name).ok()))
         .lock_wait(cli.lock_wait)
         .compression_level(cli.compression_level)
         .pg_tools(PgTools {
@@ -57,12 +58,9 @@ fn repository(cli: &Cli) -> anyhow::Result<BackupRepository> {
     if let Some(scratch) = &cli.scratch_dir {
         builder = builder.scratch_dir(scratch);
     }
-    builder.open().with_context(|| {
-        format!(
-            "while opening the backup directory {}",
-            cli.backup_dir.display()
-        )
-    })
+    builder
+        .open()
+        .with_context(|| format!("while opening the repository {}", cli.repository))
 }
 
 fn source(url: &str) -> anyhow::Result<Source> {
@@ -115,7 +113,7 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
         }
         Command::List => {
             let repo = repository(&cli)?;
-            let listing = repo.list().context("while listing backups")?;
+            let listing = repo.list().await.context("while listing backups")?;
             let now = Utc::now();
             let rows: Vec<ListedBackup<'_>> = listing
                 .backups
@@ -146,7 +144,7 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
             } else {
                 let id = match id {
                     Some(id) => id.clone(),
-                    None => newest(&repo)?.id,
+                    None => newest(&repo).await?.id,
                 };
                 repo.verify(&id, &options, &progress).await.map(|r| vec![r])
             }
@@ -209,11 +207,12 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
         }
         Command::Monitor(args) => {
             // Monitoring must not create the directory it checks.
-            let report = if cli.backup_dir.is_dir() {
-                let repo = repository(&cli)?;
-                monitor::assess(&repo, &args.policy(), Utc::now())
-            } else {
-                missing_directory(&cli)
+            let report = match cli.repository.local_dir() {
+                Some(dir) if !dir.is_dir() => missing_directory(&cli),
+                _ => {
+                    let repo = repository(&cli)?;
+                    monitor::assess(&repo, &args.policy(), Utc::now()).await
+                }
             };
             if let Some(path) = &args.prometheus {
                 report
@@ -228,7 +227,7 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
             let source = source(&cli.database_url)?;
             let options = verify_options(&cli, VerifyDepth::Full);
             let policy = retention.policy();
-            tracing::info!(every = %humantime::format_duration(*every), source = %source, dir = %repo.dir().display(), "scheduler started");
+            tracing::info!(every = %humantime::format_duration(*every), source = %source, repository = %repo.location(), "scheduler started");
             let runs = backup::schedule::run_every(*every, shutdown, |n| {
                 let (repo, source, options) = (&repo, &source, &options);
                 async move {
@@ -262,13 +261,14 @@ pub(crate) async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow:
     Ok(code)
 }
 
-fn newest(repo: &BackupRepository) -> anyhow::Result<BackupManifest> {
+async fn newest(repo: &BackupRepository) -> anyhow::Result<BackupManifest> {
     repo.list()
+        .await
         .context("while listing backups")?
         .backups
         .into_iter()
         .next()
-        .with_context(|| format!("there is no backup in {}", repo.dir().display()))
+        .with_context(|| format!("there is no backup in {}", repo.location()))
 }
 
 fn missing_directory(cli: &Cli) -> monitor::HealthReport {
@@ -277,10 +277,7 @@ fn missing_directory(cli: &Cli) -> monitor::HealthReport {
         checks: vec![monitor::Check {
             name: "directory",
             status: monitor::Status::Unknown,
-            message: format!(
-                "the backup directory {} does not exist",
-                cli.backup_dir.display()
-            ),
+            message: format!("the backup directory {} does not exist", cli.repository),
         }],
         metrics: monitor::HealthMetrics::default(),
         assessed_at: Utc::now(),

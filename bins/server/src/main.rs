@@ -81,11 +81,14 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     };
     let state = startup::build_state(&settings).await?;
     if args.demo {
-        let tokens = server::demo::prepare(&state.primary).await?;
-        // A closed stdout (the reader went away) must not stop the server.
+        let today = chrono::Utc::now().date_naive();
+        let tokens = server::demo::prepare(&state.primary, today).await?;
+        // Shell assignments, to paste into the terminal that runs the README's requests. A
+        // closed stdout (the reader went away) must not stop the server.
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "ADMIN_TOKEN={}", tokens.admin);
         let _ = writeln!(out, "GUEST_TOKEN={}", tokens.guest);
+        let _ = writeln!(out, "SAMPLE_BOOKING='{}'", tokens.sample_booking);
         let _ = writeln!(
             out,
             "try: curl -H \"Authorization: Bearer $GUEST_TOKEN\" http://{}/api/me/bookings",

@@ -3,7 +3,6 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use migration::{Migrator, MigratorTrait};
 use optimized_queries::HotelCache;
 use perf_stats::{MetricsRegistry, MetricsSource, QueryTracker, Sample};
 use query_cache::{QueryCache, RedisConfig};
@@ -317,6 +316,10 @@ async fn holds_data(db: &DatabaseConnection) -> bool {
 /// Applies pending migrations; when the database already holds data, only after a verified
 /// pre-migration backup (unless `skip_backup`).
 ///
+/// Everything happens under [`migration::MigrationLock`], reading the migration status
+/// included: instances started together on a fresh PostgreSQL database take turns, the first
+/// migrates and the others find nothing pending, so every one of them starts.
+///
 /// # Errors
 ///
 /// When the backup or a migration fails; nothing is migrated without the backup.
@@ -326,10 +329,17 @@ pub async fn migrate(
     backup_dir: Option<&std::path::Path>,
     skip_backup: bool,
 ) -> anyhow::Result<()> {
-    let pending = Migrator::get_pending_migrations(db)
+    let lock = migration::MigrationLock::acquire(db)
+        .await
+        .context("while taking the migration lock")?;
+    let pending = lock
+        .pending()
         .await
         .context("while reading the migration status")?;
     if pending.is_empty() {
+        lock.release()
+            .await
+            .context("while releasing the migration lock")?;
         return Ok(());
     }
     match backup_dir {
@@ -359,11 +369,13 @@ pub async fn migrate(
         }
         None => {}
     }
-    let names: Vec<String> = pending.iter().map(|m| m.name().to_owned()).collect();
-    migration::apply_pending(db, None)
+    lock.apply(None)
         .await
         .context("while applying migrations")?;
-    tracing::info!(applied = ?names, "migrations applied");
+    lock.release()
+        .await
+        .context("while committing the migrations")?;
+    tracing::info!(applied = ?pending, "migrations applied");
     Ok(())
 }
 

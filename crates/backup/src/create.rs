@@ -1,6 +1,6 @@
 //! Taking a backup.
 
-use std::time::Instant;
+use std::{collections::HashSet, time::Instant};
 
 use chrono::Utc;
 
@@ -8,7 +8,7 @@ use crate::{
     BackupId, BackupManifest, BackupRepository, Compression, Error, Reason, Result, Source,
     display::error_chain,
     lock::RepoLock,
-    manifest::{FORMAT_VERSION, data_file_name},
+    manifest::{FORMAT_VERSION, data_file_name, manifest_key},
     postgres,
     progress::ProgressFn,
     run_log::Operation,
@@ -21,17 +21,20 @@ pub(crate) const TOOL_VERSION: &str = concat!("backup ", env!("CARGO_PKG_VERSION
 impl BackupRepository {
     /// Takes a backup of `source`.
     ///
-    /// The data file is streamed through zstd and SHA-256 into `<id>.<kind>.zst.tmp`, fsync'd,
-    /// renamed into place, and only then is the manifest written (atomically as well). If the
+    /// The data is streamed through zstd and SHA-256 into the repository (an upload that is
+    /// not visible until complete), and only then is the sealed manifest written: if the
     /// process dies at any point, what is left is not a backup and is cleaned up by the next
-    /// operation; earlier backups are never touched.
+    /// operation; earlier backups are never touched. The first backup records the database as
+    /// the repository's own; a backup of another database is refused.
     ///
     /// # Errors
     ///
-    /// [`Error::LockHeld`] while another operation runs; [`Error::SourceMissing`],
+    /// [`Error::LockHeld`] while another operation runs; [`Error::ForeignDatabase`] when the
+    /// repository belongs to another database; [`Error::SourceMissing`],
     /// [`Error::EmptySource`], [`Error::Database`] for the source; [`Error::DumpFailed`] /
-    /// [`Error::ToolMissing`] for pg_dump; [`Error::DiskFull`] / [`Error::Io`] for the
-    /// backup directory. The outcome is recorded in the run log (except a held lock).
+    /// [`Error::ToolMissing`] for pg_dump; [`Error::DiskFull`] / [`Error::Io`] /
+    /// [`Error::Store`] for the repository. The outcome is recorded in the run log (except a
+    /// held lock).
     pub async fn create(
         &self,
         source: &Source,
@@ -43,9 +46,13 @@ impl BackupRepository {
         let result = self.create_locked(&lock, source, reason, progress).await;
         match &result {
             Ok(manifest) => {
-                self.record(Operation::Create, started, Some(manifest.id.clone()), None);
+                self.record(Operation::Create, started, Some(manifest.id.clone()), None)
+                    .await;
             }
-            Err(e) => self.record(Operation::Create, started, None, Some(error_chain(e))),
+            Err(e) => {
+                self.record(Operation::Create, started, None, Some(error_chain(e)))
+                    .await;
+            }
         }
         result
     }
@@ -59,52 +66,47 @@ impl BackupRepository {
     ) -> Result<BackupManifest> {
         let created_at = Utc::now();
         let timer = Instant::now();
-        let id = self.free_id(created_at, source)?;
+        let identity = self.identity().await?;
+        if let Some(identity) = &identity {
+            self.admit(identity, source)?;
+        }
+        let id = self.free_id(created_at).await?;
         let file = data_file_name(&id, source.kind());
-        let temp_path = self.dir.join(format!("{file}.tmp"));
+        let (writer, upload) = self.store.upload(&file).await?;
         let zstd = self.config.zstd;
         let table = self.config.migration_table.clone();
-        let (temp, compressed, tables, migration_version, method) = match source {
-            Source::Sqlite { path } => {
-                let s = sqlite::snapshot::take(
-                    path,
-                    temp_path,
-                    self.scratch_dir(),
-                    self.config.sqlite_method,
-                    zstd,
-                    &table,
-                    progress,
-                )
-                .await?;
-                (
-                    s.temp,
-                    s.compressed,
-                    s.tables,
-                    s.migration_version,
-                    s.method,
-                )
-            }
+        let taken = match source {
+            Source::Sqlite { path } => sqlite::snapshot::take(
+                path,
+                writer,
+                &self.scratch_dir(),
+                self.config.sqlite_method,
+                zstd,
+                &table,
+                progress,
+            )
+            .await
+            .map(|s| (s.compressed, s.tables, s.migration_version, s.method)),
             Source::Postgres { url } => {
-                let d = postgres::dump::take(
-                    url,
-                    temp_path,
-                    &self.config.pg_tools,
-                    zstd,
-                    &table,
-                    progress,
-                )
-                .await?;
-                (
-                    d.temp,
-                    d.compressed,
-                    d.tables,
-                    d.migration_version,
-                    d.method,
-                )
+                postgres::dump::take(url, writer, &self.config.pg_tools, zstd, &table, progress)
+                    .await
+                    .map(|d| (d.compressed, d.tables, d.migration_version, d.method))
             }
         };
-        let data_path = self.dir.join(&file);
-        temp.persist(&data_path)?;
+        // The database is the repository's once a good snapshot of it exists, not before:
+        // a wrong URL must not claim a repository.
+        let claimed = match (&taken, &identity) {
+            (Ok(_), None) => self.claim(source).await,
+            _ => Ok(()),
+        };
+        let (compressed, tables, migration_version, method) = match (taken, claimed) {
+            (Ok(taken), Ok(())) => taken,
+            (Err(e), _) | (Ok(_), Err(e)) => {
+                upload.abort().await;
+                return Err(e);
+            }
+        };
+        upload.commit().await?;
         let manifest = BackupManifest {
             format_version: FORMAT_VERSION,
             id,
@@ -127,9 +129,19 @@ impl BackupRepository {
             duration_ms: u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX),
             verification: None,
         };
-        if let Err(e) = manifest.write(&self.dir) {
-            // Without its manifest the data file is not a backup; do not leave it behind.
-            crate::durable::remove_if_exists(&data_path);
+        let written = match manifest.to_bytes() {
+            Ok(bytes) => {
+                self.store
+                    .put_once(&manifest_key(&manifest.id), bytes)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            // Without its manifest the data is not a backup; do not leave it behind.
+            if let Err(cleanup) = self.store.delete(&manifest.file).await {
+                tracing::warn!(object = %self.store.describe(&manifest.file), error = %error_chain(&cleanup), "cannot remove the data of a failed backup; prune removes it");
+            }
             return Err(e);
         }
         tracing::info!(
@@ -144,19 +156,25 @@ impl BackupRepository {
         Ok(manifest)
     }
 
-    /// The id for a backup created at `at` that no file uses yet.
-    fn free_id(&self, at: chrono::DateTime<Utc>, source: &Source) -> Result<BackupId> {
+    /// The id for a backup created at `at` that no object uses yet.
+    async fn free_id(&self, at: chrono::DateTime<Utc>) -> Result<BackupId> {
+        let taken: HashSet<String> = self
+            .store
+            .list_dir("")
+            .await?
+            .objects
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
         for n in 1..10_000 {
             let id = BackupId::for_time(at, n);
-            let taken = [
-                format!("{id}.json"),
-                data_file_name(&id, source.kind()),
-                data_file_name(&id, crate::DatabaseKind::Sqlite),
-                data_file_name(&id, crate::DatabaseKind::Postgres),
-            ]
-            .iter()
-            .any(|name| self.dir.join(name).exists());
-            if !taken {
+            let used = std::iter::once(manifest_key(&id))
+                .chain(
+                    [crate::DatabaseKind::Sqlite, crate::DatabaseKind::Postgres]
+                        .map(|kind| data_file_name(&id, kind)),
+                )
+                .any(|name| taken.contains(&name));
+            if !used {
                 return Ok(id);
             }
         }

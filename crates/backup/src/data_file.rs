@@ -1,32 +1,60 @@
-//! A backup's data file checked against its manifest: its size, its SHA-256, and what its
+//! A backup's data object checked against its manifest: its size, its SHA-256, and what its
 //! decompression proved. Verification, restores and the backends' loaders all build on these.
 
-use std::path::Path;
+use std::path::PathBuf;
 
-use crate::{BackupManifest, Error, Result, VerifyFailure, stream};
+use crate::{
+    BackupManifest, Error, Result, VerifyFailure,
+    store::{ObjectReader, Store},
+    stream,
+};
 
-/// The checks that need no decompression: the data file exists and has the recorded size.
-pub(crate) fn precheck(
-    data_path: &Path,
+/// A backup's data object, opened for reading after the checks that need no reading.
+pub(crate) struct DataObject {
+    /// The stream of its bytes.
+    pub(crate) reader: ObjectReader,
+    /// Its name, for errors.
+    pub(crate) path: PathBuf,
+    /// Its size.
+    pub(crate) size: u64,
+}
+
+/// The checks that need no reading: the data object exists and has the recorded size.
+pub(crate) async fn precheck(
+    store: &Store,
     manifest: &BackupManifest,
 ) -> Result<Option<VerifyFailure>> {
-    match std::fs::metadata(data_path) {
-        Ok(meta) if meta.len() != manifest.compressed_bytes => {
-            Ok(Some(VerifyFailure::SizeMismatch {
-                expected: manifest.compressed_bytes,
-                actual: meta.len(),
-            }))
-        }
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok(Some(VerifyFailure::DataFileMissing))
-        }
-        Err(e) => Err(Error::io("inspect", data_path, e)),
+    Ok(match store.head(&manifest.file).await? {
+        None => Some(VerifyFailure::DataFileMissing),
+        Some(meta) if meta.size != manifest.compressed_bytes => Some(VerifyFailure::SizeMismatch {
+            expected: manifest.compressed_bytes,
+            actual: meta.size,
+        }),
+        Some(_) => None,
+    })
+}
+
+/// Opens the data object of `manifest` after [`precheck`], or says why it cannot be a good
+/// backup without reading it.
+pub(crate) async fn open(
+    store: &Store,
+    manifest: &BackupManifest,
+) -> Result<std::result::Result<DataObject, VerifyFailure>> {
+    if let Some(failure) = precheck(store, manifest).await? {
+        return Ok(Err(failure));
+    }
+    match store.download(&manifest.file).await? {
+        Some(reader) => Ok(Ok(DataObject {
+            reader,
+            path: PathBuf::from(store.describe(&manifest.file)),
+            size: manifest.compressed_bytes,
+        })),
+        None => Ok(Err(VerifyFailure::DataFileMissing)),
     }
 }
 
-/// What the decompression pass itself proved wrong, checksum first: a changed file explains a
-/// decoding error, not the other way round.
+/// What the decompression pass itself proved wrong, checksum first: a changed object explains
+/// a decoding error, not the other way round.
 pub(crate) fn stream_failure(
     manifest: &BackupManifest,
     done: &stream::Decompressed,
@@ -50,16 +78,16 @@ pub(crate) fn stream_failure(
     }
 }
 
-/// Hashes a data file without decompressing it (the cheap check before a restore).
+/// Hashes a data object without decompressing it (the cheap check before a restore).
 pub(crate) async fn checksum_only(
-    data_path: &Path,
+    store: &Store,
     manifest: &BackupManifest,
 ) -> Result<Option<VerifyFailure>> {
-    if let Some(failure) = precheck(data_path, manifest)? {
-        return Ok(Some(failure));
-    }
-    let path = data_path.to_path_buf();
-    let actual = tokio::task::spawn_blocking(move || stream::sha256_of(&path))
+    let data = match open(store, manifest).await? {
+        Ok(data) => data,
+        Err(failure) => return Ok(Some(failure)),
+    };
+    let actual = tokio::task::spawn_blocking(move || stream::sha256_of(data.reader, &data.path))
         .await
         .map_err(|e| Error::Internal(format!("a checksum worker failed: {e}")))??;
     Ok(

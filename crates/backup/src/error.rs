@@ -33,15 +33,15 @@ pub enum Error {
         /// The database, without password.
         database: String,
     },
-    /// Another create, verify, restore or prune holds the backup directory's lock.
+    /// Another create, verify, restore or prune holds the repository's lock.
     #[error(
-        "another backup operation is running in {dir} (lock file {lock}{}); \
+        "another backup operation is running on {repository} (lock file {lock}{}); \
          wait for it to finish or retry later",
         holder.as_deref().map(|h| format!(", held by {h}")).unwrap_or_default()
     )]
     LockHeld {
-        /// The backup directory.
-        dir: PathBuf,
+        /// The repository.
+        repository: String,
         /// The lock file.
         lock: PathBuf,
         /// What the lock file says about its holder (operation, pid, start time), if readable.
@@ -53,30 +53,33 @@ pub enum Error {
         /// What was given.
         id: String,
     },
-    /// No valid manifest exists for this id: whatever else is on disk is not a backup.
-    #[error("no backup `{id}` in {dir} (no valid manifest {id}.json); `list` shows the backups")]
+    /// No valid manifest exists for this id: whatever else is there is not a backup.
+    #[error(
+        "no backup `{id}` in {repository} (no valid manifest {id}.json); `list` shows the backups"
+    )]
     NoManifest {
         /// The id asked for.
         id: String,
-        /// The backup directory.
-        dir: PathBuf,
+        /// The repository.
+        repository: String,
     },
-    /// A manifest file exists but cannot be read as one.
-    #[error("the manifest {path} is invalid: {reason}")]
+    /// A manifest (or another of the repository's documents) exists but cannot be read as
+    /// one: not JSON, a missing field, or a seal that does not match its content.
+    #[error("the manifest {object} is invalid: {reason}")]
     InvalidManifest {
-        /// The manifest file.
-        path: PathBuf,
+        /// The object.
+        object: String,
         /// What is wrong with it.
         reason: String,
     },
     /// A manifest written by a newer version of this tool.
     #[error(
-        "the manifest {path} has format version {found}, newer than the {supported} this tool \
+        "the manifest {object} has format version {found}, newer than the {supported} this tool \
          reads; upgrade the tool"
     )]
     UnsupportedFormat {
-        /// The manifest file.
-        path: PathBuf,
+        /// The object.
+        object: String,
         /// Its format version.
         found: u64,
         /// The newest version this build reads.
@@ -158,6 +161,37 @@ pub enum Error {
         backup: String,
         /// The target's kind.
         target: String,
+    },
+    /// The object store failed (after the client's retries): unreachable, refused the
+    /// credentials, or answered with an error.
+    #[error("cannot {action} {object}")]
+    Store {
+        /// What was being done ("write", "read", "list", ...).
+        action: &'static str,
+        /// The object (`s3://bucket/key`) or prefix.
+        object: String,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An object is already there with other content: objects are written once.
+    #[error("{object} already exists with other content; objects are never overwritten")]
+    ObjectExists {
+        /// The object.
+        object: String,
+    },
+    /// The repository holds the backups of another database: one repository, one database.
+    #[error(
+        "the repository {repository} holds the backups of {holds}, not of {given}; use a \
+         repository of its own for each database"
+    )]
+    ForeignDatabase {
+        /// The repository.
+        repository: String,
+        /// The database it belongs to.
+        holds: String,
+        /// The database given.
+        given: String,
     },
     /// A retention policy that would keep nothing, or another invalid setting.
     #[error("invalid configuration: {0}")]

@@ -1,17 +1,53 @@
-//! Verified, compressed, atomic backups of SQLite files and PostgreSQL databases.
+//! Verified, compressed, atomic backups of SQLite files and PostgreSQL databases, in a local
+//! directory or an S3-compatible object store.
 //!
 //! This crate knows nothing of the application whose data it saves: it works on any SQLite
 //! file or PostgreSQL database, counts whatever tables it finds, and reads the schema's
 //! migration version from a configurable table (`seaql_migrations` by default).
 //!
+//! # Repositories
+//!
+//! A [`BackupRepository`] lives at a [`RepositoryLocation`]: a local directory, or a bucket
+//! and prefix of an S3-compatible object store (`s3://bucket/prefix?endpoint=…&region=…`,
+//! feature `s3`; credentials in [`S3Settings`]). Every operation works the same on both,
+//! because they all go through one set of object operations with the same guarantees:
+//!
+//! - **Objects are written once.** Nothing is ever overwritten in place: writing an existing
+//!   key with other bytes fails (local: `link(2)` of a complete, fsync'd temporary file; S3:
+//!   `If-None-Match: *`). Verification results and run outcomes are new objects, not edits.
+//! - **A listing never shows a half-written backup.** An object appears whole or not at all
+//!   (a temporary file is not an object; an S3 upload is invisible until complete), and a
+//!   backup is only a backup once its manifest, written last, is there.
+//! - **Checksums are verified on every read.** Small documents (manifests, the identity,
+//!   verification and run records) are *sealed*: their first field, `sealed_sha256`, is the
+//!   SHA-256 of the document's own bytes (with those 64 digits zeroed), so any change makes
+//!   them unreadable. Every other object's SHA-256 is in the sealed document that refers to
+//!   it, and is checked while the object is read.
+//! - **A repository holds one database.** `repository.json` records it at the first backup:
+//!   the canonical path of a SQLite file, or `postgres://host:port/database`. A backup of
+//!   another database is refused ([`Error::ForeignDatabase`]).
+//!
+//! The objects of a repository (keys relative to the directory or the bucket prefix):
+//!
+//! ```text
+//! repository.json                          the database it belongs to (sealed, written once)
+//! <id>.json                                a backup's manifest (sealed, written once, last)
+//! <id>.sqlite.zst | <id>.pgdump.zst        its data (written once; SHA-256 in the manifest)
+//! verifications/<id>/<verified_at>.json    each verification's outcome (sealed; newest wins)
+//! runs/<operation>/<finished_at>-….json    how each run ended (sealed; the last few kept)
+//! .lock                                    local directories only: the flock of writers
+//! ```
+//!
+//! Ids are UTC seconds (`20261125T103000Z`, `-2`… within a second), so keys sort in time
+//! order. Manifests of format 1, written before seals, are still read (their data is still
+//! checked against its SHA-256).
+//!
 //! # What a backup is
 //!
 //! A backup is a zstd-compressed snapshot (`<id>.sqlite.zst` or `<id>.pgdump.zst`) **and** its
 //! manifest `<id>.json` ([`BackupManifest`]): format version, creation time, source (never a
-//! password), raw and compressed sizes, the SHA-256 of the file, the row count of every table
-//! *in the snapshot*, the migration version, the reason, and, once verified, the verification's
-//! outcome. The data file is written under a temporary name, fsync'd and renamed; the manifest
-//! is written last, the same way. Anything without a valid manifest is not a backup.
+//! password), raw and compressed sizes, the SHA-256 of the data, the row count of every table
+//! *in the snapshot*, the migration version and the reason.
 //!
 //! - **SQLite**: the pages of the database are read inside one read transaction and
 //!   compressed as they are read, while writers keep committing (see
@@ -19,25 +55,32 @@
 //! - **PostgreSQL**: `pg_dump --format=custom` in a snapshot exported by the transaction that
 //!   counts the rows; a non-zero exit or an empty or foreign output is an error, never a backup.
 //!
-//! **Verified** means: the file has its recorded size and SHA-256, decompresses, restores
+//! **Verified** means: the data has its recorded size and SHA-256, decompresses, restores
 //! (SQLite: into a scratch file that passes `PRAGMA integrity_check` and
 //! `foreign_key_check`; PostgreSQL: into a scratch database via `pg_restore`), and the restored
 //! copy has exactly the manifest's tables, row counts and migration version.
 //!
 //! # Main types
 //!
-//! - [`BackupRepository`]: a backup directory; [`create`](BackupRepository::create),
+//! - [`BackupRepository`]: a repository; [`create`](BackupRepository::create),
 //!   [`list`](BackupRepository::list), [`verify`](BackupRepository::verify),
 //!   [`restore`](BackupRepository::restore), [`prune`](BackupRepository::prune),
 //!   [`pre_migration`](BackupRepository::pre_migration),
-//!   [`run_scheduled`](BackupRepository::run_scheduled). One lock file serialises every
-//!   operation that writes, across processes.
+//!   [`run_scheduled`](BackupRepository::run_scheduled). One lock serialises every operation
+//!   that writes, across processes.
 //! - [`Source`]: the database, from its URL.
 //! - [`RetentionPolicy`]: keep-last/daily/weekly/monthly with safety protections.
 //! - [`monitor::assess`]: a [`monitor::HealthReport`] with Nagios status and Prometheus text.
 //! - [`schedule::run_every`]: the loop of the scheduler, stoppable gracefully.
 //!
 //! Long operations report [`Progress`] through a callback; the crate never draws anything.
+//!
+//! # Features
+//!
+//! - `s3`: repositories in S3-compatible object stores, through the `object_store` crate
+//!   (which brings an HTTP client and TLS). Without it, repositories are local directories
+//!   and an `s3://` location is refused with [`Error::InvalidConfig`]. Its tests run against
+//!   a `moto_server` each test starts (`cargo test -p backup --features s3`).
 //!
 //! # Examples
 //!
@@ -77,6 +120,7 @@ mod durable;
 mod error;
 mod failure;
 mod id;
+mod identity;
 mod inspect;
 mod lock;
 mod manifest;
@@ -89,7 +133,10 @@ mod restore;
 mod retention;
 mod run_log;
 pub mod schedule;
+mod sealed;
+mod source;
 mod sqlite;
+mod store;
 mod stream;
 mod verify;
 
@@ -97,6 +144,7 @@ pub use display::{error_chain, human_bytes};
 pub use error::{Error, Result};
 pub use failure::{RowCountMismatch, VerifyFailure};
 pub use id::BackupId;
+pub use identity::RepositoryIdentity;
 pub use inspect::holds_data;
 pub use manifest::{
     BackupManifest, Compression, DatabaseKind, FORMAT_VERSION, Reason, SnapshotMethod,
@@ -108,10 +156,9 @@ pub use prune::PruneReport;
 pub use repository::{BackupRepository, IgnoredFile, Listing, RepositoryBuilder};
 pub use restore::{RestoreMode, RestoreOptions, RestorePlan, RestoreReport};
 pub use retention::{PruneDecision, RetentionPolicy};
-pub use run_log::{Operation, RUN_LOG_FILE, RunLog, RunRecord};
+pub use run_log::{Operation, RunLog, RunRecord};
 pub use schedule::{PreMigrationReport, ScheduledRun};
 pub use source::Source;
 pub use sqlite::snapshot::SqliteSnapshotMethod;
+pub use store::{RepositoryLocation, S3Location, S3Settings};
 pub use verify::{VerifyOptions, VerifyReport};
-
-mod source;

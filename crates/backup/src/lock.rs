@@ -1,19 +1,23 @@
-//! The backup directory's lock: one create, verify, restore or prune at a time, across
-//! processes, so retention never deletes what a restore is reading.
+//! The repository's lock: one create, verify, restore or prune at a time, across processes,
+//! so retention never deletes what a restore is reading.
+//!
+//! It is an `flock` on a local file: `.lock` in a local repository, or a file in the scratch
+//! directory for a repository in an object store (where it serialises the processes of one
+//! host; objects written once keep several hosts from damaging each other's backups).
 
 use std::{
     fs::{File, OpenOptions, TryLockError},
     io::{Read, Seek, Write},
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
-use crate::{Error, Result, durable, error::io_err};
+use crate::{Error, Result, error::io_err};
 
-/// The lock file's name in the backup directory.
+/// The lock file's name in a local repository.
 pub(crate) const LOCK_FILE: &str = ".lock";
 
-/// An exclusive `flock` on the backup directory's lock file, released on drop (or by the
+/// An exclusive `flock` on the repository's lock file, released on drop (or by the
 /// kernel when the process dies, so a crash never leaves a stale lock).
 #[derive(Debug)]
 pub(crate) struct RepoLock {
@@ -21,12 +25,15 @@ pub(crate) struct RepoLock {
 }
 
 impl RepoLock {
-    /// Takes the lock for `operation`, retrying until `wait` has passed.
-    ///
-    /// On success, removes temporary files left by interrupted runs: every writer holds this
-    /// lock, so none of them can still be in use.
-    pub(crate) async fn acquire(dir: &Path, operation: &str, wait: Duration) -> Result<Self> {
-        let path = dir.join(LOCK_FILE);
+    /// Takes the lock file at `path` (of the repository `repository`) for `operation`,
+    /// retrying until `wait` has passed.
+    pub(crate) async fn acquire(
+        path: &Path,
+        repository: &str,
+        operation: &str,
+        wait: Duration,
+    ) -> Result<Self> {
+        let path = path.to_path_buf();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -46,7 +53,7 @@ impl RepoLock {
                     let _ = file.read_to_string(&mut holder);
                     let holder = holder.trim();
                     return Err(Error::LockHeld {
-                        dir: dir.to_path_buf(),
+                        repository: repository.to_owned(),
                         lock: path,
                         holder: (!holder.is_empty()).then(|| holder.to_owned()),
                     });
@@ -65,7 +72,6 @@ impl RepoLock {
             .set_len(0)
             .and_then(|()| file.rewind())
             .and_then(|()| file.write_all(note.as_bytes()));
-        remove_stale_temp_files(dir);
         Ok(Self { file })
     }
 }
@@ -77,26 +83,6 @@ impl Drop for RepoLock {
     }
 }
 
-/// Removes `*.tmp` files of interrupted runs from the backup directory.
-fn remove_stale_temp_files(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let stale: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(durable::TEMP_SUFFIX))
-        })
-        .collect();
-    for path in stale {
-        tracing::info!(path = %path.display(), "removing a temporary file left by an interrupted run");
-        durable::remove_if_exists(&path);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,10 +90,11 @@ mod tests {
     #[tokio::test]
     async fn a_second_holder_is_refused_with_the_first_ones_name() {
         let dir = tempfile::tempdir().unwrap();
-        let first = RepoLock::acquire(dir.path(), "create", Duration::ZERO)
+        let path = dir.path().join(LOCK_FILE);
+        let first = RepoLock::acquire(&path, "repo", "create", Duration::ZERO)
             .await
             .unwrap();
-        let err = RepoLock::acquire(dir.path(), "prune", Duration::from_millis(250))
+        let err = RepoLock::acquire(&path, "repo", "prune", Duration::from_millis(250))
             .await
             .unwrap_err();
         match err {
@@ -118,20 +105,8 @@ mod tests {
             other => panic!("expected LockHeld, got {other}"),
         }
         drop(first);
-        RepoLock::acquire(dir.path(), "prune", Duration::ZERO)
+        RepoLock::acquire(&path, "repo", "prune", Duration::ZERO)
             .await
             .unwrap();
-    }
-
-    #[tokio::test]
-    async fn taking_the_lock_clears_temporary_files_only() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("20261125T103000Z.sqlite.zst.tmp"), b"x").unwrap();
-        std::fs::write(dir.path().join("20261125T103000Z.json"), b"{}").unwrap();
-        let _lock = RepoLock::acquire(dir.path(), "create", Duration::ZERO)
-            .await
-            .unwrap();
-        assert!(!dir.path().join("20261125T103000Z.sqlite.zst.tmp").exists());
-        assert!(dir.path().join("20261125T103000Z.json").exists());
     }
 }

@@ -1,26 +1,39 @@
-//! The manifest: the JSON file that makes a data file a backup.
+//! The manifest: the sealed JSON document that makes a data object a backup.
 
-use std::{collections::BTreeMap, fmt, path::Path};
+use std::{collections::BTreeMap, fmt};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{BackupId, Error, Result, VerifyFailure, durable, error::io_err};
+use crate::{BackupId, Error, Result, VerifyFailure, sealed};
 
-/// The manifest format this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The manifest format this build writes, and the newest it reads. Version 2 manifests are
+/// sealed (see the crate docs) and never rewritten; version 1 manifests, written before seals,
+/// are read as they are (their data is still checked against their SHA-256).
+pub const FORMAT_VERSION: u32 = 2;
 
-/// Everything known about one backup, stored as `<id>.json` beside its data file.
+/// What a manifest's key ends with: `<id>.json`.
+pub(crate) const MANIFEST_SUFFIX: &str = ".json";
+
+/// What data objects' keys end with.
+pub(crate) const DATA_SUFFIXES: [&str; 2] = [".sqlite.zst", ".pgdump.zst"];
+
+/// The key of backup `id`'s manifest.
+pub(crate) fn manifest_key(id: &BackupId) -> String {
+    format!("{id}{MANIFEST_SUFFIX}")
+}
+
+/// Everything known about one backup, stored as `<id>.json` beside its data object.
 ///
-/// The manifest is written last, after the data file is safely on disk: a data file without a
-/// valid manifest is not a backup. Verification results are added later by rewriting the
-/// manifest atomically.
+/// The manifest is written last, after the data is safely stored: data without a valid
+/// manifest is not a backup. It is written once; verifications are recorded beside it
+/// (`verifications/<id>/…`) and the newest one is shown in [`BackupManifest::verification`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct BackupManifest {
     /// The manifest format; a reader refuses versions newer than [`FORMAT_VERSION`].
     pub format_version: u32,
-    /// The backup's id, equal to the manifest's file name without `.json`.
+    /// The backup's id, equal to the manifest's name without `.json`.
     pub id: BackupId,
     /// When the snapshot was taken.
     pub created_at: DateTime<Utc>,
@@ -28,17 +41,17 @@ pub struct BackupManifest {
     pub database: DatabaseKind,
     /// Where it came from: the SQLite path or the PostgreSQL URL without password.
     pub source: String,
-    /// The data file's name in the backup directory.
+    /// The data object's key in the repository.
     pub file: String,
     /// How the snapshot was taken.
     pub snapshot_method: SnapshotMethod,
-    /// The compression of the data file.
+    /// The compression of the data object.
     pub compression: Compression,
     /// The size of the snapshot before compression (the SQLite file, or pg_dump's output).
     pub raw_bytes: u64,
-    /// The size of the data file.
+    /// The size of the data object.
     pub compressed_bytes: u64,
-    /// SHA-256 of the data file, lowercase hex.
+    /// SHA-256 of the data object, lowercase hex.
     pub sha256: String,
     /// The number of rows of every table in the snapshot.
     pub tables: BTreeMap<String, u64>,
@@ -51,7 +64,7 @@ pub struct BackupManifest {
     pub reason: Reason,
     /// How long taking it took, in milliseconds.
     pub duration_ms: u64,
-    /// The latest verification, if any.
+    /// The latest verification, if any (read from its record; never stored in the manifest).
     pub verification: Option<Verification>,
 }
 
@@ -71,44 +84,48 @@ impl BackupManifest {
         self.tables.values().sum()
     }
 
-    /// Reads and checks the manifest at `path`.
-    pub(crate) fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read(path).map_err(io_err("read", path))?;
-        Self::parse(path, &text)
-    }
-
-    pub(crate) fn parse(path: &Path, text: &[u8]) -> Result<Self> {
+    /// Reads and checks the manifest stored under `key` (`object` names it in errors).
+    pub(crate) fn parse(object: &str, key: &str, bytes: &[u8]) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidManifest {
-            path: path.to_path_buf(),
+            object: object.to_owned(),
             reason,
         };
         // The version is checked before the rest, so a newer format is reported as such
-        // instead of as a missing or unknown field.
-        let value: serde_json::Value =
-            serde_json::from_slice(text).map_err(|e| invalid(format!("not JSON: {e}")))?;
-        let version = value
+        // instead of as a missing seal or an unknown field.
+        let loose: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| invalid(format!("not JSON: {e}")))?;
+        let version = loose
             .get("format_version")
             .and_then(serde_json::Value::as_u64)
             .ok_or_else(|| invalid("no format_version".to_owned()))?;
         if version > u64::from(FORMAT_VERSION) {
             return Err(Error::UnsupportedFormat {
-                path: path.to_path_buf(),
+                object: object.to_owned(),
                 found: version,
                 supported: FORMAT_VERSION,
             });
         }
-        let manifest: Self =
+        let value = match sealed::open_value(bytes) {
+            Ok(value) => value,
+            Err(sealed::Broken::Unsealed) if version == 1 => loose,
+            Err(broken) => return Err(invalid(broken.to_string())),
+        };
+        let mut manifest: Self =
             serde_json::from_value(value).map_err(|e| invalid(format!("bad field: {e}")))?;
-        let expected_name = format!("{}.json", manifest.id);
-        if path.file_name().and_then(|n| n.to_str()) != Some(expected_name.as_str()) {
+        if version >= 2 {
+            // Verifications are records of their own; a stored one would be a forgery.
+            manifest.verification = None;
+        }
+        let expected_key = manifest_key(&manifest.id);
+        if key.rsplit('/').next() != Some(expected_key.as_str()) {
             return Err(invalid(format!(
-                "its id {} does not match its file name",
+                "its id {} does not match its name",
                 manifest.id
             )));
         }
         if manifest.file != data_file_name(&manifest.id, manifest.database) {
             return Err(invalid(format!(
-                "unexpected data file name `{}`",
+                "unexpected data object name `{}`",
                 manifest.file
             )));
         }
@@ -118,12 +135,13 @@ impl BackupManifest {
         Ok(manifest)
     }
 
-    /// Writes the manifest atomically into `dir` as `<id>.json`.
-    pub(crate) fn write(&self, dir: &Path) -> Result<()> {
-        let text = serde_json::to_vec_pretty(self).map_err(|e| {
+    /// The sealed bytes of the manifest as stored (without verification).
+    pub(crate) fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut stored = self.clone();
+        stored.verification = None;
+        sealed::seal(&stored).map_err(|e| {
             Error::Internal(format!("cannot serialise the manifest of {}: {e}", self.id))
-        })?;
-        durable::write_atomically(dir, &format!("{}.json", self.id), &text)
+        })
     }
 }
 
@@ -283,41 +301,60 @@ pub(crate) mod tests {
 
     #[test]
     fn manifest_round_trips_and_checks_its_name() {
-        let dir = tempfile::tempdir().unwrap();
         let manifest = sample("20261125T103000Z");
-        manifest.write(dir.path()).unwrap();
-        let path = dir.path().join("20261125T103000Z.json");
-        assert_eq!(BackupManifest::read(&path).unwrap(), manifest);
-
-        let renamed = dir.path().join("20261125T103001Z.json");
-        std::fs::copy(&path, &renamed).unwrap();
+        let bytes = manifest.to_bytes().unwrap();
+        assert_eq!(
+            BackupManifest::parse("m", "20261125T103000Z.json", &bytes).unwrap(),
+            manifest
+        );
         assert!(matches!(
-            BackupManifest::read(&renamed),
+            BackupManifest::parse("m", "20261125T103001Z.json", &bytes),
             Err(Error::InvalidManifest { .. })
         ));
+        // A sealed manifest whose content changed: refused.
+        let text = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"t\": 3", "\"t\": 4");
+        let err = BackupManifest::parse("m", "20261125T103000Z.json", text.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("does not match its seal"), "{err}");
     }
 
     #[test]
     fn newer_format_versions_are_refused_as_such() {
         let mut value = serde_json::to_value(sample("20261125T103000Z")).unwrap();
-        value["format_version"] = 2.into();
+        value["format_version"] = 3.into();
         value["something_new"] = "x".into();
         let err = BackupManifest::parse(
-            Path::new("20261125T103000Z.json"),
+            "m",
+            "20261125T103000Z.json",
             &serde_json::to_vec(&value).unwrap(),
         )
         .unwrap_err();
         assert!(
-            matches!(err, Error::UnsupportedFormat { found: 2, .. }),
+            matches!(err, Error::UnsupportedFormat { found: 3, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn only_format_1_may_be_unsealed() {
+        let mut manifest = sample("20261125T103000Z");
+        manifest.format_version = 1;
+        let v1 = serde_json::to_vec(&manifest).unwrap();
+        assert_eq!(
+            BackupManifest::parse("m", "20261125T103000Z.json", &v1).unwrap(),
+            manifest
+        );
+        manifest.format_version = 2;
+        let v2 = serde_json::to_vec(&manifest).unwrap();
+        assert!(BackupManifest::parse("m", "20261125T103000Z.json", &v2).is_err());
     }
 
     #[test]
     fn a_data_file_name_pointing_elsewhere_is_refused() {
         let mut manifest = sample("20261125T103000Z");
         manifest.file = "../../etc/shadow".to_owned();
-        let text = serde_json::to_vec(&manifest).unwrap();
-        assert!(BackupManifest::parse(Path::new("20261125T103000Z.json"), &text).is_err());
+        let text = manifest.to_bytes().unwrap();
+        assert!(BackupManifest::parse("m", "20261125T103000Z.json", &text).is_err());
     }
 }

@@ -1,27 +1,38 @@
-//! The backup directory: its configuration, its lock, and what is in it.
+//! The repository: where it lives, its settings, its lock, and what is in it.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::{
-    BackupId, BackupManifest, Error, PgTools, Result, SqliteSnapshotMethod,
-    durable::TEMP_SUFFIX,
-    error::io_err,
+    BackupId, BackupManifest, Error, PgTools, Result, SqliteSnapshotMethod, Verification,
+    durable::{self, Sweep},
+    identity::IDENTITY_KEY,
     lock::{LOCK_FILE, RepoLock},
-    run_log::{Operation, RUN_LOG_FILE, RunLog, RunRecord},
+    manifest::{DATA_SUFFIXES, MANIFEST_SUFFIX, manifest_key},
+    run_log::{Operation, RunLog, RunRecord},
+    sealed,
+    store::{RepositoryLocation, S3Settings, Store},
     stream::ZstdSettings,
 };
 
-/// A directory of backups: data files, their manifests, a lock file and the run log.
+/// The directory of verification records: `verifications/<id>/<verified_at>.json`.
+pub(crate) const VERIFICATIONS_DIR: &str = "verifications";
+
+/// A repository of backups: a local directory or a bucket prefix of an S3-compatible object
+/// store, holding the backups of one database.
 ///
-/// Opening it takes no lock; every operation that writes (create, verify, restore, prune)
-/// takes the directory's lock for its duration, so they never overlap, across processes.
-/// Reading (list, monitor) needs no lock.
+/// Opening it sends no request and takes no lock; every operation that writes (create,
+/// verify, restore, prune) takes the repository's lock for its duration, so they never
+/// overlap (across processes; on an object store, across the processes of one host). Reading
+/// (list, monitor) needs no lock. The layout of the objects is described in the crate docs.
 ///
 /// # Examples
 ///
@@ -43,13 +54,14 @@ use crate::{
 ///
 /// let report = repo.verify(&manifest.id, &VerifyOptions::default(), &|_| {}).await?;
 /// assert!(report.ok);
-/// assert_eq!(repo.list()?.backups.len(), 1);
+/// assert_eq!(repo.list().await?.backups.len(), 1);
 /// # Ok(())
 /// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct BackupRepository {
-    pub(crate) dir: PathBuf,
+    pub(crate) store: Store,
+    pub(crate) location: RepositoryLocation,
     pub(crate) config: RepositoryConfig,
 }
 
@@ -62,6 +74,7 @@ pub(crate) struct RepositoryConfig {
     pub(crate) scratch_dir: Option<PathBuf>,
     pub(crate) lock_wait: Duration,
     pub(crate) pg_tools: PgTools,
+    pub(crate) s3: S3Settings,
 }
 
 impl Default for RepositoryConfig {
@@ -79,6 +92,7 @@ impl Default for RepositoryConfig {
             scratch_dir: None,
             lock_wait: Duration::ZERO,
             pg_tools: PgTools::default(),
+            s3: S3Settings::default(),
         }
     }
 }
@@ -93,12 +107,12 @@ impl Default for RepositoryConfig {
 ///     .lock_wait(Duration::from_secs(30))
 ///     .open()
 ///     .unwrap();
-/// assert!(repo.dir().ends_with("doc-backups"));
+/// assert!(repo.location().local_dir().unwrap().ends_with("doc-backups"));
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct RepositoryBuilder {
-    dir: PathBuf,
+    location: RepositoryLocation,
     config: RepositoryConfig,
 }
 
@@ -130,13 +144,14 @@ impl RepositoryBuilder {
     }
 
     /// Where verification decompresses SQLite backups and `VACUUM INTO` writes its copy (it
-    /// needs the database's size free). Default: the backup directory.
+    /// needs the database's size free). Default: a local repository's directory; for an
+    /// object store, a directory of its own in the system's temporary directory.
     pub fn scratch_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.scratch_dir = Some(dir.into());
         self
     }
 
-    /// How long an operation waits for another one to release the directory's lock before
+    /// How long an operation waits for another one to release the repository's lock before
     /// failing with [`Error::LockHeld`]. Default: not at all.
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.config.lock_wait = wait;
@@ -149,12 +164,20 @@ impl RepositoryBuilder {
         self
     }
 
-    /// Opens the directory, creating it when missing.
+    /// Credentials and defaults for a repository in an S3-compatible store.
+    pub fn s3_settings(mut self, settings: S3Settings) -> Self {
+        self.config.s3 = settings;
+        self
+    }
+
+    /// Opens the repository: a local directory is created when missing; for an object store,
+    /// the client is built (no request is sent).
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when it cannot be created or is not a directory;
-    /// [`Error::InvalidConfig`] for a compression level out of range.
+    /// [`Error::Io`] when the directory cannot be created or is not a directory;
+    /// [`Error::InvalidConfig`] for a compression level out of range, or an `s3://` location
+    /// in a build without the `s3` feature.
     pub fn open(self) -> Result<BackupRepository> {
         if !(1..=19).contains(&self.config.zstd.level) {
             return Err(Error::InvalidConfig(format!(
@@ -162,17 +185,10 @@ impl RepositoryBuilder {
                 self.config.zstd.level
             )));
         }
-        std::fs::create_dir_all(&self.dir)
-            .map_err(io_err("create the backup directory", &self.dir))?;
-        if !self.dir.is_dir() {
-            return Err(Error::Io {
-                action: "use as the backup directory",
-                path: self.dir,
-                source: std::io::Error::from(std::io::ErrorKind::NotADirectory),
-            });
-        }
+        let store = Store::open(&self.location, &self.config.s3)?;
         Ok(BackupRepository {
-            dir: self.dir,
+            store,
+            location: self.location,
             config: self.config,
         })
     }
@@ -181,42 +197,45 @@ impl RepositoryBuilder {
 /// What [`BackupRepository::list`] found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listing {
-    /// The backups (files with a valid manifest), newest first.
+    /// The backups (data with a valid manifest), newest first.
     pub backups: Vec<BackupManifest>,
-    /// Files that look like backup files but are not backups, with why.
+    /// Objects that look like backups but are not, with why.
     pub ignored: Vec<IgnoredFile>,
 }
 
-/// A file in the backup directory that is not a backup.
+/// An object of the repository that is not a backup.
 #[derive(Debug, Clone, Serialize)]
 pub struct IgnoredFile {
-    /// The file.
-    pub path: PathBuf,
+    /// The object (its path, or `s3://bucket/key`).
+    pub object: String,
+    /// Its key in the repository.
+    pub key: String,
     /// Why it is not a backup.
     pub why: String,
 }
 
 impl BackupRepository {
-    /// Opens (and creates when missing) the backup directory with default settings.
+    /// Opens (and creates when missing) a local repository with default settings.
     ///
     /// # Errors
     ///
     /// [`Error::Io`] when the directory cannot be created or is not a directory.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
-        Self::builder(dir).open()
+        Self::builder(RepositoryLocation::Local(dir.into())).open()
     }
 
-    /// A builder for non-default settings.
-    pub fn builder(dir: impl Into<PathBuf>) -> RepositoryBuilder {
+    /// A builder for a repository at `location` (a path, or a [`RepositoryLocation`] parsed
+    /// from a URL) with non-default settings.
+    pub fn builder(location: impl Into<RepositoryLocation>) -> RepositoryBuilder {
         RepositoryBuilder {
-            dir: dir.into(),
+            location: location.into(),
             config: RepositoryConfig::default(),
         }
     }
 
-    /// The backup directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the repository lives.
+    pub fn location(&self) -> &RepositoryLocation {
+        &self.location
     }
 
     /// The table the schema's migration version is read from.
@@ -224,104 +243,248 @@ impl BackupRepository {
         &self.config.migration_table
     }
 
-    /// The backups, newest first, and the files that are not backups.
+    /// The backups, newest first, and the objects that are not backups.
     ///
-    /// A data file without a valid manifest (an interrupted backup, a manifest from a newer
-    /// tool, a manifest that does not parse) is never listed as a backup.
+    /// A data object without a valid manifest (an interrupted backup, a manifest from a newer
+    /// tool, a manifest that does not parse or whose seal does not match) is never listed as
+    /// a backup. Uploads in progress are not objects yet, so they are not listed at all.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the directory cannot be read.
-    pub fn list(&self) -> Result<Listing> {
-        let mut backups = Vec::new();
-        let mut ignored = Vec::new();
-        let mut data_files = Vec::new();
-        let entries = std::fs::read_dir(&self.dir).map_err(io_err("read", &self.dir))?;
-        for entry in entries {
-            let entry = entry.map_err(io_err("read", &self.dir))?;
-            let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            if name == LOCK_FILE || name == RUN_LOG_FILE {
+    /// When the repository cannot be listed (a missing directory, an unreachable store).
+    pub async fn list(&self) -> Result<Listing> {
+        let root = self.store.list_dir("").await?;
+        let verifications = self.verification_keys().await?;
+        let mut manifests = Vec::new();
+        let mut data = Vec::new();
+        for object in root.objects {
+            let name = object.name().to_owned();
+            if name == IDENTITY_KEY {
                 continue;
             }
-            if name.ends_with(TEMP_SUFFIX) {
-                ignored.push(IgnoredFile {
-                    path,
-                    why: "an interrupted write (removed by the next create, verify or prune)"
-                        .to_owned(),
-                });
-            } else if let Some(stem) = name.strip_suffix(".json") {
-                if BackupId::parse(stem).is_err() {
-                    continue;
+            if let Some(stem) = name.strip_suffix(MANIFEST_SUFFIX) {
+                if let Ok(id) = BackupId::parse(stem) {
+                    manifests.push((id, object.key));
                 }
-                match BackupManifest::read(&path) {
-                    Ok(manifest) => backups.push(manifest),
-                    Err(e) => ignored.push(IgnoredFile {
-                        path,
-                        why: e.to_string(),
-                    }),
-                }
-            } else if name.ends_with(".sqlite.zst") || name.ends_with(".pgdump.zst") {
-                data_files.push((name.to_owned(), path));
+            } else if DATA_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+                data.push(object.key);
             }
         }
-        for (name, path) in data_files {
-            if !backups.iter().any(|m| m.file == name) {
+        // Manifests are small: read them a few at a time (an object store answers in parallel).
+        let read: Vec<(String, Result<BackupManifest>)> =
+            futures::stream::iter(manifests.into_iter().map(|(id, key)| {
+                let verification = verifications.get(&id).cloned();
+                async move {
+                    let manifest = self.read_manifest(&id, verification.as_deref()).await;
+                    (key, manifest)
+                }
+            }))
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut backups = Vec::new();
+        let mut ignored = Vec::new();
+        for (key, manifest) in read {
+            match manifest {
+                Ok(manifest) => backups.push(manifest),
+                Err(e) => ignored.push(IgnoredFile {
+                    object: self.store.describe(&key),
+                    key,
+                    why: crate::error_chain(&e),
+                }),
+            }
+        }
+        for key in data {
+            if !backups.iter().any(|m| m.file == key) {
                 ignored.push(IgnoredFile {
-                    path,
-                    why: "a data file without a valid manifest: not a backup".to_owned(),
+                    object: self.store.describe(&key),
+                    key,
+                    why: "a data object without a valid manifest: not a backup".to_owned(),
                 });
             }
         }
         backups.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-        ignored.sort_by(|a, b| a.path.cmp(&b.path));
+        ignored.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(Listing { backups, ignored })
     }
 
-    /// The manifest of backup `id`.
+    /// The manifest of backup `id`, with its latest verification.
     ///
     /// # Errors
     ///
     /// [`Error::NoManifest`] when there is none; [`Error::InvalidManifest`] or
     /// [`Error::UnsupportedFormat`] when it cannot be read.
-    pub fn manifest(&self, id: &BackupId) -> Result<BackupManifest> {
-        let path = self.dir.join(format!("{id}.json"));
-        if !path.exists() {
+    pub async fn manifest(&self, id: &BackupId) -> Result<BackupManifest> {
+        let verification = self
+            .store
+            .list(&format!("{VERIFICATIONS_DIR}/{id}"))
+            .await?
+            .into_iter()
+            .map(|o| o.key)
+            .max();
+        self.read_manifest(id, verification.as_deref()).await
+    }
+
+    async fn read_manifest(
+        &self,
+        id: &BackupId,
+        verification_key: Option<&str>,
+    ) -> Result<BackupManifest> {
+        let key = manifest_key(id);
+        let Some(bytes) = self.store.get(&key).await? else {
             return Err(Error::NoManifest {
                 id: id.to_string(),
-                dir: self.dir.clone(),
+                repository: self.location.to_string(),
             });
+        };
+        let mut manifest = BackupManifest::parse(&self.store.describe(&key), &key, &bytes)?;
+        if let Some(record) = verification_key {
+            manifest.verification = Some(self.read_verification(record).await?);
         }
-        BackupManifest::read(&path)
+        Ok(manifest)
+    }
+
+    /// The newest verification record of every backup.
+    async fn verification_keys(&self) -> Result<BTreeMap<BackupId, String>> {
+        let mut newest: BTreeMap<BackupId, String> = BTreeMap::new();
+        for object in self.store.list(VERIFICATIONS_DIR).await? {
+            let Some(id) = object
+                .key
+                .split('/')
+                .nth(1)
+                .and_then(|id| BackupId::parse(id).ok())
+            else {
+                continue;
+            };
+            let slot = newest.entry(id).or_default();
+            if object.key > *slot {
+                *slot = object.key;
+            }
+        }
+        Ok(newest)
+    }
+
+    async fn read_verification(&self, key: &str) -> Result<Verification> {
+        let bytes = self
+            .store
+            .get(key)
+            .await?
+            .ok_or_else(|| Error::InvalidManifest {
+                object: self.store.describe(key),
+                reason: "removed while it was being read".to_owned(),
+            })?;
+        sealed::open(&bytes).map_err(|reason| Error::InvalidManifest {
+            object: self.store.describe(key),
+            reason,
+        })
+    }
+
+    /// Records the outcome of a verification of backup `id` (a new object; the newest wins).
+    pub(crate) async fn save_verification(
+        &self,
+        id: &BackupId,
+        verification: &Verification,
+    ) -> Result<()> {
+        let key = format!(
+            "{VERIFICATIONS_DIR}/{id}/{}.json",
+            verification.verified_at.format("%Y%m%dT%H%M%S%.6fZ")
+        );
+        let bytes = sealed::seal(verification).map_err(Error::Internal)?;
+        self.store.put_once(&key, bytes).await.map(|_| ())
+    }
+
+    /// Deletes the verification records of backup `id`.
+    pub(crate) async fn delete_verifications(&self, id: &BackupId) -> Result<()> {
+        let records: Vec<String> = self
+            .store
+            .list(&format!("{VERIFICATIONS_DIR}/{id}"))
+            .await?
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        for key in records {
+            self.store.delete(&key).await?;
+        }
+        Ok(())
     }
 
     /// How the latest run of each operation ended.
     ///
     /// # Errors
     ///
-    /// When `last-run.json` exists but cannot be read.
-    pub fn last_runs(&self) -> Result<RunLog> {
-        RunLog::read(&self.dir)
+    /// When the run records cannot be listed or one cannot be read.
+    pub async fn last_runs(&self) -> Result<RunLog> {
+        RunLog::read(&self.store).await
     }
 
-    /// The data file of a backup.
-    pub(crate) fn data_path(&self, manifest: &BackupManifest) -> PathBuf {
-        self.dir.join(&manifest.file)
+    /// Where scratch copies go: the configured directory, a local repository's directory, or
+    /// a directory of this repository's own in the system's temporary directory.
+    pub(crate) fn scratch_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.config.scratch_dir {
+            return dir.clone();
+        }
+        match &self.store {
+            Store::Local(store) => store.dir().to_path_buf(),
+            #[cfg(feature = "s3")]
+            Store::S3(_) => self.work_dir(),
+        }
     }
 
-    /// Where scratch copies go.
-    pub(crate) fn scratch_dir(&self) -> &Path {
-        self.config.scratch_dir.as_deref().unwrap_or(&self.dir)
+    /// For a repository in an object store: the local directory of its lock file (and, by
+    /// default, its scratch copies), named after the repository, in the configured scratch
+    /// directory or else the system's temporary directory.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    fn work_dir(&self) -> PathBuf {
+        let digest = hex::encode(Sha256::digest(self.location.to_string().as_bytes()));
+        self.config
+            .scratch_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
+            .join(format!("hotel-backup-{}", &digest[..16]))
     }
 
+    /// Takes the repository's lock, then removes what interrupted runs left locally.
     pub(crate) async fn lock(&self, operation: Operation) -> Result<RepoLock> {
-        RepoLock::acquire(&self.dir, &operation.to_string(), self.config.lock_wait).await
+        let mut leftovers: Vec<(PathBuf, Sweep)> = Vec::new();
+        let lock_file = match &self.store {
+            Store::Local(store) => {
+                leftovers.push((store.dir().to_path_buf(), Sweep::Everything));
+                store.dir().join(LOCK_FILE)
+            }
+            #[cfg(feature = "s3")]
+            Store::S3(_) => {
+                let work = self.work_dir();
+                std::fs::create_dir_all(&work)
+                    .map_err(crate::error::io_err("create the directory", &work))?;
+                leftovers.push((work.clone(), Sweep::Everything));
+                work.join(LOCK_FILE)
+            }
+        };
+        if let Some(scratch) = &self.config.scratch_dir {
+            leftovers.push((scratch.clone(), Sweep::ScratchCopies));
+        }
+        let lock = RepoLock::acquire(
+            &lock_file,
+            &self.location.to_string(),
+            &operation.to_string(),
+            self.config.lock_wait,
+        )
+        .await?;
+        // Every writer of these holds the lock or a lock on its own temporary file, so what
+        // is unlocked there was left by a run that died.
+        tokio::task::spawn_blocking(move || {
+            for (dir, sweep) in leftovers {
+                durable::remove_stale_temp_files(&dir, sweep);
+            }
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("a cleanup worker failed: {e}")))?;
+        Ok(lock)
     }
 
-    /// Records how a run ended (the caller holds the lock).
-    pub(crate) fn record(
+    /// Records how a run ended (the caller holds the lock). Failing to record is logged, not
+    /// returned: it must not turn a successful backup into a failed one.
+    pub(crate) async fn record(
         &self,
         operation: Operation,
         started_at: DateTime<Utc>,
@@ -329,7 +492,7 @@ impl BackupRepository {
         error: Option<String>,
     ) {
         RunLog::record(
-            &self.dir,
+            &self.store,
             RunRecord {
                 operation,
                 started_at,
@@ -338,7 +501,17 @@ impl BackupRepository {
                 backup,
                 error,
             },
-        );
+        )
+        .await;
+    }
+
+    /// The local directory of a local repository, for the disk check.
+    pub(crate) fn local_dir(&self) -> Option<&Path> {
+        match &self.store {
+            Store::Local(store) => Some(store.dir()),
+            #[cfg(feature = "s3")]
+            Store::S3(_) => None,
+        }
     }
 }
 
@@ -348,6 +521,7 @@ mod tests {
 
     use crate::{
         BackupId, BackupRepository, Reason, RestoreOptions, RetentionPolicy, Source, VerifyOptions,
+        monitor::{HealthPolicy, assess},
     };
 
     fn assert_send<T: Send>(_: T) {}
@@ -367,6 +541,9 @@ mod tests {
         assert_send(repo.prune(&RetentionPolicy::default(), Utc::now(), true));
         assert_send(repo.pre_migration(&source, &verify, &|_| {}));
         assert_send(repo.run_scheduled(&source, &verify, &RetentionPolicy::default(), &|_| {}));
+        assert_send(repo.list());
+        assert_send(repo.manifest(&id));
+        assert_send(assess(&repo, &HealthPolicy::default(), Utc::now()));
         assert_send(crate::holds_data(&source, &[]));
     }
 }

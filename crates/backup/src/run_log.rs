@@ -1,14 +1,26 @@
-//! `last-run.json`: how the latest run of each operation ended, for the monitor.
+//! Run records: how each run of each operation ended, for the monitor.
+//!
+//! Every run writes a sealed record of its own, `runs/<operation>/<finished_at>-<pid>-<n>.json`
+//! (written once, like every object); the newest of each operation is the one that counts,
+//! and older ones beyond [`KEEP`] are removed.
 
-use std::{collections::BTreeMap, fmt, path::Path};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::{BackupId, Result, durable, error::io_err};
+use crate::{BackupId, Error, Result, sealed, store::Store};
 
-/// The run log's file name in the backup directory.
-pub const RUN_LOG_FILE: &str = "last-run.json";
+/// The directory of run records.
+pub(crate) const RUNS_DIR: &str = "runs";
+
+/// Records kept per operation.
+const KEEP: usize = 5;
 
 /// The operations whose outcome is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -63,31 +75,69 @@ pub struct RunLog {
 }
 
 impl RunLog {
-    /// Reads the run log of a backup directory; an absent file is an empty log.
-    pub(crate) fn read(dir: &Path) -> Result<Self> {
-        let path = dir.join(RUN_LOG_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| crate::Error::InvalidManifest {
-                    path: path.clone(),
-                    reason: format!("not a run log: {e}"),
-                })
+    /// Reads the newest record of each operation.
+    pub(crate) async fn read(store: &Store) -> Result<Self> {
+        let mut newest: BTreeMap<String, String> = BTreeMap::new();
+        for object in store.list(RUNS_DIR).await? {
+            let Some(operation) = object.key.split('/').nth(1) else {
+                continue;
+            };
+            let slot = newest.entry(operation.to_owned()).or_default();
+            if object.key > *slot {
+                *slot = object.key;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(io_err("read", &path)(e)),
         }
+        let records: Vec<Result<RunRecord>> =
+            futures::stream::iter(newest.into_values().map(|key| async move {
+                let bytes = store
+                    .get(&key)
+                    .await?
+                    .ok_or_else(|| Error::InvalidManifest {
+                        object: store.describe(&key),
+                        reason: "removed while it was being read".to_owned(),
+                    })?;
+                sealed::open::<RunRecord>(&bytes).map_err(|reason| Error::InvalidManifest {
+                    object: store.describe(&key),
+                    reason: format!("not a run record: {reason}"),
+                })
+            }))
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut log = Self::default();
+        for record in records {
+            let record = record?;
+            log.runs.insert(record.operation, record);
+        }
+        Ok(log)
     }
 
-    /// Records `record` (the caller holds the directory's lock). Failing to record is logged,
-    /// not returned: it must not turn a successful backup into a failed one.
-    pub(crate) fn record(dir: &Path, record: RunRecord) {
-        let mut log = Self::read(dir).unwrap_or_default();
-        log.runs.insert(record.operation, record);
-        let written = serde_json::to_vec_pretty(&log)
-            .map_err(|e| crate::Error::Internal(e.to_string()))
-            .and_then(|bytes| durable::write_atomically(dir, RUN_LOG_FILE, &bytes));
+    /// Records `record` (the caller holds the repository's lock). Failing to record is
+    /// logged, not returned: it must not turn a successful backup into a failed one.
+    pub(crate) async fn record(store: &Store, record: RunRecord) {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = format!("{RUNS_DIR}/{}", record.operation);
+        let key = format!(
+            "{dir}/{}-{}-{:06}.json",
+            record.finished_at.format("%Y%m%dT%H%M%S%.6fZ"),
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let written = match sealed::seal(&record) {
+            Ok(bytes) => store.put_once(&key, bytes).await.map(|_| ()),
+            Err(e) => Err(Error::Internal(e)),
+        };
         if let Err(e) = written {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot record the run's outcome");
+            tracing::warn!(record = %store.describe(&key), error = %crate::error_chain(&e), "cannot record the run's outcome");
+            return;
+        }
+        if let Ok(records) = store.list(&dir).await {
+            let keys: Vec<String> = records.into_iter().map(|o| o.key).collect();
+            for old in keys.iter().take(keys.len().saturating_sub(KEEP)) {
+                if let Err(e) = store.delete(old).await {
+                    tracing::warn!(record = %store.describe(old), error = %crate::error_chain(&e), "cannot remove an old run record");
+                }
+            }
         }
     }
 
@@ -102,26 +152,30 @@ impl RunLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::local::LocalStore;
 
-    #[test]
-    fn the_latest_run_of_each_operation_is_kept() {
+    #[tokio::test]
+    async fn the_latest_run_of_each_operation_is_kept() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(RunLog::read(dir.path()).unwrap(), RunLog::default());
-        let at = Utc::now();
+        let store = Store::Local(LocalStore::open(dir.path()).unwrap());
+        assert_eq!(RunLog::read(&store).await.unwrap(), RunLog::default());
         let run = |operation, ok| RunRecord {
             operation,
-            started_at: at,
-            finished_at: at,
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
             ok,
             backup: None,
             error: (!ok).then(|| "boom".to_owned()),
         };
-        RunLog::record(dir.path(), run(Operation::Create, false));
-        RunLog::record(dir.path(), run(Operation::Prune, true));
-        assert_eq!(RunLog::read(dir.path()).unwrap().failures().len(), 1);
-        RunLog::record(dir.path(), run(Operation::Create, true));
-        let log = RunLog::read(dir.path()).unwrap();
+        RunLog::record(&store, run(Operation::Create, false)).await;
+        RunLog::record(&store, run(Operation::Prune, true)).await;
+        assert_eq!(RunLog::read(&store).await.unwrap().failures().len(), 1);
+        for _ in 0..KEEP + 2 {
+            RunLog::record(&store, run(Operation::Create, true)).await;
+        }
+        let log = RunLog::read(&store).await.unwrap();
         assert!(log.failures().is_empty());
         assert_eq!(log.runs.len(), 2);
+        assert_eq!(store.list("runs/create").await.unwrap().len(), KEEP);
     }
 }

@@ -142,7 +142,7 @@ impl BackupRepository {
                 .verify_recorded(&lock, &manifest.id, verify, progress)
                 .await?
                 .into_result()?;
-            let manifest = self.manifest(&manifest.id)?;
+            let manifest = self.manifest(&manifest.id).await?;
             Ok::<_, Error>(PreMigrationReport {
                 manifest,
                 verification,
@@ -158,7 +158,8 @@ impl BackupRepository {
             started,
             backup,
             error,
-        );
+        )
+        .await;
         result
     }
 }

@@ -1,16 +1,20 @@
-//! The byte pipelines: snapshot bytes → zstd → SHA-256 → file, and back.
+//! The byte pipelines: snapshot bytes → zstd → SHA-256 → object, and back.
 //!
 //! Buffers are fixed-size, so memory does not grow with the database.
 
 use std::{
-    fs::File,
-    io::{self, BufReader, BufWriter, Read, Write},
+    io::{self, BufReader, Read, Write},
     path::Path,
 };
 
 use sha2::{Digest, Sha256};
 
-use crate::{Error, Result, error::io_err, progress::ProgressTx};
+use crate::{
+    Error, Result,
+    error::io_err,
+    progress::ProgressTx,
+    store::{ObjectReader, ObjectWriter},
+};
 
 /// The size of the chunks read from a snapshot or a backup file.
 pub(crate) const CHUNK: usize = 1 << 20;
@@ -66,20 +70,22 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Compresses everything `source` yields into `out` (a fresh temporary file), hashing the
-/// compressed bytes as they are written, then fsyncs it. `total` (if known) is only for progress.
+/// Compresses everything `source` yields into the object being uploaded, hashing the
+/// compressed bytes as they are written, then closes it (fsync'd, for a local repository); the
+/// caller commits the upload. `total` (if known) is only for progress.
 ///
 /// Errors from `source` are returned as they are (the caller knows what it was reading).
 pub(crate) fn compress(
     source: &mut dyn Read,
-    out: File,
-    out_path: &Path,
+    out: ObjectWriter,
     settings: ZstdSettings,
     total: Option<u64>,
     progress: &ProgressTx,
 ) -> Result<Compressed> {
+    let out_path = std::path::PathBuf::from(out.describe());
+    let out_path = out_path.as_path();
     let sink = HashingWriter {
-        inner: BufWriter::with_capacity(CHUNK, out),
+        inner: out,
         hasher: Sha256::new(),
         bytes: 0,
     };
@@ -119,10 +125,7 @@ pub(crate) fn compress(
         hasher,
         bytes,
     } = sink;
-    let file = inner
-        .into_inner()
-        .map_err(|e| Error::io("write", out_path, e.into_error()))?;
-    file.sync_all().map_err(io_err("fsync", out_path))?;
+    inner.close()?;
     Ok(Compressed {
         raw_bytes,
         compressed_bytes: bytes,
@@ -159,21 +162,22 @@ pub(crate) struct Decompressed {
     pub(crate) decode_error: Option<String>,
 }
 
-/// Decompresses the backup at `path` into `sink`, hashing the compressed bytes on the way.
+/// Decompresses the backup read from `source` (the object `path`, of `total` bytes) into
+/// `sink`, hashing the compressed bytes on the way.
 ///
 /// A decode failure is reported in the result, not as an error, so the caller can tell a
-/// changed file (checksum mismatch) from one that was written bad. Errors from `sink` other
+/// changed object (checksum mismatch) from one that was written bad. Errors from `sink` other
 /// than a broken pipe are returned as errors.
 pub(crate) fn decompress(
+    source: ObjectReader,
     path: &Path,
+    total: Option<u64>,
     sink: &mut dyn Write,
     sink_path: &Path,
     progress: &ProgressTx,
 ) -> Result<Decompressed> {
-    let file = File::open(path).map_err(io_err("open", path))?;
-    let total = file.metadata().map(|m| m.len()).ok();
     let mut reader = HashingReader {
-        inner: file,
+        inner: source,
         hasher: Sha256::new(),
         bytes: 0,
     };
@@ -221,9 +225,8 @@ pub(crate) fn decompress(
     })
 }
 
-/// SHA-256 of a file, lowercase hex.
-pub(crate) fn sha256_of(path: &Path) -> Result<String> {
-    let mut file = File::open(path).map_err(io_err("open", path))?;
+/// SHA-256 of an object read to its end, lowercase hex.
+pub(crate) fn sha256_of(mut file: ObjectReader, path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     loop {
@@ -241,7 +244,7 @@ pub(crate) fn sha256_of(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::durable::TempFile;
+    use crate::store::{Store, local::LocalStore};
 
     fn settings() -> ZstdSettings {
         ZstdSettings {
@@ -250,60 +253,72 @@ mod tests {
         }
     }
 
-    #[test]
-    fn compress_then_decompress_gives_back_the_bytes_and_the_same_hash() {
+    async fn round_trip(data: Vec<u8>, damage: bool) -> (Compressed, Decompressed, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.zst.tmp");
-        let data: Vec<u8> = (0..3_000_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect();
-        let (temp, file) = TempFile::create(path.clone()).unwrap();
-        let done = compress(
-            &mut data.as_slice(),
-            file,
-            &path,
-            settings(),
-            None,
-            &ProgressTx::none(),
-        )
+        let store = Store::Local(LocalStore::open(dir.path()).unwrap());
+        let (writer, pending) = store.upload("a.zst").await.unwrap();
+        let input = data.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            compress(
+                &mut input.as_slice(),
+                writer,
+                settings(),
+                None,
+                &ProgressTx::none(),
+            )
+        })
+        .await
+        .unwrap()
         .unwrap();
-        assert_eq!(done.raw_bytes, data.len() as u64);
-        assert!(done.compressed_bytes < done.raw_bytes / 10);
+        pending.commit().await.unwrap();
+        let path = dir.path().join("a.zst");
         let on_disk = std::fs::read(&path).unwrap();
         assert_eq!(done.compressed_bytes, on_disk.len() as u64);
         assert_eq!(done.sha256, hex::encode(Sha256::digest(&on_disk)));
+        if damage {
+            let mut bytes = on_disk;
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x01;
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let reader = store.download("a.zst").await.unwrap().unwrap();
+        let back = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let back = decompress(
+                reader,
+                &path,
+                None,
+                &mut out,
+                Path::new("mem"),
+                &ProgressTx::none(),
+            )
+            .unwrap();
+            (back, out)
+        })
+        .await
+        .unwrap();
+        (done, back.0, back.1)
+    }
 
-        let mut out = Vec::new();
-        let back = decompress(&path, &mut out, Path::new("mem"), &ProgressTx::none()).unwrap();
+    #[tokio::test]
+    async fn compress_then_decompress_gives_back_the_bytes_and_the_same_hash() {
+        let data: Vec<u8> = (0..3_000_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let (done, back, out) = round_trip(data.clone(), false).await;
+        assert_eq!(done.raw_bytes, data.len() as u64);
+        assert!(done.compressed_bytes < done.raw_bytes / 10);
         assert_eq!(out, data);
         assert_eq!(back.sha256, done.sha256);
         assert!(back.decode_error.is_none());
-        drop(temp);
     }
 
-    #[test]
-    fn a_flipped_byte_changes_the_hash_and_fails_decoding() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("b.zst.tmp");
+    #[tokio::test]
+    async fn a_flipped_byte_changes_the_hash_and_fails_decoding() {
         let data: Vec<u8> = (0..500_000u32)
             .flat_map(|i| (i * 7).to_le_bytes())
             .collect();
-        let (_temp, file) = TempFile::create(path.clone()).unwrap();
-        let done = compress(
-            &mut data.as_slice(),
-            file,
-            &path,
-            settings(),
-            None,
-            &ProgressTx::none(),
-        )
-        .unwrap();
-        let mut bytes = std::fs::read(&path).unwrap();
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0x01;
-        std::fs::write(&path, &bytes).unwrap();
-        let mut out = Vec::new();
-        let back = decompress(&path, &mut out, Path::new("mem"), &ProgressTx::none()).unwrap();
+        let (done, back, out) = round_trip(data.clone(), true).await;
         assert_ne!(back.sha256, done.sha256);
         assert!(
             back.decode_error.is_some() || out != data,

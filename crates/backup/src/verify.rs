@@ -3,7 +3,6 @@
 
 use std::{
     collections::BTreeMap,
-    path::Path,
     time::{Duration, Instant},
 };
 
@@ -13,7 +12,6 @@ use serde::Serialize;
 use crate::{
     BackupId, BackupManifest, BackupRepository, DatabaseKind, Error, Result, Source, Verification,
     VerifyDepth, VerifyFailure,
-    data_file::precheck,
     display::error_chain,
     lock::RepoLock,
     postgres::{
@@ -111,7 +109,7 @@ impl BackupRepository {
     ) -> Result<Vec<VerifyReport>> {
         let lock = self.lock(Operation::Verify).await?;
         let mut reports = Vec::new();
-        for manifest in self.list()?.backups.into_iter().rev() {
+        for manifest in self.list().await?.backups.into_iter().rev() {
             reports.push(
                 self.verify_recorded(&lock, &manifest.id, options, progress)
                     .await?,
@@ -134,7 +132,8 @@ impl BackupRepository {
             Ok(report) => report.failure.as_ref().map(|f| format!("backup {id}: {f}")),
             Err(e) => Some(error_chain(e)),
         };
-        self.record(Operation::Verify, started, Some(id.clone()), error);
+        self.record(Operation::Verify, started, Some(id.clone()), error)
+            .await;
         result
     }
 
@@ -145,17 +144,22 @@ impl BackupRepository {
         options: &VerifyOptions,
         progress: &ProgressFn<'_>,
     ) -> Result<VerifyReport> {
-        let mut manifest = self.manifest(id)?;
+        let manifest = self.manifest(id).await?;
         let timer = Instant::now();
-        let data_path = self.data_path(&manifest);
         let outcome = match manifest.database {
             DatabaseKind::Sqlite => {
-                let scratch = self.scratch_dir().join(format!(
-                    ".verify-{id}.sqlite{}",
+                let scratch = self.scratch_dir();
+                std::fs::create_dir_all(&scratch).map_err(crate::error::io_err(
+                    "create the scratch directory",
+                    &scratch,
+                ))?;
+                let scratch = scratch.join(format!(
+                    ".verify-{id}-{}.sqlite{}",
+                    std::process::id(),
                     crate::durable::TEMP_SUFFIX
                 ));
                 let copy = materialize(
-                    &data_path,
+                    &self.store,
                     scratch,
                     &manifest,
                     options.depth,
@@ -175,7 +179,7 @@ impl BackupRepository {
                         "backup {id} is of a PostgreSQL database; verifying it needs a PostgreSQL server"
                     )));
                 };
-                self.verify_postgres(&PgUrl::parse(&url)?, &data_path, &manifest, progress)
+                self.verify_postgres(&PgUrl::parse(&url)?, &manifest, progress)
                     .await?
             }
         };
@@ -185,14 +189,14 @@ impl BackupRepository {
         };
         let verified_at = Utc::now();
         let duration = timer.elapsed();
-        manifest.verification = Some(Verification {
+        let verification = Verification {
             verified_at,
             ok: failure.is_none(),
             depth: options.depth,
             failure: failure.clone(),
             duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-        });
-        manifest.write(&self.dir)?;
+        };
+        self.save_verification(id, &verification).await?;
         match &failure {
             None => {
                 tracing::info!(id = %id, duration_ms = duration.as_millis() as u64, "backup verified")
@@ -214,11 +218,11 @@ impl BackupRepository {
     async fn verify_postgres(
         &self,
         server: &PgUrl,
-        data_path: &Path,
         manifest: &BackupManifest,
         progress: &ProgressFn<'_>,
     ) -> Result<std::result::Result<BTreeMap<String, u64>, VerifyFailure>> {
-        if let Some(failure) = precheck(data_path, manifest)? {
+        // The cheap checks before creating a scratch database.
+        if let Some(failure) = crate::data_file::precheck(&self.store, manifest).await? {
             return Ok(Err(failure));
         }
         let tools = &self.config.pg_tools;
@@ -234,7 +238,7 @@ impl BackupRepository {
         let checked = async {
             let restored = restore_into(
                 &scratch,
-                data_path,
+                &self.store,
                 manifest,
                 tools,
                 &["--no-owner", "--no-privileges"],

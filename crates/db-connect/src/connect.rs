@@ -29,6 +29,10 @@ pub struct ConnectionSettings {
     /// over a large file (measured: a guest's bookings on 1M rows, 247 µs → 177 µs). 0 turns
     /// it off; an I/O error on a mapped page then cannot surface as a signal.
     pub sqlite_mmap_bytes: u64,
+    /// Whether a SQLite file (and its directory) that does not exist is created. Default:
+    /// true. Tools that only read turn it off, so that a mistyped path is an error
+    /// ([`Error::DatabaseNotFound`]) instead of a new empty database.
+    pub create_if_missing: bool,
 }
 
 impl Default for ConnectionSettings {
@@ -39,6 +43,7 @@ impl Default for ConnectionSettings {
             acquire_timeout: Duration::from_secs(10),
             durable_commits: false,
             sqlite_mmap_bytes: 1 << 30,
+            create_if_missing: true,
         }
     }
 }
@@ -70,8 +75,15 @@ pub async fn connect_with(url: &str, settings: &ConnectionSettings) -> Result<Da
     match backend {
         Backend::Sqlite => {
             let in_memory = is_in_memory(url);
+            let create = settings.create_if_missing;
             if !in_memory {
-                create_parent_directory(url)?;
+                if create {
+                    create_parent_directory(url)?;
+                } else if !Path::new(sqlite_path(url)).is_file() {
+                    return Err(Error::DatabaseNotFound {
+                        url: redact_password(url),
+                    });
+                }
             }
             let max = if in_memory {
                 1
@@ -95,7 +107,7 @@ pub async fn connect_with(url: &str, settings: &ConnectionSettings) -> Result<Da
             options.map_sqlx_sqlite_opts(move |opts| {
                 let opts = opts
                     .pragma("mmap_size", mmap_bytes.to_string())
-                    .create_if_missing(true)
+                    .create_if_missing(create)
                     .foreign_keys(true)
                     .busy_timeout(busy_timeout)
                     .synchronous(synchronous);
@@ -112,10 +124,24 @@ pub async fn connect_with(url: &str, settings: &ConnectionSettings) -> Result<Da
     }
     Database::connect(options)
         .await
-        .map_err(|source| Error::Connect {
-            url: redact_password(url),
-            source,
-        })
+        .map_err(|source| connect_error(url, source))
+}
+
+/// PostgreSQL's invalid_catalog_name (3D000): the database named in the URL does not exist.
+fn connect_error(url: &str, source: sea_orm::DbErr) -> Error {
+    let url = redact_password(url);
+    let missing = match &source {
+        sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(sqlx)) => sqlx
+            .as_database_error()
+            .and_then(|db| db.code())
+            .is_some_and(|code| code == "3D000"),
+        _ => false,
+    };
+    if missing {
+        Error::DatabaseNotFound { url }
+    } else {
+        Error::Connect { url, source }
+    }
 }
 
 fn is_in_memory(url: &str) -> bool {
@@ -187,6 +213,31 @@ mod tests {
         assert_eq!(pragma(&db, "mmap_size").await, (1_u64 << 30).to_string());
         db.close().await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_missing_sqlite_file_is_not_created_when_creation_is_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/typo/hotel.sqlite", dir.path().display());
+        let settings = ConnectionSettings {
+            create_if_missing: false,
+            ..ConnectionSettings::default()
+        };
+        let err = connect_with(&url, &settings).await.unwrap_err();
+        assert!(matches!(err, Error::DatabaseNotFound { .. }), "{err}");
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "nothing was created"
+        );
+        // An existing one opens.
+        let existing = format!("sqlite://{}/hotel.sqlite", dir.path().display());
+        connect(&existing).await.unwrap().close().await.unwrap();
+        connect_with(&existing, &settings)
+            .await
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -17,6 +17,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// There is no database at the URL, and the connection was not allowed to create one
+    /// (a SQLite file that does not exist with
+    /// [`ConnectionSettings::create_if_missing`](crate::ConnectionSettings::create_if_missing)
+    /// off, or a PostgreSQL database that does not exist).
+    #[error("there is no database at {url}")]
+    DatabaseNotFound {
+        /// The URL, with any password removed.
+        url: String,
+    },
     /// The database refused the connection or a setting.
     #[error("cannot connect to {url}")]
     Connect {

@@ -10,7 +10,8 @@
 //! passes, unless `HOTEL_REQUIRE_SERVICES=1` is set (as CI does), in which case it fails.
 //!
 //! [`test_on_backends!`](crate::test_on_backends) runs one async test body on both backends;
-//! [`RedisPrefix`] gives a test a Redis key prefix of its own, emptied when it is dropped.
+//! [`RedisPrefix`] gives a test a Redis key prefix of its own, emptied when it is dropped;
+//! [`MotoServer`] an S3 API server of its own (module `s3`).
 //!
 //! Fault tests must not stop the shared services; they start servers of their own:
 //! [`PostgresCluster`] (initdb and pg_ctl on a free port: killed, restarted, replicated by a
@@ -30,9 +31,11 @@ use crate::{Backend, ConnectionSettings, connect_with};
 
 mod postgres_cluster;
 mod redis_server;
+mod s3;
 
 pub use postgres_cluster::PostgresCluster;
 pub use redis_server::RedisServer;
+pub use s3::{MotoServer, S3Bucket, TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY};
 
 /// Where PostgreSQL is reached when `HOTEL_TEST_POSTGRES_URL` is not set.
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

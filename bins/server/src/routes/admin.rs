@@ -116,10 +116,7 @@ pub async fn backups(State(state): State<AppState>, _: Admin) -> Result<Response
     let Some(repo) = state.backups.clone() else {
         return Err(ApiError::not_found("no backup directory is configured"));
     };
-    let report = tokio::task::spawn_blocking(move || {
-        backup::monitor::assess(&repo, &backup::monitor::HealthPolicy::default(), Utc::now())
-    })
-    .await
-    .map_err(|err| ApiError::internal(&err))?;
+    let report =
+        backup::monitor::assess(&repo, &backup::monitor::HealthPolicy::default(), Utc::now()).await;
     Ok(Json(report).into_response())
 }

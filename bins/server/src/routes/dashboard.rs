@@ -130,19 +130,18 @@ pub async fn data(State(state): State<AppState>, _: Admin) -> Response {
         })
         .collect();
     let backups = match state.backups.clone() {
-        Some(repo) => tokio::task::spawn_blocking(move || {
+        Some(repo) => {
             let report = backup::monitor::assess(
                 &repo,
                 &backup::monitor::HealthPolicy::default(),
                 Utc::now(),
-            );
-            BackupView {
+            )
+            .await;
+            Some(BackupView {
                 status: report.status.to_string(),
                 summary: report.nagios_line(),
-            }
-        })
-        .await
-        .ok(),
+            })
+        }
         None => None,
     };
     Json(DashboardData {

@@ -13,5 +13,6 @@ mod dates;
 mod harness;
 mod hostile_clients;
 mod operations;
+mod readme;
 mod scale_out;
 mod server_process;

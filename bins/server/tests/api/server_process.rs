@@ -76,6 +76,20 @@ impl ServerProcess {
         }
     }
 
+    /// Waits until the server has printed a line starting with `prefix` on stdout (the two
+    /// streams are read on threads of their own, so stdout may lag behind the logs).
+    pub fn wait_for_stdout(&mut self, prefix: &str) {
+        while !self.stdout.iter().any(|line| line.starts_with(prefix)) {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("hotel-server never printed {prefix}"));
+            if let Some(out) = line.strip_prefix("out:") {
+                self.stdout.push(out.to_owned());
+            }
+        }
+    }
+
     /// Lines logged since the last call.
     pub fn drain_logs(&self) -> Vec<String> {
         self.lines.try_iter().collect()

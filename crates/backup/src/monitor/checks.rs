@@ -41,10 +41,10 @@ pub(super) fn age_check(
     }
 }
 
-pub(super) fn last_run_check(repo: &BackupRepository, metrics: &mut HealthMetrics) -> Check {
-    let log = match repo.last_runs() {
+pub(super) async fn last_run_check(repo: &BackupRepository, metrics: &mut HealthMetrics) -> Check {
+    let log = match repo.last_runs().await {
         Ok(log) => log,
-        Err(e) => return check("last-run", Status::Unknown, e.to_string()),
+        Err(e) => return check("last-run", Status::Unknown, crate::error_chain(&e)),
     };
     metrics.last_run_ok = log.runs.values().map(|r| (r.operation, r.ok)).collect();
     // A failed restore says nothing about the backups' health.
@@ -178,12 +178,31 @@ pub(super) fn verification_check(
     }
 }
 
+/// Free space where the next run writes: a local repository's disk (the next backup and its
+/// verification copy), or, for an object store, the scratch directory's (the verification
+/// copy only; the store's space is the provider's to watch).
 pub(super) fn disk_check(
-    dir: &Path,
+    repo: &BackupRepository,
     newest: Option<&BackupManifest>,
     policy: &HealthPolicy,
     metrics: &mut HealthMetrics,
 ) -> Check {
+    let (dir, need) = match repo.local_dir() {
+        Some(dir) => (
+            dir.to_path_buf(),
+            newest.map_or(0, |m| m.compressed_bytes + m.raw_bytes),
+        ),
+        None => {
+            let scratch = repo.scratch_dir();
+            // The scratch directory may not exist yet: its file system is its parent's.
+            let existing = scratch
+                .ancestors()
+                .find(|d| d.is_dir())
+                .map_or_else(|| scratch.clone(), Path::to_path_buf);
+            (existing, newest.map_or(0, |m| m.raw_bytes))
+        }
+    };
+    let dir = dir.as_path();
     let free = match nix::sys::statvfs::statvfs(dir) {
         Ok(stat) => stat.blocks_available() * stat.fragment_size(),
         Err(e) => {
@@ -195,8 +214,6 @@ pub(super) fn disk_check(
         }
     };
     metrics.free_bytes = Some(free);
-    // The next backup needs its file, and its verification a decompressed copy.
-    let need = newest.map_or(0, |m| m.compressed_bytes + m.raw_bytes);
     let text = format!("{} free on {}", bytes(free), dir.display());
     if free < need {
         check(

@@ -1,4 +1,4 @@
-//! Health of a backup directory, as a monitoring system wants it: Nagios statuses and exit
+//! Health of a repository, as a monitoring system wants it: Nagios statuses and exit
 //! codes, and Prometheus metrics.
 //!
 //! ```
@@ -7,7 +7,7 @@
 //! use backup::{BackupRepository, monitor::{self, HealthPolicy, Status}};
 //! let dir = tempfile::tempdir()?;
 //! let repo = BackupRepository::open(dir.path())?;
-//! let report = monitor::assess(&repo, &HealthPolicy::default(), chrono::Utc::now());
+//! let report = monitor::assess(&repo, &HealthPolicy::default(), chrono::Utc::now()).await;
 //! // No backup at all: critical, exit code 2.
 //! assert_eq!(report.status, Status::Critical);
 //! assert_eq!(report.status.exit_code(), 2);
@@ -180,14 +180,18 @@ pub struct HealthReport {
 }
 
 /// Assesses the backups in `repo` against `policy` at time `now`. Never fails: what cannot be
-/// assessed is UNKNOWN.
-pub fn assess(repo: &BackupRepository, policy: &HealthPolicy, now: DateTime<Utc>) -> HealthReport {
+/// assessed (a repository that cannot be read or reached) is UNKNOWN.
+pub async fn assess(
+    repo: &BackupRepository,
+    policy: &HealthPolicy,
+    now: DateTime<Utc>,
+) -> HealthReport {
     let mut checks = Vec::new();
     let mut metrics = HealthMetrics::default();
-    let listing = match repo.list() {
+    let listing = match repo.list().await {
         Ok(listing) => listing,
         Err(e) => {
-            checks.push(check("directory", Status::Unknown, format!("{e}")));
+            checks.push(check("directory", Status::Unknown, crate::error_chain(&e)));
             return finish(checks, metrics, now);
         }
     };
@@ -202,7 +206,7 @@ pub fn assess(repo: &BackupRepository, policy: &HealthPolicy, now: DateTime<Utc>
     metrics.newest_compressed_bytes = newest.map(|m| m.compressed_bytes);
 
     checks.push(age_check(&listing.backups, policy, now, &mut metrics));
-    checks.push(last_run_check(repo, &mut metrics));
+    checks.push(last_run_check(repo, &mut metrics).await);
     checks.push(size_check(&usable, policy));
     checks.push(if usable.len() < policy.min_backups {
         check(
@@ -222,11 +226,11 @@ pub fn assess(repo: &BackupRepository, policy: &HealthPolicy, now: DateTime<Utc>
         )
     });
     checks.push(verification_check(newest, policy, now));
-    checks.push(disk_check(repo.dir(), newest, policy, &mut metrics));
+    checks.push(disk_check(repo, newest, policy, &mut metrics));
     let unreadable: Vec<String> = listing
         .ignored
         .iter()
-        .filter(|i| i.path.extension().is_some_and(|e| e == "json"))
+        .filter(|i| i.key.ends_with(".json"))
         .map(|i| i.why.clone())
         .collect();
     checks.push(if unreadable.is_empty() {

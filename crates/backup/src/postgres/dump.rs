@@ -8,7 +8,6 @@
 use std::{
     collections::BTreeMap,
     io::{self, Read},
-    path::PathBuf,
     process::{ChildStdout, Stdio},
 };
 
@@ -17,15 +16,14 @@ use sea_orm::sqlx;
 use super::{PgTools, PgUrl, migration_version, row_counts, spawn};
 use crate::{
     Error, Result, SnapshotMethod,
-    durable::TempFile,
     progress::{Phase, ProgressFn, run_blocking},
+    store::ObjectWriter,
     stream::{self, Compressed, ZstdSettings},
 };
 
-/// A compressed dump in its temporary file, with what was counted in its snapshot.
+/// A compressed dump (uploaded, not yet committed), with what was counted in its snapshot.
 #[derive(Debug)]
 pub(crate) struct Dump {
-    pub(crate) temp: TempFile,
     pub(crate) compressed: Compressed,
     pub(crate) tables: BTreeMap<String, u64>,
     pub(crate) migration_version: Option<String>,
@@ -35,10 +33,11 @@ pub(crate) struct Dump {
 /// The first bytes of every custom-format dump.
 const MAGIC: &[u8; 5] = b"PGDMP";
 
-/// Dumps the database at `url` into the new temporary file `out`.
+/// Dumps the database at `url` into the object being uploaded through `out` (closed, not
+/// committed: the caller commits it once the dump is known to be good).
 pub(crate) async fn take(
     url: &str,
-    out: PathBuf,
+    out: ObjectWriter,
     tools: &PgTools,
     zstd: ZstdSettings,
     migration_table: &str,
@@ -60,8 +59,6 @@ pub(crate) async fn take(
         .await
         .map_err(|e| Error::db(context(), e))?;
 
-    let (temp, out_file) = TempFile::create(out)?;
-    let out_path = temp.path().to_path_buf();
     let mut cmd = url.command(&tools.pg_dump);
     cmd.args(["--format=custom", "--compress=0"])
         .arg(format!("--snapshot={snapshot}"))
@@ -74,7 +71,7 @@ pub(crate) async fn take(
             return Err(Error::Internal("pg_dump has no stdout".to_owned()));
         };
         let mut checked = MagicCheck::new(stdout);
-        let compressed = stream::compress(&mut checked, out_file, &out_path, zstd, estimate, &tx);
+        let compressed = stream::compress(&mut checked, out, zstd, estimate, &tx);
         if compressed.is_err() {
             // Writing failed (a full disk, say): stop pg_dump rather than let it block.
             let _ = child.kill();
@@ -124,7 +121,6 @@ pub(crate) async fn take(
     let compressed = dumped??;
     let (tables, migration_version) = counted?;
     Ok(Dump {
-        temp,
         compressed,
         tables,
         migration_version,

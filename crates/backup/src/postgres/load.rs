@@ -1,4 +1,4 @@
-//! Loading a backup file into a database with `pg_restore`, and checking what was loaded.
+//! Loading a backup into a database with `pg_restore`, and checking what was loaded.
 
 use std::{collections::BTreeMap, path::Path, process::Stdio};
 
@@ -7,20 +7,21 @@ use sea_orm::sqlx;
 use super::{PgTools, PgUrl, migration_version, row_counts, spawn};
 use crate::{
     BackupManifest, Error, Result, VerifyFailure,
-    data_file::stream_failure,
+    data_file::{self, stream_failure},
     failure::compare_counts,
     progress::{Phase, ProgressFn, run_blocking},
+    store::Store,
     stream,
 };
 
-/// Streams the backup at `data_path` into `pg_restore` connected to `db`.
+/// Streams the backup of `manifest` from `store` into `pg_restore` connected to `db`.
 ///
-/// The data file is hashed while it streams; on a mismatch pg_restore is killed before it sees
-/// the end of its input, so a `--single-transaction` restore never commits a changed file.
+/// The data is hashed while it streams; on a mismatch pg_restore is killed before it sees the
+/// end of its input, so a `--single-transaction` restore never commits a changed object.
 /// Returns the verification failure, if any (including pg_restore's own errors).
 pub(crate) async fn restore_into(
     db: &PgUrl,
-    data_path: &Path,
+    store: &Store,
     manifest: &BackupManifest,
     tools: &PgTools,
     extra_args: &[&str],
@@ -32,14 +33,24 @@ pub(crate) async fn restore_into(
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let data_path = data_path.to_path_buf();
+    let data = match data_file::open(store, manifest).await? {
+        Ok(data) => data,
+        Err(failure) => return Ok(Some(failure)),
+    };
     let manifest = manifest.clone();
     run_blocking(Phase::Decompress, progress, move |tx| {
         let (mut child, stderr) = spawn(cmd, "pg_restore")?;
         let Some(mut stdin) = child.stdin.take() else {
             return Err(Error::Internal("pg_restore has no stdin".to_owned()));
         };
-        let done = stream::decompress(&data_path, &mut stdin, Path::new("pg_restore"), &tx);
+        let done = stream::decompress(
+            data.reader,
+            &data.path,
+            Some(data.size),
+            &mut stdin,
+            Path::new("pg_restore"),
+            &tx,
+        );
         let failure = match &done {
             Ok(done) => stream_failure(&manifest, done),
             Err(_) => None,

@@ -105,7 +105,7 @@ impl BackupRepository {
         options: &RestoreOptions,
         progress: &ProgressFn<'_>,
     ) -> Result<RestoreReport> {
-        let manifest = self.manifest(id)?;
+        let manifest = self.manifest(id).await?;
         if manifest.database != target.kind() {
             return Err(Error::KindMismatch {
                 id: id.to_string(),
@@ -144,7 +144,8 @@ impl BackupRepository {
             }
         };
         let error = result.as_ref().err().map(|e| error_chain(e));
-        self.record(Operation::Restore, started, Some(id.clone()), error);
+        self.record(Operation::Restore, started, Some(id.clone()), error)
+            .await;
         result.map(|mut report| {
             report.duration = timer.elapsed();
             report
@@ -153,34 +154,58 @@ impl BackupRepository {
 
     /// Records a restore's checks as the backup's verification; a failure becomes
     /// [`Error::VerificationFailed`].
-    fn record_verification(
+    async fn record_verification(
         &self,
         manifest: BackupManifest,
         outcome: std::result::Result<BTreeMap<String, u64>, VerifyFailure>,
         duration: Duration,
     ) -> Result<BTreeMap<String, u64>> {
-        self.save_verification(&manifest, outcome.as_ref().err(), duration)?;
+        self.record_restore_check(&manifest, outcome.as_ref().err(), duration)
+            .await?;
         outcome.map_err(|failure| Error::VerificationFailed {
             id: manifest.id.to_string(),
             failure,
         })
     }
 
-    fn save_verification(
+    async fn record_restore_check(
         &self,
         manifest: &BackupManifest,
         failure: Option<&VerifyFailure>,
         duration: Duration,
     ) -> Result<()> {
-        let mut manifest = manifest.clone();
-        manifest.verification = Some(Verification {
+        let verification = Verification {
             verified_at: Utc::now(),
             ok: failure.is_none(),
             depth: VerifyDepth::Full,
             failure: failure.cloned(),
             duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-        });
-        manifest.write(&self.dir)
+        };
+        self.save_verification(&manifest.id, &verification).await
+    }
+
+    /// The safety backup of an existing target goes into this repository, which holds one
+    /// database: refuse before doing anything when the target is another one.
+    async fn refuse_foreign_target(
+        &self,
+        plan: &RestorePlan,
+        target: &Source,
+        options: &RestoreOptions,
+    ) -> Result<()> {
+        if !plan.target_exists || options.skip_safety_backup {
+            return Ok(());
+        }
+        let Some(identity) = self.identity().await? else {
+            return Ok(());
+        };
+        if self.admit(&identity, target).is_ok() {
+            return Ok(());
+        }
+        Err(Error::InvalidConfig(format!(
+            "{} exists and is not this repository's database ({}): its safety backup cannot go \
+             into this repository; restore into a new database, or pass --no-safety-backup",
+            plan.target, identity.database
+        )))
     }
 }
 

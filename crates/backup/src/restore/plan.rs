@@ -19,7 +19,7 @@ impl BackupRepository {
         let id = &manifest.id;
         let mut steps = vec![format!(
             "check backup {id}: the size and SHA-256 of {}",
-            self.data_path(manifest).display()
+            self.store.describe(&manifest.file)
         )];
         let (target_exists, in_use) = match target {
             Source::Sqlite { path } => {
@@ -34,7 +34,7 @@ impl BackupRepository {
                     steps.push(format!(
                         "take a safety backup of {} (reason pre-restore) into {}",
                         path.display(),
-                        self.dir.display()
+                        self.location
                     ));
                 }
                 let stale: Vec<String> = sqlite::side_files(path)

@@ -3,7 +3,6 @@
 
 use std::{
     collections::BTreeMap,
-    path::Path,
     time::{Duration, Instant},
 };
 
@@ -38,10 +37,11 @@ impl BackupRepository {
         };
         let plan = self.plan(&manifest, &source, options).await?;
         refuse_if_in_use(&plan, options)?;
-        let data_path = self.data_path(&manifest);
+        self.refuse_foreign_target(&plan, &source, options).await?;
         let timer = Instant::now();
-        if let Some(failure) = checksum_only(&data_path, &manifest).await? {
-            self.save_verification(&manifest, Some(&failure), timer.elapsed())?;
+        if let Some(failure) = checksum_only(&self.store, &manifest).await? {
+            self.record_restore_check(&manifest, Some(&failure), timer.elapsed())
+                .await?;
             return Err(Error::VerificationFailed {
                 id: manifest.id.to_string(),
                 failure,
@@ -72,7 +72,7 @@ impl BackupRepository {
         let outcome = if !report.plan.target_exists {
             admin.create(&db).await?;
             let checked = self
-                .restore_and_check(&target, &data_path, &manifest, &[], progress)
+                .restore_and_check(&target, &manifest, &[], progress)
                 .await;
             if !matches!(checked, Ok(Ok(_))) {
                 admin.drop_quietly(&db).await;
@@ -81,7 +81,6 @@ impl BackupRepository {
         } else if options.mode == RestoreMode::Clean {
             self.restore_and_check(
                 &target,
-                &data_path,
                 &manifest,
                 &["--clean", "--if-exists", "--single-transaction"],
                 progress,
@@ -92,7 +91,7 @@ impl BackupRepository {
             admin.create(&new_name).await?;
             let fresh = target.with_database(&new_name);
             let checked = self
-                .restore_and_check(&fresh, &data_path, &manifest, &[], progress)
+                .restore_and_check(&fresh, &manifest, &[], progress)
                 .await;
             if matches!(checked, Ok(Ok(_))) {
                 match swap(&mut admin, &db, &new_name, options.force).await {
@@ -109,7 +108,9 @@ impl BackupRepository {
             checked
         };
         admin.close().await;
-        report.tables = self.record_verification(manifest, outcome?, timer.elapsed())?;
+        report.tables = self
+            .record_verification(manifest, outcome?, timer.elapsed())
+            .await?;
         tracing::info!(target = %report.plan.target, "backup restored");
         Ok(report)
     }
@@ -118,13 +119,14 @@ impl BackupRepository {
     async fn restore_and_check(
         &self,
         db: &PgUrl,
-        data_path: &Path,
         manifest: &BackupManifest,
         args: &[&str],
         progress: &ProgressFn<'_>,
     ) -> Result<std::result::Result<BTreeMap<String, u64>, VerifyFailure>> {
         let tools = &self.config.pg_tools;
-        if let Some(failure) = restore_into(db, data_path, manifest, tools, args, progress).await? {
+        if let Some(failure) =
+            restore_into(db, &self.store, manifest, tools, args, progress).await?
+        {
             return Ok(Err(failure));
         }
         let (tables, failure) = check_database(db, manifest, &self.config.migration_table).await?;

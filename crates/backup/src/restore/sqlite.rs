@@ -30,13 +30,14 @@ impl BackupRepository {
         let source = Source::sqlite(target);
         let plan = self.plan(&manifest, &source, options).await?;
         refuse_if_in_use(&plan, options)?;
+        self.refuse_foreign_target(&plan, &source, options).await?;
         if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|e| Error::io("create the directory", parent, e))?;
         }
         let timer = Instant::now();
         let copy = materialize(
-            &self.data_path(&manifest),
+            &self.store,
             restore_temp_path(target, &manifest.id),
             &manifest,
             VerifyDepth::Full,
@@ -44,7 +45,9 @@ impl BackupRepository {
             progress,
         )
         .await?;
-        let tables = self.record_verification(manifest.clone(), copy.outcome, timer.elapsed())?;
+        let tables = self
+            .record_verification(manifest.clone(), copy.outcome, timer.elapsed())
+            .await?;
         let safety_backup = if plan.target_exists && !options.skip_safety_backup {
             Some(
                 self.create_locked(lock, &source, Reason::PreRestore, progress)

@@ -10,10 +10,11 @@ use std::{
 use super::{check::check_copy, side_files};
 use crate::{
     BackupManifest, Result, VerifyDepth, VerifyFailure,
-    data_file::{precheck, stream_failure},
+    data_file::{self, stream_failure},
     durable::{self, TempFile},
     error::io_err,
     progress::{Phase, ProgressFn, run_blocking},
+    store::Store,
     stream::{self, CHUNK},
 };
 
@@ -24,10 +25,10 @@ pub(crate) struct Materialized {
     pub(crate) outcome: std::result::Result<BTreeMap<String, u64>, VerifyFailure>,
 }
 
-/// Checks the data file's size, then decompresses it into the new file `dest` while hashing
+/// Checks the data object's size, then decompresses it into the new file `dest` while hashing
 /// it, then checks the copy.
 pub(crate) async fn materialize(
-    data_path: &Path,
+    store: &Store,
     dest: PathBuf,
     manifest: &BackupManifest,
     depth: VerifyDepth,
@@ -35,17 +36,26 @@ pub(crate) async fn materialize(
     progress: &ProgressFn<'_>,
 ) -> Result<Materialized> {
     let (temp, file) = TempFile::create(dest)?;
-    if let Some(failure) = precheck(data_path, manifest)? {
-        return Ok(Materialized {
-            temp,
-            outcome: Err(failure),
-        });
-    }
-    let source = data_path.to_path_buf();
+    let data = match data_file::open(store, manifest).await? {
+        Ok(data) => data,
+        Err(failure) => {
+            return Ok(Materialized {
+                temp,
+                outcome: Err(failure),
+            });
+        }
+    };
     let dest_path = temp.path().to_path_buf();
     let decompressed = run_blocking(Phase::Decompress, progress, move |tx| {
         let mut sink = BufWriter::with_capacity(CHUNK, file);
-        let done = stream::decompress(&source, &mut sink, &dest_path, &tx)?;
+        let done = stream::decompress(
+            data.reader,
+            &data.path,
+            Some(data.size),
+            &mut sink,
+            &dest_path,
+            &tx,
+        )?;
         let file = sink
             .into_inner()
             .map_err(|e| crate::Error::io("write", &dest_path, e.into_error()))?;

@@ -20,7 +20,7 @@ use std::{
     fs::File,
     io::{self, Read},
     os::unix::fs::FileExt,
-    path::{Path, PathBuf},
+    path::Path,
     sync::Arc,
     time::Duration,
 };
@@ -33,6 +33,7 @@ use crate::{
     durable::TempFile,
     error::io_err,
     progress::{Phase, ProgressFn, run_blocking},
+    store::ObjectWriter,
     stream::{self, Compressed, ZstdSettings},
 };
 
@@ -48,10 +49,9 @@ pub enum SqliteSnapshotMethod {
     VacuumInto,
 }
 
-/// A compressed snapshot in its temporary file, with what was counted in it.
+/// A compressed snapshot (uploaded, not yet committed), with what was counted in it.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
-    pub(crate) temp: TempFile,
     pub(crate) compressed: Compressed,
     pub(crate) tables: BTreeMap<String, u64>,
     pub(crate) migration_version: Option<String>,
@@ -66,11 +66,11 @@ const ATTEMPTS: u32 = 6;
 /// `VACUUM INTO`, which blocks no writer.
 const CHECKPOINT_WAIT_MS: u32 = 100;
 
-/// Snapshots `path` into the new temporary file `out` (`scratch` is a directory for the
-/// `VACUUM INTO` copy).
+/// Snapshots `path` into the object being uploaded through `out` (closed, not committed: the
+/// caller commits it); `scratch` is a directory for the `VACUUM INTO` copy.
 pub(crate) async fn take(
     path: &Path,
-    out: PathBuf,
+    out: ObjectWriter,
     scratch: &Path,
     method: SqliteSnapshotMethod,
     zstd: ZstdSettings,
@@ -198,7 +198,7 @@ async fn end_read(conn: &mut SqliteConnection) {
 async fn page_stream(
     conn: &mut SqliteConnection,
     path: &Path,
-    out: PathBuf,
+    out: ObjectWriter,
     zstd: ZstdSettings,
     migration_table: &str,
     progress: &ProgressFn<'_>,
@@ -219,12 +219,10 @@ async fn page_stream(
         });
     }
     let file = live_file::shared(path).map_err(io_err("open", path))?;
-    let (temp, out_file) = TempFile::create(out)?;
-    let out_path = temp.path().to_path_buf();
     let source_path = path.to_path_buf();
     let compress = run_blocking(Phase::Snapshot, progress, move |tx| {
         let mut pages = PageReader::new(file, total);
-        let compressed = stream::compress(&mut pages, out_file, &out_path, zstd, Some(total), &tx)?;
+        let compressed = stream::compress(&mut pages, out, zstd, Some(total), &tx)?;
         pages.check_header(&source_path, page_size, page_count)?;
         Ok::<_, Error>(compressed)
     });
@@ -241,7 +239,6 @@ async fn page_stream(
     let compressed = compressed??;
     let (tables, migration_version) = counted?;
     Ok(Snapshot {
-        temp,
         compressed,
         tables,
         migration_version,
@@ -327,21 +324,21 @@ impl Read for PageReader {
 async fn vacuum_into(
     conn: &mut SqliteConnection,
     path: &Path,
-    out: PathBuf,
+    out: ObjectWriter,
     scratch: &Path,
     zstd: ZstdSettings,
     migration_table: &str,
     progress: &ProgressFn<'_>,
 ) -> Result<Snapshot> {
     let context = || format!("VACUUM INTO from {}", path.display());
-    let copy_name = out
+    let copy_name = path
         .file_name()
-        .map(|n| n.to_string_lossy().replace(".zst.tmp", ".vacuum.tmp"))
-        .unwrap_or_else(|| "snapshot.vacuum.tmp".to_owned());
-    let copy_path = scratch.join(copy_name);
+        .map(|n| format!(".{}.vacuum", n.to_string_lossy()))
+        .unwrap_or_else(|| ".snapshot.vacuum".to_owned());
     // VACUUM INTO accepts an empty file; creating it first claims the name and arms the
     // guard that removes it.
-    let copy = TempFile::create(copy_path.clone()).map(|(guard, _)| guard)?;
+    let copy = TempFile::create_unique(scratch, &copy_name).map(|(guard, _)| guard)?;
+    let copy_path = copy.path().to_path_buf();
     let target = copy_path.to_string_lossy().replace('\'', "''");
     sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM INTO '{target}'")))
         .execute(&mut *conn)
@@ -367,18 +364,15 @@ async fn vacuum_into(
         .map_err(|e| Error::db(context(), e))?;
     let _ = sea_orm::sqlx::Connection::close(copy_conn).await;
 
-    let (temp, out_file) = TempFile::create(out)?;
-    let out_path = temp.path().to_path_buf();
     let read_path = copy_path.clone();
     let compressed = run_blocking(Phase::Snapshot, progress, move |tx| {
         let mut source = File::open(&read_path).map_err(io_err("open", &read_path))?;
         let total = source.metadata().map(|m| m.len()).ok();
-        stream::compress(&mut source, out_file, &out_path, zstd, total, &tx)
+        stream::compress(&mut source, out, zstd, total, &tx)
     })
     .await??;
     drop(copy);
     Ok(Snapshot {
-        temp,
         compressed,
         tables,
         migration_version,

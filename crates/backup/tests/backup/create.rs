@@ -13,12 +13,14 @@ use db_connect::{Backend, test_on_backends, testing::TestDatabase};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use sha2::{Digest, Sha256};
 
-use crate::support::{INSERT_BOOKING, counts, files, repo, scalar, seeded, source, verify_options};
+use crate::support::{
+    INSERT_BOOKING, TestRepo, counts, files, repo, scalar, seeded, source, test_on_repositories,
+    verify_options,
+};
 
-async fn create_records_a_complete_manifest(db: TestDatabase) {
+async fn create_records_a_complete_manifest(db: TestDatabase, r: TestRepo) {
     let db = seeded(db).await;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = repo(dir.path());
+    let repo = &r.repo;
     let live = counts(db.connection()).await;
 
     let manifest = repo
@@ -38,7 +40,7 @@ async fn create_records_a_complete_manifest(db: TestDatabase) {
     assert!(manifest.tool_version.starts_with("backup "));
     assert!(manifest.verification.is_none());
     assert!(manifest.compressed_bytes < manifest.raw_bytes);
-    let data = std::fs::read(dir.path().join(&manifest.file)).unwrap();
+    let data = r.read(&manifest.file);
     assert_eq!(data.len() as u64, manifest.compressed_bytes);
     assert_eq!(manifest.sha256, hex::encode(Sha256::digest(&data)));
     match db.backend() {
@@ -56,15 +58,21 @@ async fn create_records_a_complete_manifest(db: TestDatabase) {
         }
     }
     assert_eq!(
-        files(dir.path()),
+        r.top_keys(),
         [
-            ".lock".to_owned(),
             format!("{}.json", manifest.id),
             manifest.file.clone(),
-            "last-run.json".to_owned()
+            "repository.json".to_owned(),
         ]
     );
-    let listing = repo.list().unwrap();
+    // The manifest is sealed JSON: plain to read, and any change to it is detected.
+    let sealed: serde_json::Value =
+        serde_json::from_slice(&r.read(&format!("{}.json", manifest.id))).unwrap();
+    assert_eq!(sealed["sealed_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(sealed["sha256"], manifest.sha256.as_str());
+    let identity = repo.identity().await.unwrap().unwrap();
+    assert_eq!(identity.database, source(&db).identity_name().unwrap());
+    let listing = repo.list().await.unwrap();
     assert_eq!(listing.backups, std::slice::from_ref(&manifest));
     assert!(listing.ignored.is_empty());
 
@@ -74,9 +82,17 @@ async fn create_records_a_complete_manifest(db: TestDatabase) {
         .unwrap();
     assert!(report.ok, "{:?}", report.failure);
     assert_eq!(report.tables, live);
-    let recorded = repo.manifest(&manifest.id).unwrap();
+    let recorded = repo.manifest(&manifest.id).await.unwrap();
     assert!(recorded.is_verified());
-    assert_eq!(repo.last_runs().unwrap().failures().len(), 0);
+    assert_eq!(repo.last_runs().await.unwrap().failures().len(), 0);
+    // The verification is a record of its own; the manifest is never rewritten.
+    assert!(
+        r.keys()
+            .iter()
+            .any(|k| k.starts_with(&format!("verifications/{}/", manifest.id))),
+        "{:?}",
+        r.keys()
+    );
 }
 
 /// Writers insert bookings (and notifications, in the same transactions) as fast as they can
@@ -177,7 +193,7 @@ async fn backup_under_concurrent_writers_is_consistent(db: TestDatabase) {
     assert!(live > *bookings.last().unwrap());
 }
 
-test_on_backends!(create_records_a_complete_manifest);
+test_on_repositories!(create_records_a_complete_manifest);
 test_on_backends!(multi_thread; backup_under_concurrent_writers_is_consistent);
 
 #[tokio::test]
@@ -191,8 +207,12 @@ async fn a_missing_sqlite_file_is_an_error_and_is_not_created() {
         .unwrap_err();
     assert!(matches!(err, Error::SourceMissing { .. }), "{err}");
     assert!(!path.exists(), "a backup must never create the database");
-    assert!(repo.list().unwrap().backups.is_empty());
-    let failures = repo.last_runs().unwrap();
+    assert!(repo.list().await.unwrap().backups.is_empty());
+    assert!(
+        repo.identity().await.unwrap().is_none(),
+        "a missing database claims no repository"
+    );
+    let failures = repo.last_runs().await.unwrap();
     assert_eq!(failures.failures().len(), 1, "the failed run is recorded");
 }
 
@@ -216,7 +236,17 @@ async fn the_simple_vacuum_into_method_gives_the_same_counts() {
         .unwrap();
     assert!(report.ok, "{:?}", report.failure);
     // The temporary copy is gone.
-    assert_eq!(files(dir.path()).len(), 4);
+    assert_eq!(
+        files(dir.path()),
+        [
+            ".lock".to_owned(),
+            format!("{}.json", manifest.id),
+            manifest.file.clone(),
+            "repository.json".to_owned(),
+            "runs".to_owned(),
+            "verifications".to_owned()
+        ]
+    );
 }
 
 /// The source URL is wrong: a clear error naming the database, and nothing in the directory.
@@ -234,8 +264,8 @@ async fn pg_dump_of_a_wrong_url_is_a_clear_error_and_no_backup() {
         .unwrap_err();
     let text = backup::error_chain(&err);
     assert!(text.contains("no_such_database_for_backup"), "{text}");
-    assert!(repo.list().unwrap().backups.is_empty());
-    assert_eq!(files(dir.path()), [".lock", "last-run.json"]);
+    assert!(repo.list().await.unwrap().backups.is_empty());
+    assert_eq!(files(dir.path()), [".lock", "runs"]);
 }
 
 /// pg_dump itself fails half way (here a stand-in that writes the start of a dump, complains
@@ -285,8 +315,8 @@ async fn a_failing_pg_dump_never_leaves_a_backup() {
             .unwrap_err();
         let text = backup::error_chain(&err);
         assert!(text.contains(expected), "expected `{expected}` in `{text}`");
-        assert!(repo.list().unwrap().backups.is_empty());
-        assert_eq!(files(dir.path()), [".lock", "last-run.json"]);
+        assert!(repo.list().await.unwrap().backups.is_empty());
+        assert_eq!(files(dir.path()), [".lock", "runs"]);
     }
 }
 
@@ -325,3 +355,79 @@ async fn a_long_reader_makes_the_page_stream_fall_back_to_vacuum_into() {
         .unwrap();
     assert!(report.ok, "{:?}", report.failure);
 }
+
+/// A repository holds one database: a backup of another one is refused and writes nothing,
+/// and a restore over another existing database (whose safety backup would land here) is
+/// refused before it touches anything, unless told to take no safety backup.
+async fn a_repository_holds_one_database(db: TestDatabase, r: TestRepo) {
+    let db = seeded(db).await;
+    let repo = &r.repo;
+    let ours = repo
+        .create(&source(&db), Reason::Manual, &|_| {})
+        .await
+        .unwrap();
+    let other = seeded(TestDatabase::new(db.backend()).await.unwrap()).await;
+    let data_keys = || -> Vec<String> {
+        r.keys()
+            .into_iter()
+            .filter(|k| !k.starts_with("runs/"))
+            .collect()
+    };
+    let before = data_keys();
+
+    let err = repo
+        .create(&source(&other), Reason::Manual, &|_| {})
+        .await
+        .unwrap_err();
+    let text = backup::error_chain(&err);
+    assert!(matches!(err, Error::ForeignDatabase { .. }), "{text}");
+    assert!(
+        text.contains(&source(&db).identity_name().unwrap())
+            && text.contains(&source(&other).identity_name().unwrap()),
+        "{text}"
+    );
+    assert_eq!(
+        data_keys(),
+        before,
+        "nothing of the other database was stored"
+    );
+
+    let other_before = crate::support::contents(other.connection()).await;
+    other.connection().close_by_ref().await.unwrap();
+    let err = repo
+        .restore(
+            &ours.id,
+            &source(&other),
+            &backup::RestoreOptions::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not this repository's database"),
+        "{err}"
+    );
+    let conn = crate::support::reopen(&other).await;
+    assert_eq!(crate::support::contents(&conn).await, other_before);
+    conn.close().await.unwrap();
+    assert_eq!(data_keys(), before);
+
+    let report = repo
+        .restore(
+            &ours.id,
+            &source(&other),
+            &backup::RestoreOptions {
+                skip_safety_backup: true,
+                ..Default::default()
+            },
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.tables, ours.tables);
+    if let Some(replaced) = report.replaced_database {
+        crate::support::drop_pg_database(&replaced).await;
+    }
+}
+
+test_on_repositories!(a_repository_holds_one_database);

@@ -6,52 +6,73 @@ use db_connect::{Backend, test_on_backends, testing::TestDatabase};
 use sea_orm::ConnectionTrait;
 
 use crate::support::{
-    Immutable, Tmpfs, contents, files, flip_a_byte, pg_url_of, reopen, repo, seeded, source,
-    verify_options,
+    Immutable, TestRepo, Tmpfs, contents, files, pg_url_of, reopen, repo, seeded, source,
+    test_on_repositories, verify_options,
 };
 
-/// What a backup killed mid-write leaves: a temporary data file, a data file whose manifest
-/// was never written, a half-written manifest. None of it is a backup; earlier backups stay
-/// intact; the next runs clean it up.
-async fn a_backup_killed_mid_write_leaves_nothing_that_counts(db: TestDatabase) {
+/// What a backup killed mid-write (or a foreign writer) can leave: a temporary data file and a
+/// temporary manifest (local: uploads in progress; an object store shows none), a data object
+/// whose manifest was never written, a truncated manifest. None of it is a backup; earlier
+/// backups stay intact; the next runs clean up what is ours to clean.
+async fn a_backup_killed_mid_write_leaves_nothing_that_counts(db: TestDatabase, r: TestRepo) {
     let db = seeded(db).await;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = repo(dir.path());
+    let repo = &r.repo;
     let earlier = repo
         .create(&source(&db), Reason::Manual, &|_| {})
         .await
         .unwrap();
-    let data = std::fs::read(dir.path().join(&earlier.file)).unwrap();
+    let data = r.read(&earlier.file);
     let ext = earlier.file.trim_start_matches(earlier.id.as_str());
+    let manifest = r.read(&format!("{}.json", earlier.id));
 
-    std::fs::write(
-        dir.path().join(format!("20300101T000000Z{ext}.tmp")),
-        &data[..data.len() / 2],
-    )
-    .unwrap();
-    std::fs::write(dir.path().join(format!("20300101T000001Z{ext}")), &data).unwrap();
-    std::fs::write(
-        dir.path().join("20300101T000002Z.json.tmp"),
-        b"{\"format_version\": 1, \"id\"",
-    )
-    .unwrap();
+    if let Some(dir) = r.dir() {
+        std::fs::write(
+            dir.join(format!("20300101T000000Z{ext}.1234-0.tmp")),
+            &data[..data.len() / 2],
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("20300101T000003Z.json.1234-1.tmp"),
+            &manifest[..40],
+        )
+        .unwrap();
+    }
+    r.write(&format!("20300101T000001Z{ext}"), &data);
+    r.write("20300101T000002Z.json", &manifest[..manifest.len() / 2]);
 
-    let listing = repo.list().unwrap();
+    let listing = repo.list().await.unwrap();
     assert_eq!(
         listing.backups,
         std::slice::from_ref(&earlier),
         "only the complete backup is listed"
     );
-    assert_eq!(listing.ignored.len(), 3);
-    for id in ["20300101T000000Z", "20300101T000001Z", "20300101T000002Z"] {
+    let ignored: Vec<&str> = listing.ignored.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        ignored,
+        [
+            format!("20300101T000001Z{ext}").as_str(),
+            "20300101T000002Z.json"
+        ],
+        "temporary files are not objects at all"
+    );
+    for (id, truncated) in [
+        ("20300101T000000Z", false),
+        ("20300101T000001Z", false),
+        ("20300101T000002Z", true),
+        ("20300101T000003Z", false),
+    ] {
         let id = BackupId::parse(id).unwrap();
         let err = repo
             .verify(&id, &verify_options(&db), &|_| {})
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::NoManifest { .. }), "{err}");
+        if truncated {
+            assert!(matches!(err, Error::InvalidManifest { .. }), "{err}");
+        } else {
+            assert!(matches!(err, Error::NoManifest { .. }), "{err}");
+        }
         let target = match db.backend() {
-            Backend::Sqlite => Source::sqlite(dir.path().join("restored.sqlite")),
+            Backend::Sqlite => Source::sqlite(r.scratch.path().join("restored.sqlite")),
             Backend::Postgres => {
                 Source::from_url(&pg_url_of(&db, "never_created_by_restore")).unwrap()
             }
@@ -60,7 +81,13 @@ async fn a_backup_killed_mid_write_leaves_nothing_that_counts(db: TestDatabase) 
             .restore(&id, &target, &RestoreOptions::default(), &|_| {})
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::NoManifest { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::NoManifest { .. } | Error::InvalidManifest { .. }
+            ),
+            "{err}"
+        );
     }
     let report = repo
         .verify(&earlier.id, &verify_options(&db), &|_| {})
@@ -71,29 +98,35 @@ async fn a_backup_killed_mid_write_leaves_nothing_that_counts(db: TestDatabase) 
         "the earlier backup is intact: {:?}",
         report.failure
     );
-    // The verify above held the lock, which swept the temporary files; prune removes the
-    // data file without manifest.
-    assert_eq!(repo.list().unwrap().ignored.len(), 1);
+    if let Some(dir) = r.dir() {
+        // The verify above held the lock, which swept the temporary files of dead writers.
+        assert!(
+            files(dir).iter().all(|f| !f.ends_with(".tmp")),
+            "{:?}",
+            files(dir)
+        );
+    }
+    // Prune removes the data without manifest; the unreadable manifest is not ours to judge.
     let pruned = repo
         .prune(&RetentionPolicy::default(), chrono::Utc::now(), false)
         .await
         .unwrap();
-    assert_eq!(pruned.removed_files.len(), 1);
-    assert!(repo.list().unwrap().ignored.is_empty());
-    assert_eq!(repo.list().unwrap().backups.len(), 1);
+    assert_eq!(pruned.removed_files, [format!("20300101T000001Z{ext}")]);
+    let listing = repo.list().await.unwrap();
+    assert_eq!(listing.ignored.len(), 1);
+    assert_eq!(listing.backups.len(), 1);
 }
 
 /// One flipped bit in a backup: verify reports a checksum mismatch and records it; restore
 /// refuses and leaves the target as it was.
-async fn a_flipped_byte_is_reported_and_refused(db: TestDatabase) {
+async fn a_flipped_byte_is_reported_and_refused(db: TestDatabase, r: TestRepo) {
     let db = seeded(db).await;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = repo(dir.path());
+    let repo = &r.repo;
     let manifest = repo
         .create(&source(&db), Reason::Manual, &|_| {})
         .await
         .unwrap();
-    flip_a_byte(&dir.path().join(&manifest.file));
+    r.flip_a_byte(&manifest.file);
 
     let report = repo
         .verify(&manifest.id, &verify_options(&db), &|_| {})
@@ -105,12 +138,12 @@ async fn a_flipped_byte_is_reported_and_refused(db: TestDatabase) {
         "{:?}",
         report.failure
     );
-    let recorded = repo.manifest(&manifest.id).unwrap();
+    let recorded = repo.manifest(&manifest.id).await.unwrap();
     assert!(
         recorded.failed_verification(),
         "the failure is recorded in the manifest"
     );
-    assert_eq!(repo.last_runs().unwrap().failures().len(), 1);
+    assert_eq!(repo.last_runs().await.unwrap().failures().len(), 1);
 
     let before = contents(db.connection()).await;
     db.connection().close_by_ref().await.unwrap();
@@ -141,7 +174,7 @@ async fn a_flipped_byte_is_reported_and_refused(db: TestDatabase) {
     );
     conn.close().await.unwrap();
     assert_eq!(
-        repo.list().unwrap().backups.len(),
+        repo.list().await.unwrap().backups.len(),
         1,
         "no safety backup was needed"
     );
@@ -225,9 +258,12 @@ async fn a_full_disk_is_a_clear_error(db: TestDatabase) {
     assert!(report.ok, "{:?}", report.failure);
 }
 
-test_on_backends!(
+test_on_repositories!(
     a_backup_killed_mid_write_leaves_nothing_that_counts,
     a_flipped_byte_is_reported_and_refused,
+);
+
+test_on_backends!(
     an_unwritable_backup_directory_is_a_clear_error,
     a_full_disk_is_a_clear_error,
 );
@@ -320,7 +356,7 @@ async fn foreign_key_violations_fail_verification_and_the_gate() {
         }
         other => panic!("expected a foreign key failure, got {other}"),
     }
-    let runs = repo.last_runs().unwrap();
+    let runs = repo.last_runs().await.unwrap();
     assert!(
         runs.failures()
             .iter()

@@ -10,13 +10,13 @@ use sea_orm::ConnectionTrait;
 
 use crate::support::{Tmpfs, flip_a_byte, repo, seeded, source, verify_options};
 
-fn status_of(
+async fn status_of(
     repo: &BackupRepository,
     policy: &HealthPolicy,
     now: chrono::DateTime<Utc>,
     check: &str,
 ) -> Status {
-    let report = assess(repo, policy, now);
+    let report = assess(repo, policy, now).await;
     report
         .checks
         .iter()
@@ -48,7 +48,7 @@ async fn each_unhealthy_state_has_its_exit_code() {
     };
 
     // No backup at all.
-    let report = assess(&repo, &none, Utc::now());
+    let report = assess(&repo, &none, Utc::now()).await;
     assert_eq!(report.status, Status::Critical);
     assert_eq!(report.status.exit_code(), 2);
 
@@ -64,8 +64,8 @@ async fn each_unhealthy_state_has_its_exit_code() {
         ids.push(m.id);
         // Distinct ids without waiting a second: the second backup of a second gets "-2".
     }
-    let newest = repo.manifest(ids.last().unwrap()).unwrap();
-    let healthy = assess(&repo, &none, Utc::now());
+    let newest = repo.manifest(ids.last().unwrap()).await.unwrap();
+    let healthy = assess(&repo, &none, Utc::now()).await;
     assert_eq!(healthy.status, Status::Ok, "{}", healthy.nagios_line());
     assert_eq!(healthy.status.exit_code(), 0);
     assert!(
@@ -76,9 +76,9 @@ async fn each_unhealthy_state_has_its_exit_code() {
 
     // Age: warning after 26 h, critical after 50 h.
     let at = |hours: i64| newest.created_at + chrono::Duration::hours(hours);
-    assert_eq!(assess(&repo, &none, at(27)).status, Status::Warning);
-    assert_eq!(assess(&repo, &none, at(27)).status.exit_code(), 1);
-    let old = assess(&repo, &none, at(51));
+    assert_eq!(assess(&repo, &none, at(27)).await.status, Status::Warning);
+    assert_eq!(assess(&repo, &none, at(27)).await.status.exit_code(), 1);
+    let old = assess(&repo, &none, at(51)).await;
     assert_eq!(old.status, Status::Critical, "{}", old.nagios_line());
 
     // Fewer backups than the minimum.
@@ -87,17 +87,23 @@ async fn each_unhealthy_state_has_its_exit_code() {
         ..none.clone()
     };
     assert_eq!(
-        status_of(&repo, &four, Utc::now(), "count"),
+        status_of(&repo, &four, Utc::now(), "count").await,
         Status::Warning
     );
-    assert_eq!(assess(&repo, &four, Utc::now()).status, Status::Warning);
+    assert_eq!(
+        assess(&repo, &four, Utc::now()).await.status,
+        Status::Warning
+    );
 
     // Free disk space below the threshold.
     let disk = HealthPolicy {
         min_free_bytes: u64::MAX / 4,
         ..none.clone()
     };
-    assert_eq!(status_of(&repo, &disk, Utc::now(), "disk"), Status::Warning);
+    assert_eq!(
+        status_of(&repo, &disk, Utc::now(), "disk").await,
+        Status::Warning
+    );
 
     // The newest backup is much smaller than the ones before: an empty dump.
     db.connection()
@@ -108,7 +114,7 @@ async fn each_unhealthy_state_has_its_exit_code() {
         .create(&source(&db), Reason::Scheduled, &|_| {})
         .await
         .unwrap();
-    let size = assess(&repo, &none, Utc::now());
+    let size = assess(&repo, &none, Utc::now()).await;
     assert_eq!(
         size.checks
             .iter()
@@ -119,7 +125,7 @@ async fn each_unhealthy_state_has_its_exit_code() {
         "{}",
         size.nagios_line()
     );
-    let report = assess(&repo, &none, Utc::now());
+    let report = assess(&repo, &none, Utc::now()).await;
     assert_eq!(report.status, Status::Critical);
     assert!(
         report.nagios_line().contains("smaller"),
@@ -130,7 +136,7 @@ async fn each_unhealthy_state_has_its_exit_code() {
     // ... and unverified for longer than the grace period.
     let later = small.created_at + chrono::Duration::hours(7);
     assert_eq!(
-        status_of(&repo, &none, later, "verification"),
+        status_of(&repo, &none, later, "verification").await,
         Status::Warning
     );
 
@@ -142,12 +148,12 @@ async fn each_unhealthy_state_has_its_exit_code() {
         .unwrap();
     assert!(!report.ok);
     assert_eq!(
-        status_of(&repo, &none, Utc::now(), "verification"),
+        status_of(&repo, &none, Utc::now(), "verification").await,
         Status::Critical
     );
     // ... which is also the last run failing.
     assert_eq!(
-        status_of(&repo, &none, Utc::now(), "last-run"),
+        status_of(&repo, &none, Utc::now(), "last-run").await,
         Status::Critical
     );
 
@@ -159,7 +165,7 @@ async fn each_unhealthy_state_has_its_exit_code() {
     )
     .unwrap();
     assert_eq!(
-        status_of(&repo, &none, Utc::now(), "manifests"),
+        status_of(&repo, &none, Utc::now(), "manifests").await,
         Status::Warning
     );
     std::fs::remove_file(future).unwrap();
@@ -167,7 +173,7 @@ async fn each_unhealthy_state_has_its_exit_code() {
     // The Prometheus file is written whole.
     let prom = dir.path().join("metrics").join("backup.prom");
     std::fs::create_dir_all(prom.parent().unwrap()).unwrap();
-    let report = assess(&repo, &none, Utc::now());
+    let report = assess(&repo, &none, Utc::now()).await;
     report.write_prometheus(&prom).unwrap();
     let text = std::fs::read_to_string(&prom).unwrap();
     assert!(text.contains("backup_health_status 2\n"), "{text}");
@@ -205,13 +211,13 @@ async fn a_failed_last_run_is_critical() {
         min_free_bytes: 0,
         ..HealthPolicy::default()
     };
-    assert_eq!(assess(&repo, &policy, Utc::now()).status, Status::Ok);
+    assert_eq!(assess(&repo, &policy, Utc::now()).await.status, Status::Ok);
 
     let missing = Source::sqlite(dir.path().join("gone.sqlite"));
     repo.create(&missing, Reason::Scheduled, &|_| {})
         .await
         .unwrap_err();
-    let report = assess(&repo, &policy, Utc::now());
+    let report = assess(&repo, &policy, Utc::now()).await;
     assert_eq!(report.status, Status::Critical);
     assert!(
         report.nagios_line().contains("the last create failed"),
@@ -224,6 +230,7 @@ async fn a_failed_last_run_is_critical() {
         .unwrap();
     assert_eq!(
         assess(&repo, &policy, Utc::now())
+            .await
             .checks
             .iter()
             .find(|c| c.name == "last-run")
@@ -240,7 +247,7 @@ async fn an_unreadable_directory_is_unknown() {
     let repo = repo(&dir.path().join("backups"));
     std::fs::remove_dir(dir.path().join("backups")).unwrap();
     std::fs::write(dir.path().join("backups"), b"not a directory").unwrap();
-    let report = assess(&repo, &HealthPolicy::default(), Utc::now());
+    let report = assess(&repo, &HealthPolicy::default(), Utc::now()).await;
     assert_eq!(report.status, Status::Unknown);
     assert_eq!(report.status.exit_code(), 3);
 }
@@ -261,7 +268,7 @@ async fn a_disk_too_full_for_the_next_backup_is_critical() {
         min_free_bytes: 0,
         ..HealthPolicy::default()
     };
-    let before = assess(&repo, &policy, Utc::now());
+    let before = assess(&repo, &policy, Utc::now()).await;
     assert_eq!(
         before
             .checks
@@ -272,7 +279,7 @@ async fn a_disk_too_full_for_the_next_backup_is_critical() {
         Status::Ok
     );
     let _filler = tmpfs.fill(m.raw_bytes / 2);
-    let report = assess(&repo, &policy, Utc::now());
+    let report = assess(&repo, &policy, Utc::now()).await;
     let disk = report.checks.iter().find(|c| c.name == "disk").unwrap();
     assert_eq!(disk.status, Status::Critical, "{}", disk.message);
 }
@@ -299,7 +306,7 @@ async fn an_empty_postgres_dump_is_critical() {
         min_free_bytes: 0,
         ..HealthPolicy::default()
     };
-    assert_eq!(assess(&repo, &policy, Utc::now()).status, Status::Ok);
+    assert_eq!(assess(&repo, &policy, Utc::now()).await.status, Status::Ok);
     db.connection()
         .execute_unprepared("TRUNCATE payments, bookings, notifications, waitlist_entries, room_inventory, api_tokens CASCADE")
         .await
@@ -307,6 +314,67 @@ async fn an_empty_postgres_dump_is_critical() {
     repo.create(&source(&db), Reason::Scheduled, &|_| {})
         .await
         .unwrap();
-    let report = assess(&repo, &policy, Utc::now());
+    let report = assess(&repo, &policy, Utc::now()).await;
     assert_eq!(report.status, Status::Critical, "{}", report.nagios_line());
+}
+
+/// A repository in an object store is assessed like a directory: healthy after a verified
+/// backup, critical once the newest backup fails verification.
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_store_repository_is_assessed_like_a_directory() {
+    let Some(r) = crate::support::TestRepo::s3() else {
+        return;
+    };
+    let db = seeded(TestDatabase::sqlite().await).await;
+    let policy = HealthPolicy {
+        min_backups: 1,
+        min_free_bytes: 0,
+        ..HealthPolicy::default()
+    };
+    let m = r
+        .repo
+        .create(&source(&db), Reason::Scheduled, &|_| {})
+        .await
+        .unwrap();
+    r.repo
+        .verify(&m.id, &VerifyOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    let report = assess(&r.repo, &policy, Utc::now()).await;
+    assert_eq!(report.status, Status::Ok, "{}", report.nagios_line());
+    r.flip_a_byte(&m.file);
+    let verified = r
+        .repo
+        .verify(&m.id, &VerifyOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert!(!verified.ok);
+    let report = assess(&r.repo, &policy, Utc::now()).await;
+    assert_eq!(report.status, Status::Critical, "{}", report.nagios_line());
+}
+
+/// An object store that does not answer: UNKNOWN, naming the repository.
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn an_unreachable_object_store_is_unknown() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let scratch = tempfile::tempdir().unwrap();
+    let url = format!("s3://nowhere/db?endpoint=http://127.0.0.1:{port}");
+    let repo = BackupRepository::builder(backup::RepositoryLocation::parse(&url).unwrap())
+        .s3_settings(crate::support::s3_settings())
+        .scratch_dir(scratch.path())
+        .open()
+        .unwrap();
+    let report = assess(&repo, &HealthPolicy::default(), Utc::now()).await;
+    assert_eq!(report.status, Status::Unknown, "{}", report.nagios_line());
+    assert!(
+        report.nagios_line().contains("s3://nowhere/db"),
+        "{}",
+        report.nagios_line()
+    );
 }

@@ -3,18 +3,18 @@
 use std::io::Write;
 
 use backup::{Error, Reason, RestoreMode, RestoreOptions, Source};
-use db_connect::{Backend, test_on_backends, testing::TestDatabase};
+use db_connect::{Backend, testing::TestDatabase};
 
 use crate::support::{
-    contents, drop_pg_database, files, mutate, pg_url_of, reopen, repo, seeded, source,
+    TestRepo, contents, drop_pg_database, files, mutate, pg_url_of, reopen, repo, seeded, source,
+    test_on_repositories,
 };
 
 /// Restore puts back exactly the backed-up data (every row of every table), keeps a safety
 /// backup of what it replaced, and leaves no stale -wal/-shm behind.
-async fn restore_puts_back_exactly_the_backed_up_data(db: TestDatabase) {
+async fn restore_puts_back_exactly_the_backed_up_data(db: TestDatabase, r: TestRepo) {
     let db = seeded(db).await;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = repo(dir.path());
+    let repo = &r.repo;
     let original = contents(db.connection()).await;
     let backup = repo
         .create(&source(&db), Reason::Manual, &|_| {})
@@ -75,11 +75,11 @@ async fn restore_puts_back_exactly_the_backed_up_data(db: TestDatabase) {
 
     // The safety backup holds what was replaced.
     let safety = report.safety_backup.expect("a safety backup");
-    let safety_manifest = repo.manifest(&safety).unwrap();
+    let safety_manifest = repo.manifest(&safety).await.unwrap();
     assert_eq!(safety_manifest.reason, Reason::PreRestore);
     let (scratch, scratch_url) = match db.backend() {
         Backend::Sqlite => {
-            let path = dir.path().join("safety-check.sqlite");
+            let path = r.scratch.path().join("safety-check.sqlite");
             (None, format!("sqlite://{}", path.display()))
         }
         Backend::Postgres => {
@@ -124,17 +124,16 @@ async fn restore_puts_back_exactly_the_backed_up_data(db: TestDatabase) {
 
 /// A database still held open is not replaced (unless forced); a dry run says so and changes
 /// nothing.
-async fn restore_refuses_a_database_in_use(db: TestDatabase) {
+async fn restore_refuses_a_database_in_use(db: TestDatabase, r: TestRepo) {
     let db = seeded(db).await;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = repo(dir.path());
+    let repo = &r.repo;
     let backup = repo
         .create(&source(&db), Reason::Manual, &|_| {})
         .await
         .unwrap();
     mutate(db.connection()).await;
     let before = contents(db.connection()).await;
-    let files_before = files(dir.path());
+    let keys_before = r.keys();
 
     let plan = repo
         .restore(
@@ -168,11 +167,19 @@ async fn restore_refuses_a_database_in_use(db: TestDatabase) {
     assert!(matches!(err, Error::DatabaseInUse { .. }), "{err}");
     assert_eq!(contents(db.connection()).await, before);
     assert_eq!(
-        repo.list().unwrap().backups.len(),
+        repo.list().await.unwrap().backups.len(),
         1,
         "no safety backup before refusing"
     );
-    assert_eq!(files(dir.path()).len(), files_before.len());
+    let new: Vec<String> = r
+        .keys()
+        .into_iter()
+        .filter(|k| !keys_before.contains(k))
+        .collect();
+    assert!(
+        new.iter().all(|k| k.starts_with("runs/restore/")),
+        "a refused restore writes nothing but its run record: {new:?}"
+    );
 
     // Forced: it goes ahead (PostgreSQL ends the sessions).
     let report = repo
@@ -194,10 +201,9 @@ async fn restore_refuses_a_database_in_use(db: TestDatabase) {
 }
 
 /// A dry run prints the plan and changes nothing at all.
-async fn a_dry_run_changes_nothing(db: TestDatabase) {
+async fn a_dry_run_changes_nothing(db: TestDatabase, r: TestRepo) {
     let db = seeded(db).await;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = repo(dir.path());
+    let repo = &r.repo;
     let backup = repo
         .create(&source(&db), Reason::Manual, &|_| {})
         .await
@@ -205,8 +211,8 @@ async fn a_dry_run_changes_nothing(db: TestDatabase) {
     mutate(db.connection()).await;
     let before = contents(db.connection()).await;
     db.connection().close_by_ref().await.unwrap();
-    let manifest_before = std::fs::read(dir.path().join(format!("{}.json", backup.id))).unwrap();
-    let files_before = files(dir.path());
+    let manifest_before = r.read(&format!("{}.json", backup.id));
+    let keys_before = r.keys();
 
     let report = repo
         .restore(
@@ -232,21 +238,17 @@ async fn a_dry_run_changes_nothing(db: TestDatabase) {
             .any(|s| s.contains("safety backup"))
     );
 
-    assert_eq!(files(dir.path()), files_before);
-    assert_eq!(
-        std::fs::read(dir.path().join(format!("{}.json", backup.id))).unwrap(),
-        manifest_before
-    );
+    assert_eq!(r.keys(), keys_before);
+    assert_eq!(r.read(&format!("{}.json", backup.id)), manifest_before);
     let conn = reopen(&db).await;
     assert_eq!(contents(&conn).await, before);
     conn.close().await.unwrap();
 }
 
 /// Restoring into a database that does not exist yet creates it (no safety backup needed).
-async fn restore_into_a_new_database(db: TestDatabase) {
+async fn restore_into_a_new_database(db: TestDatabase, r: TestRepo) {
     let db = seeded(db).await;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = repo(dir.path());
+    let repo = &r.repo;
     let original = contents(db.connection()).await;
     let backup = repo
         .create(&source(&db), Reason::Manual, &|_| {})
@@ -254,7 +256,7 @@ async fn restore_into_a_new_database(db: TestDatabase) {
         .unwrap();
     let (url, name) = match db.backend() {
         Backend::Sqlite => (
-            format!("sqlite://{}/new/copy.sqlite", dir.path().display()),
+            format!("sqlite://{}/new/copy.sqlite", r.scratch.path().display()),
             None,
         ),
         Backend::Postgres => {
@@ -287,7 +289,7 @@ async fn restore_into_a_new_database(db: TestDatabase) {
     }
 }
 
-test_on_backends!(
+test_on_repositories!(
     restore_puts_back_exactly_the_backed_up_data,
     restore_refuses_a_database_in_use,
     a_dry_run_changes_nothing,

@@ -90,7 +90,7 @@ async fn a_year_of_daily_backups_keeps_exactly_the_expected_set() {
     let open_gate = write_backup(dir.path(), day(12, 20, 12), "pre-migration", Some(true), M2);
     let failed = write_backup(dir.path(), day(12, 30, 12), "manual", Some(false), M2);
     let repo = BackupRepository::open(dir.path()).unwrap();
-    assert_eq!(repo.list().unwrap().backups.len(), 365 + 3);
+    assert_eq!(repo.list().await.unwrap().backups.len(), 365 + 3);
 
     let policy = RetentionPolicy {
         keep_last: 3,
@@ -104,7 +104,7 @@ async fn a_year_of_daily_backups_keeps_exactly_the_expected_set() {
     // The dry run explains every decision and deletes nothing.
     let plan = repo.prune(&policy, now, true).await.unwrap();
     assert!(plan.dry_run);
-    assert_eq!(repo.list().unwrap().backups.len(), 368);
+    assert_eq!(repo.list().await.unwrap().backups.len(), 368);
     let why = |id: &str| {
         plan.decisions
             .iter()

@@ -10,10 +10,10 @@ use std::{
 };
 
 use backup::{Reason, RetentionPolicy, schedule::run_every};
-use db_connect::{test_on_backends, testing::TestDatabase};
+use db_connect::testing::TestDatabase;
 use tokio::{sync::oneshot, time::Instant};
 
-use crate::support::{repo, seeded, source, verify_options};
+use crate::support::{TestRepo, seeded, source, test_on_repositories, verify_options};
 
 #[tokio::test(start_paused = true)]
 async fn runs_happen_every_interval_until_stopped() {
@@ -90,10 +90,9 @@ async fn an_overrunning_run_delays_the_next_instead_of_bursting() {
     assert_eq!(*times.lock().unwrap(), [0, 190, 250, 310, 370]);
 }
 
-async fn a_scheduled_run_creates_verifies_and_prunes(db: TestDatabase) {
+async fn a_scheduled_run_creates_verifies_and_prunes(db: TestDatabase, r: TestRepo) {
     let db = seeded(db).await;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = repo(dir.path());
+    let repo = &r.repo;
     let policy = RetentionPolicy {
         keep_last: 1,
         keep_daily: 0,
@@ -111,19 +110,31 @@ async fn a_scheduled_run_creates_verifies_and_prunes(db: TestDatabase) {
         .run_scheduled(&source(&db), &verify_options(&db), &policy, &|_| {})
         .await
         .unwrap();
-    assert_eq!(second.prune.deleted, [first.created.id]);
-    let listing = repo.list().unwrap();
+    assert_eq!(
+        second.prune.deleted,
+        std::slice::from_ref(&first.created.id)
+    );
+    // The pruned backup is gone with its data and its verification records.
+    let left: Vec<String> = r
+        .keys()
+        .into_iter()
+        .filter(|k| {
+            let id = first.created.id.as_str();
+            k.starts_with(&format!("{id}.")) || k.contains(&format!("/{id}/"))
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let listing = repo.list().await.unwrap();
     assert_eq!(listing.backups.len(), 1);
     assert!(listing.backups[0].is_verified());
-    let runs = repo.last_runs().unwrap();
+    let runs = repo.last_runs().await.unwrap();
     assert_eq!(runs.runs.len(), 3, "create, verify and prune are recorded");
     assert!(runs.failures().is_empty());
 }
 
-async fn the_pre_migration_gate_leaves_a_verified_backup(db: TestDatabase) {
+async fn the_pre_migration_gate_leaves_a_verified_backup(db: TestDatabase, r: TestRepo) {
     let db = seeded(db).await;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = repo(dir.path());
+    let repo = &r.repo;
     let report = repo
         .pre_migration(&source(&db), &verify_options(&db), &|_| {})
         .await
@@ -140,7 +151,7 @@ async fn the_pre_migration_gate_leaves_a_verified_backup(db: TestDatabase) {
     );
 }
 
-test_on_backends!(
+test_on_repositories!(
     a_scheduled_run_creates_verifies_and_prunes,
     the_pre_migration_gate_leaves_a_verified_backup
 );

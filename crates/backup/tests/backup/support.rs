@@ -1,4 +1,5 @@
-//! Shared fixtures: seeded databases, table contents, and real ways to make a disk fail.
+//! Shared fixtures: seeded databases, table contents, repositories in a directory or in a
+//! moto S3 server, and real ways to make a disk fail.
 
 use std::{
     collections::BTreeMap,
@@ -9,7 +10,10 @@ use std::{
 use backup::{BackupRepository, Source, VerifyOptions};
 use chrono::NaiveDate;
 use dataset::{DatasetOptions, Scale};
-use db_connect::{Backend, testing::TestDatabase};
+use db_connect::{
+    Backend,
+    testing::{MotoServer, S3Bucket, TestDatabase},
+};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 /// A migrated database filled with the tiny dataset.
@@ -39,6 +43,187 @@ pub(crate) fn verify_options(db: &TestDatabase) -> VerifyOptions {
 pub(crate) fn repo(dir: &Path) -> BackupRepository {
     BackupRepository::open(dir).unwrap()
 }
+
+/// The credentials the code under test uses against moto.
+#[cfg(feature = "s3")]
+pub(crate) fn s3_settings() -> backup::S3Settings {
+    backup::S3Settings {
+        access_key_id: Some(db_connect::testing::TEST_ACCESS_KEY_ID.to_owned()),
+        secret_access_key: Some(db_connect::testing::TEST_SECRET_ACCESS_KEY.to_owned()),
+        ..backup::S3Settings::default()
+    }
+}
+
+/// A repository of one test's own: a temporary directory, or a prefix of a fresh bucket of a
+/// moto_server of its own; with raw access to its objects, to damage or plant them as
+/// something other than the library would.
+pub(crate) struct TestRepo {
+    pub(crate) repo: BackupRepository,
+    /// A directory for the test's own files (restore targets, scratch copies).
+    pub(crate) scratch: tempfile::TempDir,
+    place: Place,
+}
+
+enum Place {
+    Local(tempfile::TempDir),
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    S3 {
+        bucket: S3Bucket,
+        prefix: String,
+        // Dropped last: the server outlives the test's use of it.
+        _moto: MotoServer,
+    },
+}
+
+impl TestRepo {
+    pub(crate) fn local() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            repo: repo(dir.path()),
+            scratch: tempfile::tempdir().unwrap(),
+            place: Place::Local(dir),
+        }
+    }
+
+    /// `None` (after a SKIP line) without moto_server.
+    #[cfg(feature = "s3")]
+    pub(crate) fn s3() -> Option<Self> {
+        let moto = MotoServer::start()?;
+        let bucket = moto.bucket("backup-test");
+        let prefix = "hotel/db".to_owned();
+        let scratch = tempfile::tempdir().unwrap();
+        let repo = BackupRepository::builder(
+            backup::RepositoryLocation::parse(&bucket.url(&prefix)).unwrap(),
+        )
+        .s3_settings(s3_settings())
+        .scratch_dir(scratch.path())
+        .open()
+        .unwrap();
+        Some(Self {
+            repo,
+            scratch,
+            place: Place::S3 {
+                bucket,
+                prefix,
+                _moto: moto,
+            },
+        })
+    }
+
+    /// Every object's key, sorted (temporary files and the local lock file are not objects).
+    pub(crate) fn keys(&self) -> Vec<String> {
+        match &self.place {
+            Place::Local(dir) => {
+                let mut keys = Vec::new();
+                let mut pending = vec![dir.path().to_path_buf()];
+                while let Some(d) = pending.pop() {
+                    for entry in std::fs::read_dir(&d).unwrap() {
+                        let path = entry.unwrap().path();
+                        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                        if path.is_dir() {
+                            pending.push(path);
+                        } else if !name.starts_with('.') && !name.ends_with(".tmp") {
+                            let key = path.strip_prefix(dir.path()).unwrap();
+                            keys.push(key.to_string_lossy().into_owned());
+                        }
+                    }
+                }
+                keys.sort();
+                keys
+            }
+            Place::S3 { bucket, prefix, .. } => bucket
+                .keys()
+                .into_iter()
+                .filter_map(|k| k.strip_prefix(&format!("{prefix}/")).map(str::to_owned))
+                .collect(),
+        }
+    }
+
+    /// The keys of the top level (backups, manifests, the identity), without sub-directories.
+    pub(crate) fn top_keys(&self) -> Vec<String> {
+        self.keys()
+            .into_iter()
+            .filter(|k| !k.contains('/'))
+            .collect()
+    }
+
+    pub(crate) fn read(&self, key: &str) -> Vec<u8> {
+        match &self.place {
+            Place::Local(dir) => std::fs::read(dir.path().join(key)).unwrap(),
+            Place::S3 { bucket, prefix, .. } => bucket.object(&format!("{prefix}/{key}")).unwrap(),
+        }
+    }
+
+    pub(crate) fn write(&self, key: &str, bytes: &[u8]) {
+        match &self.place {
+            Place::Local(dir) => {
+                let path = dir.path().join(key);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, bytes).unwrap();
+            }
+            Place::S3 { bucket, prefix, .. } => {
+                bucket.put_object(&format!("{prefix}/{key}"), bytes)
+            }
+        }
+    }
+
+    /// Flips one bit in the middle of an object.
+    pub(crate) fn flip_a_byte(&self, key: &str) {
+        let mut bytes = self.read(key);
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x10;
+        self.write(key, &bytes);
+    }
+
+    /// The local directory (local repositories only).
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        match &self.place {
+            Place::Local(dir) => Some(dir.path()),
+            Place::S3 { .. } => None,
+        }
+    }
+}
+
+/// Defines, for each named `async fn(TestDatabase, TestRepo)`, one test per database backend
+/// and repository kind: `<name>::sqlite_local`, `::postgres_local`, `::sqlite_s3`,
+/// `::postgres_s3` (the S3 ones with the `s3` feature, against a moto_server of their own).
+macro_rules! test_on_repositories {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                use db_connect::testing::TestDatabase;
+                use crate::support::TestRepo;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite_local() {
+                    super::$name(TestDatabase::sqlite().await, TestRepo::local()).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_local() {
+                    if let Some(db) = TestDatabase::postgres().await {
+                        super::$name(db, TestRepo::local()).await;
+                    }
+                }
+                #[cfg(feature = "s3")]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite_s3() {
+                    if let Some(repo) = TestRepo::s3() {
+                        super::$name(TestDatabase::sqlite().await, repo).await;
+                    }
+                }
+                #[cfg(feature = "s3")]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_s3() {
+                    let Some(repo) = TestRepo::s3() else { return };
+                    if let Some(db) = TestDatabase::postgres().await {
+                        super::$name(db, repo).await;
+                    }
+                }
+            }
+        )+
+    };
+}
+pub(crate) use test_on_repositories;
 
 pub(crate) async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
     let row = db

@@ -1,0 +1,3 @@
+//! What the fault scenarios share: hotel-server processes and the audit.
+
+pub mod process;
