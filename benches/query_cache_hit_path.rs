@@ -38,7 +38,10 @@ fn ready<F: Future>(future: F) -> F::Output {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let hits: usize = args.first().map_or(1_000_000, |n| n.parse().unwrap());
     let with_cache = args.get(1).is_some_and(|mode| mode == "with_cache");
     let cache = QueryCache::builder().max_entries(20_000).build().unwrap();
