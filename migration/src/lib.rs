@@ -5,9 +5,11 @@
 //! | [`m20261125_000001_create_tables`] | the tables, with keys, foreign keys and CHECK constraints only |
 //! | [`m20261125_000002_booking_daily_stats`] | bookings summed per arrival date, room type and status, for fast reports |
 //! | [`m20261125_000003_composite_indexes`] | the composite indexes of the original system ([`COMPOSITE_INDEXES`]) |
+//! | [`m20261128_000005_monthly_rollups`] | bookings and inventory summed by month, kept exact by triggers, for reports over long ranges |
 //!
 //! The indexes live in their own migration so their effect can be measured with and without
-//! them: being the newest, `cargo run -p migration -- down -n 1` removes exactly them.
+//! them: [`drop_composite_indexes`] and [`create_composite_indexes`] run that migration's own
+//! `down` and `up`, whatever came after it.
 //!
 //! An applied migration is never edited; a change is a new migration.
 
@@ -19,10 +21,13 @@ pub mod gate;
 pub mod m20261125_000001_create_tables;
 pub mod m20261125_000002_booking_daily_stats;
 pub mod m20261125_000003_composite_indexes;
+pub mod m20261128_000005_monthly_rollups;
 
 pub use exclusive::{MIGRATION_LOCK_KEY, apply_pending};
 pub use gate::{Gate, pre_migration_backup};
-pub use m20261125_000003_composite_indexes::{COMPOSITE_INDEXES, IndexSpec};
+pub use m20261125_000003_composite_indexes::{
+    COMPOSITE_INDEXES, IndexSpec, create_composite_indexes, drop_composite_indexes,
+};
 
 /// The hotel schema's migrator.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_tables::Migration),
             Box::new(m20261125_000002_booking_daily_stats::Migration),
             Box::new(m20261125_000003_composite_indexes::Migration),
+            Box::new(m20261128_000005_monthly_rollups::Migration),
         ]
     }
 }

@@ -112,3 +112,24 @@ impl MigrationTrait for Migration {
         Ok(())
     }
 }
+
+/// Drops the composite indexes with this migration's own `down`, leaving the migration table
+/// (and every later migration) as it is: for measuring the schema without them. Put them back
+/// with [`create_composite_indexes`].
+///
+/// # Errors
+///
+/// The database's, e.g. when the indexes are not there.
+pub async fn drop_composite_indexes(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
+    Migration.down(&SchemaManager::new(db)).await
+}
+
+/// Creates the composite indexes again after [`drop_composite_indexes`], with this migration's
+/// own `up`.
+///
+/// # Errors
+///
+/// The database's, e.g. when an index is already there.
+pub async fn create_composite_indexes(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
+    Migration.up(&SchemaManager::new(db)).await
+}

@@ -20,15 +20,31 @@ use tower_http::{
 };
 use tracing::Level;
 
-use crate::{error::ApiError, http_metrics, routes, state::AppState};
+use crate::{
+    error::ApiError,
+    http_metrics,
+    load_shed::InFlightLimitLayer,
+    routes,
+    serving::{ConnectionLimits, descriptors},
+    state::AppState,
+};
 
-/// Limits applied to every request.
+/// Limits on requests and connections. The defaults are the command line's.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
-    /// Requests taking longer are answered 408.
+    /// Requests taking longer (reading the body included) are answered 408.
     pub request_timeout: Duration,
     /// Larger bodies are answered 413.
     pub max_body_bytes: usize,
+    /// Requests handled at once; more are answered 503 with `Retry-After` at once (`/healthz`
+    /// and `/metrics` are never refused).
+    pub max_requests_in_flight: usize,
+    /// Connections open at once (kept below the descriptor limit by [`HttpLimits::fitted`]).
+    pub max_connections: usize,
+    /// From the first byte of a request to the end of its head.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in progress and none arriving is closed after this long.
+    pub idle_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -36,6 +52,49 @@ impl Default for HttpLimits {
         Self {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 64 * 1024,
+            max_requests_in_flight: 512,
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl HttpLimits {
+    /// These limits fitted to a descriptor limit of `soft_limit` (see
+    /// [`descriptors::soft_limit`]): connections below it with room for the database, requests
+    /// in flight at most half the connections, so that connections busy with requests never
+    /// fill the table and a new one (a health check) can always take an idle one's place.
+    pub fn fitted(self, soft_limit: Option<u64>) -> Self {
+        let max_connections = descriptors::connections_within(self.max_connections, soft_limit);
+        let max_requests_in_flight = self
+            .max_requests_in_flight
+            .clamp(1, (max_connections / 2).max(1));
+        if max_connections < self.max_connections
+            || max_requests_in_flight < self.max_requests_in_flight
+        {
+            tracing::warn!(
+                max_connections,
+                max_requests_in_flight,
+                open_files_limit = soft_limit,
+                "connection limits lowered to fit the open-files limit (raise `ulimit -n` to allow more)"
+            );
+        }
+        Self {
+            max_connections,
+            max_requests_in_flight,
+            ..self
+        }
+    }
+
+    /// The per-connection deadlines and cap these limits imply. A connection may stay busy with
+    /// one request for the request timeout plus the header-read timeout (to write the 408).
+    pub fn connections(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            busy_timeout: self.request_timeout + self.header_read_timeout,
         }
     }
 }
@@ -44,9 +103,11 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState, limits: HttpLimits) -> Router {
-    let api = Router::new()
+    // Probes are never shed: a load balancer must see an overloaded instance answer.
+    let probes = Router::new()
         .route("/healthz", get(routes::health::healthz))
-        .route("/metrics", get(routes::health::metrics))
+        .route("/metrics", get(routes::health::metrics));
+    let api = Router::new()
         .route("/api/room-types", get(routes::catalog::room_types))
         .route("/api/availability", get(routes::catalog::availability))
         .route("/api/availability/batch", post(routes::catalog::batch))
@@ -85,6 +146,12 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
                 "this route does not take that method",
             )
         })
+        .layer(InFlightLimitLayer::new(
+            limits.max_requests_in_flight,
+            state.http.shed_counter(),
+        ));
+    let api = probes
+        .merge(api)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             http_metrics::track,

@@ -149,13 +149,34 @@ pub struct ServeArgs {
     #[arg(long)]
     pub skip_backup: bool,
 
-    /// Seconds a request may take before it is answered 408.
+    /// Seconds a request may take, reading its body included, before it is answered 408.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
 
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Requests handled at once. More are answered 503 with Retry-After at once rather than
+    /// queued (/healthz and /metrics are never refused). At most half of MAX_CONNECTIONS.
+    #[arg(long, env = "MAX_REQUESTS_IN_FLIGHT", default_value_t = 512)]
+    pub max_requests_in_flight: usize,
+
+    /// Client connections open at once. At the limit the connection idle the longest is closed
+    /// to make room for a new one. Lowered to fit the open-files limit (`ulimit -n`, raised to
+    /// its hard limit at start) less 128 descriptors kept for the database and logs.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Seconds from the first byte of a request to the end of its headers; a slower client
+    /// (a slowloris) is disconnected.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a connection may stay open with no request in progress and none arriving
+    /// (keep-alive between requests, or a connection that never sends anything).
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
 
     /// First run on a fresh machine: create the SQLite database, migrate it, generate the
     /// small dataset (when empty), create an admin and a guest and print their tokens as
@@ -165,8 +186,15 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// The request timeout.
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_secs(self.request_timeout_secs)
+    /// The request and connection limits these options set.
+    pub fn http_limits(&self) -> crate::app::HttpLimits {
+        crate::app::HttpLimits {
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            max_body_bytes: self.max_body_bytes,
+            max_requests_in_flight: self.max_requests_in_flight,
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+        }
     }
 }

@@ -12,11 +12,11 @@ use hdrhistogram::Histogram as Hdr;
 use parking_lot::Mutex;
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{family::Family, gauge::Gauge, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
-use crate::state::AppState;
+use crate::{serving::CloseReason, state::AppState};
 
 /// Latency buckets in seconds: a cached answer takes well under a millisecond, a report can
 /// take a second.
@@ -31,11 +31,19 @@ struct RequestLabels {
     status: u16,
 }
 
-/// Request metrics. Clones share the same series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CloseLabels {
+    reason: &'static str,
+}
+
+/// Request and connection metrics. Clones share the same series.
 #[derive(Clone)]
 pub struct HttpMetrics {
     latency: Family<RequestLabels, Histogram>,
     in_flight: Gauge,
+    shed: Counter,
+    connections_open: Gauge,
+    connections_closed: Family<CloseLabels, Counter>,
     summary: Arc<Mutex<Summary>>,
 }
 
@@ -74,12 +82,33 @@ impl HttpMetrics {
             "Requests being handled",
             in_flight.clone(),
         );
+        let shed = Counter::default();
+        registry.register(
+            "http_requests_shed",
+            "Requests answered 503 at once because the server was at its limit of requests in flight",
+            shed.clone(),
+        );
+        let connections_open = Gauge::default();
+        registry.register(
+            "http_connections_open",
+            "Client connections open",
+            connections_open.clone(),
+        );
+        let connections_closed = Family::<CloseLabels, Counter>::default();
+        registry.register(
+            "http_connections_closed_by_server",
+            "Connections the server closed: idle_timeout, header_timeout, busy_timeout, evicted (idle, to make room at the connection limit), refused (at the limit with every connection busy)",
+            connections_closed.clone(),
+        );
         // Microseconds from 1 µs to 10 min at 3 significant digits: the bounds cannot be invalid.
         #[allow(clippy::expect_used)]
         let latency_us = Hdr::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
         Self {
             latency,
             in_flight,
+            shed,
+            connections_open,
+            connections_closed,
             summary: Arc::new(Mutex::new(Summary {
                 requests: 0,
                 latency_us,
@@ -98,6 +127,31 @@ impl HttpMetrics {
         let mut summary = self.summary.lock();
         summary.requests += 1;
         summary.latency_us.saturating_record((seconds * 1e6) as u64);
+    }
+
+    /// The counter of requests shed at the in-flight limit.
+    pub fn shed_counter(&self) -> Counter {
+        self.shed.clone()
+    }
+
+    /// A client connection was accepted.
+    pub fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    /// A connection closed, by the server for `reason` or (None) by its client or the protocol.
+    /// A refused connection was never counted open.
+    pub fn connection_closed(&self, reason: Option<CloseReason>) {
+        if reason != Some(CloseReason::Refused) {
+            self.connections_open.dec();
+        }
+        if let Some(reason) = reason {
+            self.connections_closed
+                .get_or_create(&CloseLabels {
+                    reason: reason.as_str(),
+                })
+                .inc();
+        }
     }
 
     /// Requests and latency percentiles since start.

@@ -5,7 +5,9 @@
 //! - [`app::app`] is the router with its middleware (request ids, tracing, timeouts, body limit,
 //!   compression, metrics, N+1 scopes);
 //! - [`startup::serve`] serves on an already bound listener until a shutdown future completes,
-//!   so tests run the real server on port 0.
+//!   so tests run the real server on port 0; [`serving`] keeps every connection under a
+//!   deadline and their number under a cap, and [`load_shed`] answers 503 past the limit of
+//!   requests in flight.
 
 pub mod app;
 pub mod auth;
@@ -14,7 +16,9 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod http_metrics;
+pub mod load_shed;
 pub mod routes;
+pub mod serving;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -5,7 +5,6 @@ use std::{io::Write, process::ExitCode};
 use anyhow::Context;
 use clap::Parser;
 use server::{
-    app::HttpLimits,
     config::{Cli, Command, TokenAction},
     startup::{self, Settings},
     telemetry, tokens,
@@ -100,9 +99,12 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("while binding {}", args.bind))?;
-    let limits = HttpLimits {
-        request_timeout: args.request_timeout(),
-        max_body_bytes: args.max_body_bytes,
-    };
-    startup::serve(listener, state, limits, startup::shutdown_signal()).await
+    server::serving::descriptors::raise_soft_limit();
+    startup::serve(
+        listener,
+        state,
+        args.http_limits(),
+        startup::shutdown_signal(),
+    )
+    .await
 }

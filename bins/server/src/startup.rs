@@ -382,12 +382,22 @@ pub async fn serve(
     let address = listener
         .local_addr()
         .context("while reading the listening address")?;
-    tracing::info!(%address, "hotel-server listening on http://{address}");
+    let limits = limits.fitted(crate::serving::descriptors::soft_limit());
+    tracing::info!(
+        %address,
+        max_connections = limits.max_connections,
+        max_requests_in_flight = limits.max_requests_in_flight,
+        "hotel-server listening on http://{address}"
+    );
     let app = crate::app::app(state.clone(), limits);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("while serving")?;
+    crate::serving::serve(
+        listener,
+        app,
+        limits.connections(),
+        state.http.clone(),
+        shutdown,
+    )
+    .await;
     tracing::info!("stopped accepting; in-flight requests finished");
     let _ = state.primary.close_by_ref().await;
     if let Some(replica) = &state.replica {

@@ -32,6 +32,19 @@ pub enum Error {
         #[source]
         source: sea_orm::DbErr,
     },
+    /// The reference date would put generated dates outside 0001-01-01 ..= 9999-12-31, the dates
+    /// both backends store and order correctly.
+    #[error(
+        "the reference date {date} is outside {earliest} to {latest}: the data around it would not fit the dates the database stores"
+    )]
+    ReferenceDateOutOfRange {
+        /// The date given.
+        date: chrono::NaiveDate,
+        /// The earliest reference date accepted.
+        earliest: chrono::NaiveDate,
+        /// The latest reference date accepted.
+        latest: chrono::NaiveDate,
+    },
     /// The thread that draws the data stopped unexpectedly.
     #[error("the generator thread stopped unexpectedly")]
     GeneratorStopped,

@@ -113,6 +113,24 @@ impl DatasetOptions {
         self.reference_date = date;
         self
     }
+
+    /// Checks what [`generate`] checks of the options before it touches the database.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReferenceDateOutOfRange`] outside [`EARLIEST_REFERENCE_DATE`] ..=
+    /// [`LATEST_REFERENCE_DATE`].
+    pub fn check(&self) -> Result<()> {
+        if (EARLIEST_REFERENCE_DATE..=LATEST_REFERENCE_DATE).contains(&self.reference_date) {
+            Ok(())
+        } else {
+            Err(Error::ReferenceDateOutOfRange {
+                date: self.reference_date,
+                earliest: EARLIEST_REFERENCE_DATE,
+                latest: LATEST_REFERENCE_DATE,
+            })
+        }
+    }
 }
 
 /// Progress of a running generation, for progress bars.
@@ -165,20 +183,36 @@ mod duration_millis {
     }
 }
 
+/// The earliest reference date [`generate`] accepts: the history before it (at most a year of
+/// nights and users created up to about two years earlier) stays after 0001-01-01.
+pub const EARLIEST_REFERENCE_DATE: NaiveDate = match NaiveDate::from_ymd_opt(10, 1, 1) {
+    Some(date) => date,
+    None => NaiveDate::MIN,
+};
+/// The latest reference date [`generate`] accepts: the bookable nights after it stay before
+/// 9999-12-31.
+pub const LATEST_REFERENCE_DATE: NaiveDate = match NaiveDate::from_ymd_opt(9990, 12, 31) {
+    Some(date) => date,
+    None => NaiveDate::MAX,
+};
+
 /// Generates the dataset described by `options` into `db`, which must be migrated and empty.
 ///
 /// `progress` is called as rows are written (keep it cheap).
 ///
 /// # Errors
 ///
-/// [`Error::NotMigrated`] or [`Error::NotEmpty`] before anything is written; [`Error::Database`]
-/// when a statement fails (the transaction being written is rolled back, earlier ones stay).
+/// [`Error::ReferenceDateOutOfRange`] outside [`EARLIEST_REFERENCE_DATE`] ..=
+/// [`LATEST_REFERENCE_DATE`], [`Error::NotMigrated`] or [`Error::NotEmpty`], before anything is
+/// written; [`Error::Database`] when a statement fails (the transaction being written is rolled
+/// back, earlier ones stay).
 pub async fn generate(
     db: &DatabaseConnection,
     options: &DatasetOptions,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Summary> {
     let started = Instant::now();
+    options.check()?;
     ensure_empty(db).await?;
     let spec = options.scale.spec();
     let mut generator = Generator::new(spec, options.seed, options.reference_date);

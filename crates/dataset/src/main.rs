@@ -1,19 +1,31 @@
 //! `dataset`: fills a migrated hotel database with deterministic, realistic data.
 
-use std::io::IsTerminal;
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode, str::FromStr};
 
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::Parser;
 use dataset::{DatasetOptions, Scale};
 use indicatif::{ProgressBar, ProgressStyle};
+use sea_orm::{DatabaseConnection, sqlx::sqlite::SqliteConnectOptions};
+
+/// Exit code when the arguments or the target database are wrong (nothing was written).
+const USAGE: u8 = 2;
 
 /// Fills a migrated, empty hotel database with deterministic, realistic data.
 ///
 /// The same --scale, --seed and --reference-date always give the same rows. Run the
-/// migrations first (`cargo run -p migration -- up`).
+/// migrations first (`cargo run -p migration -- up`): this command never creates a database.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Exit codes: 0 generated; 1 the generation failed (database unreachable or a \
+                  statement failed; nothing is left half-written); 2 usage error: bad arguments, \
+                  no database at the given path, a database that is not migrated or not empty, \
+                  a reference date outside 0010-01-01 to 9990-12-31 (nothing was created or \
+                  written)."
+)]
 struct Cli {
     /// Database to fill: sqlite://path or postgres://user@host/db.
     #[arg(long, short = 'u', env = "DATABASE_URL", default_value = db_connect::DEFAULT_DATABASE_URL)]
@@ -38,7 +50,7 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -48,24 +60,82 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::from(exit_code(&err))
         }
     }
 }
 
+/// 2 for what the caller got wrong (see `--help`), 1 for what failed.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    let usage = err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<dataset::Error>(),
+            Some(
+                dataset::Error::NotMigrated { .. }
+                    | dataset::Error::NotEmpty { .. }
+                    | dataset::Error::UnknownScale(_)
+                    | dataset::Error::ReferenceDateOutOfRange { .. }
+            )
+        ) || matches!(
+            cause.downcast_ref::<db_connect::Error>(),
+            Some(db_connect::Error::UnsupportedUrl { .. })
+        ) || cause.downcast_ref::<MissingDatabase>().is_some()
+    });
+    if usage { USAGE } else { 1 }
+}
+
+/// A SQLite URL naming a file that does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "there is no database at {}: create and migrate it first (`cargo run -p migration -- up -u URL`)",
+    .0.display()
+)]
+struct MissingDatabase(PathBuf);
+
+/// The file a SQLite URL names, unless the database lives in memory (or the URL is not SQLite).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    if db_connect::Backend::of_url(url).ok()? != db_connect::Backend::Sqlite
+        || url.contains(":memory:")
+        || url.contains("mode=memory")
+    {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = db_connect::redact_password(&cli.database_url);
-    let db = db_connect::connect(&cli.database_url)
-        .await
-        .with_context(|| format!("while connecting to {url}"))?;
     let mut options = DatasetOptions::new(cli.scale).seed(cli.seed);
     if let Some(date) = cli.reference_date {
         options = options.reference_date(date);
     }
+    options.check()?;
+    // Connecting creates a missing SQLite file (and its directory): refuse before that, so a
+    // mistyped path leaves nothing behind.
+    if let Some(path) = sqlite_file(&cli.database_url)
+        && !path.exists()
+    {
+        return Err(MissingDatabase(path).into());
+    }
+    let db = db_connect::connect(&cli.database_url)
+        .await
+        .with_context(|| format!("while connecting to {url}"))?;
+    let generated = generate(&cli, &options, &db, &url).await;
+    // Closed on every path: an unclosed SQLite pool leaves its -wal and -shm files behind.
+    let closed = db.close().await.context("while closing the connection");
+    generated.and(closed)
+}
 
+async fn generate(
+    cli: &Cli,
+    options: &DatasetOptions,
+    db: &DatabaseConnection,
+    url: &str,
+) -> anyhow::Result<()> {
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(0)
     } else {
@@ -76,7 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let summary = dataset::generate(&db, &options, &|p| {
+    let summary = dataset::generate(db, options, &|p| {
         bar.set_message(p.phase);
         bar.set_length(p.total);
         bar.set_position(p.done);
@@ -84,7 +154,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("while generating the {} dataset into {url}", cli.scale))?;
     bar.finish_and_clear();
-    db.close().await.context("while closing the connection")?;
 
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -10,8 +10,12 @@
 //! passes, unless `HOTEL_REQUIRE_SERVICES=1` is set (as CI does), in which case it fails.
 //!
 //! [`test_on_backends!`](crate::test_on_backends) runs one async test body on both backends;
-//! [`RedisPrefix`] gives a test a Redis key prefix of its own, emptied when it is dropped;
-//! [`MotoServer`] an S3 API server of its own (module `s3`).
+//! [`RedisPrefix`] gives a test a Redis key prefix of its own, emptied when it is dropped.
+//!
+//! Fault tests must not stop the shared services; they start servers of their own:
+//! [`PostgresCluster`] (initdb and pg_ctl on a free port: killed, restarted, replicated by a
+//! streaming standby), [`RedisServer`] (stopped, paused, restarted) and [`MotoServer`] (an S3
+//! API server, with a bucket per test).
 
 // A fixture that cannot set up its database fails the test with the reason, as a test should.
 #![allow(clippy::expect_used)]
@@ -25,7 +29,12 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use crate::{Backend, ConnectionSettings, connect_with};
 
+mod postgres_cluster;
+mod redis_server;
 mod s3;
+
+pub use postgres_cluster::PostgresCluster;
+pub use redis_server::RedisServer;
 pub use s3::{MotoServer, S3Bucket, TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY};
 
 /// Where PostgreSQL is reached when `HOTEL_TEST_POSTGRES_URL` is not set.
@@ -55,6 +64,19 @@ pub fn service_unavailable(service: &str, why: &str) {
     eprintln!(
         "SKIP {test}: {service} unavailable ({why}); set HOTEL_REQUIRE_SERVICES=1 to fail instead"
     );
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a server the test starts (which
+/// should retry with another if the port was taken meanwhile).
+///
+/// # Panics
+///
+/// When no port can be bound: a broken test machine.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("bind a free port on 127.0.0.1")
 }
 
 /// The PostgreSQL server URL tests use (an existing database to connect to for admin work).

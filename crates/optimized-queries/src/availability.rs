@@ -2,11 +2,13 @@
 //!
 //! A night without an inventory row counts as zero free rooms: nothing can be sold on it.
 
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, Statement, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     DateRange, Error, MAX_RANGE_NIGHTS, Result, RoomCount,
+    columns::{Decode, Row},
+    executor::{self, Cost},
     sql::{placeholders, statement},
     views::Availability,
 };
@@ -26,11 +28,20 @@ pub struct AvailabilityCheck {
     pub rooms: RoomCount,
 }
 
-#[derive(FromQueryResult)]
 struct AvailabilityRow {
     room_type_exists: i64,
     nights_with_inventory: i64,
     min_available: Option<i64>,
+}
+
+impl Decode for AvailabilityRow {
+    fn decode(row: &impl Row) -> Result<Self> {
+        Ok(Self {
+            room_type_exists: row.get(0)?,
+            nights_with_inventory: row.get(1)?,
+            min_available: row.get(2)?,
+        })
+    }
 }
 
 fn answer(
@@ -82,19 +93,22 @@ pub(crate) fn availability_statement(
 /// [`Error::NotFound`] for an unknown room type, [`Error::InvalidRange`] for a range over
 /// [`MAX_RANGE_NIGHTS`] nights, [`Error::Database`] when the query fails.
 pub async fn availability(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     room_type_id: i64,
     range: DateRange,
     rooms: RoomCount,
 ) -> Result<Availability> {
     let range = range.ensure_at_most(MAX_RANGE_NIGHTS)?;
-    let row = AvailabilityRow::find_by_statement(availability_statement(db, room_type_id, range))
-        .one(db)
-        .await?
-        .ok_or(Error::NotFound {
-            what: "room type",
-            id: room_type_id,
-        })?;
+    let row: AvailabilityRow = executor::query_one(
+        db,
+        availability_statement(db, room_type_id, range),
+        Cost::Short,
+    )
+    .await?
+    .ok_or(Error::NotFound {
+        what: "room type",
+        id: room_type_id,
+    })?;
     if row.room_type_exists == 0 {
         return Err(Error::NotFound {
             what: "room type",
@@ -110,11 +124,20 @@ pub async fn availability(
     ))
 }
 
-#[derive(FromQueryResult)]
 struct AllRow {
     room_type_id: i64,
     nights_with_inventory: i64,
     min_available: Option<i64>,
+}
+
+impl Decode for AllRow {
+    fn decode(row: &impl Row) -> Result<Self> {
+        Ok(Self {
+            room_type_id: row.get(0)?,
+            nights_with_inventory: row.get(1)?,
+            min_available: row.get(2)?,
+        })
+    }
 }
 
 pub(crate) fn all_availability_statement(db: &impl ConnectionTrait, range: DateRange) -> Statement {
@@ -136,14 +159,19 @@ pub(crate) fn all_availability_statement(db: &impl ConnectionTrait, range: DateR
 /// [`Error::InvalidRange`] for a range over [`MAX_RANGE_NIGHTS`] nights, [`Error::Database`]
 /// when the query fails.
 pub async fn all_availability(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     range: DateRange,
     rooms: RoomCount,
 ) -> Result<Vec<Availability>> {
     let range = range.ensure_at_most(MAX_RANGE_NIGHTS)?;
-    let rows = AllRow::find_by_statement(all_availability_statement(db, range))
-        .all(db)
-        .await?;
+    // Every room type's nights: a long range over many room types is thousands of rows.
+    let cost = if range.nights() > 31 {
+        Cost::Long
+    } else {
+        Cost::Short
+    };
+    let rows: Vec<AllRow> =
+        executor::query_all(db, all_availability_statement(db, range), cost).await?;
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -158,12 +186,22 @@ pub async fn all_availability(
         .collect())
 }
 
-#[derive(FromQueryResult)]
 struct BatchRow {
     idx: i64,
     room_type_exists: i64,
     nights_with_inventory: i64,
     min_available: Option<i64>,
+}
+
+impl Decode for BatchRow {
+    fn decode(row: &impl Row) -> Result<Self> {
+        Ok(Self {
+            idx: row.get(0)?,
+            room_type_exists: row.get(1)?,
+            nights_with_inventory: row.get(2)?,
+            min_available: row.get(3)?,
+        })
+    }
 }
 
 pub(crate) fn batch_statement(
@@ -206,7 +244,7 @@ pub(crate) fn batch_statement(
 /// [`Error::InvalidRange`] for a range over [`MAX_RANGE_NIGHTS`] nights; [`Error::NotFound`]
 /// naming the first unknown room type; [`Error::Database`] when the query fails.
 pub async fn batch_availability(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     checks: &[AvailabilityCheck],
 ) -> Result<Vec<Availability>> {
     if checks.is_empty() || checks.len() > MAX_BATCH_CHECKS {
@@ -218,9 +256,14 @@ pub async fn batch_availability(
     for check in checks {
         check.range.ensure_at_most(MAX_RANGE_NIGHTS)?;
     }
-    let rows = BatchRow::find_by_statement(batch_statement(db, checks))
-        .all(db)
-        .await?;
+    // Up to 200 ranges of up to 731 nights.
+    let nights: i64 = checks.iter().map(|c| c.range.nights()).sum();
+    let cost = if nights > 500 {
+        Cost::Long
+    } else {
+        Cost::Short
+    };
+    let rows: Vec<BatchRow> = executor::query_all(db, batch_statement(db, checks), cost).await?;
     let mut answers = Vec::with_capacity(checks.len());
     for (check, row) in checks.iter().zip(rows) {
         debug_assert_eq!(row.idx as usize, answers.len());

@@ -4,15 +4,15 @@ use std::collections::HashMap;
 
 use entity::{BookingStatus, booking, payment, prelude::*, room_type, user};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, Select, Statement,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    Statement,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{
     DateRange, Error, Result,
-    json::{self, JsonSql},
-    rooms::Document,
+    columns::{Decode, Row},
+    executor::{self, Cost},
     sql::statement,
     views::{BookingView, GuestRef, PaymentView, RoomTypeRef},
 };
@@ -132,91 +132,144 @@ async fn attach_payments(db: &impl ConnectionTrait, views: &mut [BookingView]) -
     Ok(())
 }
 
-/// A user's bookings with their room type (and payments), newest first. One statement, folded
-/// into one JSON row (see the `json` module).
+/// A user's bookings with their room type (and payments), newest first. One statement: the page
+/// of bookings joined to its room types and, when asked, its payments, one row per payment (see
+/// the crate docs for the plans measured against it).
 ///
 /// # Errors
 ///
 /// [`Error::InvalidInput`] for a limit out of range, [`Error::Database`] when the query fails.
 pub async fn user_bookings(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     user_id: i64,
     query: UserBookingsQuery,
 ) -> Result<Vec<BookingView>> {
     check_limit(query.limit)?;
-    match Document::find_by_statement(user_bookings_statement(db, user_id, query))
-        .one(db)
-        .await?
-    {
-        Some(row) => json::parse(&row.document),
-        None => Ok(Vec::new()),
+    // A page of up to 50 is a few dozen rows; a page of 1 000 with payments, thousands.
+    let cost = if query.limit > 100 {
+        Cost::Long
+    } else {
+        Cost::Short
+    };
+    let statement = user_bookings_statement(db, user_id, query);
+    if query.include_payments {
+        let rows: Vec<BookingPaymentRow> = executor::query_all(db, statement, cost).await?;
+        Ok(fold_payments(rows))
+    } else {
+        let rows: Vec<BookingRow> = executor::query_all(db, statement, cost).await?;
+        Ok(rows.into_iter().map(|row| row.0).collect())
     }
 }
 
-/// The guest's page of bookings, with room type and (optionally) payments nested, as one JSON
-/// document.
+/// Columns of a booking with its room type, in the order [`BookingRow`] reads them.
+const BOOKING_WITH_ROOM_TYPE: &str = "b.id, b.user_id, b.room_type_id, b.start_date, b.end_date, \
+     b.rooms_booked, b.status, b.total_price, b.deposit_amount, b.is_deposit_paid, b.created_at, \
+     b.updated_at, r.name, r.price_per_night";
+
+/// A booking with its room type: the 14 columns of [`BOOKING_WITH_ROOM_TYPE`].
+struct BookingRow(BookingView);
+
+impl Decode for BookingRow {
+    fn decode(row: &impl Row) -> Result<Self> {
+        let room_type_id = row.get(2)?;
+        Ok(Self(BookingView {
+            id: row.get(0)?,
+            user_id: row.get(1)?,
+            room_type_id,
+            start_date: row.get(3)?,
+            end_date: row.get(4)?,
+            rooms_booked: row.get(5)?,
+            status: row.get(6)?,
+            total_price: row.get(7)?,
+            deposit_amount: row.get(8)?,
+            is_deposit_paid: row.get(9)?,
+            created_at: row.get(10)?,
+            updated_at: row.get(11)?,
+            room_type: Some(RoomTypeRef {
+                id: room_type_id,
+                name: row.get(12)?,
+                price_per_night: row.get(13)?,
+            }),
+            guest: None,
+            payments: None,
+        }))
+    }
+}
+
+/// A booking with its room type and one of its payments (`None`: it has none), from the six
+/// payment columns after [`BOOKING_WITH_ROOM_TYPE`].
+struct BookingPaymentRow(BookingView, Option<PaymentView>);
+
+impl Decode for BookingPaymentRow {
+    fn decode(row: &impl Row) -> Result<Self> {
+        let BookingRow(booking) = BookingRow::decode(row)?;
+        let payment = match row.get::<Option<i64>>(14)? {
+            Some(id) => Some(PaymentView {
+                id,
+                amount: row.get(15)?,
+                status: row.get(16)?,
+                provider: row.get(17)?,
+                paid_at: row.get(18)?,
+                created_at: row.get(19)?,
+            }),
+            None => None,
+        };
+        Ok(Self(booking, payment))
+    }
+}
+
+/// One view per booking, in row order, with the payments of its consecutive rows.
+fn fold_payments(rows: Vec<BookingPaymentRow>) -> Vec<BookingView> {
+    let mut views: Vec<BookingView> = Vec::with_capacity(rows.len());
+    for BookingPaymentRow(booking, payment) in rows {
+        match views.last_mut() {
+            Some(last) if last.id == booking.id => {}
+            _ => views.push(BookingView {
+                payments: Some(Vec::new()),
+                ..booking
+            }),
+        }
+        if let (Some(payment), Some(last)) = (payment, views.last_mut()) {
+            last.payments.get_or_insert_with(Vec::new).push(payment);
+        }
+    }
+    views
+}
+
+/// The guest's page of bookings joined to room types (and payments): the page is chosen first
+/// (`LIMIT` counts bookings, not payments), then joined.
 pub(crate) fn user_bookings_statement(
     db: &impl ConnectionTrait,
     user_id: i64,
     query: UserBookingsQuery,
 ) -> Statement {
-    let json = JsonSql(db.get_database_backend());
-    let room_type = json.object(&[
-        ("id", "r.id".to_owned()),
-        ("name", "r.name".to_owned()),
-        ("pricePerNight", "r.price_per_night".to_owned()),
-    ]);
-    let mut booking: Vec<(&str, String)> = [
-        ("id", "b.id"),
-        ("userId", "b.user_id"),
-        ("roomTypeId", "b.room_type_id"),
-        ("startDate", "b.start_date"),
-        ("endDate", "b.end_date"),
-        ("roomsBooked", "b.rooms_booked"),
-        ("status", "b.status"),
-        ("totalPrice", "b.total_price"),
-        ("depositAmount", "b.deposit_amount"),
-        ("createdAt", "b.created_at"),
-        ("updatedAt", "b.updated_at"),
-    ]
-    .into_iter()
-    .map(|(key, column)| (key, column.to_owned()))
-    .collect();
-    booking.push(("isDepositPaid", json.boolean("b.is_deposit_paid")));
-    booking.push(("roomType", room_type));
-    if query.include_payments {
-        let payment = json.object(&[
-            ("id", "p.id".to_owned()),
-            ("amount", "p.amount".to_owned()),
-            ("status", "p.status".to_owned()),
-            ("provider", "p.provider".to_owned()),
-            ("paidAt", "p.paid_at".to_owned()),
-            ("createdAt", "p.created_at".to_owned()),
-        ]);
-        let payments = format!(
-            "SELECT {} FROM payments p WHERE p.booking_id = b.id",
-            json.array(&payment, "p.id")
-        );
-        booking.push(("payments", json.nested(&payments)));
-    }
     let mut values: Vec<sea_orm::Value> = vec![user_id.into()];
     let status_filter = match query.status {
         Some(status) => {
             values.push(status.into());
-            " AND b.status = $2"
+            " AND status = $2"
         }
         None => "",
     };
     values.push((query.limit as i64).into());
     let limit = values.len();
+    let (payment_columns, payments_join, payment_order) = if query.include_payments {
+        (
+            ", p.id, p.amount, p.status, p.provider, p.paid_at, p.created_at",
+            " LEFT JOIN payments p ON p.booking_id = b.id",
+            ", p.id",
+        )
+    } else {
+        ("", "", "")
+    };
     statement(
         db,
         format!(
-            "SELECT {} AS document FROM (SELECT b.id, b.created_at, {} AS x \
-             FROM bookings b JOIN room_types r ON r.id = b.room_type_id \
-             WHERE b.user_id = $1{status_filter} ORDER BY b.created_at DESC, b.id DESC LIMIT ${limit}) page",
-            json.text(&json.array_of_column("page.x", "page.created_at DESC, page.id DESC")),
-            json.object(&booking),
+            "SELECT {BOOKING_WITH_ROOM_TYPE}{payment_columns} \
+             FROM (SELECT * FROM bookings WHERE user_id = $1{status_filter} \
+             ORDER BY created_at DESC, id DESC LIMIT ${limit}) b \
+             JOIN room_types r ON r.id = b.room_type_id{payments_join} \
+             ORDER BY b.created_at DESC, b.id DESC{payment_order}"
         ),
         values,
     )

@@ -54,16 +54,19 @@
 mod availability;
 mod bookings;
 mod cached;
+mod columns;
 mod daily_stats;
 mod domain;
 mod error;
+mod executor;
 mod hot_queries;
-mod json;
 pub mod naive;
 mod reports;
 mod retry;
 mod rooms;
 mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite_reader;
 mod views;
 pub mod workload;
 mod writes;
@@ -77,8 +80,8 @@ pub use bookings::{
 };
 pub use cached::{HotelCache, ttl};
 pub use domain::{
-    BookingRequest, DateRange, IdempotencyKey, MAX_RANGE_NIGHTS, MAX_ROOMS_PER_BOOKING,
-    MAX_STAY_NIGHTS, RoomCount,
+    BookingRequest, CalendarDate, DateRange, EARLIEST_DATE, IdempotencyKey, LATEST_DATE,
+    MAX_RANGE_NIGHTS, MAX_ROOMS_PER_BOOKING, MAX_STAY_NIGHTS, RoomCount,
 };
 pub use error::{Error, Result};
 pub use hot_queries::{HotQuery, HotQuerySample, hot_queries};

@@ -1,10 +1,12 @@
 //! Room types, alone or with their inventory.
 
 use chrono::NaiveDate;
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, Statement};
 
 use crate::{
     DateRange, Error, MAX_RANGE_NIGHTS, Result,
+    columns::{Decode, Row},
+    executor::{self, Cost},
     sql::statement,
     views::{NightInventory, RoomTypeCalendar, RoomTypeSummary, RoomTypeWithNight},
 };
@@ -18,12 +20,6 @@ pub(crate) fn room_types_statement(db: &impl ConnectionTrait) -> Statement {
         "SELECT id, name, description, price_per_night, total_rooms FROM room_types ORDER BY id",
         [],
     )
-}
-
-/// A row holding a JSON document built by the database.
-#[derive(FromQueryResult)]
-pub(crate) struct Document {
-    pub(crate) document: String,
 }
 
 /// Every room type, by id. One statement.
@@ -44,13 +40,23 @@ pub(crate) struct Document {
 /// # Ok(())
 /// # }
 /// ```
-pub async fn room_types(db: &impl ConnectionTrait) -> Result<Vec<RoomTypeSummary>> {
-    Ok(RoomTypeSummary::find_by_statement(room_types_statement(db))
-        .all(db)
-        .await?)
+pub async fn room_types(db: &(impl ConnectionTrait + 'static)) -> Result<Vec<RoomTypeSummary>> {
+    executor::query_all(db, room_types_statement(db), Cost::Short).await
 }
 
-#[derive(FromQueryResult)]
+/// `id, name, description, price_per_night, total_rooms` from the first five columns.
+impl Decode for RoomTypeSummary {
+    fn decode(row: &impl Row) -> Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            description: row.get(2)?,
+            price_per_night: row.get(3)?,
+            total_rooms: row.get(4)?,
+        })
+    }
+}
+
 struct RoomTypeNightRow {
     id: i64,
     name: String,
@@ -59,6 +65,20 @@ struct RoomTypeNightRow {
     total_rooms: i32,
     night_total: Option<i32>,
     night_available: Option<i32>,
+}
+
+impl Decode for RoomTypeNightRow {
+    fn decode(row: &impl Row) -> Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            description: row.get(2)?,
+            price_per_night: row.get(3)?,
+            total_rooms: row.get(4)?,
+            night_total: row.get(5)?,
+            night_available: row.get(6)?,
+        })
+    }
 }
 
 impl RoomTypeNightRow {
@@ -100,12 +120,11 @@ pub(crate) fn room_types_on_statement(db: &impl ConnectionTrait, date: NaiveDate
 ///
 /// [`Error::Database`] when the query fails.
 pub async fn room_types_on(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     date: NaiveDate,
 ) -> Result<Vec<RoomTypeWithNight>> {
-    let rows = RoomTypeNightRow::find_by_statement(room_types_on_statement(db, date))
-        .all(db)
-        .await?;
+    let rows: Vec<RoomTypeNightRow> =
+        executor::query_all(db, room_types_on_statement(db, date), Cost::Short).await?;
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -118,7 +137,6 @@ pub async fn room_types_on(
         .collect())
 }
 
-#[derive(FromQueryResult)]
 struct CalendarRow {
     id: i64,
     name: String,
@@ -128,6 +146,21 @@ struct CalendarRow {
     night: Option<chrono::NaiveDate>,
     night_total: Option<i32>,
     night_available: Option<i32>,
+}
+
+impl Decode for CalendarRow {
+    fn decode(row: &impl Row) -> Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            description: row.get(2)?,
+            price_per_night: row.get(3)?,
+            total_rooms: row.get(4)?,
+            night: row.get(5)?,
+            night_total: row.get(6)?,
+            night_available: row.get(7)?,
+        })
+    }
 }
 
 pub(crate) fn room_type_calendar_statement(
@@ -160,15 +193,23 @@ pub(crate) fn room_type_calendar_statement(
 /// [`Error::NotFound`] for an unknown room type, [`Error::InvalidRange`] for too long a range,
 /// [`Error::Database`] when the query fails.
 pub async fn room_type_calendar(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     room_type_id: i64,
     range: DateRange,
 ) -> Result<RoomTypeCalendar> {
     let range = range.ensure_at_most(MAX_RANGE_NIGHTS)?;
-    let rows =
-        CalendarRow::find_by_statement(room_type_calendar_statement(db, room_type_id, range))
-            .all(db)
-            .await?;
+    // Up to 731 nights: long enough to be worth the blocking pool.
+    let cost = if range.nights() > 62 {
+        Cost::Long
+    } else {
+        Cost::Short
+    };
+    let rows: Vec<CalendarRow> = executor::query_all(
+        db,
+        room_type_calendar_statement(db, room_type_id, range),
+        cost,
+    )
+    .await?;
     let mut rows = rows.into_iter();
     let first = rows.next().ok_or(Error::NotFound {
         what: "room type",

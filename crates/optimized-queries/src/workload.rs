@@ -161,16 +161,24 @@ impl Workload {
         &self.hotel
     }
 
-    fn room_type(&self, i: u64) -> i64 {
+    /// The room type of the `i`-th run.
+    pub fn room_type(&self, i: u64) -> i64 {
         self.room_types[(i as usize * 7) % self.room_types.len()]
     }
 
-    fn week(&self, i: u64) -> DateRange {
+    /// The seven nights of the `i`-th availability check.
+    pub fn week(&self, i: u64) -> DateRange {
         let start = self.today + Duration::days(1 + (i % 60) as i64);
         DateRange::night_of(start).extended_to(start + Duration::days(7))
     }
 
-    fn year(&self) -> DateRange {
+    /// The guest of the `i`-th run.
+    pub fn guest(&self, i: u64) -> i64 {
+        self.guests[i as usize % self.guests.len()]
+    }
+
+    /// The year the report covers: the 365 nights before "today".
+    pub fn year(&self) -> DateRange {
         DateRange::night_of(self.today - Duration::days(365)).extended_to(self.today)
     }
 
@@ -211,7 +219,7 @@ impl Workload {
                 }
             }
             (Operation::UserBookings, v) => {
-                let guest = self.guests[i as usize % self.guests.len()];
+                let guest = self.guest(i);
                 let query = UserBookingsQuery {
                     include_payments: v != Variant::Cached,
                     ..UserBookingsQuery::default()
@@ -232,7 +240,7 @@ impl Workload {
             (Operation::CreateBooking, v) => {
                 let start = self.today + Duration::days(1 + (i % 90) as i64);
                 let request = BookingRequest {
-                    user_id: self.guests[i as usize % self.guests.len()],
+                    user_id: self.guest(i),
                     room_type_id: self.room_type(i),
                     stay: DateRange::night_of(start)
                         .extended_to(start + Duration::days(1 + (i % 3) as i64)),

@@ -19,6 +19,9 @@
 //!   `EXPLAIN (FORMAT JSON)` (PostgreSQL) on the caller's hot queries and say which use an index,
 //!   which scan, sort in a temporary structure or need an automatic index, with a ready
 //!   migration snippet for the missing index.
+//! - **Statements beside sea-orm.** A library that runs some statements through another
+//!   executor reports them with [`record_external`]; the tracker attached to the same pool
+//!   records them like the others (budgets, scopes and N+1 detection included).
 //! - **Timing by hand.** [`LatencyHistogram`] gives the same percentiles for anything timed
 //!   by the caller (a whole operation, a request).
 //! - **Export.** [`MetricsRegistry`] renders Prometheus text: query latency histograms, slow
@@ -76,6 +79,7 @@
 mod budget;
 mod config;
 mod error;
+mod external;
 mod fingerprint;
 mod indexes;
 mod latency;
@@ -90,6 +94,7 @@ mod tracker;
 pub use budget::{CapturedStatement, QueryLog};
 pub use config::{DEFAULT_LATENCY_BUCKETS, TrackerBuilder};
 pub use error::{Error, Result};
+pub use external::record_external;
 pub use fingerprint::{Fingerprint, FingerprintId, Operation, fingerprint};
 pub use indexes::{
     ActualIndex, ExpectedIndex, IndexComparison, IndexMismatch, compare_indexes, list_indexes,

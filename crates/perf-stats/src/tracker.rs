@@ -121,11 +121,16 @@ impl QueryTracker {
     /// The callback belongs to this `DatabaseConnection` value and to the clones made from it
     /// afterwards (they share the pool and the callback); clones made before do not record.
     /// A connection has one callback: attaching replaces any earlier one.
+    ///
+    /// Statements that a library runs on the same pool through another executor, and reports
+    /// with [`record_external`](crate::record_external), are recorded by the tracker attached
+    /// last to any connection of that pool.
     pub fn attach(&self, db: &mut DatabaseConnection) {
         let tracker = self.clone();
         db.set_metric_callback(move |info| {
             tracker.record_execution(&info.statement.sql, info.elapsed, info.failed, None);
         });
+        crate::external::attach(db, self);
     }
 
     /// Records one statement by hand: for statements that do not go through an attached

@@ -5,8 +5,8 @@ use axum::{
     extract::State,
     response::{IntoResponse, Response},
 };
-use chrono::{NaiveDate, Utc};
-use optimized_queries::DateRange;
+use chrono::Utc;
+use optimized_queries::{CalendarDate, DateRange};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -21,8 +21,8 @@ use crate::{
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InventoryChange {
     room_type_id: i64,
-    start_date: NaiveDate,
-    end_date: NaiveDate,
+    start_date: CalendarDate,
+    end_date: CalendarDate,
     total_rooms: i32,
 }
 
@@ -45,8 +45,8 @@ pub async fn inventory(
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReportParams {
-    start_date: Option<NaiveDate>,
-    end_date: Option<NaiveDate>,
+    start_date: Option<CalendarDate>,
+    end_date: Option<CalendarDate>,
     room_type_id: Option<i64>,
 }
 

@@ -6,10 +6,10 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use chrono::NaiveDate;
 use entity::BookingStatus;
 use optimized_queries::{
-    BookingRequest, BookingView, DateRange, IdempotencyKey, RoomCount, UserBookingsQuery,
+    BookingRequest, BookingView, CalendarDate, DateRange, IdempotencyKey, RoomCount,
+    UserBookingsQuery,
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,8 +25,8 @@ use crate::{
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewBooking {
     room_type_id: i64,
-    start_date: NaiveDate,
-    end_date: NaiveDate,
+    start_date: CalendarDate,
+    end_date: CalendarDate,
     rooms: i64,
 }
 

@@ -5,8 +5,7 @@ use axum::{
     extract::State,
     response::{IntoResponse, Response},
 };
-use chrono::NaiveDate;
-use optimized_queries::{AvailabilityCheck, DateRange, RoomCount};
+use optimized_queries::{AvailabilityCheck, CalendarDate, DateRange, RoomCount};
 use serde::Deserialize;
 
 use crate::{
@@ -26,8 +25,8 @@ pub async fn room_types(State(state): State<AppState>) -> Result<Response, ApiEr
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AvailabilityParams {
     room_type_id: Option<i64>,
-    start_date: Option<NaiveDate>,
-    end_date: Option<NaiveDate>,
+    start_date: Option<CalendarDate>,
+    end_date: Option<CalendarDate>,
     rooms: Option<i64>,
 }
 
@@ -64,8 +63,8 @@ pub async fn availability(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BatchCheck {
     room_type_id: i64,
-    start_date: NaiveDate,
-    end_date: NaiveDate,
+    start_date: CalendarDate,
+    end_date: CalendarDate,
     #[serde(default = "one")]
     rooms: i64,
 }

@@ -17,8 +17,8 @@ pub fn today() -> NaiveDate {
 
 /// A `[start, end)` range from optional query parameters: both, or neither for `default`.
 pub fn range_or(
-    start: Option<NaiveDate>,
-    end: Option<NaiveDate>,
+    start: Option<optimized_queries::CalendarDate>,
+    end: Option<optimized_queries::CalendarDate>,
     default: impl FnOnce() -> optimized_queries::DateRange,
 ) -> Result<optimized_queries::DateRange, ApiError> {
     match (start, end) {

@@ -4,10 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod admin;
+mod bad_input;
 mod bookings;
 mod catalog;
 mod cli;
 mod concurrency;
+mod dates;
 mod harness;
+mod hostile_clients;
 mod operations;
 mod scale_out;
+mod server_process;

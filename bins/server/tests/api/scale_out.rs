@@ -1,13 +1,11 @@
 //! Several instances on one PostgreSQL and one Redis, and a read replica for reports.
 
 use std::{
-    net::TcpListener as StdListener,
-    process::{Child, Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use db_connect::testing::{RedisPrefix, TestDatabase, redis_url, service_unavailable};
+use db_connect::testing::{RedisPrefix, RedisServer, TestDatabase, redis_url};
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -280,78 +278,12 @@ async fn the_last_rooms_booked_through_both_instances_are_not_overbooked() {
     Arc::into_inner(a).unwrap().shutdown().await;
 }
 
-/// A Redis server of the test's own, on a free port, that the test can stop and restart.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start() -> Option<Self> {
-        let port = StdListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let mut redis = Self { port, child: None };
-        redis.restart().then_some(redis)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let Ok(child) = child else { return false };
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_stopping_mid_load_fails_no_request() {
     let Some(db) = TestDatabase::postgres().await else {
         return;
     };
-    let Some(mut redis) = OwnRedis::start() else {
-        service_unavailable(
-            "redis-server",
-            "cannot start a redis-server of the test's own",
-        );
+    let Some(mut redis) = RedisServer::start() else {
         return;
     };
     let url = redis.url();
@@ -385,7 +317,7 @@ async fn redis_stopping_mid_load_fails_no_request() {
     let before = app.state.hotel.cache().stats().l2.unwrap();
     assert!(before.writes > 0 && before.connected);
 
-    redis.kill();
+    redis.stop();
     let during = load(200);
     // Bookings (writes and invalidations) while Redis is down succeed too.
     json(
@@ -410,7 +342,7 @@ async fn redis_stopping_mid_load_fails_no_request() {
         "the outage shows in /metrics"
     );
 
-    assert!(redis.restart(), "restart the test's redis-server");
+    redis.restart();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         assert_eq!(load(20).await.unwrap(), 0);

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::NaiveDate;
 use indicatif::ProgressBar;
-use migration::{Migrator, MigratorTrait};
 use optimized_queries::{
     HotelCache,
     workload::{Operation, Variant, Workload},
@@ -59,9 +58,9 @@ pub(super) async fn measure_all(
     // Without the composite-index migration: the naive baseline.
     bar.set_message("dropping the indexes");
     let started = Instant::now();
-    Migrator::down(db, Some(1))
+    migration::drop_composite_indexes(db)
         .await
-        .context("while rolling back the composite-index migration")?;
+        .context("while dropping the composite indexes")?;
     analyze(db).await?;
     let drop_indexes = started.elapsed();
     let naive = async {
@@ -75,9 +74,9 @@ pub(super) async fn measure_all(
     // The indexes come back even when a naive run failed: the database is left migrated.
     bar.set_message("re-creating the indexes");
     let started = Instant::now();
-    Migrator::up(db, None)
+    migration::create_composite_indexes(db)
         .await
-        .context("while re-applying the composite-index migration")?;
+        .context("while re-creating the composite indexes")?;
     analyze(db).await?;
     let create_indexes = started.elapsed();
     let naive = naive?;

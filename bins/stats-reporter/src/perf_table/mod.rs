@@ -1,8 +1,9 @@
 //! `perf-table`: the original system's Before/After table, measured on a generated dataset.
 //!
 //! One database: generated with every migration, the optimized and cached variants are timed;
-//! then the composite-index migration is rolled back (`Migrator::down(db, Some(1))`, the real
-//! `down`) and the naive baseline is timed; then the migration is re-applied.
+//! then the composite indexes are dropped with their migration's own `down`
+//! (`migration::drop_composite_indexes`) and the naive baseline is timed; then they are
+//! re-created with its `up`.
 
 mod measure;
 mod render;

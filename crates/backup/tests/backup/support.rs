@@ -28,6 +28,15 @@ pub(crate) async fn seeded(db: TestDatabase) -> TestDatabase {
     db
 }
 
+/// The newest migration of the schema, as the manifest of a migrated database records it.
+pub(crate) fn latest_migration() -> String {
+    use migration::MigratorTrait;
+    migration::Migrator::migrations()
+        .last()
+        .map(|m| m.name().to_owned())
+        .unwrap()
+}
+
 pub(crate) fn source(db: &TestDatabase) -> Source {
     Source::from_url(db.url()).unwrap()
 }

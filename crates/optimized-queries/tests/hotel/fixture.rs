@@ -1,7 +1,5 @@
 //! A small data set whose every figure is known, and a connection that counts statements.
 
-use std::sync::{Arc, Mutex};
-
 use chrono::{Duration, NaiveDate, Utc};
 use db_connect::testing::TestDatabase;
 use entity::{BookingStatus, PaymentStatus, UserRole, payment, room_type, user};
@@ -177,24 +175,31 @@ pub async fn known_hotel(test_db: TestDatabase) -> (TestDatabase, Bookings) {
     )
 }
 
-/// A second connection to the test database that records every statement it runs.
+/// A second connection to the test database whose every statement a `perf-stats` tracker
+/// records, whichever way it reaches the database (sea-orm, or the crate's own SQLite reader).
 pub struct Counted {
     pub db: DatabaseConnection,
-    log: Arc<Mutex<Vec<String>>>,
+    tracker: perf_stats::QueryTracker,
 }
 
 impl Counted {
     pub async fn open(test_db: &TestDatabase) -> Self {
         let mut db = db_connect::connect(test_db.url()).await.unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        db.set_metric_callback(move |info| sink.lock().unwrap().push(info.statement.sql.clone()));
-        Self { db, log }
+        let tracker = perf_stats::QueryTracker::new();
+        tracker.attach(&mut db);
+        Self { db, tracker }
     }
 
-    /// The statements run since the last call, emptying the log.
+    /// The shapes of the statements run since the last call, one entry per statement,
+    /// forgetting them.
     pub fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.log.lock().unwrap())
+        let report = self.tracker.report();
+        self.tracker.reset();
+        report
+            .queries
+            .iter()
+            .flat_map(|q| std::iter::repeat_n(q.fingerprint.clone(), q.calls as usize))
+            .collect()
     }
 
     /// Asserts that exactly `expected` statements ran since the last call.

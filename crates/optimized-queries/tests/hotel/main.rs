@@ -6,6 +6,8 @@
 mod cache;
 mod concurrency;
 mod consistency;
+mod executor;
 mod fixture;
 mod reads;
+mod rollups;
 mod writes;

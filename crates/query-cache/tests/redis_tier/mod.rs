@@ -5,8 +5,6 @@
 //! Without Redis these tests print a SKIP line and pass, unless `HOTEL_REQUIRE_SERVICES=1`.
 
 use std::convert::Infallible;
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -514,7 +512,7 @@ async fn an_unreachable_redis_never_fails_a_request() {
         return;
     }
     // A port nothing listens on.
-    let port = free_port();
+    let port = db_connect::testing::free_port();
     let config = RedisConfig::new(&format!("redis://127.0.0.1:{port}"), "qc-test:unreachable")
         .unwrap()
         .timeout(Duration::from_millis(50));
@@ -547,67 +545,6 @@ async fn an_unreachable_redis_never_fails_a_request() {
     );
     assert!(!stats.connected && !stats.subscribed);
     assert_eq!(stats.invalidations_pending, 1);
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
-
-/// A `redis-server` owned by the test, killed on drop.
-struct RedisProcess {
-    port: u16,
-    child: Child,
-}
-
-impl RedisProcess {
-    /// Starts a throw-away server on `port`; `None` (after a skip line) without the binary.
-    fn start(port: u16) -> Option<Self> {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match child {
-            Ok(child) => child,
-            Err(error) => {
-                db_connect::testing::service_unavailable("redis-server binary", &error.to_string());
-                return None;
-            }
-        };
-        let server = RedisProcess { port, child };
-        let ready = std::time::Instant::now() + PATIENCE;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < ready,
-                "redis-server did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Some(server)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// Captures this thread's tracing output (the test runs on a current-thread runtime, so
@@ -654,11 +591,10 @@ async fn redis_stopped_mid_run_then_restarted() {
             .with_ansi(false)
             .finish(),
     );
-    let port = free_port();
-    let Some(mut server) = RedisProcess::start(port) else {
+    let Some(mut server) = db_connect::testing::RedisServer::start() else {
         return;
     };
-    let namespace = Namespace::new(&format!("redis://127.0.0.1:{}", server.port));
+    let namespace = Namespace::new(&server.url());
     let configure = |c: RedisConfig| {
         c.timeout(Duration::from_millis(50))
             .keepalive(Duration::from_millis(200))
@@ -718,7 +654,7 @@ async fn redis_stopped_mid_run_then_restarted() {
         .await
         .unwrap();
 
-    let _server = RedisProcess::start(port).expect("restart redis-server");
+    server.restart();
     assert!(
         a.wait_for_redis(PATIENCE).await && b.wait_for_redis(PATIENCE).await,
         "the tier reconnects by itself"

@@ -1,0 +1,75 @@
+//! Where a read helper's statement runs.
+//!
+//! Every read helper builds one sea-orm [`Statement`] and hands it here with a [`Decode`] type.
+//! On a SQLite file opened through a `DatabaseConnection` (not a transaction, not an in-memory
+//! database), and with the `sqlite` feature, the statement runs on the calling thread through
+//! SQLite's C API with a cached prepared statement ([`crate::sqlite_reader`]): sqlx's SQLite
+//! driver sends every statement to a worker thread and every row back, which costs more than
+//! the statement itself for the point reads here (the crate docs give the measurements). Any
+//! other connection, and a SQLite reader that finds the database busy, runs the statement
+//! through sea-orm. Either way the rows decode through the same [`Decode`] implementation and
+//! the statement is timed by the `perf-stats` tracker attached to the connection.
+
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::{Result, columns::Decode};
+
+/// How long a statement may keep a thread: what decides where it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cost {
+    /// Tens of microseconds, bounded by an index range and a small limit: runs inline, where
+    /// handing it to another thread would cost as much as running it.
+    Short,
+    /// Up to milliseconds (reports, long pages): runs on tokio's blocking pool, so the calling
+    /// task's worker thread keeps serving other tasks meanwhile.
+    Long,
+}
+
+/// How many rows a statement is read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fetch {
+    /// The first row, if any.
+    One,
+    /// Every row.
+    All,
+}
+
+/// Every row of `statement`, decoded.
+pub(crate) async fn query_all<T: Decode + Send + 'static>(
+    db: &(impl ConnectionTrait + 'static),
+    statement: Statement,
+    cost: Cost,
+) -> Result<Vec<T>> {
+    #[cfg(feature = "sqlite")]
+    let statement = match crate::sqlite_reader::query(db, statement, cost, Fetch::All).await {
+        Ok(rows) => return rows,
+        Err(statement) => statement,
+    };
+    #[cfg(not(feature = "sqlite"))]
+    let _ = cost;
+    db.query_all_raw(statement)
+        .await?
+        .iter()
+        .map(T::decode)
+        .collect()
+}
+
+/// The first row of `statement`, decoded.
+pub(crate) async fn query_one<T: Decode + Send + 'static>(
+    db: &(impl ConnectionTrait + 'static),
+    statement: Statement,
+    cost: Cost,
+) -> Result<Option<T>> {
+    #[cfg(feature = "sqlite")]
+    let statement = match crate::sqlite_reader::query(db, statement, cost, Fetch::One).await {
+        Ok(rows) => return rows.map(|rows| rows.into_iter().next()),
+        Err(statement) => statement,
+    };
+    #[cfg(not(feature = "sqlite"))]
+    let _ = cost;
+    db.query_one_raw(statement)
+        .await?
+        .as_ref()
+        .map(T::decode)
+        .transpose()
+}

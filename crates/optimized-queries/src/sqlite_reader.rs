@@ -1,0 +1,388 @@
+//! Reads from a SQLite file through SQLite's C API (rusqlite), on a few read connections of
+//! its own with cached prepared statements, beside the `DatabaseConnection`'s sqlx pool.
+//!
+//! A reader belongs to one sqlx pool: it opens the very file the pool's connections opened
+//! (`PRAGMA database_list`), with the pool's memory-map size, read-only (`query_only`). In WAL
+//! mode its reads see every transaction committed before they start, as the pool's own
+//! connections do, so reading here or there gives the same answer. It is found again from the
+//! pool's address, checked against a weak reference that dies with the pool (see
+//! [`Registry`]); an in-memory database gets no reader, since another connection would see
+//! another database.
+//!
+//! Reader connections never wait for a lock (`busy_timeout` 0): a statement that finds the
+//! database busy (rare in WAL mode: recovery, a rollback-journal database in a write) goes back
+//! to the sea-orm path, whose worker thread waits with the pool's timeout.
+
+use std::{
+    any::Any,
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError, RwLock, Weak},
+    time::{Duration, Instant},
+};
+
+use rusqlite::{ErrorCode, OpenFlags, types::Value as SqliteValue};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseConnectionType, DbErr, RuntimeErr, Statement,
+    Value,
+    sqlx::{self, SqlitePool},
+};
+
+use crate::{
+    Error, Result,
+    columns::Decode,
+    executor::{Cost, Fetch},
+};
+
+/// Idle read connections kept per database; more are opened while more callers read at once.
+const MAX_IDLE: usize = 8;
+/// Prepared statements kept per read connection.
+const STATEMENT_CACHE: usize = 64;
+
+/// Runs `statement` on `db`'s reader, or hands it back when `db` has none or the database is
+/// busy: the caller then runs it through sea-orm.
+pub(crate) async fn query<T: Decode + Send + 'static>(
+    db: &(impl ConnectionTrait + 'static),
+    statement: Statement,
+    cost: Cost,
+    fetch: Fetch,
+) -> std::result::Result<Result<Vec<T>>, Statement> {
+    let Some(connection) = (db as &dyn Any).downcast_ref::<DatabaseConnection>() else {
+        return Err(statement);
+    };
+    let Some(reader) = SqliteReader::of(connection).await else {
+        return Err(statement);
+    };
+    let started = Instant::now();
+    let (outcome, statement) = match cost {
+        Cost::Short => (reader.run::<T>(&statement, fetch), statement),
+        Cost::Long => {
+            let copy = statement.clone();
+            match tokio::task::spawn_blocking(move || {
+                (reader.run::<T>(&statement, fetch), statement)
+            })
+            .await
+            {
+                Ok(ran) => ran,
+                Err(_) => return Err(copy),
+            }
+        }
+    };
+    match outcome {
+        Ran::Rows(rows) => {
+            perf_stats::record_external(
+                connection,
+                &statement.sql,
+                started.elapsed(),
+                rows.is_err(),
+            );
+            Ok(rows)
+        }
+        Ran::Elsewhere => Err(statement),
+    }
+}
+
+/// What a reader did with a statement.
+enum Ran<T> {
+    /// It ran (or failed for good).
+    Rows(Result<Vec<T>>),
+    /// It should run through sea-orm: the database was busy, or a value has no SQLite form here.
+    Elsewhere,
+}
+
+/// The read connections of one SQLite file.
+pub(crate) struct SqliteReader {
+    path: PathBuf,
+    mmap_bytes: i64,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl SqliteReader {
+    /// The reader of `db`'s pool, opened on first use; `None` for an in-memory database, a
+    /// closed pool, or one this process cannot open beside the pool.
+    async fn of(db: &DatabaseConnection) -> Option<Arc<SqliteReader>> {
+        let DatabaseConnectionType::SqlxSqlitePoolConnection(_) = &db.inner else {
+            return None;
+        };
+        let pool = db.get_sqlite_connection_pool();
+        if pool.is_closed() {
+            return None;
+        }
+        if let Some(known) = REGISTRY.find(pool) {
+            return known;
+        }
+        let reader = match Self::open_beside(pool).await {
+            Ok(reader) => reader.map(Arc::new),
+            Err(err) => {
+                // Not registered: the next read tries again.
+                tracing::debug!(target: "optimized_queries", error = %err, "no SQLite reader");
+                return None;
+            }
+        };
+        REGISTRY.insert(pool, reader.clone());
+        reader
+    }
+
+    /// Opens a reader on the file `pool` reads, with its memory-map size; `None` for a database
+    /// without a file.
+    async fn open_beside(pool: &SqlitePool) -> std::result::Result<Option<Self>, sqlx::Error> {
+        let databases: Vec<(i64, String, String)> = sqlx::query_as("PRAGMA database_list")
+            .fetch_all(pool)
+            .await?;
+        let Some(path) = databases
+            .into_iter()
+            .find(|(_, name, _)| name == "main")
+            .map(|(_, _, file)| file)
+            .filter(|file| !file.is_empty())
+        else {
+            return Ok(None);
+        };
+        let mmap_bytes: i64 = sqlx::query_scalar("PRAGMA mmap_size")
+            .fetch_one(pool)
+            .await?;
+        let reader = Self {
+            path: PathBuf::from(path),
+            mmap_bytes,
+            idle: Mutex::new(Vec::new()),
+        };
+        // Fail here, not on the first read, when the file cannot be opened beside the pool.
+        let first = reader
+            .open()
+            .map_err(|err| sqlx::Error::Protocol(err.to_string()))?;
+        reader.idle().push(first);
+        tracing::debug!(
+            target: "optimized_queries",
+            path = %reader.path.display(),
+            "SQLite reads through the C API"
+        );
+        Ok(Some(reader))
+    }
+
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        let connection = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.pragma_update(None, "query_only", true)?;
+        connection.pragma_update(None, "mmap_size", self.mmap_bytes)?;
+        connection.busy_timeout(Duration::ZERO)?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(connection)
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<rusqlite::Connection>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `statement` on an idle connection (or a new one) and gives it back.
+    fn run<T: Decode>(&self, statement: &Statement, fetch: Fetch) -> Ran<T> {
+        let popped = self.idle().pop();
+        let connection = match popped {
+            Some(connection) => connection,
+            None => match self.open() {
+                Ok(connection) => connection,
+                Err(_) => return Ran::Elsewhere,
+            },
+        };
+        let ran = run_on(&connection, statement, fetch);
+        let mut idle = self.idle();
+        if idle.len() < MAX_IDLE {
+            idle.push(connection);
+        }
+        ran
+    }
+}
+
+fn run_on<T: Decode>(
+    connection: &rusqlite::Connection,
+    statement: &Statement,
+    fetch: Fetch,
+) -> Ran<T> {
+    let failed = |err: rusqlite::Error| match err.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Ran::Elsewhere,
+        _ => Ran::Rows(Err(Error::Database(DbErr::Query(RuntimeErr::Internal(
+            err.to_string(),
+        ))))),
+    };
+    let mut prepared = match connection.prepare_cached(&statement.sql) {
+        Ok(prepared) => prepared,
+        Err(err) => return failed(err),
+    };
+    let values = statement
+        .values
+        .as_ref()
+        .map_or(&[][..], |v| v.0.as_slice());
+    match bind(&mut prepared, values) {
+        Ok(true) => {}
+        Ok(false) => return Ran::Elsewhere,
+        Err(err) => return failed(err),
+    }
+    let mut rows = prepared.raw_query();
+    let mut decoded = Vec::new();
+    loop {
+        match rows.next() {
+            Ok(Some(row)) => match T::decode(row) {
+                Ok(value) => decoded.push(value),
+                Err(err) => return Ran::Rows(Err(err)),
+            },
+            Ok(None) => break,
+            Err(err) => return failed(err),
+        }
+        if fetch == Fetch::One {
+            break;
+        }
+    }
+    Ran::Rows(Ok(decoded))
+}
+
+/// Binds `values` as sqlx would: `$n` and `?n` to the n-th value, plain `?` in order, dates
+/// and times as the text sqlx writes. `Ok(false)` for a value this reader does not bind.
+fn bind(prepared: &mut rusqlite::Statement<'_>, values: &[Value]) -> rusqlite::Result<bool> {
+    for index in 1..=prepared.parameter_count() {
+        let position = match prepared.parameter_name(index) {
+            Some(name) => match name.get(1..).and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) if n >= 1 => n - 1,
+                _ => return Ok(false),
+            },
+            None => index - 1,
+        };
+        let Some(value) = values.get(position).and_then(sqlite_value) else {
+            return Ok(false);
+        };
+        prepared.raw_bind_parameter(index, value)?;
+    }
+    Ok(true)
+}
+
+fn sqlite_value(value: &Value) -> Option<SqliteValue> {
+    use chrono::SecondsFormat;
+    fn or_null<T>(value: &Option<T>, f: impl FnOnce(&T) -> SqliteValue) -> SqliteValue {
+        value.as_ref().map_or(SqliteValue::Null, f)
+    }
+    Some(match value {
+        Value::Bool(v) => or_null(v, |b| SqliteValue::Integer(i64::from(*b))),
+        Value::TinyInt(v) => or_null(v, |n| SqliteValue::Integer(i64::from(*n))),
+        Value::SmallInt(v) => or_null(v, |n| SqliteValue::Integer(i64::from(*n))),
+        Value::Int(v) => or_null(v, |n| SqliteValue::Integer(i64::from(*n))),
+        Value::BigInt(v) => or_null(v, |n| SqliteValue::Integer(*n)),
+        Value::TinyUnsigned(v) => or_null(v, |n| SqliteValue::Integer(i64::from(*n))),
+        Value::SmallUnsigned(v) => or_null(v, |n| SqliteValue::Integer(i64::from(*n))),
+        Value::Unsigned(v) => or_null(v, |n| SqliteValue::Integer(i64::from(*n))),
+        Value::BigUnsigned(Some(n)) => SqliteValue::Integer(i64::try_from(*n).ok()?),
+        Value::BigUnsigned(None) => SqliteValue::Null,
+        Value::Float(v) => or_null(v, |x| SqliteValue::Real(f64::from(*x))),
+        Value::Double(v) => or_null(v, |x| SqliteValue::Real(*x)),
+        Value::String(v) => or_null(v, |s| SqliteValue::Text(s.clone())),
+        Value::Char(v) => or_null(v, |c| SqliteValue::Text(c.to_string())),
+        Value::Bytes(v) => or_null(v, |b| SqliteValue::Blob(b.clone())),
+        Value::ChronoDate(v) => or_null(v, |d| SqliteValue::Text(d.format("%F").to_string())),
+        Value::ChronoDateTimeUtc(v) => or_null(v, |t| {
+            SqliteValue::Text(t.to_rfc3339_opts(SecondsFormat::AutoSi, false))
+        }),
+        _ => return None,
+    })
+}
+
+/// Which reader belongs to which sqlx pool. A pool is known by the address of its options,
+/// which stays put while it lives; the weak reference to its connect options dies with it and,
+/// while held, keeps that address from being reused by a later pool.
+struct Registry(RwLock<Vec<Registered>>);
+
+struct Registered {
+    pool: usize,
+    alive: Weak<dyn Any + Send + Sync>,
+    reader: Option<Arc<SqliteReader>>,
+}
+
+static REGISTRY: Registry = Registry(RwLock::new(Vec::new()));
+
+fn pool_id(pool: &SqlitePool) -> usize {
+    std::ptr::from_ref(pool.options()) as usize
+}
+
+impl Registry {
+    /// `Some(reader)` when the pool is known (`Some(None)`: known to have none).
+    fn find(&self, pool: &SqlitePool) -> Option<Option<Arc<SqliteReader>>> {
+        let id = pool_id(pool);
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|r| r.pool == id && r.alive.strong_count() > 0)
+            .map(|r| r.reader.clone())
+    }
+
+    /// Notes `pool`'s reader, forgetting the readers of pools that are gone (which closes
+    /// their connections) or closed.
+    fn insert(&self, pool: &SqlitePool, reader: Option<Arc<SqliteReader>>) {
+        let id = pool_id(pool);
+        let options: Arc<dyn Any + Send + Sync> = pool.connect_options();
+        let mut registered = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        registered.retain(|r| r.alive.strong_count() > 0 && r.pool != id);
+        registered.push(Registered {
+            pool: id,
+            alive: Arc::downgrade(&options),
+            reader,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::DatabaseBackend;
+
+    use super::*;
+
+    fn statement(sql: &str, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(DatabaseBackend::Sqlite, sql, values)
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Pair(i64, String);
+
+    impl Decode for Pair {
+        fn decode(row: &impl crate::columns::Row) -> Result<Self> {
+            Ok(Pair(row.get(0)?, row.get(1)?))
+        }
+    }
+
+    #[test]
+    fn numbered_placeholders_bind_by_number_and_dates_as_sqlx_writes_them() {
+        let connection = rusqlite::Connection::open_in_memory().unwrap();
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let ran = run_on::<Pair>(
+            &connection,
+            &statement(
+                "SELECT $2 + $1, $3 || '|' || $2",
+                vec![1_i64.into(), 40_i64.into(), date.into()],
+            ),
+            Fetch::All,
+        );
+        let Ran::Rows(rows) = ran else {
+            panic!("ran elsewhere")
+        };
+        assert_eq!(rows.unwrap(), [Pair(41, "2026-11-25|40".to_owned())]);
+    }
+
+    #[test]
+    fn a_value_without_a_sqlite_form_goes_back_to_sea_orm() {
+        let connection = rusqlite::Connection::open_in_memory().unwrap();
+        let time = chrono::NaiveTime::from_hms_opt(1, 2, 3).unwrap();
+        let ran = run_on::<Pair>(
+            &connection,
+            &statement("SELECT 1, $1", vec![time.into()]),
+            Fetch::All,
+        );
+        assert!(matches!(ran, Ran::Elsewhere));
+    }
+
+    #[test]
+    fn errors_are_database_errors() {
+        let connection = rusqlite::Connection::open_in_memory().unwrap();
+        let ran = run_on::<Pair>(
+            &connection,
+            &statement("SELECT * FROM nowhere", vec![]),
+            Fetch::All,
+        );
+        assert!(matches!(ran, Ran::Rows(Err(Error::Database(_)))));
+    }
+}
