@@ -128,6 +128,7 @@ pub mod monitor;
 mod postgres;
 mod progress;
 mod prune;
+pub mod replicate;
 mod repository;
 mod restore;
 mod retention;
@@ -147,12 +148,13 @@ pub use id::BackupId;
 pub use identity::RepositoryIdentity;
 pub use inspect::holds_data;
 pub use manifest::{
-    BackupManifest, Compression, DatabaseKind, FORMAT_VERSION, Reason, SnapshotMethod,
-    Verification, VerifyDepth,
+    BackupManifest, Compression, DatabaseKind, FORMAT_VERSION, Reason, ReplicaPoint,
+    SnapshotMethod, Verification, VerifyDepth,
 };
 pub use postgres::PgTools;
 pub use progress::{Phase, Progress, ProgressFn};
 pub use prune::PruneReport;
+pub use replicate::WalPosition;
 pub use repository::{BackupRepository, IgnoredFile, Listing, RepositoryBuilder};
 pub use restore::{RestoreMode, RestoreOptions, RestorePlan, RestoreReport};
 pub use retention::{PruneDecision, RetentionPolicy};

@@ -196,7 +196,28 @@ impl TestRepo {
 /// Defines, for each named `async fn(TestDatabase, TestRepo)`, one test per database backend
 /// and repository kind: `<name>::sqlite_local`, `::postgres_local`, `::sqlite_s3`,
 /// `::postgres_s3` (the S3 ones with the `s3` feature, against a moto_server of their own).
+/// With `sqlite;` first, SQLite only: `<name>::local` and `::s3`.
 macro_rules! test_on_repositories {
+    (sqlite; $($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                use db_connect::testing::TestDatabase;
+                use crate::support::TestRepo;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn local() {
+                    super::$name(TestDatabase::sqlite().await, TestRepo::local()).await;
+                }
+                #[cfg(feature = "s3")]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn s3() {
+                    if let Some(repo) = TestRepo::s3() {
+                        super::$name(TestDatabase::sqlite().await, repo).await;
+                    }
+                }
+            }
+        )+
+    };
     ($($name:ident),+ $(,)?) => {
         $(
             mod $name {
