@@ -70,6 +70,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::watch;
 
+pub(crate) use generation::generation_key;
 pub use generation::{Generation, ReplicaInstance};
 pub use replay::{Replayed, RestorableWindow, RestorePoint};
 pub use segment::{SegmentHeader, SegmentTransaction};

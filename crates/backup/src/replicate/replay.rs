@@ -36,6 +36,8 @@ pub enum RestorePoint {
 pub struct RestorableWindow {
     /// The generation.
     pub generation: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
     /// Why it started.
     pub why: String,
     /// Who writes it (host and file).
@@ -87,6 +89,14 @@ impl BackupRepository {
     /// When the repository cannot be read, or a newest segment is damaged.
     pub async fn restorable_windows(&self) -> Result<Vec<RestorableWindow>> {
         let backups = self.list().await?.backups;
+        self.windows_of(&backups).await
+    }
+
+    /// The restorable windows, given the repository's backups.
+    pub(crate) async fn windows_of(
+        &self,
+        backups: &[BackupManifest],
+    ) -> Result<Vec<RestorableWindow>> {
         let mut windows = Vec::new();
         for id in self.generation_ids().await? {
             let snapshots: Vec<&BackupManifest> = backups
@@ -123,6 +133,7 @@ impl BackupRepository {
             };
             windows.push(RestorableWindow {
                 generation: id,
+                started_at: record.started_at,
                 why: record.why,
                 written_by: format!("{}:{}", record.instance.host, record.instance.path),
                 from: oldest,
@@ -169,13 +180,24 @@ impl BackupRepository {
                     ))
                 })?,
         };
-        if let RestorePoint::Time(at) = point
-            && at < window.from
-        {
-            return Err(nothing(format!(
-                "generation {} can be restored from {} on, not to {at}",
-                window.generation, window.from
-            )));
+        if let RestorePoint::Time(at) = point {
+            if at < window.from {
+                return Err(nothing(format!(
+                    "generation {} can be restored from {} on, not to {at}",
+                    window.generation, window.from
+                )));
+            }
+            // Between the end of one line and the start of the next, the transactions are in
+            // the next line's snapshot but not one by one: no state of that time is known.
+            if at > window.to
+                && let Some(next) = windows.iter().find(|w| w.from > window.to)
+            {
+                return Err(nothing(format!(
+                    "no replicated history covers {at}: generation {} ends at {} and generation \
+                     {} starts at {} ({}); restore to a time in one of them",
+                    window.generation, window.to, next.generation, next.from, next.why
+                )));
+            }
         }
         let backups = self.list().await?.backups;
         let snapshot = backups
