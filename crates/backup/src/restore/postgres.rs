@@ -68,6 +68,7 @@ impl BackupRepository {
             replaced_database: None,
             tables: BTreeMap::new(),
             duration: Duration::ZERO,
+            replayed: None,
         };
         let outcome = if !report.plan.target_exists {
             admin.create(&db).await?;

@@ -33,7 +33,7 @@ async fn create_records_a_complete_manifest(db: TestDatabase, r: TestRepo) {
     assert!(manifest.tables["bookings"] > 100);
     assert_eq!(
         manifest.migration_version.as_deref(),
-        Some("m20261125_000003_composite_indexes")
+        Some(crate::support::latest_migration().as_str())
     );
     assert_eq!(manifest.reason, Reason::Manual);
     assert_eq!(manifest.compression.level, 3);

@@ -9,6 +9,7 @@
 mod create;
 mod faults;
 mod monitor;
+mod replicate;
 mod restore;
 mod retention;
 mod schedule;

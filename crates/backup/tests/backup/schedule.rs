@@ -147,7 +147,7 @@ async fn the_pre_migration_gate_leaves_a_verified_backup(db: TestDatabase, r: Te
     assert!(report.verification.ok);
     assert_eq!(
         report.manifest.migration_version.as_deref(),
-        Some("m20261125_000003_composite_indexes")
+        Some(crate::support::latest_migration().as_str())
     );
 }
 
