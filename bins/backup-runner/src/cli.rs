@@ -107,9 +107,27 @@ pub(crate) enum Command {
         quick: bool,
     },
     /// Restore a backup: verify it, take a safety backup of the current database, replace it.
+    ///
+    /// A replicated SQLite database can instead be restored to a point: --latest (everything
+    /// shipped) or --to-time T (every transaction seen committed by T): its newest snapshot
+    /// before the point plus the segments after it, into a new file checked with
+    /// integrity_check and foreign_key_check before it replaces anything.
+    #[command(verbatim_doc_comment)]
     Restore {
-        /// The backup to restore.
-        id: backup::BackupId,
+        /// The backup to restore (or use --latest / --to-time).
+        #[arg(required_unless_present_any = ["latest", "to_time"])]
+        id: Option<backup::BackupId>,
+        /// Restore a replicated database to everything shipped.
+        #[arg(long, conflicts_with_all = ["id", "to_time"])]
+        latest: bool,
+        /// Restore a replicated database as it was at this instant (RFC 3339, e.g.
+        /// 2026-11-28T10:00:00Z).
+        #[arg(long, conflicts_with = "id", value_parser = parse_time)]
+        to_time: Option<chrono::DateTime<chrono::Utc>>,
+        /// With --latest or --to-time: the generation to restore from (default: the one that
+        /// covers the point; `list` shows them).
+        #[arg(long, conflicts_with = "id")]
+        generation: Option<String>,
         /// Restore into this database instead of --database-url.
         #[arg(long)]
         to: Option<String>,
@@ -146,6 +164,56 @@ pub(crate) enum Command {
         #[command(flatten)]
         retention: RetentionArgs,
     },
+    /// Follow the SQLite database (in WAL mode) and ship every committed transaction to the
+    /// repository within --interval, as checksummed segments on top of snapshots, until SIGINT
+    /// or SIGTERM. It checkpoints the log itself: give the application's writers a busy
+    /// timeout of a few seconds, and preferably PRAGMA wal_autocheckpoint=0.
+    Replicate(ReplicateArgs),
+}
+
+/// How `replicate` works.
+#[derive(Debug, Args)]
+pub(crate) struct ReplicateArgs {
+    /// A committed transaction is in the repository at most this long after its commit
+    /// while the store answers.
+    #[arg(long, env = "REPLICATE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub(crate) interval: Duration,
+    /// How often the log is read: the precision of point-in-time restores.
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+    pub(crate) poll: Duration,
+    /// A new snapshot this often, so a restore replays at most this much of the log.
+    #[arg(long, env = "REPLICATE_SNAPSHOT_EVERY", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub(crate) snapshot_every: Duration,
+    /// With nothing committed, an empty segment this often (so monitor tells an idle database
+    /// from a stopped replicator).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub(crate) heartbeat: Duration,
+    /// Checkpoint the log once it is this large and shipped.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub(crate) checkpoint_bytes: u64,
+    /// The longest wait between attempts while the store fails.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub(crate) retry_max: Duration,
+}
+
+impl ReplicateArgs {
+    pub(crate) fn options(&self) -> backup::replicate::ReplicatorOptions {
+        backup::replicate::ReplicatorOptions {
+            interval: self.interval,
+            poll: self.poll,
+            snapshot_every: self.snapshot_every,
+            heartbeat: self.heartbeat,
+            checkpoint_bytes: self.checkpoint_bytes,
+            retry_max: self.retry_max,
+            ..backup::replicate::ReplicatorOptions::default()
+        }
+    }
+}
+
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time such as 2026-11-28T10:00:00Z: {e}"))
 }
 
 /// A schedule's interval: a duration of at least a second.
@@ -155,6 +223,13 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
         return Err(format!("{text} is shorter than the shortest interval, 1s"));
     }
     Ok(every)
+}
+
+impl Command {
+    /// Whether the command runs until SIGINT or SIGTERM (and then stops by itself).
+    pub(crate) fn runs_until_stopped(&self) -> bool {
+        matches!(self, Self::Schedule { .. } | Self::Replicate(_))
+    }
 }
 
 fn parse_location(text: &str) -> Result<backup::RepositoryLocation, String> {
@@ -218,6 +293,13 @@ pub(crate) struct MonitorArgs {
     /// object store: the scratch directory's).
     #[arg(long, default_value_t = 1 << 30)]
     pub(crate) min_free_bytes: u64,
+    /// For a replicated database: WARNING when the newest shipped change (or heartbeat) is
+    /// older than this.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) warn_lag: Duration,
+    /// CRITICAL when it is older than this.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub(crate) crit_lag: Duration,
     /// Also write the health as Prometheus metrics to this file (atomically), for
     /// node_exporter's textfile collector.
     #[arg(long, env = "BACKUP_PROMETHEUS_FILE")]
@@ -235,6 +317,8 @@ impl MonitorArgs {
             size_drop_crit: self.size_drop_crit,
             verify_grace: self.verify_grace,
             min_free_bytes: self.min_free_bytes,
+            warn_lag: self.warn_lag,
+            crit_lag: self.crit_lag,
         }
     }
 }

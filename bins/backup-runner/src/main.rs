@@ -13,7 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    init_tracing(matches!(cli.command, cli::Command::Schedule { .. }));
+    init_tracing(cli.command.runs_until_stopped());
     let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -26,8 +26,9 @@ fn main() -> std::process::ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        if matches!(cli.command, cli::Command::Schedule { .. }) {
-            // The scheduler stops by itself at a signal, after the run in progress.
+        if cli.command.runs_until_stopped() {
+            // The scheduler and the replicator stop by themselves at a signal, after the run
+            // (or upload) in progress.
             run::run(&cli, shutdown_signal()).await
         } else {
             // Any other command stops at once: its future is dropped (which removes its
@@ -64,9 +65,9 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Logs go to stderr: readable on a terminal, JSON lines otherwise (for a log collector).
-/// RUST_LOG overrides the level (default: info for the scheduler, warn otherwise).
-fn init_tracing(scheduler: bool) {
-    let default = if scheduler { "info" } else { "warn" };
+/// RUST_LOG overrides the level (default: info for the long-running commands, warn otherwise).
+fn init_tracing(long_running: bool) {
+    let default = if long_running { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()

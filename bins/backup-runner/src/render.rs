@@ -108,6 +108,16 @@ pub(crate) fn restored(r: &RestoreReport) -> String {
             r.tables.len(),
             r.tables.values().sum::<u64>()
         ));
+        if let Some(replayed) = &r.replayed {
+            out.push_str(&format!(
+                "\nreplayed {} transactions of generation {} (segments up to {}) on snapshot {}: the database as of {}",
+                replayed.transactions,
+                replayed.generation,
+                replayed.last_seq,
+                replayed.snapshot,
+                replayed.as_of.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ));
+        }
         if let Some(id) = &r.safety_backup {
             out.push_str(&format!("\nsafety backup of the replaced database: {id}"));
         }
@@ -145,6 +155,30 @@ pub(crate) fn pruned(r: &PruneReport) -> String {
             "{} {f} (a data object without manifest)\n",
             if r.dry_run { "would remove" } else { "removed" },
         ));
+    }
+    for g in &r.generations {
+        let verb = if r.dry_run { "would delete" } else { "delete" };
+        match g.deleted_segments {
+            Some((first, last)) => out.push_str(&format!(
+                "{verb} segments {first}-{last} ({} segments, {}) of generation {}{}: {}\n",
+                g.deleted_count,
+                bytes(g.deleted_bytes),
+                g.generation,
+                if g.removes_generation {
+                    ", and the generation"
+                } else {
+                    ""
+                },
+                g.why
+            )),
+            None if g.removes_generation => {
+                out.push_str(&format!("{verb} generation {}: {}\n", g.generation, g.why))
+            }
+            None => out.push_str(&format!(
+                "keep the {} segments of generation {}: {}\n",
+                g.kept_segments, g.generation, g.why
+            )),
+        }
     }
     out.push_str(&format!(
         "{} backup(s) {}deleted, {} kept",

@@ -6,6 +6,7 @@ use anyhow::Context;
 use backup::{
     BackupManifest, BackupRepository, Error, PgTools, RestoreMode, RestoreOptions, S3Settings,
     Source, VerifyDepth, VerifyOptions, monitor,
+    replicate::{Replicator, RestorePoint},
 };
 use chrono::Utc;
 use serde::Serialize;
@@ -231,6 +232,9 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
         }
         Command::Restore {
             id,
+            latest,
+            to_time,
+            generation,
             to,
             dry_run,
             force,
@@ -249,10 +253,33 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
                 },
                 skip_safety_backup: *no_safety_backup,
             };
-            let report = repo
-                .restore(id, &target, &options, &progress)
-                .await
-                .with_context(|| format!("while restoring backup {id} into {target}"))?;
+            let report = match (id, to_time) {
+                (Some(id), _) => repo
+                    .restore(id, &target, &options, &progress)
+                    .await
+                    .with_context(|| format!("while restoring backup {id} into {target}"))?,
+                (None, at) => {
+                    let point = match at {
+                        Some(at) => RestorePoint::Time(*at),
+                        None => {
+                            debug_assert!(*latest);
+                            RestorePoint::Latest
+                        }
+                    };
+                    repo.restore_to_point(
+                        point,
+                        generation.as_deref(),
+                        &target,
+                        &options,
+                        &progress,
+                    )
+                    .await
+                    .with_context(|| match at {
+                        Some(at) => format!("while restoring {target} as it was at {at}"),
+                        None => format!("while restoring the latest state of {target}"),
+                    })?
+                }
+            };
             bar.finish();
             emit(json, &report, || render::restored(&report))?;
             0
@@ -318,8 +345,82 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
             tracing::info!(runs, "scheduler stopped");
             0
         }
+        Command::Replicate(args) => {
+            let Source::Sqlite { path } = source(&cli.database_url)? else {
+                return Err(Error::InvalidConfig(
+                    "replicate follows a SQLite database's write-ahead log; for PostgreSQL use \
+                     its own WAL archiving"
+                        .to_owned(),
+                )
+                .into());
+            };
+            let repo = repository(cli, true)?;
+            let replicator = Replicator::new(repo.clone(), &path, args.options());
+            let status = replicator.status();
+            tracing::info!(database = %path.display(), repository = %repo.location(), interval_ms = args.interval.as_millis() as u64, "replication started");
+            let report = tokio::spawn(report_progress(status, json));
+            let last = replicator.run(shutdown).await.with_context(|| {
+                format!(
+                    "while replicating {} into {}",
+                    path.display(),
+                    repo.location()
+                )
+            });
+            report.abort();
+            let last = last?;
+            tracing::info!(
+                segments = last.segments,
+                bytes_uploaded = last.bytes_uploaded,
+                "replication stopped"
+            );
+            emit(json, &last, || {
+                format!(
+                    "replication stopped: {} segments, {} snapshots, {} uploaded",
+                    last.segments,
+                    last.snapshots,
+                    backup::human_bytes(last.bytes_uploaded)
+                )
+            })?;
+            0
+        }
     };
     Ok(code)
+}
+
+/// Logs the replicator's progress every minute, and each change of its error state at once.
+async fn report_progress(
+    mut status: tokio::sync::watch::Receiver<backup::replicate::ReplicationStatus>,
+    json: bool,
+) {
+    let mut last_error: Option<String> = None;
+    let mut last_log = std::time::Instant::now();
+    while status.changed().await.is_ok() {
+        let s = status.borrow_and_update().clone();
+        if s.last_error != last_error {
+            match &s.last_error {
+                Some(e) => {
+                    tracing::warn!(error = %e, pending = s.pending_transactions, "replication is failing; retrying")
+                }
+                None => tracing::info!(segments = s.segments, "replication caught up"),
+            }
+            last_error = s.last_error.clone();
+        }
+        if last_log.elapsed() >= std::time::Duration::from_secs(60) {
+            last_log = std::time::Instant::now();
+            tracing::info!(
+                generation = s.generation.as_deref().unwrap_or("-"),
+                last_seq = s.last_seq,
+                synced_at = %s.synced_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                pending = s.pending_transactions,
+                segments = s.segments,
+                bytes_uploaded = s.bytes_uploaded,
+                "replicating"
+            );
+            if json && let Ok(line) = serde_json::to_string(&s) {
+                println!("{line}");
+            }
+        }
+    }
 }
 
 async fn newest(repo: &BackupRepository) -> anyhow::Result<BackupManifest> {

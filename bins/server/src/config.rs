@@ -149,6 +149,13 @@ pub struct ServeArgs {
     #[arg(long)]
     pub skip_backup: bool,
 
+    /// Replicate the SQLite database continuously into this repository (a directory or
+    /// s3://bucket/prefix?endpoint=…&region=…, credentials from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY): every committed change is shipped within a second, and
+    /// `hotel-backup restore --latest` or `--to-time` rebuilds the database from it.
+    #[arg(long, env = "REPLICATE_TO", value_parser = parse_repository)]
+    pub replicate_to: Option<backup::RepositoryLocation>,
+
     /// Seconds a request may take, reading its body included, before it is answered 408.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
@@ -197,4 +204,8 @@ impl ServeArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
         }
     }
+}
+
+fn parse_repository(text: &str) -> Result<backup::RepositoryLocation, String> {
+    backup::RepositoryLocation::parse(text).map_err(|e| e.to_string())
 }

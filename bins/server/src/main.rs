@@ -99,15 +99,23 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         // The demo data was written after pre-warming: start from an empty cache.
         state.hotel.cache().invalidate_all();
     }
+    let replication = match &args.replicate_to {
+        Some(repository) => Some(startup::start_replication(&cli.database_url, repository)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("while binding {}", args.bind))?;
     server::serving::descriptors::raise_soft_limit();
-    startup::serve(
+    let served = startup::serve(
         listener,
         state,
         args.http_limits(),
         startup::shutdown_signal(),
     )
-    .await
+    .await;
+    if let Some(replication) = replication {
+        replication.stop().await?;
+    }
+    served
 }

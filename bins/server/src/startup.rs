@@ -445,3 +445,64 @@ pub async fn shutdown_signal() {
         () = terminate => tracing::info!("SIGTERM received, shutting down"),
     }
 }
+
+/// Continuous replication running beside the server (`--replicate-to`).
+pub struct ReplicationHandle {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<backup::Result<backup::replicate::ReplicationStatus>>,
+}
+
+/// Starts replicating the SQLite database of `database_url` into `repository`.
+///
+/// # Errors
+///
+/// When the database is not a SQLite file, or the repository cannot be opened.
+pub fn start_replication(
+    database_url: &str,
+    repository: &backup::RepositoryLocation,
+) -> anyhow::Result<ReplicationHandle> {
+    let backup::Source::Sqlite { path } = backup::Source::from_url(database_url)
+        .context("while reading the database URL for --replicate-to")?
+    else {
+        anyhow::bail!("--replicate-to follows a SQLite database; PostgreSQL has WAL archiving");
+    };
+    let repo = backup::BackupRepository::builder(repository.clone())
+        .s3_settings(backup::S3Settings::from_lookup(|name| {
+            std::env::var(name).ok()
+        }))
+        .open()
+        .with_context(|| format!("while opening the repository {repository}"))?;
+    let replicator = backup::replicate::Replicator::new(
+        repo,
+        path,
+        backup::replicate::ReplicatorOptions::default(),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tracing::info!(repository = %repository, "continuous replication started");
+    let task = tokio::spawn(replicator.run(async {
+        let _ = stopped.await;
+    }));
+    Ok(ReplicationHandle { stop, task })
+}
+
+impl ReplicationHandle {
+    /// Stops it once the server has stopped writing: what is unshipped is shipped first.
+    ///
+    /// # Errors
+    ///
+    /// When replication had failed for good.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        let last = self
+            .task
+            .await
+            .context("while stopping replication")?
+            .context("replication failed")?;
+        tracing::info!(
+            segments = last.segments,
+            last_seq = last.last_seq,
+            "continuous replication stopped"
+        );
+        Ok(())
+    }
+}

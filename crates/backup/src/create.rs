@@ -1,19 +1,28 @@
 //! Taking a backup.
 
-use std::{collections::HashSet, time::Instant};
+use std::{collections::HashSet, path::Path, time::Instant};
 
 use chrono::Utc;
+use sea_orm::sqlx::sqlite::SqliteConnection;
 
 use crate::{
     BackupId, BackupManifest, BackupRepository, Compression, Error, Reason, Result, Source,
     display::error_chain,
     lock::RepoLock,
-    manifest::{FORMAT_VERSION, data_file_name, manifest_key},
+    manifest::{FORMAT_VERSION, ReplicaPoint, data_file_name, manifest_key},
     postgres,
     progress::ProgressFn,
     run_log::Operation,
     sqlite,
 };
+
+/// Where a backup's snapshot comes from.
+enum Snapshot<'a, 'p> {
+    /// Taken from the source the usual way, with progress reports.
+    Take(&'a ProgressFn<'p>),
+    /// The pages of a read transaction the caller holds on a SQLite source.
+    Pinned(&'a mut SqliteConnection),
+}
 
 /// The tool version recorded in manifests.
 pub(crate) const TOOL_VERSION: &str = concat!("backup ", env!("CARGO_PKG_VERSION"));
@@ -62,10 +71,43 @@ impl BackupRepository {
 
     pub(crate) async fn create_locked(
         &self,
-        _lock: &RepoLock,
+        lock: &RepoLock,
         source: &Source,
         reason: Reason,
         progress: &ProgressFn<'_>,
+    ) -> Result<BackupManifest> {
+        self.create_from(lock, source, Snapshot::Take(progress), reason, None)
+            .await
+    }
+
+    /// A replication snapshot: the pages of `conn`'s read transaction, which the caller holds
+    /// where the database file alone is the database (see the replicator), taken as backup
+    /// `reason` `replication` with its place in the generation.
+    pub(crate) async fn create_replica_snapshot(
+        &self,
+        lock: &RepoLock,
+        path: &Path,
+        conn: &mut SqliteConnection,
+        point: ReplicaPoint,
+    ) -> Result<BackupManifest> {
+        let source = Source::sqlite(path);
+        self.create_from(
+            lock,
+            &source,
+            Snapshot::Pinned(conn),
+            Reason::Replication,
+            Some(point),
+        )
+        .await
+    }
+
+    async fn create_from(
+        &self,
+        _lock: &RepoLock,
+        source: &Source,
+        snapshot: Snapshot<'_, '_>,
+        reason: Reason,
+        replication: Option<ReplicaPoint>,
     ) -> Result<BackupManifest> {
         let created_at = Utc::now();
         let timer = Instant::now();
@@ -78,8 +120,8 @@ impl BackupRepository {
         let (writer, upload) = self.store.upload(&file).await?;
         let zstd = self.config.zstd;
         let table = self.config.migration_table.clone();
-        let taken = match source {
-            Source::Sqlite { path } => sqlite::snapshot::take(
+        let taken = match (source, snapshot) {
+            (Source::Sqlite { path }, Snapshot::Take(progress)) => sqlite::snapshot::take(
                 path,
                 writer,
                 &self.scratch_dir(),
@@ -90,11 +132,19 @@ impl BackupRepository {
             )
             .await
             .map(|s| (s.compressed, s.tables, s.migration_version, s.method)),
-            Source::Postgres { url } => {
+            (Source::Sqlite { path }, Snapshot::Pinned(conn)) => {
+                sqlite::snapshot::page_stream(conn, path, writer, zstd, &table, &|_| {})
+                    .await
+                    .map(|s| (s.compressed, s.tables, s.migration_version, s.method))
+            }
+            (Source::Postgres { url }, Snapshot::Take(progress)) => {
                 postgres::dump::take(url, writer, &self.config.pg_tools, zstd, &table, progress)
                     .await
                     .map(|d| (d.compressed, d.tables, d.migration_version, d.method))
             }
+            (Source::Postgres { .. }, Snapshot::Pinned(_)) => Err(Error::Internal(
+                "a pinned snapshot is of a SQLite database".to_owned(),
+            )),
         };
         // The database is the repository's once a good snapshot of it exists, not before:
         // a wrong URL must not claim a repository.
@@ -142,6 +192,7 @@ impl BackupRepository {
             reason,
             duration_ms: u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX),
             verification: None,
+            replication,
         };
         let written = match manifest.to_bytes() {
             Ok(bytes) => {

@@ -203,6 +203,14 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An object of the repository is damaged: its checksum, seal or format is wrong.
+    #[error("{object} is damaged: {reason}")]
+    Corrupt {
+        /// The object.
+        object: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An object is already there with other content: objects are written once.
     #[error("{object} already exists with other content; objects are never overwritten")]
     ObjectExists {

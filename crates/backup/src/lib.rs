@@ -35,6 +35,8 @@
 //! <id>.sqlite.zst | <id>.pgdump.zst        its data (written once; SHA-256 in the manifest)
 //! verifications/<id>/<verified_at>.json    each verification's outcome (sealed; newest wins)
 //! runs/<operation>/<finished_at>-….json    how each run ended (sealed; the last few kept)
+//! generations/<gen>/generation.json        a line of continuous replication (sealed)
+//! generations/<gen>/segments/<seq>.seg     its segments: sealed header + zstd WAL frames
 //! .lock                                    local directories only: the flock of writers
 //! ```
 //!
@@ -72,6 +74,9 @@
 //! - [`RetentionPolicy`]: keep-last/daily/weekly/monthly with safety protections.
 //! - [`monitor::assess`]: a [`monitor::HealthReport`] with Nagios status and Prometheus text.
 //! - [`schedule::run_every`]: the loop of the scheduler, stoppable gracefully.
+//! - [`replicate::Replicator`]: continuous replication of a SQLite database (every committed
+//!   transaction shipped within a second), and [`BackupRepository::restore_to_point`] to
+//!   rebuild it as of the latest shipped state or any instant since its oldest snapshot.
 //!
 //! Long operations report [`Progress`] through a callback; the crate never draws anything.
 //!
@@ -128,6 +133,7 @@ pub mod monitor;
 mod postgres;
 mod progress;
 mod prune;
+pub mod replicate;
 mod repository;
 mod restore;
 mod retention;
@@ -148,12 +154,13 @@ pub use id::BackupId;
 pub use identity::RepositoryIdentity;
 pub use inspect::holds_data;
 pub use manifest::{
-    BackupManifest, Compression, DatabaseKind, FORMAT_VERSION, Reason, SnapshotMethod,
-    Verification, VerifyDepth,
+    BackupManifest, Compression, DatabaseKind, FORMAT_VERSION, Reason, ReplicaPoint,
+    SnapshotMethod, Verification, VerifyDepth,
 };
 pub use postgres::PgTools;
 pub use progress::{Phase, Progress, ProgressFn};
-pub use prune::PruneReport;
+pub use prune::{GenerationPrune, PruneReport};
+pub use replicate::WalPosition;
 pub use repository::{BackupRepository, IgnoredFile, Listing, RepositoryBuilder};
 pub use restore::{RestoreMode, RestoreOptions, RestorePlan, RestoreReport};
 pub use retention::{PruneDecision, RetentionPolicy};

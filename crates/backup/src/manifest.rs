@@ -66,6 +66,24 @@ pub struct BackupManifest {
     pub duration_ms: u64,
     /// The latest verification, if any (read from its record; never stored in the manifest).
     pub verification: Option<Verification>,
+    /// For a snapshot taken by continuous replication: where it sits in its generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicaPoint>,
+}
+
+/// Where a snapshot of a replicated database sits in its generation: the segments after
+/// `seq` carry it forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaPoint {
+    /// The generation.
+    pub generation: String,
+    /// The last segment it includes (0: the generation's base, before any segment).
+    pub seq: u64,
+    /// The point of the write-ahead log it was taken at.
+    pub position: crate::WalPosition,
+    /// When the log was read up to that point: every transaction in the snapshot had been
+    /// seen committed by then, every later one was seen after.
+    pub as_of: DateTime<Utc>,
 }
 
 impl BackupManifest {
@@ -184,6 +202,9 @@ pub enum Reason {
     Scheduled,
     /// The safety copy of a database taken just before a restore replaced it.
     PreRestore,
+    /// A snapshot taken by continuous replication (the base of a generation, or a periodic
+    /// one that shortens restores).
+    Replication,
 }
 
 impl Reason {
@@ -194,6 +215,7 @@ impl Reason {
             Self::PreMigration => "pre-migration",
             Self::Scheduled => "scheduled",
             Self::PreRestore => "pre-restore",
+            Self::Replication => "replication",
         }
     }
 }
@@ -213,8 +235,10 @@ impl std::str::FromStr for Reason {
             "pre-migration" => Ok(Self::PreMigration),
             "scheduled" => Ok(Self::Scheduled),
             "pre-restore" => Ok(Self::PreRestore),
+            "replication" => Ok(Self::Replication),
             other => Err(Error::InvalidConfig(format!(
-                "unknown reason `{other}`: expected manual, pre-migration, scheduled or pre-restore"
+                "unknown reason `{other}`: expected manual, pre-migration, scheduled, \
+                 pre-restore or replication"
             ))),
         }
     }
@@ -296,6 +320,7 @@ pub(crate) mod tests {
             reason: Reason::Manual,
             duration_ms: 5,
             verification: None,
+            replication: None,
         }
     }
 

@@ -4,9 +4,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::{
-    BackupId, BackupRepository, Result, RetentionPolicy,
+    BackupId, BackupManifest, BackupRepository, Result, RetentionPolicy,
     display::error_chain,
     manifest::{DATA_SUFFIXES, manifest_key},
+    replicate::generation_key,
     retention::PruneDecision,
     run_log::Operation,
 };
@@ -22,6 +23,27 @@ pub struct PruneReport {
     pub deleted: Vec<BackupId>,
     /// Leftovers removed (or that would be): data objects with no manifest at all.
     pub removed_files: Vec<String>,
+    /// What happens to each generation of continuous replication.
+    pub generations: Vec<GenerationPrune>,
+}
+
+/// What prune does to one generation's segments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GenerationPrune {
+    /// The generation.
+    pub generation: String,
+    /// The segments deleted (or that would be): the first and last number, and how many.
+    pub deleted_segments: Option<(u64, u64)>,
+    /// How many.
+    pub deleted_count: usize,
+    /// Their size.
+    pub deleted_bytes: u64,
+    /// Segments kept.
+    pub kept_segments: usize,
+    /// Whether the whole generation goes (no snapshot of it is kept).
+    pub removes_generation: bool,
+    /// Why.
+    pub why: String,
 }
 
 impl BackupRepository {
@@ -68,7 +90,7 @@ impl BackupRepository {
     ) -> Result<PruneReport> {
         let listing = self.list().await?;
         let decisions = policy.plan(&listing.backups, now)?;
-        let deleted = decisions
+        let deleted: Vec<BackupId> = decisions
             .iter()
             .filter(|d| !d.keep)
             .map(|d| d.id.clone())
@@ -91,11 +113,13 @@ impl BackupRepository {
                 removed_files.push(ignored.key);
             }
         }
+        let generations = self.plan_segments(&listing.backups, &deleted).await?;
         Ok(PruneReport {
             dry_run,
             decisions,
             deleted,
             removed_files,
+            generations,
         })
     }
 
@@ -116,7 +140,78 @@ impl BackupRepository {
             self.store.delete(key).await?;
             tracing::info!(object = %self.store.describe(key), "removed a data object without manifest");
         }
+        for generation in &report.generations {
+            let Some((first, last)) = generation.deleted_segments else {
+                continue;
+            };
+            // Oldest first: an interruption leaves a line that still starts at a snapshot.
+            for (seq, object) in self.segment_objects(&generation.generation).await? {
+                if (first..=last).contains(&seq) {
+                    self.store.delete(&object.key).await?;
+                }
+            }
+            if generation.removes_generation {
+                self.store
+                    .delete(&generation_key(&generation.generation))
+                    .await?;
+            }
+            tracing::info!(generation = %generation.generation, first, last, why = %generation.why, "replication segments deleted by retention");
+        }
         self.store.sync().await?;
         Ok(report)
+    }
+}
+
+impl BackupRepository {
+    /// Which segments the snapshots kept still need: those after the oldest kept snapshot of
+    /// their generation. A generation without a kept snapshot cannot be restored at all, so
+    /// it goes whole.
+    async fn plan_segments(
+        &self,
+        backups: &[BackupManifest],
+        deleted: &[BackupId],
+    ) -> Result<Vec<GenerationPrune>> {
+        let mut plans = Vec::new();
+        for id in self.generation_ids().await? {
+            let kept: Vec<u64> = backups
+                .iter()
+                .filter(|m| !deleted.contains(&m.id))
+                .filter_map(|m| m.replication.as_ref())
+                .filter(|r| r.generation == id)
+                .map(|r| r.seq)
+                .collect();
+            let segments = self.segment_objects(&id).await?;
+            let (cut, removes, why) = match kept.iter().min() {
+                Some(&oldest) => (
+                    oldest,
+                    false,
+                    format!(
+                        "segments up to {oldest} are in the oldest kept snapshot of the \
+                         generation; the {} after it are kept to restore any point since",
+                        segments.range(oldest + 1..).count()
+                    ),
+                ),
+                None => (
+                    u64::MAX,
+                    true,
+                    "no snapshot of this generation is kept: nothing of it can be restored"
+                        .to_owned(),
+                ),
+            };
+            let gone: Vec<(&u64, &crate::store::ObjectMeta)> = segments.range(..=cut).collect();
+            plans.push(GenerationPrune {
+                generation: id,
+                deleted_segments: match (gone.first(), gone.last()) {
+                    (Some((first, _)), Some((last, _))) => Some((**first, **last)),
+                    _ => None,
+                },
+                deleted_count: gone.len(),
+                deleted_bytes: gone.iter().map(|(_, o)| o.size).sum(),
+                kept_segments: segments.len() - gone.len(),
+                removes_generation: removes,
+                why,
+            });
+        }
+        Ok(plans)
     }
 }

@@ -19,7 +19,11 @@ use crate::{BackupId, BackupManifest, Error, Reason, Result};
 ///   newer backups taken at a later migration version exist (that is, a later migration
 ///   succeeded and the new schema has been backed up since);
 /// - no verified backup newer than it exists (nothing is deleted on the strength of backups
-///   that might be bad).
+///   that might be bad);
+/// - it is the newest snapshot of the newest replicated generation.
+///
+/// Segments of continuous replication follow the snapshots: prune keeps those after the
+/// oldest kept snapshot of each generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RetentionPolicy {
     /// Keep the n newest backups.
@@ -134,6 +138,14 @@ impl RetentionPolicy {
         }
 
         let newest_verified = sorted.iter().position(|m| m.is_verified());
+        // A restore of the latest state of a replicated database starts from the newest
+        // snapshot of the newest generation.
+        let replica_base = sorted
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| m.replication.as_ref().map(|r| (i, r)))
+            .max_by(|(_, a), (_, b)| (&a.generation, a.seq).cmp(&(&b.generation, b.seq)))
+            .map(|(i, _)| i);
         let min_newer = self.pre_migration_newer.max(1) as usize;
         let mut decisions = Vec::with_capacity(sorted.len());
         for (i, m) in sorted.iter().enumerate() {
@@ -143,6 +155,13 @@ impl RetentionPolicy {
             }
             if newest_verified == Some(i) {
                 why.push("the newest verified backup".to_owned());
+            }
+            if replica_base == Some(i) {
+                why.push(
+                    "the newest snapshot of the newest replicated generation (where a restore \
+                     of the latest state starts)"
+                        .to_owned(),
+                );
             }
             if m.reason == Reason::PreMigration && !m.failed_verification() {
                 let later = sorted[..i]

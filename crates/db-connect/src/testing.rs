@@ -10,12 +10,12 @@
 //! passes, unless `HOTEL_REQUIRE_SERVICES=1` is set (as CI does), in which case it fails.
 //!
 //! [`test_on_backends!`](crate::test_on_backends) runs one async test body on both backends;
-//! [`RedisPrefix`] gives a test a Redis key prefix of its own, emptied when it is dropped;
-//! [`MotoServer`] an S3 API server of its own (module `s3`).
+//! [`RedisPrefix`] gives a test a Redis key prefix of its own, emptied when it is dropped.
 //!
 //! Fault tests must not stop the shared services; they start servers of their own:
 //! [`PostgresCluster`] (initdb and pg_ctl on a free port: killed, restarted, replicated by a
-//! streaming standby) and [`RedisServer`] (stopped, paused, restarted).
+//! streaming standby), [`RedisServer`] (stopped, paused, restarted) and [`MotoServer`] (an S3
+//! API server, with a bucket per test).
 
 // A fixture that cannot set up its database fails the test with the reason, as a test should.
 #![allow(clippy::expect_used)]

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::CacheKey;
 use crate::entry::{AnyArc, NewEntry};
 use crate::flights::{OutcomeReceiver, Ticket};
-use crate::policy::{CacheWide, Lru, Policy, WTinyLfu, WindowSizing, share};
+use crate::policy::{CacheWide, Lru, ShardPolicy, WTinyLfu, WindowSizing, share};
 use crate::shard::{Lookup, Shard, Store};
 use crate::stats::{Gauges, LoadCounters, ShardCounters};
 use crate::tags::TagRegistry;
@@ -75,9 +75,11 @@ impl Core {
             .map(|i| {
                 // The shares add up exactly to the totals.
                 let capacity = share(max_entries, i, shards);
-                let policy: Box<dyn Policy> = match &wide {
-                    Some(wide) => Box::new(WTinyLfu::new(capacity, i, shards, Arc::clone(wide))),
-                    None => Box::new(Lru::new(capacity)),
+                let policy = match &wide {
+                    Some(wide) => {
+                        ShardPolicy::WTinyLfu(WTinyLfu::new(capacity, i, shards, Arc::clone(wide)))
+                    }
+                    None => ShardPolicy::Lru(Lru::new(capacity)),
                 };
                 let max_weight = max_weight.map(|w| share(w, i, shards));
                 Padded(Mutex::new(Shard::new(policy, capacity, max_weight)))
@@ -153,6 +155,7 @@ impl Core {
     }
 
     /// Looks `key` up for `get`: a fresh value, or `None` (a miss, counted).
+    #[inline]
     pub(crate) fn get(&self, key: &str, hash: u64) -> Option<(AnyArc, &'static str)> {
         let now = Instant::now();
         let mut shard = self.shard(hash).lock();

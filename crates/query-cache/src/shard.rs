@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::CacheKey;
 use crate::entry::{AnyArc, Dead, Entry, NewEntry};
 use crate::flights::{Ended, Flights, Ticket};
-use crate::policy::{Policy, Removed};
+use crate::policy::{Policy, Removed, ShardPolicy};
 use crate::stats::ShardCounters;
 use crate::tags::{TagStamp, all_current};
 
@@ -36,7 +36,7 @@ pub(crate) enum Store {
 }
 
 pub(crate) struct Shard {
-    policy: Box<dyn Policy>,
+    policy: ShardPolicy,
     pub(crate) flights: Flights,
     pub(crate) counters: ShardCounters,
     /// Sum of the weights of the entries held.
@@ -50,11 +50,7 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    pub(crate) fn new(
-        policy: Box<dyn Policy>,
-        max_entries: usize,
-        max_weight: Option<usize>,
-    ) -> Self {
+    pub(crate) fn new(policy: ShardPolicy, max_entries: usize, max_weight: Option<usize>) -> Self {
         Shard {
             policy,
             flights: Flights::default(),
@@ -323,7 +319,7 @@ mod tests {
     }
 
     fn shard() -> Shard {
-        Shard::new(Box::new(Lru::new(10)), 10, None)
+        Shard::new(ShardPolicy::Lru(Lru::new(10)), 10, None)
     }
 
     /// The generation check is what makes tag invalidation correct even when the eager

@@ -2,7 +2,7 @@
 //! clock: nothing here sleeps for real.
 
 // Tests stop at the first failure with its message: unwrap and expect are how they fail.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -285,3 +285,85 @@ pub(super) fn human(d: Duration) -> String {
         _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
     }
 }
+
+/// For a replicated database: the age of the newest shipped change against the thresholds,
+/// and never two lines written at once (a second database, or a second replicator).
+pub(super) async fn replication_check(
+    repo: &BackupRepository,
+    backups: &[BackupManifest],
+    policy: &HealthPolicy,
+    now: DateTime<Utc>,
+    metrics: &mut HealthMetrics,
+) -> Check {
+    let windows = match repo.windows_of(backups).await {
+        Ok(windows) => windows,
+        Err(e) => return check("replication", Status::Unknown, crate::error_chain(&e)),
+    };
+    metrics.generations = windows.len();
+    let Some(newest) = windows.iter().max_by_key(|w| (w.to, w.generation.clone())) else {
+        return check(
+            "replication",
+            Status::Ok,
+            "not replicated continuously".to_owned(),
+        );
+    };
+    let lag = (now - newest.to).to_std().unwrap_or(Duration::ZERO);
+    metrics.replication_lag_seconds = Some(lag.as_secs_f64());
+    metrics.restorable_from = Some(newest.from);
+    metrics.restorable_to = Some(newest.to);
+    // Lines follow each other; one written while the newest one was: two writers.
+    let concurrent: Vec<String> = windows
+        .iter()
+        .filter(|w| {
+            w.generation != newest.generation
+                && w.started_at < newest.to
+                && newest.started_at < w.to
+        })
+        .map(|w| format!("{} ({})", w.generation, w.written_by))
+        .collect();
+    if !concurrent.is_empty() {
+        return check(
+            "replication",
+            Status::Critical,
+            format!(
+                "generation {} ({}) and {} are written at the same time: two databases or two \
+                 replicators share this repository",
+                newest.generation,
+                newest.written_by,
+                concurrent.join(", ")
+            ),
+        );
+    }
+    let text = format!(
+        "newest change shipped {} ago (generation {}, segment {}); restorable from {} to {}",
+        human_precise(lag),
+        newest.generation,
+        newest.last_seq,
+        newest.from.format("%Y-%m-%d %H:%M:%SZ"),
+        newest.to.format("%Y-%m-%d %H:%M:%S%.3fZ")
+    );
+    if lag > policy.crit_lag {
+        check(
+            "replication",
+            Status::Critical,
+            format!("{text} (critical above {})", human(policy.crit_lag)),
+        )
+    } else if lag > policy.warn_lag {
+        check(
+            "replication",
+            Status::Warning,
+            format!("{text} (warning above {})", human(policy.warn_lag)),
+        )
+    } else {
+        check("replication", Status::Ok, text)
+    }
+}
+
+/// Seconds with a decimal below two minutes (lags are seconds or less).
+fn human_precise(d: Duration) -> String {
+    if d < Duration::from_secs(120) {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        human(d)
+    }
+}

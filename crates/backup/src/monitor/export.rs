@@ -34,6 +34,9 @@ impl HealthReport {
         if let Some(raw) = m.newest_raw_bytes {
             perf.push(format!("size={raw}B"));
         }
+        if let Some(lag) = m.replication_lag_seconds {
+            perf.push(format!("lag={lag:.3}s"));
+        }
         format!("BACKUP {} - {summary} | {}", self.status, perf.join(" "))
     }
 
@@ -102,6 +105,33 @@ impl HealthReport {
             "backup_free_bytes",
             "Free space on the backup directory's disk.",
             optional(m.free_bytes),
+        );
+        let seconds = |v: Option<f64>| v.map(|v| vec![(String::new(), v)]).unwrap_or_default();
+        gauge(
+            "backup_replication_lag_seconds",
+            "Age of the newest change (or heartbeat) shipped by continuous replication.",
+            seconds(m.replication_lag_seconds),
+        );
+        gauge(
+            "backup_restorable_from_timestamp_seconds",
+            "The earliest instant the newest generation can be restored to (Unix seconds).",
+            seconds(
+                m.restorable_from
+                    .map(|t| t.timestamp_millis() as f64 / 1000.0),
+            ),
+        );
+        gauge(
+            "backup_restorable_to_timestamp_seconds",
+            "The latest instant the newest generation can be restored to (Unix seconds).",
+            seconds(
+                m.restorable_to
+                    .map(|t| t.timestamp_millis() as f64 / 1000.0),
+            ),
+        );
+        gauge(
+            "backup_replication_generations",
+            "Generations (lines of snapshots and segments) in the repository.",
+            vec![(String::new(), m.generations as f64)],
         );
         gauge(
             "backup_leftovers",

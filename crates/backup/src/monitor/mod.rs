@@ -27,7 +27,8 @@ use serde::Serialize;
 use crate::{BackupManifest, BackupRepository, run_log::Operation};
 
 use self::checks::{
-    age_check, disk_check, last_run_check, leftovers_check, size_check, verification_check,
+    age_check, disk_check, last_run_check, leftovers_check, replication_check, size_check,
+    verification_check,
 };
 
 /// Thresholds of [`assess`].
@@ -56,6 +57,13 @@ pub struct HealthPolicy {
     /// WARNING when less space is free on the backup directory's disk. Default: 1 GiB.
     /// (CRITICAL when the next backup and its verification copy would not fit.)
     pub min_free_bytes: u64,
+    /// For a replicated database: WARNING when the newest shipped change (or heartbeat) is
+    /// older. Default: 60 s (the replicator sends a heartbeat every 15 s when idle).
+    #[serde(with = "secs")]
+    pub warn_lag: Duration,
+    /// CRITICAL when it is older. Default: 5 min.
+    #[serde(with = "secs")]
+    pub crit_lag: Duration,
 }
 
 impl Default for HealthPolicy {
@@ -69,6 +77,8 @@ impl Default for HealthPolicy {
             size_drop_crit: 0.5,
             verify_grace: Duration::from_secs(6 * 3600),
             min_free_bytes: 1 << 30,
+            warn_lag: Duration::from_secs(60),
+            crit_lag: Duration::from_secs(300),
         }
     }
 }
@@ -141,7 +151,7 @@ impl fmt::Display for Status {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Check {
     /// A stable name: `directory`, `age`, `last-run`, `size`, `count`, `verification`,
-    /// `disk`, `manifests`, `leftovers`.
+    /// `disk`, `replication`, `manifests`, `leftovers`.
     pub name: &'static str,
     /// Its status.
     pub status: Status,
@@ -166,6 +176,14 @@ pub struct HealthMetrics {
     pub free_bytes: Option<u64>,
     /// Whether the latest run of each operation succeeded.
     pub last_run_ok: Vec<(Operation, bool)>,
+    /// For a replicated database: the age of the newest shipped change (or heartbeat).
+    pub replication_lag_seconds: Option<f64>,
+    /// The restorable window of the newest generation.
+    pub restorable_from: Option<DateTime<Utc>>,
+    /// Its end.
+    pub restorable_to: Option<DateTime<Utc>>,
+    /// Generations in the repository.
+    pub generations: usize,
     /// Scratch state left by interrupted runs ([`BackupRepository::leftovers`]).
     pub leftovers: usize,
 }
@@ -231,6 +249,7 @@ pub async fn assess(
     });
     checks.push(verification_check(newest, policy, now));
     checks.push(disk_check(repo, newest, policy, &mut metrics));
+    checks.push(replication_check(repo, &listing.backups, policy, now, &mut metrics).await);
     checks.push(leftovers_check(repo, &mut metrics));
     let unreadable: Vec<String> = listing
         .ignored

@@ -10,6 +10,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 mod plan;
+mod point_in_time;
 mod postgres;
 mod sqlite;
 
@@ -82,6 +83,8 @@ pub struct RestoreReport {
     /// How long the restore took.
     #[serde(with = "millis")]
     pub duration: Duration,
+    /// For a point-in-time restore: the snapshot and the segments applied on top of it.
+    pub replayed: Option<crate::replicate::Replayed>,
 }
 
 impl BackupRepository {
@@ -128,6 +131,7 @@ impl BackupRepository {
                 replaced_database: None,
                 tables: BTreeMap::new(),
                 duration: Duration::ZERO,
+                replayed: None,
             });
         }
         let lock = self.lock(Operation::Restore).await?;

@@ -2,12 +2,13 @@
 //! target, swap.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use crate::{
-    BackupManifest, BackupRepository, Error, Reason, Result, Source, VerifyDepth,
+    BackupId, BackupManifest, BackupRepository, Error, Reason, Result, Source, VerifyDepth,
+    durable::TempFile,
     lock::RepoLock,
     progress::ProgressFn,
     run_log::Operation,
@@ -17,7 +18,7 @@ use crate::{
     },
 };
 
-use super::{RestoreOptions, RestoreReport, refuse_if_in_use, restore_temp_path};
+use super::{RestoreOptions, RestorePlan, RestoreReport, refuse_if_in_use, restore_temp_path};
 
 impl BackupRepository {
     pub(super) async fn restore_sqlite(
@@ -54,6 +55,34 @@ impl BackupRepository {
         let tables = self
             .record_verification(manifest.clone(), copy.outcome, timer.elapsed())
             .await?;
+        let (safety_backup, removed_files) = self
+            .replace_sqlite(lock, copy.temp, target, &plan, options, progress)
+            .await?;
+        tracing::info!(id = %manifest.id, target = %target.display(), "backup restored");
+        Ok(RestoreReport {
+            plan,
+            executed: true,
+            safety_backup,
+            removed_files,
+            replaced_database: None,
+            tables,
+            duration: Duration::ZERO,
+            replayed: None,
+        })
+    }
+
+    /// Puts the checked copy in `temp` in place of `target`: a safety backup of the target
+    /// first (unless told not to), the in-use check again just before, then the swap.
+    pub(super) async fn replace_sqlite(
+        &self,
+        lock: &RepoLock,
+        temp: TempFile,
+        target: &Path,
+        plan: &RestorePlan,
+        options: &RestoreOptions,
+        progress: &ProgressFn<'_>,
+    ) -> Result<(Option<BackupId>, Vec<PathBuf>)> {
+        let source = Source::sqlite(target);
         let safety_backup = if plan.target_exists && !options.skip_safety_backup {
             Some(
                 self.create_locked(lock, &source, Reason::PreRestore, progress)
@@ -74,16 +103,7 @@ impl BackupRepository {
                 });
             }
         }
-        let removed_files = swap_into_place(copy.temp, target)?;
-        tracing::info!(id = %manifest.id, target = %target.display(), "backup restored");
-        Ok(RestoreReport {
-            plan,
-            executed: true,
-            safety_backup,
-            removed_files,
-            replaced_database: None,
-            tables,
-            duration: Duration::ZERO,
-        })
+        let removed_files = swap_into_place(temp, target)?;
+        Ok((safety_backup, removed_files))
     }
 }

@@ -19,14 +19,16 @@ pub(crate) struct CheckOutcome {
     pub(crate) failure: Option<VerifyFailure>,
 }
 
-/// Checks the copy at `path` against `manifest`. Anything SQLite reports, including "file is
-/// not a database", is a verification failure, not an error.
+/// Checks the copy at `path`, and against `manifest` when given (its row counts and migration
+/// version; a database rebuilt to another point than a backup's has no manifest to match).
+/// Anything SQLite reports, including "file is not a database", is a verification failure,
+/// not an error.
 ///
 /// The integrity check runs on one connection while the foreign key check and the counts run
 /// on another: they share nothing, and the integrity check dominates on large databases.
 pub(crate) async fn check_copy(
     path: &Path,
-    manifest: &BackupManifest,
+    manifest: Option<&BackupManifest>,
     depth: VerifyDepth,
     migration_table: &str,
 ) -> CheckOutcome {
@@ -70,15 +72,15 @@ pub(crate) async fn check_copy(
             violations: fk.0,
             sample: fk.1,
         })
-    } else if let Some(counts) = compare_counts(&manifest.tables, &tables) {
+    } else if let Some(counts) = manifest.and_then(|m| compare_counts(&m.tables, &tables)) {
         Some(counts)
-    } else if version != manifest.migration_version {
-        Some(VerifyFailure::MigrationVersion {
-            expected: manifest.migration_version.clone(),
-            actual: version,
-        })
     } else {
-        None
+        manifest
+            .filter(|m| version != m.migration_version)
+            .map(|m| VerifyFailure::MigrationVersion {
+                expected: m.migration_version.clone(),
+                actual: version,
+            })
     };
     CheckOutcome { tables, failure }
 }

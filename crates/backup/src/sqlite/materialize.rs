@@ -37,6 +37,35 @@ pub(crate) async fn materialize(
     migration_table: &str,
     progress: &ProgressFn<'_>,
 ) -> Result<Materialized> {
+    let decompressed = decompress(store, dest, claim, manifest, progress).await?;
+    if decompressed.outcome.is_err() {
+        return Ok(decompressed);
+    }
+    let temp = decompressed.temp;
+    progress(crate::Progress {
+        phase: Phase::Check,
+        done: 0,
+        total: None,
+    });
+    let checked = check_copy(temp.path(), Some(manifest), depth, migration_table).await;
+    let outcome = match checked.failure {
+        Some(failure) => Err(failure),
+        None => Ok(checked.tables),
+    };
+    Ok(Materialized { temp, outcome })
+}
+
+/// Checks the data object's size, then decompresses it into the new file `dest` (claimed by
+/// `claim`, which goes once the file does), checking its SHA-256, decoding and raw size (not
+/// its content: the caller checks that, perhaps after changing it). The outcome's tables are
+/// empty.
+pub(crate) async fn decompress(
+    store: &Store,
+    dest: PathBuf,
+    claim: ScratchClaim,
+    manifest: &BackupManifest,
+    progress: &ProgressFn<'_>,
+) -> Result<Materialized> {
     let (temp, file) = TempFile::create_claimed(dest, claim)?;
     let data = match data_file::open(store, manifest).await? {
         Ok(data) => data,
@@ -65,21 +94,9 @@ pub(crate) async fn materialize(
         Ok::<_, crate::Error>(done)
     })
     .await??;
-    if let Some(failure) = stream_failure(manifest, &decompressed) {
-        return Ok(Materialized {
-            temp,
-            outcome: Err(failure),
-        });
-    }
-    progress(crate::Progress {
-        phase: Phase::Check,
-        done: 0,
-        total: None,
-    });
-    let checked = check_copy(temp.path(), manifest, depth, migration_table).await;
-    let outcome = match checked.failure {
+    let outcome = match stream_failure(manifest, &decompressed) {
         Some(failure) => Err(failure),
-        None => Ok(checked.tables),
+        None => Ok(BTreeMap::new()),
     };
     Ok(Materialized { temp, outcome })
 }

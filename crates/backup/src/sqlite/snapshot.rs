@@ -195,7 +195,10 @@ async fn end_read(conn: &mut SqliteConnection) {
     }
 }
 
-async fn page_stream(
+/// Streams the pages of the database as `conn`'s open read transaction sees them, which must
+/// read the database file alone (an empty log, or every frame checkpointed and no checkpoint
+/// possible while it reads), counting the rows in the same transaction.
+pub(crate) async fn page_stream(
     conn: &mut SqliteConnection,
     path: &Path,
     out: ObjectWriter,

@@ -196,7 +196,28 @@ impl TestRepo {
 /// Defines, for each named `async fn(TestDatabase, TestRepo)`, one test per database backend
 /// and repository kind: `<name>::sqlite_local`, `::postgres_local`, `::sqlite_s3`,
 /// `::postgres_s3` (the S3 ones with the `s3` feature, against a moto_server of their own).
+/// With `sqlite;` first, SQLite only: `<name>::local` and `::s3`.
 macro_rules! test_on_repositories {
+    (sqlite; $($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                use db_connect::testing::TestDatabase;
+                use crate::support::TestRepo;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn local() {
+                    super::$name(TestDatabase::sqlite().await, TestRepo::local()).await;
+                }
+                #[cfg(feature = "s3")]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn s3() {
+                    if let Some(repo) = TestRepo::s3() {
+                        super::$name(TestDatabase::sqlite().await, repo).await;
+                    }
+                }
+            }
+        )+
+    };
     ($($name:ident),+ $(,)?) => {
         $(
             mod $name {
@@ -457,4 +478,71 @@ pub(crate) async fn scalar_in(txn: &sea_orm::DatabaseTransaction, sql: &str) -> 
         .unwrap()
         .unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// A TCP proxy in front of a server, which a test can cut (every connection dropped, new ones
+/// refused) and restore: an object store that goes down and comes back.
+pub(crate) struct Proxy {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub(crate) async fn start(upstream: u16) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (accept_up, accept_connections) = (up.clone(), connections.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accept_up.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection reset
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                accept_connections.lock().unwrap().push(task);
+            }
+        });
+        Self {
+            port,
+            up,
+            connections,
+            accept,
+        }
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub(crate) fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Lets connections through again.
+    pub(crate) fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
 }

@@ -7,13 +7,13 @@
 
 use std::{
     io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpStream},
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
-use super::service_unavailable;
+use super::{free_port, service_unavailable};
 
 /// The access key tests give the code under test (moto accepts any).
 pub const TEST_ACCESS_KEY_ID: &str = "hotel-test";
@@ -242,13 +242,6 @@ impl S3Bucket {
         let key: Vec<String> = key.split('/').map(percent_encode).collect();
         format!("/{}/{}", self.name, key.join("/"))
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind a free port")
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns the status and the body. moto takes

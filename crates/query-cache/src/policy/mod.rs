@@ -74,6 +74,63 @@ pub(crate) trait Policy: Send {
     fn retain(&mut self, keep: &mut dyn FnMut(&CacheKey, &Entry) -> bool, removed: &mut Removed);
 }
 
+/// The policy a shard uses: an enum rather than a `Box<dyn Policy>` so that the hit path
+/// is inlined into the shard's lookup instead of going through a virtual call.
+// One per shard, inside the shard's lock: boxing the larger variant would only add a
+// pointer to chase on every hit.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum ShardPolicy {
+    Lru(Lru),
+    WTinyLfu(WTinyLfu),
+}
+
+/// Calls `$method` on whichever policy the shard uses.
+macro_rules! delegate {
+    ($self:ident, $policy:ident => $call:expr) => {
+        match $self {
+            ShardPolicy::Lru($policy) => $call,
+            ShardPolicy::WTinyLfu($policy) => $call,
+        }
+    };
+}
+
+impl Policy for ShardPolicy {
+    #[inline]
+    fn len(&self) -> usize {
+        delegate!(self, p => p.len())
+    }
+
+    #[inline]
+    fn access(&mut self, key: &str, hash: u64) -> Option<&Entry> {
+        delegate!(self, p => p.access(key, hash))
+    }
+
+    #[inline]
+    fn peek(&self, key: &str, hash: u64) -> Option<&Entry> {
+        delegate!(self, p => p.peek(key, hash))
+    }
+
+    fn replace(&mut self, key: &str, entry: Entry) -> Result<Entry, Entry> {
+        delegate!(self, p => p.replace(key, entry))
+    }
+
+    fn insert(&mut self, key: CacheKey, entry: Entry, now: Instant, removed: &mut Removed) {
+        delegate!(self, p => p.insert(key, entry, now, removed))
+    }
+
+    fn remove(&mut self, key: &str, hash: u64) -> Option<(CacheKey, Entry)> {
+        delegate!(self, p => p.remove(key, hash))
+    }
+
+    fn pop_victim(&mut self, keep: &str) -> Option<(CacheKey, Entry)> {
+        delegate!(self, p => p.pop_victim(keep))
+    }
+
+    fn retain(&mut self, keep: &mut dyn FnMut(&CacheKey, &Entry) -> bool, removed: &mut Removed) {
+        delegate!(self, p => p.retain(keep, removed))
+    }
+}
+
 /// `share` of `total` split over `parts` so that the shares add up exactly to `total`
 /// (the first `total % parts` parts get one more).
 pub(crate) fn share(total: usize, part: usize, parts: usize) -> usize {
