@@ -226,6 +226,17 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 }
 
 impl Command {
+    /// Whether the command only reads (so there is nothing to clean up after it).
+    pub(crate) fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            Self::List
+                | Self::Monitor(_)
+                | Self::Restore { dry_run: true, .. }
+                | Self::Prune { dry_run: true, .. }
+        )
+    }
+
     /// Whether the command runs until SIGINT or SIGTERM (and then stops by itself).
     pub(crate) fn runs_until_stopped(&self) -> bool {
         matches!(self, Self::Schedule { .. } | Self::Replicate(_))

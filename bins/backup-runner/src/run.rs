@@ -61,13 +61,8 @@ impl std::error::Error for Interrupted {}
 /// left (a scratch or half-restored PostgreSQL database; files went with the future), so the
 /// next run starts clean. Returns the error to report.
 pub(crate) async fn interrupted(cli: &Cli, signal: i32) -> anyhow::Error {
-    let writes = !matches!(cli.command, Command::List | Command::Monitor(_))
-        && !matches!(
-            cli.command,
-            Command::Restore { dry_run: true, .. } | Command::Prune { dry_run: true, .. }
-        );
     let error = anyhow::Error::new(Interrupted { signal });
-    if !writes {
+    if cli.command.is_read_only() {
         return error;
     }
     let Ok(repo) = repository(cli, false) else {

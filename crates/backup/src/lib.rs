@@ -38,7 +38,11 @@
 //! generations/<gen>/generation.json        a line of continuous replication (sealed)
 //! generations/<gen>/segments/<seq>.seg     its segments: sealed header + zstd WAL frames
 //! .lock                                    local directories only: the flock of writers
+//! .scratch/<operation>-<pid>-….json        local: claims on the scratch state of running ops
 //! ```
+//!
+//! (For a repository in an object store, `.lock` and `.scratch/` live in a local work
+//! directory of this host: see [`RepositoryBuilder::scratch_dir`].)
 //!
 //! Ids are UTC seconds (`20261125T103000Z`, `-2`… within a second), so keys sort in time
 //! order. Manifests of format 1, written before seals, are still read (their data is still
@@ -113,9 +117,23 @@
 //! # }
 //! ```
 //!
+//! # Interrupted operations
+//!
+//! An operation killed (SIGKILL, power loss) or cancelled (its future dropped) never blocks the
+//! next one and leaves nothing for good. What lives in the repository is written under
+//! temporary names that a listing ignores. Every other piece of scratch state — a
+//! verification's scratch copy or database, a restore's copy beside its target or its new
+//! PostgreSQL database — is *claimed* before it is created: a claim file under `.scratch/`,
+//! locked (`flock`) by its owner. The kernel releases the lock when the owner dies, so a claim
+//! whose lock is free is a leftover: the next operation holding the repository's lock removes
+//! leftover files, the next one connected to a leftover database's server drops it, and
+//! [`BackupRepository::clean_leftovers`] does both at once. [`BackupRepository::leftovers`]
+//! lists them without changing anything, and the monitor reports them.
+//!
 //! # Platform
 //!
-//! Unix only (the SQLite page stream and the in-use check rely on POSIX file locks).
+//! Unix only (the SQLite page stream and the in-use check rely on POSIX file locks; the in-use
+//! check also reads `/proc` on Linux).
 //! PostgreSQL backups need `pg_dump` and `pg_restore` of at least the server's major version.
 
 mod create;
