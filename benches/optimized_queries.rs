@@ -259,11 +259,11 @@ impl Floor {
             }
             (Floor::Sqlite(f), FloorRun::Availability) => {
                 let (rt, week, s) = Statements::at(&statements.availability, i);
-                drop(f.availability(s, *rt, *week, rooms));
+                std::hint::black_box(f.availability(s, *rt, *week, rooms));
             }
             (Floor::Postgres(f), FloorRun::Availability) => {
                 let (rt, week, s) = Statements::at(&statements.availability, i);
-                drop(f.availability(s, *rt, *week, rooms).await);
+                std::hint::black_box(f.availability(s, *rt, *week, rooms).await);
             }
             (Floor::Sqlite(f), FloorRun::UserBookingsJoin) => {
                 drop(f.user_bookings_join(&Statements::at(&statements.user_bookings, i).1))
