@@ -114,7 +114,10 @@ pub(crate) fn new_id(at: DateTime<Utc>) -> String {
         std::thread::current().id()
     );
     let random = hex::encode(Sha256::digest(seed.as_bytes()));
-    format!("{}-{}", at.format("%Y%m%dT%H%M%SZ"), &random[..8])
+    // Microseconds: two lines started within one second (a replicator killed and restarted
+    // at once) must still sort by start, since the newest id is the line to continue and to
+    // restore from.
+    format!("{}-{}", at.format("%Y%m%dT%H%M%S%.6fZ"), &random[..8])
 }
 
 impl BackupRepository {
@@ -211,5 +214,17 @@ mod tests {
         let a = new_id(Utc::now());
         crate::store::check_key(&generation_key(&a)).unwrap();
         crate::store::check_key(&segment_key(&a, u64::MAX)).unwrap();
+    }
+
+    #[test]
+    fn ids_of_lines_started_within_one_second_sort_by_start() {
+        let second = DateTime::parse_from_rfc3339("2026-11-29T00:53:11Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for step_ms in 1..200 {
+            let earlier = new_id(second + chrono::Duration::milliseconds(step_ms));
+            let later = new_id(second + chrono::Duration::milliseconds(step_ms + 1));
+            assert!(earlier < later, "{earlier} !< {later}");
+        }
     }
 }

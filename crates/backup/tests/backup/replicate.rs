@@ -443,7 +443,16 @@ async fn prune_removes_the_segments_no_kept_snapshot_needs() {
     };
     let mut running = Running::start(&r, &db, options);
     let writers = Writers::start(&db, 1).await;
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Until three snapshots exist, however slow the machine is today.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while running.status.borrow_and_update().snapshots < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no third snapshot: {:?}",
+            *running.status.borrow()
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(100), running.status.changed()).await;
+    }
     writers.stop().await;
     running.caught_up().await;
     let status = running.stop().await;
