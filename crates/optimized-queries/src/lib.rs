@@ -60,7 +60,6 @@ mod domain;
 mod error;
 mod executor;
 mod hot_queries;
-pub mod naive;
 mod reports;
 mod retry;
 mod rooms;
@@ -68,7 +67,6 @@ mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite_reader;
 mod views;
-pub mod workload;
 mod writes;
 
 pub use availability::{
