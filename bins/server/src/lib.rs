@@ -21,5 +21,4 @@ pub mod routes;
 pub mod serving;
 pub mod startup;
 pub mod state;
-pub mod telemetry;
 pub mod tokens;
