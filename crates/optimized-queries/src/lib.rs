@@ -66,6 +66,7 @@ mod rooms;
 mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite_reader;
+pub mod tokens;
 mod views;
 mod writes;
 
