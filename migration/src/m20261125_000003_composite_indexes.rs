@@ -121,7 +121,9 @@ impl MigrationTrait for Migration {
 ///
 /// The database's, e.g. when the indexes are not there.
 pub async fn drop_composite_indexes(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
-    Migration.down(&SchemaManager::new(db)).await
+    let transaction = begin_with_fresh_schema(db).await?;
+    Migration.down(&SchemaManager::new(&transaction)).await?;
+    transaction.commit().await
 }
 
 /// Creates the composite indexes again after [`drop_composite_indexes`], with this migration's
@@ -131,5 +133,26 @@ pub async fn drop_composite_indexes(db: &sea_orm::DatabaseConnection) -> Result<
 ///
 /// The database's, e.g. when an index is already there.
 pub async fn create_composite_indexes(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
-    Migration.up(&SchemaManager::new(db)).await
+    let transaction = begin_with_fresh_schema(db).await?;
+    Migration.up(&SchemaManager::new(&transaction)).await?;
+    transaction.commit().await
+}
+
+/// A transaction whose connection sees the schema as it is now.
+///
+/// A pooled SQLite connection checks `CREATE INDEX` and `DROP INDEX` against the schema it
+/// last read, which is stale when another connection changed it since: the index that
+/// connection dropped then "already exists". Reading `sqlite_schema` inside the transaction
+/// makes SQLite compare the schema cookie and reload.
+async fn begin_with_fresh_schema(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let transaction = db.begin().await?;
+    if transaction.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+        transaction
+            .execute_unprepared("SELECT count(*) FROM sqlite_schema")
+            .await?;
+    }
+    Ok(transaction)
 }

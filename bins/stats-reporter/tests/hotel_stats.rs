@@ -405,6 +405,25 @@ async fn analyze_queries_times_the_hot_queries_of_a_database(db: TestDatabase) {
     );
 }
 
+/// `check-indexes` just after the composite indexes were created again.
+///
+/// PostgreSQL marks an index built over broken HOT chains (rows updated since they were
+/// inserted, as the bookings made and cancelled here are) `indcheckxmin`: until every
+/// transaction older than the index has ended, the planner cannot use it — and other tests
+/// share the server's transaction ids. So the check is repeated for a while until it passes;
+/// an index that is really not used still fails it.
+async fn check_indexes_of_fresh_indexes(db: &TestDatabase) -> Output {
+    let started = std::time::Instant::now();
+    loop {
+        let check = hotel_stats(&["check-indexes", "--database-url", db.url()]).await;
+        if check.status.code() == Some(0) || started.elapsed() > std::time::Duration::from_secs(30)
+        {
+            return check;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 async fn check_indexes_fails_without_the_index_migration_and_passes_with_it(db: TestDatabase) {
     let db = tiny(db).await;
     let conn = db.connection();
@@ -444,7 +463,7 @@ async fn check_indexes_fails_without_the_index_migration_and_passes_with_it(db: 
     assert!(report["plans"]["share_indexed"].as_f64().unwrap() < 0.95);
 
     migration::create_composite_indexes(conn).await.unwrap();
-    let clean = hotel_stats(&["check-indexes", "--database-url", db.url()]).await;
+    let clean = check_indexes_of_fresh_indexes(&db).await;
     assert_exit(&clean, 0);
     let text = stdout(&clean);
     assert!(
@@ -540,7 +559,7 @@ async fn perf_table_measures_the_five_operations(db: TestDatabase) {
         let conn = db.connection();
         // Every booking made while measuring was cancelled, the indexes are back.
         assert_eq!(inventory_mismatches(conn).await, 0);
-        let check = hotel_stats(&["check-indexes", "--database-url", db.url()]).await;
+        let check = check_indexes_of_fresh_indexes(&db).await;
         assert_exit(&check, 0);
         // A database with data is refused, untouched.
         let bookings = count(conn, "bookings").await;

@@ -46,6 +46,24 @@ pub(crate) struct QueryShape {
     group_by: Vec<ColumnUse>,
 }
 
+/// A parenthesised part of a statement (a subquery, a function's arguments, a list) and the
+/// tables named directly in it: an unqualified column belongs to the nearest enclosing scope
+/// that names tables, not to the statement as a whole.
+#[derive(Debug)]
+struct Scope {
+    parent: Option<usize>,
+    tables: Vec<String>,
+}
+
+/// Unqualified column uses waiting for their table: which list, which entry, which scope.
+#[derive(Debug, Clone, Copy)]
+enum UseList {
+    Filters,
+    Joins,
+    OrderBy,
+    GroupBy,
+}
+
 fn is_name(token: &Token<'_>) -> bool {
     match token.kind {
         TokenKind::QuotedIdent => true,
@@ -83,25 +101,48 @@ impl QueryShape {
         let mut clause = Clause::Other;
         // The table of the innermost JOIN: its ON clause says how it is probed.
         let mut joined: Option<String> = None;
+        let mut scopes = vec![Scope {
+            parent: None,
+            tables: Vec::new(),
+        }];
+        let mut scope = 0;
+        let mut unqualified: Vec<(UseList, usize, usize)> = Vec::new();
         let mut i = 0;
         while i < tokens.len() {
             let token = &tokens[i];
+            if token.is("(") {
+                scopes.push(Scope {
+                    parent: Some(scope),
+                    tables: Vec::new(),
+                });
+                scope = scopes.len() - 1;
+                i += 1;
+                continue;
+            }
+            if token.is(")") {
+                // A derived table's alias (`(SELECT …) b`) stays a name of its own: the plan's
+                // `SCAN b` reads the materialised rows, not the base table.
+                scope = scopes[scope].parent.unwrap_or(0);
+                i += 1;
+                continue;
+            }
             if token.kind == TokenKind::Word && is_keyword(token.text) == Some(Keyword::Clause) {
                 let word = token.text.to_ascii_lowercase();
                 match word.as_str() {
                     "from" | "join" | "update" | "into" => {
                         clause = Clause::Other;
-                        let before = shape.tables.len();
-                        let end = shape.table_refs(&tokens, i + 1, word == "from");
+                        let mut named = Vec::new();
+                        let end = shape.table_refs(&tokens, i + 1, word == "from", &mut named);
                         joined = if word == "join" {
                             tokens
                                 .get(i + 1)
                                 .and_then(Token::ident)
                                 .map(|name| shape.table_of(&name))
-                                .or_else(|| shape.tables.get(before).cloned())
+                                .or_else(|| named.first().cloned())
                         } else {
                             None
                         };
+                        scopes[scope].tables.extend(named);
                         i = end;
                         continue;
                     }
@@ -137,6 +178,14 @@ impl QueryShape {
                 };
                 if let Some(column) = column {
                     let table = qualifier.map(|q| self_resolve(&shape.aliases, &q));
+                    let is_unqualified = table.is_none();
+                    let mut push = |list: UseList, used: ColumnUse, shape: &mut Self| {
+                        let entries = shape.list_mut(list);
+                        if is_unqualified {
+                            unqualified.push((list, entries.len(), scope));
+                        }
+                        entries.push(used);
+                    };
                     match clause {
                         Clause::OrderBy | Clause::GroupBy => {
                             let used = ColumnUse {
@@ -144,11 +193,12 @@ impl QueryShape {
                                 column,
                                 kind: UseKind::Range,
                             };
-                            if clause == Clause::OrderBy {
-                                shape.order_by.push(used);
+                            let list = if clause == Clause::OrderBy {
+                                UseList::OrderBy
                             } else {
-                                shape.group_by.push(used);
-                            }
+                                UseList::GroupBy
+                            };
+                            push(list, used, &mut shape);
                         }
                         Clause::Where | Clause::On => {
                             // `col OP operand`, or `operand OP col`.
@@ -172,9 +222,9 @@ impl QueryShape {
                                 // or in a JOIN's ON alike; compared with another column it
                                 // says how the table is probed in a join.
                                 if !to_column {
-                                    shape.filters.push(used);
+                                    push(UseList::Filters, used, &mut shape);
                                 } else if probed {
-                                    shape.joins.push(used);
+                                    push(UseList::Joins, used, &mut shape);
                                 }
                             }
                         }
@@ -186,25 +236,46 @@ impl QueryShape {
             }
             i += 1;
         }
-        // Unqualified columns belong to the only table, when there is only one.
-        if let [only] = shape.tables.as_slice() {
-            let only = only.clone();
-            for used in shape
-                .filters
-                .iter_mut()
-                .chain(shape.joins.iter_mut())
-                .chain(shape.order_by.iter_mut())
-                .chain(shape.group_by.iter_mut())
-            {
-                used.table.get_or_insert_with(|| only.clone());
+        // An unqualified column belongs to the only table of the nearest enclosing scope that
+        // names tables (`(SELECT * FROM bookings WHERE user_id = ?) b JOIN …` filters
+        // bookings), or to the statement's only table.
+        for (list, index, at) in unqualified {
+            let mut owner = Some(at);
+            while let Some(s) = owner.filter(|&s| scopes[s].tables.is_empty()) {
+                owner = scopes[s].parent;
+            }
+            let table = match owner.map(|s| scopes[s].tables.as_slice()) {
+                Some([only]) => Some(only.clone()),
+                _ => match shape.tables.as_slice() {
+                    [only] => Some(only.clone()),
+                    _ => None,
+                },
+            };
+            if let (Some(table), Some(used)) = (table, shape.list_mut(list).get_mut(index)) {
+                used.table = Some(table);
             }
         }
         shape
     }
 
+    fn list_mut(&mut self, list: UseList) -> &mut Vec<ColumnUse> {
+        match list {
+            UseList::Filters => &mut self.filters,
+            UseList::Joins => &mut self.joins,
+            UseList::OrderBy => &mut self.order_by,
+            UseList::GroupBy => &mut self.group_by,
+        }
+    }
+
     /// Reads `table [AS alias]` (and, after FROM, more of them separated by commas) from `at`;
     /// returns the index after them.
-    fn table_refs(&mut self, tokens: &[Token<'_>], mut at: usize, list: bool) -> usize {
+    fn table_refs(
+        &mut self,
+        tokens: &[Token<'_>],
+        mut at: usize,
+        list: bool,
+        named: &mut Vec<String>,
+    ) -> usize {
         loop {
             if !tokens.get(at).is_some_and(is_name) {
                 return at;
@@ -221,6 +292,9 @@ impl QueryShape {
             let name = name.to_lowercase();
             if !self.tables.contains(&name) {
                 self.tables.push(name.clone());
+            }
+            if !named.contains(&name) {
+                named.push(name.clone());
             }
             self.aliases.insert(name.clone(), name.clone());
             if tokens.get(at).is_some_and(|t| t.is_word("as")) {
@@ -243,6 +317,11 @@ impl QueryShape {
     /// The table a name in a plan refers to (an alias resolves to its table).
     pub(crate) fn table_of(&self, name: &str) -> String {
         self_resolve(&self.aliases, name)
+    }
+
+    /// Whether `table` is one of the tables the statement reads (not a derived table's alias).
+    pub(crate) fn names_table(&self, table: &str) -> bool {
+        self.tables.iter().any(|t| t == table)
     }
 
     /// Whether the query's WHERE filters on a column of `table`.
@@ -315,6 +394,21 @@ mod tests {
             shape.suggested_columns("bookings"),
             ["user_id", "status", "created_at"]
         );
+    }
+
+    #[test]
+    fn unqualified_columns_of_a_derived_table_belong_to_its_table() {
+        let shape = QueryShape::parse(
+            "SELECT b.id, r.name, p.id FROM (SELECT * FROM bookings WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2) b JOIN room_types r ON r.id = b.room_type_id LEFT JOIN payments p ON p.booking_id = b.id ORDER BY b.created_at DESC",
+        );
+        assert!(shape.is_filtered("bookings"));
+        assert!(!shape.is_filtered("room_types"));
+        assert_eq!(shape.table_of("b"), "b");
+        assert_eq!(
+            shape.suggested_columns("bookings"),
+            ["user_id", "created_at", "id"]
+        );
+        assert_eq!(shape.suggested_columns("payments"), ["booking_id"]);
     }
 
     #[test]

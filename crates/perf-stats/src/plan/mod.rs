@@ -242,6 +242,9 @@ impl PlanReport {
                     }
                     suggest(table, shape.suggested_columns(table), &mut report);
                 }
+                // An automatic index over a derived table (a materialised subquery) indexes a
+                // few rows the statement computed itself; no CREATE INDEX can replace it.
+                (Access::AutomaticIndex { .. }, Some(table)) if !shape.names_table(table) => {}
                 (Access::AutomaticIndex { columns }, table) => {
                     report.automatic_index = true;
                     if let Some(table) = table {
@@ -592,5 +595,38 @@ mod tests {
         let report = PlanReport::assess("q", "sql", vec![scan], &unfiltered);
         assert_eq!(report.verdict, PlanVerdict::Unfiltered);
         assert!(report.suggestions.is_empty());
+    }
+
+    #[test]
+    fn an_automatic_index_on_a_derived_table_is_no_problem_but_on_a_table_it_is() {
+        let automatic = |table: &str| PlanStep {
+            table: Some(table.into()),
+            access: Access::AutomaticIndex {
+                columns: vec!["room_type_id".into()],
+            },
+            detail: format!("SEARCH {table} USING AUTOMATIC COVERING INDEX (room_type_id=?)"),
+        };
+        let search = PlanStep {
+            table: Some("room_inventory".into()),
+            access: Access::IndexSearch {
+                index: "uq_room_inventory_room_type_date".into(),
+                covering: false,
+            },
+            detail: "SEARCH room_inventory USING INDEX uq_room_inventory_room_type_date".into(),
+        };
+        let shape = QueryShape::parse(
+            "SELECT rt.id FROM room_types rt LEFT JOIN (SELECT room_type_id, SUM(total_rooms) AS total \
+             FROM room_inventory WHERE date >= ? GROUP BY room_type_id) a ON a.room_type_id = rt.id",
+        );
+        let derived = PlanReport::assess("q", "sql", vec![search.clone(), automatic("a")], &shape);
+        assert_eq!(derived.verdict, PlanVerdict::Indexed);
+        assert!(derived.suggestions.is_empty());
+
+        let joined = QueryShape::parse(
+            "SELECT rt.id FROM room_types rt JOIN bookings b ON b.room_type_id = rt.id WHERE b.status = ?",
+        );
+        let base = PlanReport::assess("q", "sql", vec![search, automatic("bookings")], &joined);
+        assert_eq!(base.verdict, PlanVerdict::AutomaticIndex);
+        assert_eq!(base.suggestions[0].table, "bookings");
     }
 }
