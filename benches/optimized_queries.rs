@@ -38,10 +38,8 @@ use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criteri
 use dataset::{DatasetOptions, Scale};
 use floor::{postgres::PostgresFloor, python, sqlite::SqliteFloor};
 use migration::{Migrator, MigratorTrait};
-use optimized_queries::{
-    DateRange, HotQuerySample, HotelCache, RoomCount, hot_queries,
-    workload::{Operation, Variant, Workload},
-};
+use optimized_queries::{DateRange, HotQuerySample, HotelCache, RoomCount, hot_queries};
+use query_baselines::workload::{Operation, Variant, Workload};
 use query_cache::QueryCache;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use tokio::runtime::Runtime;

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use chrono::{Duration as Days, Utc};
 use dataset::{DatasetOptions, Scale};
 use migration::{Migrator, MigratorTrait};
-use optimized_queries::{DateRange, RoomCount, UserBookingsQuery, naive};
+use optimized_queries::{DateRange, RoomCount, UserBookingsQuery};
 use perf_stats::QueryTracker;
+use query_baselines::naive;
 
 /// Runs once inside a perf-stats scope (counting statements and spotting N+1 patterns), then
 /// `runs` more times for the mean time.

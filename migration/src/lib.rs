@@ -24,7 +24,7 @@ pub mod m20261125_000003_composite_indexes;
 pub mod m20261128_000005_monthly_rollups;
 
 pub use exclusive::{MIGRATION_LOCK_KEY, MigrationLock, apply_pending};
-pub use gate::{Gate, pre_migration_backup};
+pub use gate::{Gate, MigrateError, Migrated, migrate_behind_backup, pre_migration_backup};
 pub use m20261125_000003_composite_indexes::{
     COMPOSITE_INDEXES, IndexSpec, create_composite_indexes, drop_composite_indexes,
 };

@@ -49,6 +49,11 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     pub(crate) json: bool,
 
+    /// Logging (`--log-format`; RUST_LOG sets the levels, default info for schedule and
+    /// replicate, warn otherwise).
+    #[command(flatten)]
+    pub(crate) log: cli_support::LogArgs,
+
     /// How long to wait for another create/verify/restore/prune to finish before giving up
     /// (exit code 4), e.g. 30s or 5m.
     #[arg(long, env = "BACKUP_LOCK_WAIT", default_value = "0s", value_parser = humantime::parse_duration, global = true)]

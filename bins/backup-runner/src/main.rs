@@ -6,14 +6,17 @@ mod cli;
 mod render;
 mod run;
 
-use std::io::IsTerminal;
-
 use clap::Parser;
-use tokio::signal::unix::{SignalKind, signal};
+use cli_support::{shutdown_signal, wait_for_signal};
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    init_tracing(cli.command.runs_until_stopped());
+    // Info for the long-running commands (their runs are the log), warnings otherwise.
+    cli.log.init(if cli.command.runs_until_stopped() {
+        "info"
+    } else {
+        "warn"
+    });
     let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -40,7 +43,7 @@ fn main() -> std::process::ExitCode {
                         wait_for_signal().await;
                         std::process::exit(130);
                     });
-                    Err(run::interrupted(&cli, signal).await)
+                    Err(run::interrupted(&cli, signal.number()).await)
                 }
             }
         }
@@ -61,48 +64,5 @@ fn main() -> std::process::ExitCode {
             }
             std::process::ExitCode::from(code)
         }
-    }
-}
-
-/// Logs go to stderr: readable on a terminal, JSON lines otherwise (for a log collector).
-/// RUST_LOG overrides the level (default: info for the long-running commands, warn otherwise).
-fn init_tracing(long_running: bool) {
-    let default = if long_running { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::io::stderr().is_terminal() {
-        builder.init();
-    } else {
-        builder.json().init();
-    }
-}
-
-/// Completes at the first SIGINT or SIGTERM; a second one ends the process at once.
-async fn shutdown_signal() {
-    wait_for_signal().await;
-    tracing::info!("stop requested; send the signal again to stop at once");
-    tokio::spawn(async {
-        wait_for_signal().await;
-        std::process::exit(130);
-    });
-}
-
-/// Completes at SIGINT or SIGTERM, with the signal's number.
-async fn wait_for_signal() -> i32 {
-    let mut term = signal(SignalKind::terminate()).ok();
-    let terminate = async {
-        match term.as_mut() {
-            Some(term) => {
-                term.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => 2,
-        () = terminate => 15,
     }
 }

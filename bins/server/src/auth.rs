@@ -3,11 +3,11 @@
 use std::time::Duration as StdDuration;
 
 use axum::{extract::FromRequestParts, http::request::Parts};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use entity::UserRole;
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
+use optimized_queries::tokens;
 
-use crate::{error::ApiError, state::AppState, tokens};
+use crate::{error::ApiError, state::AppState};
 
 /// `last_used_at` is written at most this often per token, so reads do not become writes.
 const LAST_USED_GRANULARITY: i64 = 60;
@@ -32,14 +32,6 @@ impl Caller {
 #[derive(Debug, Clone, Copy)]
 pub struct Admin(pub Caller);
 
-#[derive(FromQueryResult)]
-struct TokenRow {
-    token_id: i64,
-    user_id: i64,
-    role: UserRole,
-    last_used_at: Option<DateTime<Utc>>,
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -63,16 +55,9 @@ impl FromRequestParts<AppState> for Caller {
                 ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
             })?;
         let db = &state.primary;
-        let row = TokenRow::find_by_statement(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            "SELECT t.id AS token_id, t.user_id AS user_id, u.role AS role, t.last_used_at AS last_used_at \
-             FROM api_tokens t JOIN users u ON u.id = t.user_id \
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-            [tokens::hash(token).into()],
-        ))
-        .one(db)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+        let row = tokens::authenticate(db, token)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
 
         let now = Utc::now();
         if row
@@ -83,11 +68,7 @@ impl FromRequestParts<AppState> for Caller {
             let db = db.clone();
             let token_id = row.token_id;
             tokio::spawn(async move {
-                let write = db.execute_raw(Statement::from_sql_and_values(
-                    db.get_database_backend(),
-                    "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2",
-                    [now.into(), token_id.into()],
-                ));
+                let write = tokens::record_use(&db, token_id, now);
                 match tokio::time::timeout(StdDuration::from_secs(10), write).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(err)) => {

@@ -17,16 +17,9 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_URL", default_value = db_connect::DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
 
-    /// Log format: auto (pretty on a terminal, JSON otherwise), json or pretty. RUST_LOG sets
-    /// the levels (default info).
-    #[arg(
-        long,
-        env = "LOG_FORMAT",
-        value_enum,
-        default_value = "auto",
-        global = true
-    )]
-    pub log_format: LogFormat,
+    /// Logging (`--log-format`; RUST_LOG sets the levels, default info).
+    #[command(flatten)]
+    pub log: cli_support::LogArgs,
 
     /// A token command instead of serving.
     #[command(subcommand)]
@@ -35,17 +28,6 @@ pub struct Cli {
     /// Options of the server.
     #[command(flatten)]
     pub serve: ServeArgs,
-}
-
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Pretty on a terminal, JSON otherwise.
-    Auto,
-    /// One JSON object per line.
-    Json,
-    /// Human-readable lines.
-    Pretty,
 }
 
 /// What to do instead of serving.

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use crate::tokens;
+use optimized_queries::tokens;
 
 /// The demo's administrator.
 pub const ADMIN_EMAIL: &str = "demo-admin@hotel.example";

@@ -1,10 +1,10 @@
 //! `hotel-server`: the booking API that composes the workspace's libraries.
 //!
-//! - [`startup::build_state`] connects, migrates behind a verified backup, instruments the
+//! - [`build_state`] connects, migrates behind a verified backup, instruments the
 //!   connections with perf-stats, builds the cache and pre-warms it;
-//! - [`app::app`] is the router with its middleware (request ids, tracing, timeouts, body limit,
+//! - [`app()`] is the router with its middleware (request ids, tracing, timeouts, body limit,
 //!   compression, metrics, N+1 scopes);
-//! - [`startup::serve`] serves on an already bound listener until a shutdown future completes,
+//! - [`serve`] serves on an already bound listener until a shutdown future completes,
 //!   so tests run the real server on port 0; [`serving`] keeps every connection under a
 //!   deadline and their number under a cap, and [`load_shed`] answers 503 past the limit of
 //!   requests in flight.
@@ -21,5 +21,9 @@ pub mod routes;
 pub mod serving;
 pub mod startup;
 pub mod state;
-pub mod telemetry;
-pub mod tokens;
+
+pub use app::{HttpLimits, app};
+/// API tokens (issued, looked up and revoked by the data layer).
+pub use optimized_queries::tokens;
+pub use startup::{Settings, build_state, serve};
+pub use state::AppState;

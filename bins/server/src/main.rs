@@ -7,13 +7,13 @@ use clap::Parser;
 use server::{
     config::{Cli, Command, TokenAction},
     startup::{self, Settings},
-    telemetry, tokens,
+    tokens,
 };
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    cli.log.init("info,sqlx=warn");
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -111,7 +111,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         listener,
         state,
         args.http_limits(),
-        startup::shutdown_signal(),
+        cli_support::shutdown_signal(),
     )
     .await;
     if let Some(replication) = replication {

@@ -4,9 +4,9 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use optimized_queries::HotelCache;
-use perf_stats::{MetricsRegistry, MetricsSource, QueryTracker, Sample};
+use perf_stats::{MetricsRegistry, QueryTracker};
 use query_cache::{QueryCache, RedisConfig};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{app::HttpLimits, http_metrics::HttpMetrics, state::AppState};
@@ -119,7 +119,11 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     let mut metrics = MetricsRegistry::new();
     metrics.register_tracker(&tracker);
     metrics.register_pool(&primary);
-    metrics.register_source(CacheMetrics(hotel.cache().clone()));
+    // The cache's own collector, under the server's namespace: `hotel_cache_*`.
+    metrics
+        .registry_mut()
+        .sub_registry_with_prefix("hotel")
+        .register_collector(Box::new(hotel.cache().metrics()));
     let http = HttpMetrics::register(metrics.registry_mut());
 
     let backups = match &settings.backup_dir {
@@ -154,171 +158,9 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     })
 }
 
-/// Exports the cache's statistics at each scrape.
-struct CacheMetrics(QueryCache);
-
-impl MetricsSource for CacheMetrics {
-    fn samples(&self) -> Vec<Sample> {
-        let s = self.0.stats();
-        let mut samples = vec![
-            Sample::counter(
-                "cache_hits",
-                "Cache lookups answered from memory",
-                s.hits as f64,
-            ),
-            Sample::counter(
-                "cache_misses",
-                "Cache lookups that had to load",
-                s.misses as f64,
-            ),
-            Sample::counter(
-                "cache_stale_hits",
-                "Stale values served while refreshing",
-                s.stale_hits as f64,
-            ),
-            Sample::counter("cache_loads", "Loader runs", s.loads as f64),
-            Sample::counter(
-                "cache_load_errors",
-                "Loader runs that failed",
-                s.load_errors as f64,
-            ),
-            Sample::counter(
-                "cache_single_flight_joins",
-                "Callers that joined a running load",
-                s.single_flight_joins as f64,
-            ),
-            Sample::counter(
-                "cache_evictions",
-                "Entries evicted for capacity",
-                s.evictions as f64,
-            ),
-            Sample::counter(
-                "cache_expirations",
-                "Entries removed after their TTL",
-                s.expirations as f64,
-            ),
-            Sample::counter(
-                "cache_invalidations",
-                "Entries removed by invalidation",
-                s.invalidations as f64,
-            ),
-            Sample::gauge("cache_entries", "Entries in the cache", s.entries as f64),
-            Sample::gauge(
-                "cache_capacity",
-                "Most entries the cache holds",
-                s.capacity as f64,
-            ),
-            Sample::gauge(
-                "cache_hit_ratio",
-                "Hits over lookups since the last reset",
-                s.hit_ratio,
-            ),
-        ];
-        if let Some(l2) = &s.l2 {
-            let flag = |on: bool| if on { 1.0 } else { 0.0 };
-            samples.extend([
-                Sample::counter(
-                    "cache_l2_hits",
-                    "L1 misses answered from Redis",
-                    l2.hits as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_misses",
-                    "L1 misses Redis could not answer",
-                    l2.misses as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_errors",
-                    "Redis calls that failed",
-                    l2.errors as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_timeouts",
-                    "Redis calls that timed out",
-                    l2.timeouts as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_writes",
-                    "Values written to Redis",
-                    l2.writes as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_stale_writes_refused",
-                    "Loads Redis refused because an invalidation overtook them",
-                    l2.stale_writes_refused as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_messages_sent",
-                    "Invalidation messages published",
-                    l2.messages_sent as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_messages_received",
-                    "Invalidation messages from other instances applied",
-                    l2.messages_received as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_reconnects",
-                    "Invalidation subscription re-established",
-                    l2.reconnects as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_l1_clears",
-                    "L1 cleared because messages may have been lost",
-                    l2.l1_clears as f64,
-                ),
-                Sample::gauge(
-                    "cache_l2_connected",
-                    "1 when the last Redis call succeeded",
-                    flag(l2.connected),
-                ),
-                Sample::gauge(
-                    "cache_l2_subscribed",
-                    "1 when the invalidation subscription is up",
-                    flag(l2.subscribed),
-                ),
-                Sample::gauge(
-                    "cache_l2_invalidations_pending",
-                    "Invalidations not yet applied to Redis",
-                    l2.invalidations_pending as f64,
-                ),
-                Sample::gauge(
-                    "cache_staleness_bound_seconds",
-                    "Longest an instance can serve a value whose invalidation message was lost",
-                    l2.staleness_bound_ms as f64 / 1000.0,
-                ),
-            ]);
-        }
-        samples
-    }
-}
-
-/// Whether the database holds any hotel data (a backup before migrating is only worth taking
-/// then).
-async fn holds_data(db: &DatabaseConnection) -> bool {
-    let sql = match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => {
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'users'"
-        }
-        _ => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'users'",
-    };
-    let count = |sql: String| async move {
-        db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-            .await
-            .ok()
-            .flatten()
-            .and_then(|row| row.try_get_by_index::<i64>(0).ok())
-            .unwrap_or(0)
-    };
-    count(sql.to_owned()).await > 0 && count("SELECT COUNT(*) FROM users".to_owned()).await > 0
-}
-
 /// Applies pending migrations; when the database already holds data, only after a verified
-/// pre-migration backup (unless `skip_backup`).
-///
-/// Everything happens under [`migration::MigrationLock`], reading the migration status
-/// included: instances started together on a fresh PostgreSQL database take turns, the first
-/// migrates and the others find nothing pending, so every one of them starts.
+/// pre-migration backup into `backup_dir` (unless `skip_backup`): the path `migration`'s CLI
+/// and `hotel-backup pre-migration` take, [`migration::migrate_behind_backup`].
 ///
 /// # Errors
 ///
@@ -329,53 +171,21 @@ pub async fn migrate(
     backup_dir: Option<&std::path::Path>,
     skip_backup: bool,
 ) -> anyhow::Result<()> {
-    let lock = migration::MigrationLock::acquire(db)
+    let migrated = migration::migrate_behind_backup(db, url, backup_dir, skip_backup)
         .await
-        .context("while taking the migration lock")?;
-    let pending = lock
-        .pending()
-        .await
-        .context("while reading the migration status")?;
-    if pending.is_empty() {
-        lock.release()
-            .await
-            .context("while releasing the migration lock")?;
-        return Ok(());
-    }
-    match backup_dir {
-        Some(dir) => {
-            let gate = migration::pre_migration_backup(url, dir, skip_backup)
-                .await
-                .with_context(|| {
-                    format!(
-                        "while taking the pre-migration backup into {}; no migration was applied",
-                        dir.display()
-                    )
-                })?;
-            match gate {
-                migration::Gate::BackedUp(id) => {
-                    tracing::info!(%id, "verified pre-migration backup taken")
-                }
-                migration::Gate::NothingToBackUp => {}
-                migration::Gate::Skipped => tracing::warn!(
-                    "applying migrations without a pre-migration backup (--skip-backup)"
-                ),
-            }
+        .context("while migrating the database")?;
+    match migrated.gate {
+        Some(migration::Gate::BackedUp(id)) => {
+            tracing::info!(%id, "verified pre-migration backup taken")
         }
-        None if holds_data(db).await && !skip_backup => {
-            anyhow::bail!(
-                "pending migrations on a database with data, and no backup directory for the pre-migration backup"
-            )
+        Some(migration::Gate::Skipped) => {
+            tracing::warn!("applied migrations without a pre-migration backup (--skip-backup)")
         }
-        None => {}
+        Some(migration::Gate::NothingToBackUp) | None => {}
     }
-    lock.apply(None)
-        .await
-        .context("while applying migrations")?;
-    lock.release()
-        .await
-        .context("while committing the migrations")?;
-    tracing::info!(applied = ?pending, "migrations applied");
+    if !migrated.applied.is_empty() {
+        tracing::info!(applied = ?migrated.applied, "migrations applied");
+    }
     Ok(())
 }
 
@@ -416,34 +226,6 @@ pub async fn serve(
         let _ = replica.close_by_ref().await;
     }
     Ok(())
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
-    }
 }
 
 /// Continuous replication running beside the server (`--replicate-to`).

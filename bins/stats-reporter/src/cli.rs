@@ -30,6 +30,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Logging (`--log-format`; RUST_LOG sets the levels, default warn).
+    #[command(flatten)]
+    pub log: cli_support::LogArgs,
+
     /// What to report.
     #[command(subcommand)]
     pub command: Command,

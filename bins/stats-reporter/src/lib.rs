@@ -24,7 +24,6 @@ mod perf_table;
 mod progress;
 mod sample;
 mod table;
-pub mod telemetry;
 
 use std::process::ExitCode;
 

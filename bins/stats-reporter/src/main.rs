@@ -4,13 +4,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use stats_reporter::{Cli, EXIT_ERROR, telemetry};
+use stats_reporter::{Cli, EXIT_ERROR};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     // clap exits 2 on a usage error and 0 after --help or --version.
     let cli = Cli::parse();
-    telemetry::init();
+    // Warnings only by default: stdout is the report, stderr stays quiet.
+    cli.log.init("warn");
     match stats_reporter::run(cli).await {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {

@@ -47,18 +47,16 @@ struct Cli {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+
+    /// Logging (`--log-format`; RUST_LOG sets the levels, default warn).
+    #[command(flatten)]
+    log: cli_support::LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    cli.log.init("warn");
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -30,7 +30,7 @@
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
-use query_cache::{Cacheable, LoadError, PrewarmJob, QueryCache, SharedCodec};
+use query_cache::{Cacheable, LoadError, PrewarmJob, QueryCache, SharedCodec, Ttl};
 use sea_orm::DatabaseConnection;
 
 use crate::{
@@ -173,6 +173,29 @@ fn from_load(err: LoadError<Error>) -> Error {
     }
 }
 
+/// Reads `key` through `cache`, running `load` on its own handle to `db` on a miss (the loader
+/// may outlive the caller's borrow): the one way every read wrapper below goes through the
+/// cache, so a loader's own error reaches the caller unchanged.
+async fn cached<T, F, Fut>(
+    cache: &QueryCache,
+    db: &DatabaseConnection,
+    key: impl AsRef<str>,
+    ttl: Ttl,
+    tags: &[&str],
+    load: F,
+) -> Result<Arc<T>>
+where
+    T: Cacheable,
+    F: FnOnce(DatabaseConnection) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    let db = db.clone();
+    cache
+        .with_cache(key, ttl, tags, move || load(db))
+        .await
+        .map_err(from_load)
+}
+
 /// The hotel's cached reads and invalidating writes. Cheap to clone.
 ///
 /// # Examples
@@ -216,16 +239,15 @@ impl HotelCache {
     ///
     /// As [`crate::room_types`].
     pub async fn room_types(&self, db: &DatabaseConnection) -> Result<Arc<Vec<RoomTypeSummary>>> {
-        let db = db.clone();
-        self.cache
-            .with_cache(
-                "room-types",
-                ttl::ROOM_TYPES,
-                &[ROOM_TYPES_TAG],
-                move || async move { crate::room_types(&db).await },
-            )
-            .await
-            .map_err(from_load)
+        cached(
+            &self.cache,
+            db,
+            "room-types",
+            ttl::ROOM_TYPES,
+            &[ROOM_TYPES_TAG],
+            move |db| async move { crate::room_types(&db).await },
+        )
+        .await
     }
 
     /// [`crate::availability`], cached for [`ttl::AVAILABILITY`].
@@ -249,13 +271,15 @@ impl HotelCache {
         );
         let tags = range_tags(&room_type_id.to_string(), range);
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-        let db = db.clone();
-        self.cache
-            .with_cache(key, ttl::AVAILABILITY, &tags, move || async move {
-                crate::availability(&db, room_type_id, range, rooms).await
-            })
-            .await
-            .map_err(from_load)
+        cached(
+            &self.cache,
+            db,
+            key,
+            ttl::AVAILABILITY,
+            &tags,
+            move |db| async move { crate::availability(&db, room_type_id, range, rooms).await },
+        )
+        .await
     }
 
     /// [`crate::all_availability`], cached for [`ttl::AVAILABILITY`].
@@ -279,13 +303,15 @@ impl HotelCache {
         let mut tags = range_tags("all", range);
         tags.push(ROOM_TYPES_TAG.to_owned());
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-        let db = db.clone();
-        self.cache
-            .with_cache(key, ttl::AVAILABILITY, &tags, move || async move {
-                crate::all_availability(&db, range, rooms).await
-            })
-            .await
-            .map_err(from_load)
+        cached(
+            &self.cache,
+            db,
+            key,
+            ttl::AVAILABILITY,
+            &tags,
+            move |db| async move { crate::all_availability(&db, range, rooms).await },
+        )
+        .await
     }
 
     /// [`crate::user_bookings`], cached for [`ttl::USER_BOOKINGS`], except with payments,
@@ -312,16 +338,15 @@ impl HotelCache {
         });
         let key = format!("user-bookings:{user_id}:{status}:{}", query.limit);
         let tag = user_bookings_tag(user_id);
-        let db = db.clone();
-        self.cache
-            .with_cache(
-                key,
-                ttl::USER_BOOKINGS,
-                &[tag.as_str()],
-                move || async move { crate::user_bookings(&db, user_id, query).await },
-            )
-            .await
-            .map_err(from_load)
+        cached(
+            &self.cache,
+            db,
+            key,
+            ttl::USER_BOOKINGS,
+            &[tag.as_str()],
+            move |db| async move { crate::user_bookings(&db, user_id, query).await },
+        )
+        .await
     }
 
     /// [`crate::booking_statistics`], cached for [`ttl::REPORTS`]. Pass the read replica as
@@ -342,13 +367,15 @@ impl HotelCache {
             range.end(),
             scope(room_type_id)
         );
-        let db = db.clone();
-        self.cache
-            .with_cache(key, ttl::REPORTS, &[REPORTS_TAG], move || async move {
-                crate::booking_statistics(&db, range, room_type_id).await
-            })
-            .await
-            .map_err(from_load)
+        cached(
+            &self.cache,
+            db,
+            key,
+            ttl::REPORTS,
+            &[REPORTS_TAG],
+            move |db| async move { crate::booking_statistics(&db, range, room_type_id).await },
+        )
+        .await
     }
 
     /// [`crate::occupancy`], cached for [`ttl::REPORTS`]. Pass the read replica as `db` where
@@ -369,13 +396,15 @@ impl HotelCache {
             range.end(),
             scope(room_type_id)
         );
-        let db = db.clone();
-        self.cache
-            .with_cache(key, ttl::REPORTS, &[REPORTS_TAG], move || async move {
-                crate::occupancy(&db, range, room_type_id).await
-            })
-            .await
-            .map_err(from_load)
+        cached(
+            &self.cache,
+            db,
+            key,
+            ttl::REPORTS,
+            &[REPORTS_TAG],
+            move |db| async move { crate::occupancy(&db, range, room_type_id).await },
+        )
+        .await
     }
 
     /// [`crate::create_booking`], then invalidates the availability of the stay's nights, the

@@ -60,15 +60,14 @@ mod domain;
 mod error;
 mod executor;
 mod hot_queries;
-pub mod naive;
 mod reports;
 mod retry;
 mod rooms;
 mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite_reader;
+pub mod tokens;
 mod views;
-pub mod workload;
 mod writes;
 
 pub use availability::{

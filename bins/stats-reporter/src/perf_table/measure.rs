@@ -6,11 +6,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::NaiveDate;
 use indicatif::ProgressBar;
-use optimized_queries::{
-    HotelCache,
-    workload::{Operation, Variant, Workload},
-};
+use optimized_queries::HotelCache;
 use perf_stats::{LatencyHistogram, LatencySummary};
+use query_baselines::workload::{Operation, Variant, Workload};
 use query_cache::QueryCache;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 

@@ -14,8 +14,8 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use db_connect::Backend;
 use migration::{Migrator, MigratorTrait};
-use optimized_queries::workload::Operation;
 use perf_stats::LatencySummary;
+use query_baselines::workload::Operation;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde::Serialize;
 

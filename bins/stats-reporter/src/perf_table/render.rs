@@ -72,7 +72,7 @@ fn machine_line(report: &PerfTable) -> String {
     line
 }
 
-const LEGEND: &str = "naive = optimized_queries::naive (fetch then filter, N+1 loops, \
+const LEGEND: &str = "naive = query_baselines::naive (fetch then filter, N+1 loops, \
 aggregation in Rust) on the database WITHOUT the composite-index migration; optimized = the \
 optimized-queries helpers WITH it; cached = the same through a warm HotelCache (user bookings \
 cached without payments, which are never cached; a booking is a write and is never cached). \

@@ -6,8 +6,9 @@ use dataset::{DatasetOptions, Scale};
 use db_connect::{test_on_backends, testing::TestDatabase};
 use migration::Migrator;
 use optimized_queries::{
-    self as oq, BookingRequest, DateRange, Error, RoomCount, UserBookingsQuery, naive,
+    self as oq, BookingRequest, DateRange, Error, RoomCount, UserBookingsQuery,
 };
+use query_baselines::naive;
 
 fn reference() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 6, 1).unwrap()
@@ -185,7 +186,7 @@ async fn hot_queries_are_valid_sql(test_db: TestDatabase) {
 test_on_backends!(hot_queries_are_valid_sql);
 
 async fn every_workload_operation_runs(test_db: TestDatabase) {
-    use optimized_queries::workload::{Operation, Variant, Workload};
+    use query_baselines::workload::{Operation, Variant, Workload};
     let test_db = generated(test_db).await;
     let db = test_db.connection().clone();
     let hotel =

@@ -7,9 +7,11 @@ use chrono::{Duration, NaiveDate};
 use sea_orm::{DatabaseConnection, FromQueryResult, Statement};
 use serde::Serialize;
 
-use crate::{
-    BookingRequest, DateRange, Error, HotelCache, Result, RoomCount, UserBookingsQuery, naive,
+use optimized_queries::{
+    BookingRequest, DateRange, Error, HotelCache, Result, RoomCount, UserBookingsQuery,
 };
+
+use crate::naive;
 
 /// An operation of the original's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -199,7 +201,7 @@ impl Workload {
                 naive::room_types(db).await?;
             }
             (Operation::RoomTypes, Variant::Optimized) => {
-                crate::room_types(db).await?;
+                optimized_queries::room_types(db).await?;
             }
             (Operation::RoomTypes, Variant::Cached) => {
                 self.hotel.room_types(db).await?;
@@ -211,7 +213,7 @@ impl Workload {
                         naive::availability(db, room_type, week, rooms).await?;
                     }
                     Variant::Optimized => {
-                        crate::availability(db, room_type, week, rooms).await?;
+                        optimized_queries::availability(db, room_type, week, rooms).await?;
                     }
                     Variant::Cached => {
                         self.hotel.availability(db, room_type, week, rooms).await?;
@@ -229,7 +231,7 @@ impl Workload {
                         naive::user_bookings(db, guest, query).await?;
                     }
                     Variant::Optimized => {
-                        crate::user_bookings(db, guest, query).await?;
+                        optimized_queries::user_bookings(db, guest, query).await?;
                     }
                     // Payments are never cached: the cached variant is the bookings with room type.
                     Variant::Cached => {
@@ -249,7 +251,7 @@ impl Workload {
                 };
                 let made = match v {
                     Variant::Naive => naive::create_booking(db, &request).await,
-                    _ => crate::create_booking(db, &request, self.today).await,
+                    _ => optimized_queries::create_booking(db, &request, self.today).await,
                 };
                 return match made {
                     Ok(outcome) => Ok(Some(outcome.booking.id)),
@@ -265,8 +267,8 @@ impl Workload {
                         naive::occupancy(db, year, None).await?;
                     }
                     Variant::Optimized => {
-                        crate::booking_statistics(db, year, None).await?;
-                        crate::occupancy(db, year, None).await?;
+                        optimized_queries::booking_statistics(db, year, None).await?;
+                        optimized_queries::occupancy(db, year, None).await?;
                     }
                     Variant::Cached => {
                         self.hotel.booking_statistics(db, year, None).await?;
@@ -285,7 +287,7 @@ impl Workload {
     /// The cancellation's errors.
     pub async fn undo(&self, booking: Option<i64>) -> Result<()> {
         if let Some(id) = booking {
-            crate::cancel_booking(&self.db, id).await?;
+            optimized_queries::cancel_booking(&self.db, id).await?;
         }
         Ok(())
     }

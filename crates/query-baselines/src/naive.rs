@@ -15,7 +15,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use crate::{
+use optimized_queries::{
     Availability, BookingOutcome, BookingRequest, BookingStatistics, BookingView, DEPOSIT_PERCENT,
     DateRange, Error, NightInventory, Occupancy, PaymentView, Result, RoomCount, RoomTypeOccupancy,
     RoomTypeRef, RoomTypeSummary, RoomTypeWithNight, StatusBreakdown, UserBookingsQuery,
@@ -197,7 +197,7 @@ pub async fn user_bookings(
 ///
 /// # Errors
 ///
-/// As [`crate::create_booking`], without the idempotency handling.
+/// As [`optimized_queries::create_booking`], without the idempotency handling.
 pub async fn create_booking(
     db: &DatabaseConnection,
     request: &BookingRequest,
@@ -255,13 +255,7 @@ pub async fn create_booking(
     }
     .insert(&txn)
     .await?;
-    crate::daily_stats::apply(
-        &txn,
-        booking.status,
-        crate::daily_stats::Contribution::of(&booking),
-        1,
-    )
-    .await?;
+    add_to_daily_stats(&txn, &booking).await?;
     txn.commit().await?;
     Ok(BookingOutcome {
         booking,
@@ -397,4 +391,49 @@ pub async fn occupancy(
         rate: rate(s, a),
         by_room_type,
     })
+}
+
+/// Adds a new booking to its day's `booking_daily_stats` row in one upsert, as the optimized
+/// writes do, so that the reports read the same rollups whichever path booked.
+async fn add_to_daily_stats(
+    conn: &impl sea_orm::ConnectionTrait,
+    booking: &booking::Model,
+) -> Result<()> {
+    use entity::booking_daily_stats::{ActiveModel, Column, Entity};
+    use sea_orm::{
+        ExprTrait,
+        sea_query::{Alias, Expr, OnConflict},
+    };
+
+    let rooms = i64::from(booking.rooms_booked);
+    let row = ActiveModel {
+        arrival_date: Set(booking.start_date),
+        room_type_id: Set(booking.room_type_id),
+        status: Set(booking.status),
+        bookings: Set(1),
+        rooms: Set(rooms),
+        room_nights: Set(rooms * booking.nights()),
+        revenue: Set(booking.total_price),
+    };
+    // Each counter grows by what the new row brings (`excluded`), never overwritten.
+    let add = |column: Column| {
+        (
+            column,
+            Expr::col((Entity, column)).add(Expr::col((Alias::new("excluded"), column))),
+        )
+    };
+    Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([Column::ArrivalDate, Column::RoomTypeId, Column::Status])
+                .values([
+                    add(Column::Bookings),
+                    add(Column::Rooms),
+                    add(Column::RoomNights),
+                    add(Column::Revenue),
+                ])
+                .to_owned(),
+        )
+        .exec(conn)
+        .await?;
+    Ok(())
 }

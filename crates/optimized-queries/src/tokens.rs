@@ -1,13 +1,17 @@
-//! API tokens: random, shown once, stored only as SHA-256 hashes.
+//! API tokens: random, shown once, stored only as SHA-256 hashes; issued, looked up and
+//! revoked here, so that HTTP code never writes their SQL. Tokens are never cached: a revoked
+//! token stops working at the next request.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::{UserRole, api_token, prelude::*, user};
 use rand::RngCore;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, NotSet,
-    QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
+    NotSet, QueryFilter, Statement,
 };
 use sha2::{Digest, Sha256};
+
+use crate::Result;
 
 /// Prefix of every token, so a leaked one is recognisable in logs and scanners.
 pub const TOKEN_PREFIX: &str = "htk_";
@@ -38,13 +42,13 @@ pub struct IssuedToken {
 ///
 /// # Errors
 ///
-/// When the database fails.
+/// [`Error::Database`](crate::Error::Database) when the database fails.
 pub async fn issue(
     db: &impl ConnectionTrait,
     email: &str,
     role: Option<UserRole>,
     name: Option<&str>,
-) -> Result<IssuedToken, DbErr> {
+) -> Result<IssuedToken> {
     let existing = User::find()
         .filter(user::Column::Email.eq(email))
         .one(db)
@@ -90,8 +94,8 @@ pub async fn issue(
 ///
 /// # Errors
 ///
-/// When the database fails.
-pub async fn revoke_token(db: &impl ConnectionTrait, token: &str) -> Result<bool, DbErr> {
+/// [`Error::Database`](crate::Error::Database) when the database fails.
+pub async fn revoke_token(db: &impl ConnectionTrait, token: &str) -> Result<bool> {
     let result = ApiToken::update_many()
         .col_expr(
             api_token::Column::RevokedAt,
@@ -108,8 +112,8 @@ pub async fn revoke_token(db: &impl ConnectionTrait, token: &str) -> Result<bool
 ///
 /// # Errors
 ///
-/// When the database fails.
-pub async fn revoke_user(db: &impl ConnectionTrait, email: &str) -> Result<u64, DbErr> {
+/// [`Error::Database`](crate::Error::Database) when the database fails.
+pub async fn revoke_user(db: &impl ConnectionTrait, email: &str) -> Result<u64> {
     let Some(user) = User::find()
         .filter(user::Column::Email.eq(email))
         .one(db)
@@ -127,6 +131,51 @@ pub async fn revoke_user(db: &impl ConnectionTrait, email: &str) -> Result<u64, 
         .exec(db)
         .await?;
     Ok(result.rows_affected)
+}
+
+/// The live token a request presented, and whom it authenticates.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct TokenOwner {
+    /// The token's row.
+    pub token_id: i64,
+    /// The user it authenticates.
+    pub user_id: i64,
+    /// The user's role.
+    pub role: UserRole,
+    /// When the token was last recorded as used ([`record_use`]).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// The live (not revoked) token `token` and its user, or `None`: one statement, by hash.
+///
+/// # Errors
+///
+/// [`Error::Database`](crate::Error::Database) when the query fails.
+pub async fn authenticate(db: &impl ConnectionTrait, token: &str) -> Result<Option<TokenOwner>> {
+    Ok(TokenOwner::find_by_statement(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "SELECT t.id AS token_id, t.user_id AS user_id, u.role AS role, t.last_used_at AS last_used_at \
+         FROM api_tokens t JOIN users u ON u.id = t.user_id \
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        [hash(token).into()],
+    ))
+    .one(db)
+    .await?)
+}
+
+/// Records that the token `token_id` was used at `at`.
+///
+/// # Errors
+///
+/// [`Error::Database`](crate::Error::Database) when the update fails.
+pub async fn record_use(db: &impl ConnectionTrait, token_id: i64, at: DateTime<Utc>) -> Result<()> {
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2",
+        [at.into(), token_id.into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,36 @@
+//! What every hotel binary (`hotel-server`, `hotel-backup`, `hotel-stats`, the dataset
+//! generator) sets up the same way, so that they log and stop alike:
+//!
+//! - [`LogArgs`]: the `--log-format auto|pretty|json` option (`LOG_FORMAT`), flattened into
+//!   each binary's clap command line, and [`LogArgs::init`], which installs the tracing
+//!   subscriber: RUST_LOG levels over the binary's default, lines on stderr (stdout stays for
+//!   the binary's output), pretty on a terminal and JSON when piped under `auto`.
+//! - [`shutdown_signal`]: completes at the first SIGINT or SIGTERM (a second one ends the
+//!   process at once), and [`wait_for_signal`] for binaries that stop on the first signal.
+//!
+//! Binaries only: libraries emit tracing events and take shutdown futures, and never depend on
+//! this crate.
+//!
+//! # Examples
+//!
+//! ```
+//! use clap::Parser;
+//! use cli_support::{LogArgs, LogFormat};
+//!
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     log: LogArgs,
+//! }
+//!
+//! let cli = Cli::parse_from(["hotel-example", "--log-format", "json"]);
+//! assert_eq!(cli.log.log_format, LogFormat::Json);
+//! cli.log.init("warn");
+//! tracing::warn!("one JSON object on stderr");
+//! ```
+
+mod logs;
+mod signal;
+
+pub use logs::{LogArgs, LogFormat};
+pub use signal::{Signal, shutdown_signal, wait_for_signal};
