@@ -6,6 +6,7 @@
 //! | [`m20261125_000002_booking_daily_stats`] | bookings summed per arrival date, room type and status, for fast reports |
 //! | [`m20261125_000003_composite_indexes`] | the composite indexes of the original system ([`COMPOSITE_INDEXES`]) |
 //! | [`m20261128_000005_monthly_rollups`] | bookings and inventory summed by month, kept exact by triggers, for reports over long ranges |
+//! | [`m20261129_000006_idempotency_keys_per_user`] | idempotency keys unique per user (`user_id`, `idempotency_key`) instead of across all users |
 //!
 //! The indexes live in their own migration so their effect can be measured with and without
 //! them: [`drop_composite_indexes`] and [`create_composite_indexes`] run that migration's own
@@ -22,6 +23,7 @@ pub mod m20261125_000001_create_tables;
 pub mod m20261125_000002_booking_daily_stats;
 pub mod m20261125_000003_composite_indexes;
 pub mod m20261128_000005_monthly_rollups;
+pub mod m20261129_000006_idempotency_keys_per_user;
 
 pub use exclusive::{MIGRATION_LOCK_KEY, MigrationLock, apply_pending};
 pub use gate::{Gate, MigrateError, Migrated, migrate_behind_backup, pre_migration_backup};
@@ -41,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_booking_daily_stats::Migration),
             Box::new(m20261125_000003_composite_indexes::Migration),
             Box::new(m20261128_000005_monthly_rollups::Migration),
+            Box::new(m20261129_000006_idempotency_keys_per_user::Migration),
         ]
     }
 }

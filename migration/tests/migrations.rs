@@ -273,12 +273,141 @@ async fn daily_stats_migration_sums_existing_bookings(test_db: TestDatabase) {
     );
 }
 
+/// What the rebuild of `bookings` must keep: every table's, index's and trigger's definition
+/// (SQLite), or the constraints and indexes of `bookings` (PostgreSQL).
+async fn bookings_schema(db: &DatabaseConnection) -> Vec<String> {
+    let sql = match Backend::of_connection(db) {
+        Backend::Sqlite => {
+            "SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_master \
+             WHERE name <> 'seaql_migrations' ORDER BY type, name"
+        }
+        Backend::Postgres => {
+            "SELECT conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE conrelid = 'bookings'::regclass \
+             UNION ALL SELECT indexname || ': ' || indexdef FROM pg_indexes WHERE tablename = 'bookings' \
+             ORDER BY 1"
+        }
+    };
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get_by_index(0).unwrap())
+        .collect()
+}
+
+fn booking_sql(user: i64, key: &str) -> String {
+    format!(
+        "INSERT INTO bookings (user_id, room_type_id, start_date, end_date, rooms_booked, status, \
+         total_price, deposit_amount, is_deposit_paid, idempotency_key, created_at, updated_at) \
+         VALUES ({user}, 1, '2026-02-01', '2026-02-02', 1, 'CONFIRMED', 12000, 0, false, '{key}', \
+         '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+    )
+}
+
+async fn booking_ids(db: &DatabaseConnection) -> Vec<i64> {
+    db.query_all_raw(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT id FROM bookings ORDER BY id",
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.try_get_by_index(0).unwrap())
+    .collect()
+}
+
+/// Issue 16 item 8: after the newest migration two users may send the same idempotency key and
+/// one user may not use it twice; the rebuild keeps rows, ids, foreign keys and indexes; `down`
+/// refuses while a key is shared and otherwise gives back exactly the old schema.
+async fn idempotency_keys_become_unique_per_user_and_down_restores_them(test_db: TestDatabase) {
+    let db = test_db.connection();
+    let newest = Migrator::migrations().len() as u32;
+    Migrator::up(db, Some(newest - 1)).await.unwrap();
+    let before = bookings_schema(db).await;
+    let now = "'2026-01-01 00:00:00+00:00'";
+    for who in ["ann", "bob"] {
+        exec(db, &format!("INSERT INTO users (name, email, role, created_at) VALUES ('{who}', '{who}@example.com', 'guest', {now})")).await.unwrap();
+    }
+    exec(db, &format!("INSERT INTO room_types (name, description, price_per_night, total_rooms, created_at, updated_at) VALUES ('Double', 'Two beds', 12000, 10, {now}, {now})")).await.unwrap();
+    exec(db, &booking_sql(1, "k1")).await.unwrap();
+    exec(db, &format!("INSERT INTO payments (booking_id, user_id, amount, status, provider, created_at) VALUES (1, 1, 100, 'PAID', 'card', {now})")).await.unwrap();
+    exec(db, &booking_sql(1, "k2")).await.unwrap();
+    exec(db, "DELETE FROM bookings WHERE id = 2").await.unwrap();
+    assert!(
+        exec(db, &booking_sql(2, "k1")).await.is_err(),
+        "before: keys are unique across users"
+    );
+
+    Migrator::up(db, None).await.unwrap();
+    assert_eq!(booking_ids(db).await, [1], "rows kept");
+    exec(db, &booking_sql(2, "k1"))
+        .await
+        .expect("another user may use the same key");
+    assert!(
+        exec(db, &booking_sql(1, "k1")).await.is_err(),
+        "one user may not use a key twice"
+    );
+    let ids = booking_ids(db).await;
+    assert!(
+        ids.len() == 2 && ids[0] == 1 && ids[1] > 2,
+        "the id of a deleted booking is never handed out again: {ids:?}"
+    );
+    assert!(
+        exec(db, &format!("INSERT INTO payments (booking_id, user_id, amount, status, provider, created_at) VALUES (99, 1, 100, 'PAID', 'card', {now})")).await.is_err(),
+        "foreign keys are still enforced"
+    );
+    assert!(
+        exec(db, "DELETE FROM bookings WHERE id = 1").await.is_err(),
+        "the payment still protects its booking"
+    );
+    let after = bookings_schema(db).await;
+    for index in [
+        "idx_bookings_user_status_created",
+        "uq_bookings_user_idempotency_key",
+    ] {
+        assert!(
+            after.iter().any(|line| line.contains(index)),
+            "{index} missing: {after:#?}"
+        );
+    }
+
+    let refused = Migrator::down(db, Some(1)).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("more than one user"),
+        "{refused}"
+    );
+    assert_eq!(
+        bookings_schema(db).await,
+        after,
+        "a refused down changes nothing"
+    );
+    assert_eq!(booking_ids(db).await, ids);
+
+    exec(db, &format!("DELETE FROM bookings WHERE id = {}", ids[1]))
+        .await
+        .unwrap();
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert_eq!(
+        bookings_schema(db).await,
+        before,
+        "down restores the old schema"
+    );
+    assert!(
+        exec(db, &booking_sql(2, "k1")).await.is_err(),
+        "after down: keys are unique across users again"
+    );
+    Migrator::up(db, None).await.unwrap();
+    assert_eq!(bookings_schema(db).await, after, "up again");
+}
+
 test_on_backends!(
     daily_stats_migration_sums_existing_bookings,
     up_down_up_leaves_the_full_schema,
     index_migration_creates_and_drops_exactly_its_indexes,
     composite_indexes_cover_the_listed_columns,
     constraints_reject_bad_rows,
+    idempotency_keys_become_unique_per_user_and_down_restores_them,
 );
 
 /// Several instances starting at once on one PostgreSQL database: each migration is applied

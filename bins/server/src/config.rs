@@ -30,6 +30,22 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+/// SQLite's `synchronous` setting for the server's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSynchronous {
+    /// Every commit is on disk before it returns (durable commits).
+    Full,
+    /// Commits reach the disk at WAL checkpoints; a power loss may lose the last ones.
+    Normal,
+}
+
+impl SqliteSynchronous {
+    /// Whether commits are durable.
+    pub fn durable(self) -> bool {
+        self == Self::Full
+    }
+}
+
 /// What to do instead of serving.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -117,6 +133,14 @@ pub struct ServeArgs {
     #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 50_000)]
     pub cache_max_entries: usize,
 
+    /// SQLite only: when a commit reaches the disk. `full` (the default) syncs the write-ahead
+    /// log before every commit returns, so an acknowledged booking survives a power loss.
+    /// `normal` syncs only at checkpoints: each write is a little faster (see
+    /// docs/PERFORMANCE.md, "Durable commits"), a crash of the process still loses nothing,
+    /// but a power loss may roll back the last bookings after their 201 was sent.
+    #[arg(long, env = "SQLITE_SYNCHRONOUS", value_enum, default_value = "full")]
+    pub sqlite_synchronous: SqliteSynchronous,
+
     /// Statements slower than this many milliseconds are logged and counted as slow.
     #[arg(long, env = "SLOW_QUERY_MS", default_value_t = 100)]
     pub slow_query_ms: u64,
@@ -190,4 +214,21 @@ impl ServeArgs {
 
 fn parse_repository(text: &str) -> Result<backup::RepositoryLocation, String> {
     backup::RepositoryLocation::parse(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn commits_are_durable_unless_traded_away() {
+        let default = Cli::try_parse_from(["hotel-server"]).unwrap();
+        assert!(default.serve.sqlite_synchronous.durable());
+        let normal =
+            Cli::try_parse_from(["hotel-server", "--sqlite-synchronous", "normal"]).unwrap();
+        assert!(!normal.serve.sqlite_synchronous.durable());
+        assert!(Cli::try_parse_from(["hotel-server", "--sqlite-synchronous", "off"]).is_err());
+    }
 }

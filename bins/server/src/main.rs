@@ -78,6 +78,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         slow_query: std::time::Duration::from_millis(args.slow_query_ms),
         backup_dir: Some(args.backup_dir.clone()),
         skip_backup: args.skip_backup,
+        durable_commits: args.sqlite_synchronous.durable(),
     };
     let state = startup::build_state(&settings).await?;
     if args.demo {

@@ -33,11 +33,14 @@ pub struct Settings {
     pub backup_dir: Option<std::path::PathBuf>,
     /// Migrate without the pre-migration backup.
     pub skip_backup: bool,
+    /// SQLite: whether every commit is on disk before it returns (see
+    /// [`db_connect::ConnectionSettings::durable_commits`]). Default true.
+    pub durable_commits: bool,
 }
 
 impl Settings {
     /// Settings for `database_url` with the command line's defaults: no replica, no Redis, no
-    /// backup directory, 50 000 cache entries, slow at 100 ms.
+    /// backup directory, 50 000 cache entries, slow at 100 ms, durable commits.
     pub fn new(database_url: impl Into<String>) -> Self {
         Self {
             database_url: database_url.into(),
@@ -49,6 +52,7 @@ impl Settings {
             slow_query: Duration::from_millis(100),
             backup_dir: None,
             skip_backup: false,
+            durable_commits: true,
         }
     }
 }
@@ -65,7 +69,11 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         .slow_threshold(settings.slow_query)
         .build()
         .context("while configuring query statistics")?;
-    let mut primary = db_connect::connect(&settings.database_url)
+    let connection = db_connect::ConnectionSettings {
+        durable_commits: settings.durable_commits,
+        ..db_connect::ConnectionSettings::default()
+    };
+    let mut primary = db_connect::connect_with(&settings.database_url, &connection)
         .await
         .with_context(|| {
             format!(

@@ -21,8 +21,12 @@ pub struct ConnectionSettings {
     pub busy_timeout: Duration,
     /// How long a caller waits for a free connection from the pool. Default: 10 s.
     pub acquire_timeout: Duration,
-    /// Whether every SQLite commit is synced to disk (`synchronous = FULL`) rather than at WAL
-    /// checkpoints (`NORMAL`). Default: false.
+    /// Whether every SQLite commit is synced to disk before it returns (`synchronous = FULL`)
+    /// rather than only at WAL checkpoints (`NORMAL`). Default: true, because a caller that
+    /// acknowledges a commit (a 201 for a booking) promises it survives a power loss; with
+    /// `NORMAL` a power cut (not a process crash) may roll back the last commits. Turning it off
+    /// trades that promise for one `fsync` less per commit (measured in docs/PERFORMANCE.md,
+    /// "Durable commits"). PostgreSQL commits are durable by its own `synchronous_commit`.
     pub durable_commits: bool,
     /// How much of a SQLite file is read through a memory map (`PRAGMA mmap_size`) instead of
     /// `read` calls. Default: 1 GiB, which takes a third off lookups that touch pages scattered
@@ -41,7 +45,7 @@ impl Default for ConnectionSettings {
             max_connections: None,
             busy_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(10),
-            durable_commits: false,
+            durable_commits: true,
             sqlite_mmap_bytes: 1 << 30,
             create_if_missing: true,
         }
@@ -208,11 +212,24 @@ mod tests {
         assert_eq!(pragma(&db, "journal_mode").await, "wal");
         assert_eq!(pragma(&db, "foreign_keys").await, "1");
         assert_eq!(pragma(&db, "busy_timeout").await, "5000");
-        // synchronous NORMAL is 1.
-        assert_eq!(pragma(&db, "synchronous").await, "1");
+        // Durable commits by default: synchronous FULL is 2 (NORMAL would be 1).
+        assert_eq!(pragma(&db, "synchronous").await, "2");
         assert_eq!(pragma(&db, "mmap_size").await, (1_u64 << 30).to_string());
         db.close().await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn durable_commits_can_be_traded_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/hotel.sqlite", dir.path().display());
+        let settings = ConnectionSettings {
+            durable_commits: false,
+            ..ConnectionSettings::default()
+        };
+        let db = connect_with(&url, &settings).await.unwrap();
+        assert_eq!(pragma(&db, "synchronous").await, "1", "NORMAL");
+        db.close().await.unwrap();
     }
 
     #[tokio::test]

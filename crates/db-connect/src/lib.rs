@@ -5,9 +5,14 @@
 //! - **SQLite** (the embedded default, a file under `data/`): the file and its directory are
 //!   created when missing, the journal is in WAL mode (readers never block the writer),
 //!   foreign keys are enforced, and a busy timeout makes a writer wait for the lock instead of
-//!   failing at once. `synchronous = NORMAL` is the WAL setting SQLite recommends: a crash of the
-//!   process loses nothing; a power loss may lose the last transactions, never corrupt the file.
-//!   Use [`ConnectionSettings::durable_commits`] when every commit must reach the disk.
+//!   failing at once. Commits are durable by default (`synchronous = FULL`): a commit that
+//!   returned survives a crash of the process and a power loss alike, since the WAL is synced
+//!   before the commit returns. Setting [`ConnectionSettings::durable_commits`] to false trades
+//!   that for speed (`synchronous = NORMAL`, the WAL setting SQLite calls safe from corruption: a
+//!   crash of the process still loses nothing, but a power loss may roll back the last
+//!   transactions, bookings that were already acknowledged). The cost of durability is one
+//!   `fsync` per commit; docs/PERFORMANCE.md ("Durable commits") has it measured on create
+//!   booking.
 //! - **PostgreSQL** (production): a pool sized by [`ConnectionSettings::max_connections`].
 //!
 //! Statement logging by sqlx is switched off; statement timing belongs to `perf-stats`.

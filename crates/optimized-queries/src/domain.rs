@@ -380,7 +380,8 @@ pub struct BookingRequest {
     pub stay: DateRange,
     /// Rooms each night.
     pub rooms: RoomCount,
-    /// Makes retries of this request return the first booking.
+    /// Makes retries of this request return the first booking. Scoped to `user_id`: the same
+    /// key from another user is another request.
     pub idempotency_key: Option<IdempotencyKey>,
 }
 

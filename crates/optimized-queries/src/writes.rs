@@ -78,14 +78,19 @@ pub(crate) async fn begin_write(
 /// room type's price, with a [`DEPOSIT_PERCENT`] % deposit) and inserts a `PROVISIONAL` booking.
 /// Concurrent callers never overbook: a night's rooms never go below zero.
 ///
-/// With an idempotency key, a repeat of the same request returns the first booking
-/// (`created: false`) instead of booking again.
+/// With an idempotency key, a repeat of the same request by the same user returns the first
+/// booking (`created: false`) instead of booking again, whatever that booking's status now is:
+/// a replay after the booking was cancelled returns the cancelled booking and books nothing
+/// (a guest who wants the rooms again sends a new key). Keys are scoped per user (the schema's
+/// unique constraint is on user and key): another user's identical key is a different request
+/// and books for that user, and nothing about the first user's booking is ever looked at.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidRange`] for a stay too long or in the past; [`Error::NotFound`] for an
 /// unknown room type (or user); [`Error::NotAvailable`] naming the first night that lacks the
-/// rooms; [`Error::Conflict`] when the idempotency key belongs to a different request;
+/// rooms; [`Error::Conflict`] when the user already used the idempotency key for a different
+/// request;
 /// [`Error::Database`] when the database fails for good.
 pub async fn create_booking(
     db: &DatabaseConnection,
@@ -112,8 +117,11 @@ async fn try_create_booking(
     request: &BookingRequest,
 ) -> Result<Attempt<BookingOutcome>> {
     let txn = begin_write(db).await?;
+    // Scoped to the user: another user's booking under the same key is none of this request's
+    // business (the unique constraint is on user and key, and its index serves this lookup).
     if let Some(key) = &request.idempotency_key
         && let Some(existing) = Booking::find()
+            .filter(booking::Column::UserId.eq(request.user_id))
             .filter(booking::Column::IdempotencyKey.eq(key.as_str()))
             .one(&txn)
             .await?
@@ -209,10 +217,10 @@ async fn try_create_booking(
     }))
 }
 
-/// An idempotency key may only repeat the request it was first used with.
+/// An idempotency key may only repeat the request it was first used with. `existing` is the
+/// same user's booking, so the conflict may name it.
 fn same_request(existing: booking::Model, request: &BookingRequest) -> Result<booking::Model> {
-    let same = existing.user_id == request.user_id
-        && existing.room_type_id == request.room_type_id
+    let same = existing.room_type_id == request.room_type_id
         && existing.start_date == request.stay.start()
         && existing.end_date == request.stay.end()
         && existing.rooms_booked == request.rooms.get();

@@ -31,23 +31,18 @@ pub struct NewBooking {
 }
 
 /// `POST /api/bookings`: 201 with the new booking; 200 with the first booking when the
-/// `Idempotency-Key` header repeats an earlier identical request; 409 `not_available` when a
-/// night lacks rooms.
+/// `Idempotency-Key` header repeats an earlier identical request of the same caller (even if
+/// that booking was cancelled since: the replay returns it, `CANCELLED`, and books nothing);
+/// 409 `conflict` when the caller used the key for a different request; 409 `not_available`
+/// when a night lacks rooms; 400 for a key that is not 1 to 255 visible ASCII characters or a
+/// header sent more than once.
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     ApiJson(body): ApiJson<NewBooking>,
 ) -> Result<Response, ApiError> {
-    let idempotency_key = match headers.get("idempotency-key") {
-        Some(value) => {
-            let text = value.to_str().map_err(|_| {
-                ApiError::bad_request("the Idempotency-Key header must be visible ASCII")
-            })?;
-            Some(IdempotencyKey::new(text)?)
-        }
-        None => None,
-    };
+    let idempotency_key = idempotency_key(&headers)?;
     let request = BookingRequest {
         user_id: caller.user_id,
         room_type_id: body.room_type_id,
@@ -65,6 +60,24 @@ pub async fn create(
         StatusCode::OK
     };
     Ok((status, Json(BookingView::from(outcome.booking))).into_response())
+}
+
+/// The `Idempotency-Key` header, if sent. Sent twice it is refused rather than one copy
+/// picked: the client (or a proxy that merged two requests) did not say which request it means.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(
+            "send the Idempotency-Key header at most once",
+        ));
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("the Idempotency-Key header must be visible ASCII"))?;
+    Ok(Some(IdempotencyKey::new(text)?))
 }
 
 /// Query of `GET /api/me/bookings`.

@@ -367,9 +367,139 @@ async fn idempotency_key_replays_the_first_booking(test_db: TestDatabase) {
     app.shutdown().await;
 }
 
+/// Issue 16 item 8: Bob sending the key Ann used gets his own booking (before the fix: 409
+/// naming Ann's booking id), and a conflict on his own key tells him only about his booking.
+async fn idempotency_keys_belong_to_their_user(test_db: TestDatabase) {
+    let app = TestApp::spawn(test_db).await;
+    let send = |token: &str, body: &serde_json::Value| {
+        app.request(Method::POST, "/api/bookings", Some(token))
+            .header("idempotency-key", "checkout-42")
+            .json(body)
+            .send()
+    };
+    let body = json!({"roomTypeId": 1, "startDate": day(3), "endDate": day(5), "rooms": 1});
+    let anns = json(send(&app.ann, &body).await.unwrap(), StatusCode::CREATED).await;
+    let bobs = json(send(&app.bob, &body).await.unwrap(), StatusCode::CREATED).await;
+    assert_ne!(bobs["id"], anns["id"]);
+    assert_ne!(bobs["userId"], anns["userId"], "Bob's booking is his own");
+    let replay = json(send(&app.bob, &body).await.unwrap(), StatusCode::OK).await;
+    assert_eq!(replay, bobs);
+
+    let changed = json!({"roomTypeId": 2, "startDate": day(3), "endDate": day(5), "rooms": 1});
+    let message = expect_error(
+        send(&app.bob, &changed).await.unwrap(),
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    assert!(
+        !message.contains(&format!("booking {}", anns["id"])),
+        "nothing about Ann's booking: {message}"
+    );
+    let bob_mine = json(
+        app.get("/api/me/bookings", Some(&app.bob)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(bob_mine.as_array().map(Vec::len), Some(1));
+    let availability = json(
+        app.get(
+            &format!(
+                "/api/availability?roomTypeId=1&startDate={}&endDate={}",
+                day(3),
+                day(5)
+            ),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(availability["minAvailable"], 3, "two bookings, one each");
+    app.shutdown().await;
+}
+
+/// A repeated `Idempotency-Key` header is a 400 and books nothing (before: the first copy was
+/// used silently).
+async fn a_repeated_idempotency_key_header_is_refused(test_db: TestDatabase) {
+    let app = TestApp::spawn(test_db).await;
+    let body = json!({"roomTypeId": 1, "startDate": day(3), "endDate": day(5), "rooms": 1});
+    for (first, second) in [("k-1", "k-2"), ("same", "same")] {
+        let response = app
+            .request(Method::POST, "/api/bookings", Some(&app.ann))
+            .header("idempotency-key", first)
+            .header("idempotency-key", second)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let message = expect_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
+        assert!(message.contains("Idempotency-Key"), "{message}");
+    }
+    assert_eq!(
+        json(
+            app.get("/api/me/bookings", Some(&app.ann)).await,
+            StatusCode::OK
+        )
+        .await,
+        json!([])
+    );
+    app.shutdown().await;
+}
+
+/// What the README documents: a replay after cancellation returns the cancelled booking (200)
+/// and books nothing.
+async fn a_replay_after_cancellation_returns_the_cancelled_booking(test_db: TestDatabase) {
+    let app = TestApp::spawn(test_db).await;
+    let body = json!({"roomTypeId": 2, "startDate": day(3), "endDate": day(5), "rooms": 2});
+    let send = || {
+        app.request(Method::POST, "/api/bookings", Some(&app.ann))
+            .header("idempotency-key", "retry-after-cancel")
+            .json(&body)
+            .send()
+    };
+    let first = json(send().await.unwrap(), StatusCode::CREATED).await;
+    let id = first["id"].as_i64().unwrap();
+    json(
+        app.request(
+            Method::POST,
+            &format!("/api/bookings/{id}/cancel"),
+            Some(&app.ann),
+        )
+        .send()
+        .await
+        .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let replay = json(send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(
+        (replay["id"].as_i64(), replay["status"].as_str()),
+        (Some(id), Some("CANCELLED"))
+    );
+    let availability = json(
+        app.get(
+            &format!(
+                "/api/availability?roomTypeId=2&startDate={}&endDate={}",
+                day(3),
+                day(5)
+            ),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(availability["minAvailable"], 2, "the replay booked nothing");
+    app.shutdown().await;
+}
+
 test_on_backends!(
     authentication_is_required_and_checked,
     booking_lifecycle,
     bad_booking_requests_change_nothing,
     idempotency_key_replays_the_first_booking,
+    idempotency_keys_belong_to_their_user,
+    a_repeated_idempotency_key_header_is_refused,
+    a_replay_after_cancellation_returns_the_cancelled_booking,
 );

@@ -184,3 +184,29 @@ test_on_backends!(
     a_booking_is_visible_at_once_and_unrelated_entries_stay_warm,
     shutdown_finishes_requests_in_flight,
 );
+
+async fn synchronous(db: &sea_orm::DatabaseConnection) -> i64 {
+    db.query_one_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "PRAGMA synchronous",
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index(0)
+    .unwrap()
+}
+
+/// Issue 16 item 7: a 201 is a promise, so the server's write path commits with
+/// `synchronous = FULL` (2) unless `--sqlite-synchronous normal` trades it away (1).
+#[tokio::test]
+async fn the_write_path_commits_durably_unless_told_otherwise() {
+    let app = TestApp::spawn(TestDatabase::sqlite().await).await;
+    assert_eq!(synchronous(&app.state.primary).await, 2, "FULL by default");
+    let traded = app
+        .another_instance(|settings| settings.durable_commits = false)
+        .await;
+    assert_eq!(synchronous(&traded.state.primary).await, 1, "NORMAL");
+    traded.shutdown().await;
+    app.shutdown().await;
+}

@@ -2,6 +2,12 @@
 //!
 //! - `concurrent_start`: hotel-server processes started together on a fresh database;
 //! - `dead_connections`: backends terminated under the pool, idle and under load;
+//! - `database_restart`: the PostgreSQL server killed with SIGKILL and restarted mid-storm;
+//! - `redis_outage`: the shared Redis stopped, restarted empty and paused under two instances;
+//! - `server_kill`: a hotel-server killed mid-storm and restarted, on SQLite and PostgreSQL.
+//!
+//! After each fault, `support::audit` reads the database and checks it against every answer
+//! the clients got (see its docs).
 //!
 //! Every scenario runs on servers of its own (a PostgreSQL cluster, a redis-server, several
 //! hotel-server processes), so scenarios run in parallel and never touch the shared services.
@@ -9,5 +15,9 @@
 // Tests stop at the first failure with its message: unwrap and expect are how they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod audit_check;
 mod concurrent_start;
+mod database_restart;
+mod redis_outage;
+mod server_kill;
 mod support;

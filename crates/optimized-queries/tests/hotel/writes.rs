@@ -174,6 +174,79 @@ async fn idempotency_key_returns_the_first_booking(test_db: TestDatabase) {
     assert_eq!(available_nights(db, SUITE, 6, 9).await, [1, 1, 2]);
 }
 
+/// Issue 16 item 8: a key is the user's own. Bob sending the key Ann used books for Bob (before
+/// the fix: 409 naming Ann's booking), and a conflict on Bob's own key names only his booking.
+async fn an_idempotency_key_is_scoped_to_its_user(test_db: TestDatabase) {
+    let (test_db, _) = known_hotel(test_db).await;
+    let db = test_db.connection();
+    let key = Some(IdempotencyKey::new("checkout-1").unwrap());
+    let mut ann = request(ANN, SUITE, range(6, 8), 1);
+    ann.idempotency_key = key.clone();
+    let anns = oq::create_booking(db, &ann, today()).await.unwrap();
+    assert!(anns.created);
+
+    let mut bob = request(BOB, STANDARD, range(5, 7), 2);
+    bob.idempotency_key = key.clone();
+    let bobs = oq::create_booking(db, &bob, today()).await.unwrap();
+    assert!(bobs.created, "Bob's first use of the key books");
+    assert_eq!(
+        (bobs.booking.user_id, bobs.booking.room_type_id),
+        (BOB, STANDARD)
+    );
+    assert_ne!(bobs.booking.id, anns.booking.id);
+    assert_eq!(available_nights(db, STANDARD, 5, 7).await, [3, 3]);
+    assert_eq!(available_nights(db, SUITE, 6, 8).await, [1, 1]);
+
+    // The same details as Ann's, under her key, from Bob: still Bob's own (replayed) request.
+    let mut bob_as_ann = ann.clone();
+    bob_as_ann.user_id = BOB;
+    let err = oq::create_booking(db, &bob_as_ann, today())
+        .await
+        .unwrap_err();
+    let Error::Conflict(message) = err else {
+        panic!("a different request under Bob's key is a conflict: {err:?}");
+    };
+    assert!(
+        message.contains(&format!("booking {}", bobs.booking.id))
+            && !message.contains(&format!("booking {}", anns.booking.id)),
+        "the conflict names Bob's booking only: {message}"
+    );
+
+    let replay = oq::create_booking(db, &bob, today()).await.unwrap();
+    assert!(!replay.created);
+    assert_eq!(replay.booking, bobs.booking);
+    let replay = oq::create_booking(db, &ann, today()).await.unwrap();
+    assert_eq!(replay.booking, anns.booking);
+    assert_eq!(
+        available_nights(db, STANDARD, 5, 7).await,
+        [3, 3],
+        "booked once"
+    );
+    assert_eq!(oq::daily_stats_mismatches(db).await.unwrap(), 0);
+}
+
+/// A replay after the booking was cancelled returns the cancelled booking and books nothing.
+async fn a_replay_after_cancellation_returns_the_cancelled_booking(test_db: TestDatabase) {
+    let (test_db, _) = known_hotel(test_db).await;
+    let db = test_db.connection();
+    let mut first = request(ANN, SUITE, range(6, 8), 2);
+    first.idempotency_key = Some(IdempotencyKey::new("cancel-then-retry").unwrap());
+    let made = oq::create_booking(db, &first, today()).await.unwrap();
+    assert_eq!(available_nights(db, SUITE, 6, 8).await, [0, 0]);
+    oq::cancel_booking(db, made.booking.id).await.unwrap();
+    let replay = oq::create_booking(db, &first, today()).await.unwrap();
+    assert!(!replay.created);
+    assert_eq!(
+        (replay.booking.id, replay.booking.status),
+        (made.booking.id, BookingStatus::Cancelled)
+    );
+    assert_eq!(
+        available_nights(db, SUITE, 6, 8).await,
+        [2, 2],
+        "the replay booked nothing"
+    );
+}
+
 async fn cancel_returns_rooms_exactly_once(test_db: TestDatabase) {
     let (test_db, ids) = known_hotel(test_db).await;
     let db = test_db.connection();
@@ -290,6 +363,8 @@ test_on_backends!(
     create_booking_takes_rooms_and_prices_the_stay,
     create_booking_refuses_bad_requests_and_changes_nothing,
     idempotency_key_returns_the_first_booking,
+    an_idempotency_key_is_scoped_to_its_user,
+    a_replay_after_cancellation_returns_the_cancelled_booking,
     cancel_returns_rooms_exactly_once,
     advance_follows_the_booking_life,
     update_inventory_keeps_booked_rooms,

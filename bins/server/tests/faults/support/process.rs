@@ -137,6 +137,31 @@ impl ServerProcess {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Starts it again after [`kill`](Self::kill), with the same environment and port, and
+    /// waits until it listens.
+    ///
+    /// # Panics
+    ///
+    /// When it does not start.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+        if let Started::Exited(why) = self.wait_listening() {
+            panic!("hotel-server did not start again: {why}");
+        }
+    }
+
+    /// Waits until it listens.
+    ///
+    /// # Panics
+    ///
+    /// When it exits or does not listen in time.
+    pub fn expect_listening(&mut self) {
+        if let Started::Exited(why) = self.wait_listening() {
+            panic!("hotel-server did not start: {why}");
+        }
+    }
+
     /// `SIGKILL`: the process dies mid-request, as in a crash or an OOM kill.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -1,0 +1,56 @@
+//! The PostgreSQL server killed with `SIGKILL` in the middle of a booking storm against a real
+//! hotel-server, and restarted (crash recovery) on the same port: while it is down, requests
+//! may fail only with 503 and `Retry-After`; afterwards the server serves again without a
+//! restart of its own, and the audit finds nothing lost, nothing counted twice.
+
+use std::time::Duration;
+
+use db_connect::testing::PostgresCluster;
+
+use crate::support::{
+    audit::audit,
+    process::ServerProcess,
+    storm::{Storm, seed_hotel},
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_and_restarted_mid_storm() {
+    let Some(mut cluster) = PostgresCluster::start() else {
+        return;
+    };
+    let url = cluster.create_database("hotel").await;
+    let hotel = seed_hotel(&url, 3).await;
+    let mut server = ServerProcess::spawn(&url, &[]);
+    tokio::task::block_in_place(|| server.expect_listening());
+    let storm = Storm::start(vec![server.base()], &hotel, 6, 150, 11);
+    storm.wait_answered(40).await;
+    tokio::task::block_in_place(|| cluster.kill());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::block_in_place(|| cluster.restart());
+    let ledger = storm.finish().await;
+    eprintln!("statuses: {:?}", ledger.statuses);
+    let failed: usize = ledger
+        .statuses
+        .iter()
+        .filter(|(status, _)| **status == 0 || **status >= 500)
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        failed > 0,
+        "the outage hit the storm: {:?}",
+        ledger.statuses
+    );
+    let findings = audit(&url, &ledger).await;
+    findings.assert_consistent(&ledger);
+    assert!(
+        ledger.statuses.get(&201).copied().unwrap_or(0) >= 100,
+        "the storm booked: {:?}",
+        ledger.statuses
+    );
+    // DEPENDS ON LANE faults-pool (issue 16 item 1): while PostgreSQL is down the server must
+    // answer 503 with Retry-After, and after the restart its pool must replace the dead
+    // connections instead of failing requests with 500. Until that fix is merged this
+    // assertion fails here (the database side of the audit above already passes).
+    findings.assert_no_server_errors(&ledger);
+    drop(server);
+}
