@@ -102,3 +102,17 @@ perf-check-indexes *args:
 perf-table scale="small" *args:
     mkdir -p target/perf
     cargo run --release --bin hotel-stats -- perf-table --scale {{scale}} --markdown target/perf/perf-table-{{scale}}.md {{args}}
+
+# Continuous replication against Litestream, side by side on one moto S3 server (the figures in
+# docs/PERFORMANCE.md): just bench-replication [scale] [seconds per phase] [bookings per second]
+bench-replication scale="large" seconds="60" rate="50":
+    cargo build --release -p backup-runner -p migration -p dataset
+    rm -rf target/bench-replication && mkdir -p target/bench-replication
+    DATABASE_URL=sqlite://target/bench-replication/hotel.sqlite BACKUP_DIR=target/bench-replication/backups ./target/release/migration up
+    DATABASE_URL=sqlite://target/bench-replication/hotel.sqlite ./target/release/dataset --scale {{scale}} --reference-date 2026-11-25
+    npm install --prefix target/litestream @flydotio/litestream-linux-x64
+    python3 scripts/replication_vs_litestream.py --db target/bench-replication/hotel.sqlite \
+        --hotel-backup target/release/hotel-backup \
+        --litestream target/litestream/node_modules/@flydotio/litestream-linux-x64/litestream \
+        --seconds {{seconds}} --rate {{rate}} --json target/bench-replication/result.json \
+        --markdown target/bench-replication/result.md

@@ -383,7 +383,14 @@ impl Engine {
         let Some(header) = WalHeader::parse(&read(0, HEADER_BYTES as usize)?) else {
             return Ok(());
         };
+        // Everything committed before `now` is in the log's first `log_bytes` and read below;
+        // what is appended meanwhile waits for the next poll, so that a busy writer cannot
+        // keep this loop (and shipping) going.
         let now = Utc::now();
+        let log_bytes = file
+            .metadata()
+            .map_err(|e| Error::io("read the log of", &path, e))?
+            .len();
         let budget = self.options.pending_bytes;
         let segment_bytes = self.options.segment_bytes;
         let Some(line) = self.line.as_mut() else {
@@ -423,13 +430,29 @@ impl Engine {
             }
         }
         loop {
-            if line.pending_bytes >= budget {
+            if line.pending_bytes >= budget || line.read.offset >= log_bytes {
                 break;
             }
-            let want = usize::try_from(segment_bytes.min(budget - line.pending_bytes))
-                .unwrap_or(usize::MAX);
-            let chunk = read(line.read.offset, want.max(header.frame_bytes() as usize))?;
-            let found = wal::transactions(&header, &line.read, &chunk);
+            let room = budget - line.pending_bytes;
+            let mut want = usize::try_from(segment_bytes.min(room))
+                .unwrap_or(usize::MAX)
+                .max(header.frame_bytes() as usize);
+            let (found, seen) = loop {
+                let chunk = read(line.read.offset, want)?;
+                // Stamped once read, never before: a transaction's stamp is never earlier
+                // than its commit, so a restore to an instant holds nothing committed after.
+                let seen = Utc::now();
+                let found = wal::transactions(&header, &line.read, &chunk);
+                // A transaction larger than the chunk (than a segment) has no commit frame in
+                // it: read on until its end, or it would never be read nor anything after it.
+                // Past the budget only when nothing else is held, so that it still goes out.
+                let more = chunk.len() == want && (line.pending.is_empty() || (want as u64) < room);
+                if found.is_empty() && more {
+                    want = want.saturating_mul(2);
+                    continue;
+                }
+                break (found, seen);
+            };
             if found.is_empty() {
                 break;
             }
@@ -443,7 +466,7 @@ impl Engine {
                     frames: txn.frames,
                     frame_count,
                     db_pages: txn.db_pages,
-                    observed_at: now,
+                    observed_at: seen,
                     end: txn.end,
                 });
             }

@@ -85,9 +85,9 @@ pub struct ReplicatorOptions {
     /// it was committed, while the store answers. Segments are shipped when the oldest
     /// unshipped transaction is half this old. Default: 1 s.
     pub interval: Duration,
-    /// How often the log is read. A transaction is stamped with the time it was first seen, at
-    /// most this long after its commit: the precision of point-in-time restores. Default:
-    /// 50 ms.
+    /// How often the log is read. A transaction is stamped with the time the read that found
+    /// it ended: never before its commit, and at most this long (plus the read) after it. The
+    /// precision of point-in-time restores. Default: 50 ms.
     pub poll: Duration,
     /// When nothing was committed, an empty segment is shipped this often, so that monitors
     /// can tell an idle database from a stopped replicator. Default: 15 s.
@@ -98,7 +98,8 @@ pub struct ReplicatorOptions {
     /// The log size past which the replicator checkpoints it (once its frames are shipped).
     /// Default: 4 MiB (SQLite's own default is 1000 pages).
     pub checkpoint_bytes: u64,
-    /// The most log bytes in one segment. Default: 16 MiB.
+    /// The most log bytes in one segment (a transaction larger than this goes out alone, in
+    /// a segment of its own size). Default: 16 MiB.
     pub segment_bytes: u64,
     /// The most unshipped log bytes kept in memory while the store does not answer; past it,
     /// frames stay in the log (still pinned) until the store is back. Default: 256 MiB.

@@ -11,6 +11,7 @@ mod faults;
 mod in_use;
 mod leftovers;
 mod monitor;
+mod point_in_time;
 mod replicate;
 mod restore;
 mod retention;

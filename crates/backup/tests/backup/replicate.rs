@@ -503,3 +503,39 @@ async fn prune_removes_the_segments_no_kept_snapshot_needs() {
         contents(db.connection()).await
     );
 }
+
+/// Regression: the log was read a segment's worth at a time, and a transaction larger than
+/// that had no commit frame in any read, so it was never read, nor anything after it, while
+/// heartbeats went on saying all was shipped. One transaction of many bookings (well over the
+/// 64 KiB segments here) and small ones after it all reach the repository.
+async fn a_transaction_larger_than_a_segment_is_shipped(db: TestDatabase, r: TestRepo) {
+    let db = seeded(db).await;
+    let options = ReplicatorOptions {
+        segment_bytes: 64 << 10,
+        ..fast()
+    };
+    let mut running = Running::start(&r, &db, options);
+    running.caught_up().await;
+    let conn = db.connection();
+    conn.execute_unprepared(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+         INSERT INTO bookings (user_id, room_type_id, start_date, end_date, rooms_booked, status, total_price, deposit_amount, is_deposit_paid, created_at, updated_at) \
+         SELECT b.user_id, b.room_type_id, b.start_date, b.end_date, b.rooms_booked, b.status, b.total_price + n.i, b.deposit_amount, b.is_deposit_paid, b.created_at, b.updated_at \
+         FROM n, bookings b WHERE b.id = (SELECT min(id) FROM bookings)",
+    )
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        conn.execute_unprepared(INSERT_BOOKING).await.unwrap();
+    }
+    running.caught_up().await;
+    let status = running.stop().await;
+    assert!(status.last_error.is_none(), "{status:?}");
+    assert_eq!(
+        restored_latest(&r.repo, r.scratch.path(), "latest.sqlite").await,
+        contents(db.connection()).await,
+        "the large transaction and the ones after it: {status:?}"
+    );
+}
+
+crate::support::test_on_repositories!(sqlite; a_transaction_larger_than_a_segment_is_shipped);
