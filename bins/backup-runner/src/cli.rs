@@ -115,7 +115,7 @@ pub(crate) enum Command {
     #[command(verbatim_doc_comment)]
     Restore {
         /// The backup to restore (or use --latest / --to-time).
-        #[arg(required_unless_present_any = ["latest", "to_time"])]
+        #[arg(required_unless_present_any = ["latest", "to_time", "to_lsn"])]
         id: Option<backup::BackupId>,
         /// Restore a replicated database to everything shipped.
         #[arg(long, conflicts_with_all = ["id", "to_time"])]
@@ -144,6 +144,8 @@ pub(crate) enum Command {
         /// Do not back up the database being replaced (when it is too damaged to be read).
         #[arg(long)]
         no_safety_backup: bool,
+        #[command(flatten)]
+        pitr: crate::pitr::PitrArgs,
     },
     /// Delete the backups the retention policy does not keep.
     Prune {
@@ -169,6 +171,28 @@ pub(crate) enum Command {
     /// or SIGTERM. It checkpoints the log itself: give the application's writers a busy
     /// timeout of a few seconds, and preferably PRAGMA wal_autocheckpoint=0.
     Replicate(ReplicateArgs),
+    /// PostgreSQL archive_command: archive the WAL file at PATH (%p) into the repository,
+    /// compressed and checksummed. Archiving the same file again succeeds; another file under
+    /// an archived name fails. archive_command = 'hotel-backup -d /backups wal-push %p'
+    WalPush {
+        /// The file (%p).
+        path: PathBuf,
+    },
+    /// PostgreSQL restore_command: fetch the archived WAL file NAME (%f) into DEST (%p).
+    /// Exits 1 when the archive has no such file (how recovery finds the archive's end),
+    /// 126 when it is damaged or the repository fails (PostgreSQL then stops recovery
+    /// instead of ending it early).
+    WalFetch {
+        /// The file's name (%f).
+        name: String,
+        /// Where to write it (%p).
+        dest: PathBuf,
+    },
+    /// Take a physical base backup of the PostgreSQL cluster of --database-url with
+    /// pg_basebackup, streamed into the repository, for point-in-time restores (restore
+    /// --pgdata). The cluster must archive its WAL there (archive_command = 'hotel-backup
+    /// wal-push %p').
+    BaseBackup(crate::pitr::BaseBackupArgs),
 }
 
 /// How `replicate` works.
@@ -232,6 +256,8 @@ impl Command {
             self,
             Self::List
                 | Self::Monitor(_)
+                | Self::WalPush { .. }
+                | Self::WalFetch { .. }
                 | Self::Restore { dry_run: true, .. }
                 | Self::Prune { dry_run: true, .. }
         )

@@ -274,7 +274,13 @@ impl ScratchRegistry {
                     continue;
                 }
                 tracing::info!(path = %path.display(), operation = %record.operation, pid = record.pid, "removing a file left by an interrupted run");
-                if let Err(e) = std::fs::remove_file(path)
+                // A restore's data directory in the making is a directory.
+                let gone = if path.is_dir() {
+                    std::fs::remove_dir_all(path)
+                } else {
+                    std::fs::remove_file(path)
+                };
+                if let Err(e) = gone
                     && e.kind() != std::io::ErrorKind::NotFound
                 {
                     tracing::warn!(path = %path.display(), error = %e, "cannot remove a leftover file; the next run retries");
