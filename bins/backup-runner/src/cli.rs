@@ -193,6 +193,11 @@ pub(crate) enum Command {
     /// --pgdata). The cluster must archive its WAL there (archive_command = 'hotel-backup
     /// wal-push %p').
     BaseBackup(crate::pitr::BaseBackupArgs),
+    /// Verify a PostgreSQL base backup by a real recovery: restore it into a scratch data
+    /// directory, replay its WAL to where its row counts were taken, start PostgreSQL on a free
+    /// port, compare the counts, remove everything. Exit 3 when it fails. Run it as the
+    /// database's operating-system user.
+    VerifyBase(crate::pitr::VerifyBaseArgs),
 }
 
 /// How `replicate` works.

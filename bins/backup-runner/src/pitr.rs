@@ -165,6 +165,86 @@ fn pg_bin_dir(given: Option<&Path>) -> PathBuf {
         .unwrap_or_default()
 }
 
+/// The restore_command that runs this program's `wal-fetch` on the repository.
+fn restore_command(cli: &Cli) -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("while finding this program for restore_command")?;
+    // PostgreSQL runs restore_command in the data directory: a relative path would not do.
+    let location = match &cli.repository {
+        backup::RepositoryLocation::Local(dir) => std::path::absolute(dir)
+            .with_context(|| format!("while resolving {}", dir.display()))?
+            .display()
+            .to_string(),
+        other => other.to_url(),
+    };
+    Ok(format!(
+        "{} -d {} wal-fetch %f %p",
+        shell_quote(&exe.display().to_string()),
+        shell_quote(&location)
+    ))
+}
+
+/// `verify-base` options.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyBaseArgs {
+    /// The base backup (default: the newest).
+    pub(crate) id: Option<backup::BackupId>,
+    /// The role to connect to the recovered server as.
+    #[arg(long, default_value = "postgres")]
+    pub(crate) check_user: String,
+    /// How long recovery may take.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub(crate) recovery_timeout: Duration,
+    /// The directory of the PostgreSQL server programs (pg_ctl). Default: the newest
+    /// /usr/lib/postgresql/<version>/bin, else the PATH.
+    #[arg(long, env = "PG_BIN_DIR")]
+    pub(crate) pg_bin_dir: Option<PathBuf>,
+}
+
+/// `verify-base [ID]`: exit 0 when it recovered and matched, 3 otherwise.
+pub(crate) async fn verify_base(cli: &Cli, args: &VerifyBaseArgs) -> anyhow::Result<u8> {
+    if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+        anyhow::bail!(
+            "PostgreSQL does not run as root: run `hotel-backup verify-base` as the database's \
+             operating-system user (postgres)"
+        );
+    }
+    let repo = crate::run::repository(cli, false)?;
+    let options = backup::BaseVerifyOptions {
+        bin_dir: pg_bin_dir(args.pg_bin_dir.as_deref()),
+        user: args.check_user.clone(),
+        restore_command: restore_command(cli)?,
+        patience: args.recovery_timeout,
+    };
+    let bar = Bar::new();
+    let report = repo
+        .verify_base_backup(args.id.as_ref(), &options, &|p| bar.report(p))
+        .await
+        .context("while verifying a base backup")?;
+    bar.finish();
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if report.ok {
+        println!(
+            "base backup {}: recovered to {} in {:.1}s, every row count matches",
+            report.id,
+            report
+                .recovered_to
+                .map_or_else(String::new, |l| l.to_string()),
+            report.seconds
+        );
+    } else {
+        println!("base backup {} FAILED verification:", report.id);
+        for problem in &report.problems {
+            println!("  {problem}");
+        }
+    }
+    Ok(if report.ok {
+        0
+    } else {
+        crate::run::EXIT_VERIFICATION_FAILED
+    })
+}
+
 /// `restore --pgdata DIR (--latest | --to-time T | --to-lsn L)`.
 pub(crate) async fn restore(
     cli: &Cli,
@@ -179,20 +259,7 @@ pub(crate) async fn restore(
         );
     }
     let repo = crate::run::repository(cli, false)?;
-    let exe = std::env::current_exe().context("while finding this program for restore_command")?;
-    // PostgreSQL runs restore_command in the data directory: a relative path would not do.
-    let location = match &cli.repository {
-        backup::RepositoryLocation::Local(dir) => std::path::absolute(dir)
-            .with_context(|| format!("while resolving {}", dir.display()))?
-            .display()
-            .to_string(),
-        other => other.to_url(),
-    };
-    let restore_command = format!(
-        "{} -d {} wal-fetch %f %p",
-        shell_quote(&exe.display().to_string()),
-        shell_quote(&location)
-    );
+    let restore_command = restore_command(cli)?;
     let bar = Bar::new();
     let options = PitrRestoreOptions {
         pgdata: pgdata.to_path_buf(),

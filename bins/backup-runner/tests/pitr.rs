@@ -212,8 +212,34 @@ async fn archive_now(db: &DatabaseConnection) {
     }
 }
 
-/// Restores with `args` into a new cluster of the test's own, started once recovery ended.
-fn restored(source: &PostgresCluster, repo: &Repo, args: &[&str]) -> (PostgresCluster, Value) {
+/// Restores with `args` into a new cluster of the test's own, started, once recovery ended.
+async fn restored(
+    source: &PostgresCluster,
+    repo: &Repo,
+    args: &[&str],
+) -> (PostgresCluster, Value) {
+    let (cluster, report) = restored_started(source, repo, args);
+    // The server accepts connections once consistent (a hot standby), before the end of
+    // replay: wait for the promotion.
+    let db = connect(&cluster.url("postgres")).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while one(&db, "SELECT pg_is_in_recovery()::text").await == "true" {
+        assert!(
+            Instant::now() < deadline,
+            "recovery did not end: {}",
+            cluster.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = db.close().await;
+    (cluster, report)
+}
+
+fn restored_started(
+    source: &PostgresCluster,
+    repo: &Repo,
+    args: &[&str],
+) -> (PostgresCluster, Value) {
     let mut report = Value::Null;
     // The server's environment has no S3 credentials (an operator would give the server
     // them): the same restore_command, with them.
@@ -276,7 +302,7 @@ async fn instants_are_restored_table_by_table(s3: bool) {
     let latest = content(&url).await;
 
     for (i, (at, expected)) in times.iter().enumerate() {
-        let (copy, report) = restored(&cluster, &repo, &["--to-time", at]);
+        let (copy, report) = restored(&cluster, &repo, &["--to-time", at]).await;
         // The newest base backup that ended before the instant.
         let base = if i == 0 { &first } else { &second };
         assert_eq!(report["restore"]["base_backup"]["id"], base["id"], "{at}");
@@ -287,14 +313,14 @@ async fn instants_are_restored_table_by_table(s3: bool) {
         );
     }
     let (at, expected) = &lsns[1];
-    let (copy, _) = restored(&cluster, &repo, &["--to-lsn", at]);
+    let (copy, _) = restored(&cluster, &repo, &["--to-lsn", at]).await;
     assert_eq!(
         &content(&copy.url("hotel")).await,
         expected,
         "restored to {at}"
     );
     drop(copy);
-    let (copy, _) = restored(&cluster, &repo, &["--latest"]);
+    let (copy, _) = restored(&cluster, &repo, &["--latest"]).await;
     assert_eq!(content(&copy.url("hotel")).await, latest, "{}", copy.log());
     drop(copy);
 
@@ -515,4 +541,128 @@ async fn a_running_or_non_empty_data_directory_is_refused() {
         std::fs::read_to_string(other.join("keep.txt")).unwrap(),
         "mine"
     );
+}
+
+/// The scratch data directories of verifications under `scratch`.
+fn verify_dirs(scratch: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(scratch)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".hotel-verify-")
+        })
+        .collect()
+}
+
+/// verify-base recovers a base backup for real and compares its counts; killed while its
+/// server runs, the next run stops that server and removes everything; a damaged backup fails.
+#[tokio::test]
+async fn verify_base_recovers_for_real_and_cleans_up_after_a_kill() {
+    let Some((cluster, repo)) = archiving_cluster(false).await else {
+        return;
+    };
+    let url = hotel_database(&cluster).await;
+    let db = connect(&url).await;
+    step(&db, 1).await;
+    let backup = json_ok(&hotel_backup(&cluster, &repo, &["--json", "base-backup"]));
+    // Writes after the backup are not in its counts, and must not be replayed into them.
+    step(&db, 2).await;
+    archive_now(&db).await;
+    let _ = db.close().await;
+    let bin = cluster.bin_dir().to_str().unwrap().to_owned();
+
+    let report = json_ok(&hotel_backup(
+        &cluster,
+        &repo,
+        &["--json", "verify-base", "--pg-bin-dir", &bin],
+    ));
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["id"], backup["id"]);
+    assert!(verify_dirs(&repo.scratch).is_empty());
+
+    // Killed while its server runs.
+    let mut command = Command::new(EXE);
+    command
+        .args(["-d", &repo.location, "--scratch-dir"])
+        .arg(&repo.scratch)
+        .args(["verify-base", "--pg-bin-dir", &bin])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some((uid, gid)) = cluster.server_user_ids() {
+        command.uid(uid).gid(gid);
+    }
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pid_file = loop {
+        if let Some(pid) = verify_dirs(&repo.scratch)
+            .into_iter()
+            .map(|d| d.join("data/postmaster.pid"))
+            .find(|p| p.exists())
+        {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "verify-base never started a server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let postmaster: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(Path::new(&format!("/proc/{postmaster}")).exists());
+
+    let report = json_ok(&hotel_backup(
+        &cluster,
+        &repo,
+        &["--json", "verify-base", "--pg-bin-dir", &bin],
+    ));
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(verify_dirs(&repo.scratch).is_empty());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{postmaster}/stat"))
+        .is_ok_and(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the killed run's server still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A damaged base backup fails verification (exit 3), and leaves nothing either.
+    let id = backup["id"].as_str().unwrap();
+    let data = repo
+        .dir
+        .as_ref()
+        .unwrap()
+        .join(format!("base/{id}/base.tar.zst"));
+    let mut bytes = std::fs::read(&data).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&data, &bytes).unwrap();
+    let out = hotel_backup(
+        &cluster,
+        &repo,
+        &["--json", "verify-base", "--pg-bin-dir", &bin],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert!(
+        report["problems"][0].as_str().unwrap().contains("checksum"),
+        "{report}"
+    );
+    assert!(verify_dirs(&repo.scratch).is_empty());
 }

@@ -180,6 +180,7 @@ pub use postgres::base_backup::{BaseBackupManifest, BaseBackupOptions, DatabaseC
 pub use postgres::pitr_restore::{
     PitrRestoreOptions, PitrRestoreReport, RecoveredServer, RecoveryTarget,
 };
+pub use postgres::pitr_verify::{BaseVerifyOptions, BaseVerifyReport};
 pub use postgres::wal::{
     ArchivedWal, ArchivedWalHeader, WalFetch, WalFileKind, WalPushOutcome, WalPushReport,
 };

@@ -252,6 +252,31 @@ fn backup_history(text: &str) -> Option<BackupHistory> {
     })
 }
 
+/// Ends the current WAL segment (`pg_switch_wal`), so that it is archived now; a role that
+/// may not do it only delays that until the segment fills up.
+async fn switch_wal(url: &PgUrl) {
+    let switched = async {
+        let mut conn = url.connect().await?;
+        // A switch without WAL written since the last one does nothing: a transaction with
+        // an id writes a commit record.
+        let done = sqlx::query("SELECT txid_current()")
+            .execute(&mut conn)
+            .await
+            .and(
+                sqlx::query("SELECT pg_switch_wal()")
+                    .execute(&mut conn)
+                    .await,
+            )
+            .map_err(|e| Error::db(format!("switching the WAL of {}", url.public()), e));
+        let _ = conn.close().await;
+        done.map(|_| ())
+    }
+    .await;
+    if let Err(e) = switched {
+        tracing::warn!(error = %crate::error_chain(&e), "cannot switch WAL segments; the counts' segment is archived when it fills up");
+    }
+}
+
 /// Counts the rows of every table of `database` in one snapshot, with its WAL position.
 async fn count_database(url: &PgUrl, database: &str) -> Result<DatabaseCounts> {
     let url = url.with_database(database);
@@ -396,12 +421,21 @@ impl BackupRepository {
 
         let size = facts.wal_segment_size;
         let stop_wal = segment_name(timeline, stop_lsn, size);
-        if let Err(e) = self
-            .wait_for_archived(&stop_wal, options.archive_wait)
-            .await
-        {
-            let _ = self.store.delete(&key).await;
-            return Err(e);
+        // The counts are checked by replaying to where they were taken: end that segment
+        // now, so it is archived (a mostly empty segment compresses to almost nothing).
+        let counted_wal = databases
+            .values()
+            .map(|d| d.counted_at_lsn)
+            .max()
+            .map(|lsn| segment_name(timeline, lsn, size));
+        if counted_wal.is_some() {
+            switch_wal(&url).await;
+        }
+        for segment in std::iter::once(&stop_wal).chain(counted_wal.as_ref()) {
+            if let Err(e) = self.wait_for_archived(segment, options.archive_wait).await {
+                let _ = self.store.delete(&key).await;
+                return Err(e);
+            }
         }
         let manifest = BaseBackupManifest {
             format_version: BASE_FORMAT,

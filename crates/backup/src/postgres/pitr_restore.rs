@@ -219,10 +219,22 @@ impl BackupRepository {
         options: &PitrRestoreOptions,
         progress: &ProgressFn<'_>,
     ) -> Result<PitrRestoreReport> {
+        check_target_dir(&options.pgdata)?;
+        let base = self.base_backup_for(options.target).await?;
+        self.restore_pitr_from(&base, options, progress).await
+    }
+
+    /// [`BackupRepository::restore_pitr`] from the base backup `base`.
+    pub(crate) async fn restore_pitr_from(
+        &self,
+        base: &BaseBackupManifest,
+        options: &PitrRestoreOptions,
+        progress: &ProgressFn<'_>,
+    ) -> Result<PitrRestoreReport> {
+        let base = base.clone();
         let pgdata =
             std::path::absolute(&options.pgdata).map_err(io_err("resolve", &options.pgdata))?;
         check_target_dir(&pgdata)?;
-        let base = self.base_backup_for(options.target).await?;
         let to = match options.target {
             RecoveryTarget::Lsn(lsn) => {
                 Some(segment_name(base.timeline, lsn, base.wal_segment_size))

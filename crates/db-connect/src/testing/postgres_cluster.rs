@@ -106,8 +106,9 @@ impl PostgresCluster {
 
     /// A cluster whose data directory `fill` writes (a restore of a physical backup, run as
     /// the server's user: see [`server_user_ids`](Self::server_user_ids)), then started on a
-    /// free port with `settings`; it returns once the server accepts connections as a primary
-    /// (a recovery that promotes at its end).
+    /// free port with `settings`. It returns once the server accepts connections: a server in
+    /// archive recovery does so as a hot standby once consistent, before its replay ends (wait
+    /// for `pg_is_in_recovery()` to be false).
     ///
     /// # Panics
     ///
