@@ -198,6 +198,10 @@ pub(crate) enum Command {
     /// port, compare the counts, remove everything. Exit 3 when it fails. Run it as the
     /// database's operating-system user.
     VerifyBase(crate::pitr::VerifyBaseArgs),
+    /// The health of PostgreSQL point-in-time recovery: failing archive_command runs and the
+    /// backlog of unarchived segments (pg_stat_archiver of --database-url's server), the age
+    /// of the newest base backup, the restorable window. Nagios exit codes.
+    PitrMonitor(crate::pitr::PitrMonitorArgs),
 }
 
 /// How `replicate` works.
@@ -261,6 +265,7 @@ impl Command {
             self,
             Self::List
                 | Self::Monitor(_)
+                | Self::PitrMonitor(_)
                 | Self::WalPush { .. }
                 | Self::WalFetch { .. }
                 | Self::Restore { dry_run: true, .. }

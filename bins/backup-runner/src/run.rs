@@ -353,6 +353,7 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
         Command::WalFetch { name, dest } => crate::pitr::wal_fetch(cli, name, dest).await?,
         Command::BaseBackup(args) => crate::pitr::base_backup(cli, args).await?,
         Command::VerifyBase(args) => crate::pitr::verify_base(cli, args).await?,
+        Command::PitrMonitor(args) => crate::pitr::monitor(cli, args).await?,
         Command::Replicate(args) => {
             let Source::Sqlite { path } = source(&cli.database_url)? else {
                 return Err(Error::InvalidConfig(

@@ -666,3 +666,50 @@ async fn verify_base_recovers_for_real_and_cleans_up_after_a_kill() {
     );
     assert!(verify_dirs(&repo.scratch).is_empty());
 }
+
+/// pitr-monitor: CRITICAL without a base backup, OK while archiving works, CRITICAL once
+/// archive_command fails.
+#[tokio::test]
+async fn pitr_monitor_reports_a_failing_archive_command() {
+    let Some((cluster, repo)) = archiving_cluster(false).await else {
+        return;
+    };
+    let out = hotel_backup(&cluster, &repo, &["--json", "pitr-monitor"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no base backup yet: {}",
+        describe(&out)
+    );
+    json_ok(&hotel_backup(&cluster, &repo, &["--json", "base-backup"]));
+    let health = json_ok(&hotel_backup(&cluster, &repo, &["--json", "pitr-monitor"]));
+    assert_eq!(health["status"], "OK", "{health}");
+    assert_eq!(health["base_backups"], 1);
+    assert!(health["archiver"]["archived_count"].as_i64().unwrap() >= 2);
+
+    cluster
+        .execute("postgres", "ALTER SYSTEM SET archive_command = 'false'")
+        .await;
+    cluster.execute("postgres", "SELECT pg_reload_conf()").await;
+    let db = connect(&cluster.url("postgres")).await;
+    db.execute_unprepared("CREATE TABLE t AS SELECT 1 AS x")
+        .await
+        .unwrap();
+    one(&db, "SELECT pg_switch_wal()::text").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while one(&db, "SELECT failed_count::text FROM pg_stat_archiver").await == "0" {
+        assert!(Instant::now() < deadline, "archive_command never failed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = db.close().await;
+    let out = hotel_backup(&cluster, &repo, &["--json", "pitr-monitor"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let health: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        health["findings"][0]
+            .as_str()
+            .unwrap()
+            .contains("archive_command is failing"),
+        "{health}"
+    );
+}
