@@ -202,6 +202,17 @@ pub(crate) enum Command {
     /// backlog of unarchived segments (pg_stat_archiver of --database-url's server), the age
     /// of the newest base backup, the restorable window. Nagios exit codes.
     PitrMonitor(crate::pitr::PitrMonitorArgs),
+    /// PostgreSQL retention: keep the --keep-base newest base backups and exactly the archived
+    /// WAL they need (on each of their timelines, from the oldest one's start); delete the
+    /// rest, saying why.
+    PrunePitr {
+        /// How many base backups to keep (at least 1).
+        #[arg(long, env = "BACKUP_KEEP_BASE", default_value_t = 7)]
+        keep_base: usize,
+        /// Say what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// How `replicate` works.
@@ -266,6 +277,7 @@ impl Command {
             Self::List
                 | Self::Monitor(_)
                 | Self::PitrMonitor(_)
+                | Self::PrunePitr { dry_run: true, .. }
                 | Self::WalPush { .. }
                 | Self::WalFetch { .. }
                 | Self::Restore { dry_run: true, .. }

@@ -286,6 +286,30 @@ pub(crate) async fn monitor(cli: &Cli, args: &PitrMonitorArgs) -> anyhow::Result
     Ok(health.status.exit_code())
 }
 
+/// `prune-pitr`.
+pub(crate) async fn prune(cli: &Cli, keep_base: usize, dry_run: bool) -> anyhow::Result<u8> {
+    let repo = crate::run::repository(cli, false)?;
+    let report = repo
+        .prune_pitr(keep_base, dry_run)
+        .await
+        .context("while pruning base backups and WAL")?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for line in &report.explanation {
+            println!("{line}");
+        }
+        println!(
+            "{}{} base backups and {} WAL files ({})",
+            if dry_run { "would delete " } else { "deleted " },
+            report.deleted.len(),
+            report.wal_deleted,
+            backup::human_bytes(report.wal_deleted_bytes)
+        );
+    }
+    Ok(0)
+}
+
 /// `restore --pgdata DIR (--latest | --to-time T | --to-lsn L)`.
 pub(crate) async fn restore(
     cli: &Cli,

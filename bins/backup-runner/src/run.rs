@@ -354,6 +354,9 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
         Command::BaseBackup(args) => crate::pitr::base_backup(cli, args).await?,
         Command::VerifyBase(args) => crate::pitr::verify_base(cli, args).await?,
         Command::PitrMonitor(args) => crate::pitr::monitor(cli, args).await?,
+        Command::PrunePitr { keep_base, dry_run } => {
+            crate::pitr::prune(cli, *keep_base, *dry_run).await?
+        }
         Command::Replicate(args) => {
             let Source::Sqlite { path } = source(&cli.database_url)? else {
                 return Err(Error::InvalidConfig(

@@ -713,3 +713,74 @@ async fn pitr_monitor_reports_a_failing_archive_command() {
         "{health}"
     );
 }
+
+/// prune-pitr keeps the newest base backups and the WAL they need: after it, a restore of
+/// the latest state still matches, and the older base backup and its WAL are gone.
+#[tokio::test]
+async fn prune_pitr_keeps_what_the_kept_base_backups_need() {
+    let Some((cluster, repo)) = archiving_cluster(false).await else {
+        return;
+    };
+    let url = hotel_database(&cluster).await;
+    let db = connect(&url).await;
+    let old = json_ok(&hotel_backup(&cluster, &repo, &["--json", "base-backup"]));
+    for n in 1..=3 {
+        step(&db, n).await;
+        archive_now(&db).await;
+    }
+    let new = json_ok(&hotel_backup(&cluster, &repo, &["--json", "base-backup"]));
+    step(&db, 4).await;
+    step(&db, 5).await;
+    archive_now(&db).await;
+    let _ = db.close().await;
+    let latest = content(&url).await;
+    let wal_dir = repo.dir.as_ref().unwrap().join("wal");
+    let segments = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&wal_dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".zst"))
+            .collect();
+        names.sort();
+        names
+    };
+    let before = segments();
+    let start = new["start_wal"].as_str().unwrap();
+    assert!(before.iter().any(|n| n.as_str() < start), "{before:?}");
+
+    let dry = json_ok(&hotel_backup(
+        &cluster,
+        &repo,
+        &["--json", "prune-pitr", "--keep-base", "1", "--dry-run"],
+    ));
+    assert_eq!(dry["deleted"][0], old["id"]);
+    assert_eq!(segments(), before);
+    let out = hotel_backup(&cluster, &repo, &["prune-pitr", "--keep-base", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+
+    let done = json_ok(&hotel_backup(
+        &cluster,
+        &repo,
+        &["--json", "prune-pitr", "--keep-base", "1"],
+    ));
+    assert_eq!(done["kept"][0], new["id"]);
+    let after = segments();
+    assert!(after.iter().all(|n| n.as_str() >= start), "{after:?}");
+    assert_eq!(
+        before.len() - after.len(),
+        done["wal_deleted"].as_u64().unwrap() as usize
+    );
+    let old_dir = repo
+        .dir
+        .as_ref()
+        .unwrap()
+        .join("base")
+        .join(old["id"].as_str().unwrap());
+    assert!(!old_dir.join("manifest.json").exists());
+    assert!(!old_dir.join("base.tar.zst").exists());
+
+    let (copy, report) = restored(&cluster, &repo, &["--latest"]).await;
+    assert_eq!(report["restore"]["base_backup"]["id"], new["id"]);
+    assert_eq!(content(&copy.url("hotel")).await, latest);
+}

@@ -178,6 +178,7 @@ pub use manifest::{
 pub use postgres::PgTools;
 pub use postgres::base_backup::{BaseBackupManifest, BaseBackupOptions, DatabaseCounts, Lsn};
 pub use postgres::pitr_health::{ArchiverStats, PitrHealth, PitrHealthPolicy};
+pub use postgres::pitr_prune::PitrPruneReport;
 pub use postgres::pitr_restore::{
     PitrRestoreOptions, PitrRestoreReport, RecoveredServer, RecoveryTarget,
 };

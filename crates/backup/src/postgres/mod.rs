@@ -7,6 +7,7 @@ pub(crate) mod base_backup;
 pub(crate) mod dump;
 pub(crate) mod load;
 pub(crate) mod pitr_health;
+pub(crate) mod pitr_prune;
 pub(crate) mod pitr_restore;
 pub(crate) mod pitr_verify;
 pub(crate) mod wal;
