@@ -120,7 +120,7 @@ pub(crate) enum Command {
     #[command(verbatim_doc_comment)]
     Restore {
         /// The backup to restore (or use --latest / --to-time).
-        #[arg(required_unless_present_any = ["latest", "to_time"])]
+        #[arg(required_unless_present_any = ["latest", "to_time", "to_lsn"])]
         id: Option<backup::BackupId>,
         /// Restore a replicated database to everything shipped.
         #[arg(long, conflicts_with_all = ["id", "to_time"])]
@@ -149,6 +149,8 @@ pub(crate) enum Command {
         /// Do not back up the database being replaced (when it is too damaged to be read).
         #[arg(long)]
         no_safety_backup: bool,
+        #[command(flatten)]
+        pitr: crate::pitr::PitrArgs,
     },
     /// Delete the backups the retention policy does not keep.
     Prune {
@@ -174,6 +176,48 @@ pub(crate) enum Command {
     /// or SIGTERM. It checkpoints the log itself: give the application's writers a busy
     /// timeout of a few seconds, and preferably PRAGMA wal_autocheckpoint=0.
     Replicate(ReplicateArgs),
+    /// PostgreSQL archive_command: archive the WAL file at PATH (%p) into the repository,
+    /// compressed and checksummed. Archiving the same file again succeeds; another file under
+    /// an archived name fails. archive_command = 'hotel-backup -d /backups wal-push %p'
+    WalPush {
+        /// The file (%p).
+        path: PathBuf,
+    },
+    /// PostgreSQL restore_command: fetch the archived WAL file NAME (%f) into DEST (%p).
+    /// Exits 1 when the archive has no such file (how recovery finds the archive's end),
+    /// 126 when it is damaged or the repository fails (PostgreSQL then stops recovery
+    /// instead of ending it early).
+    WalFetch {
+        /// The file's name (%f).
+        name: String,
+        /// Where to write it (%p).
+        dest: PathBuf,
+    },
+    /// Take a physical base backup of the PostgreSQL cluster of --database-url with
+    /// pg_basebackup, streamed into the repository, for point-in-time restores (restore
+    /// --pgdata). The cluster must archive its WAL there (archive_command = 'hotel-backup
+    /// wal-push %p').
+    BaseBackup(crate::pitr::BaseBackupArgs),
+    /// Verify a PostgreSQL base backup by a real recovery: restore it into a scratch data
+    /// directory, replay its WAL to where its row counts were taken, start PostgreSQL on a free
+    /// port, compare the counts, remove everything. Exit 3 when it fails. Run it as the
+    /// database's operating-system user.
+    VerifyBase(crate::pitr::VerifyBaseArgs),
+    /// The health of PostgreSQL point-in-time recovery: failing archive_command runs and the
+    /// backlog of unarchived segments (pg_stat_archiver of --database-url's server), the age
+    /// of the newest base backup, the restorable window. Nagios exit codes.
+    PitrMonitor(crate::pitr::PitrMonitorArgs),
+    /// PostgreSQL retention: keep the --keep-base newest base backups and exactly the archived
+    /// WAL they need (on each of their timelines, from the oldest one's start); delete the
+    /// rest, saying why.
+    PrunePitr {
+        /// How many base backups to keep (at least 1).
+        #[arg(long, env = "BACKUP_KEEP_BASE", default_value_t = 7)]
+        keep_base: usize,
+        /// Say what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// How `replicate` works.
@@ -237,6 +281,10 @@ impl Command {
             self,
             Self::List
                 | Self::Monitor(_)
+                | Self::PitrMonitor(_)
+                | Self::PrunePitr { dry_run: true, .. }
+                | Self::WalPush { .. }
+                | Self::WalFetch { .. }
                 | Self::Restore { dry_run: true, .. }
                 | Self::Prune { dry_run: true, .. }
         )

@@ -3,6 +3,7 @@
 
 mod bar;
 mod cli;
+mod pitr;
 mod render;
 mod run;
 

@@ -101,7 +101,7 @@ fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> 
 }
 
 /// Opens the repository; only commands that take backups (`create`) make a missing one.
-fn repository(cli: &Cli, create: bool) -> anyhow::Result<BackupRepository> {
+pub(crate) fn repository(cli: &Cli, create: bool) -> anyhow::Result<BackupRepository> {
     let mut builder = BackupRepository::builder(cli.repository.clone())
         .create_if_missing(create)
         .s3_settings(S3Settings::from_lookup(|name| std::env::var(name).ok()))
@@ -235,7 +235,16 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
             force,
             clean,
             no_safety_backup,
+            pitr,
         } => {
+            if let Some(pgdata) = &pitr.pgdata {
+                let target = match (to_time, pitr.to_lsn) {
+                    (Some(at), _) => backup::RecoveryTarget::Time(*at),
+                    (None, Some(lsn)) => backup::RecoveryTarget::Lsn(lsn),
+                    (None, None) => backup::RecoveryTarget::Latest,
+                };
+                return crate::pitr::restore(cli, pgdata, target, pitr).await;
+            }
             let repo = repository(cli, false)?;
             let target = source(to.as_deref().unwrap_or(&cli.database_url))?;
             let options = RestoreOptions {
@@ -339,6 +348,14 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
             .await;
             tracing::info!(runs, "scheduler stopped");
             0
+        }
+        Command::WalPush { path } => crate::pitr::wal_push(cli, path).await?,
+        Command::WalFetch { name, dest } => crate::pitr::wal_fetch(cli, name, dest).await?,
+        Command::BaseBackup(args) => crate::pitr::base_backup(cli, args).await?,
+        Command::VerifyBase(args) => crate::pitr::verify_base(cli, args).await?,
+        Command::PitrMonitor(args) => crate::pitr::monitor(cli, args).await?,
+        Command::PrunePitr { keep_base, dry_run } => {
+            crate::pitr::prune(cli, *keep_base, *dry_run).await?
         }
         Command::Replicate(args) => {
             let Source::Sqlite { path } = source(&cli.database_url)? else {

@@ -176,6 +176,16 @@ pub use manifest::{
     SnapshotMethod, Verification, VerifyDepth,
 };
 pub use postgres::PgTools;
+pub use postgres::base_backup::{BaseBackupManifest, BaseBackupOptions, DatabaseCounts, Lsn};
+pub use postgres::pitr_health::{ArchiverStats, PitrHealth, PitrHealthPolicy};
+pub use postgres::pitr_prune::PitrPruneReport;
+pub use postgres::pitr_restore::{
+    PitrRestoreOptions, PitrRestoreReport, RecoveredServer, RecoveryTarget,
+};
+pub use postgres::pitr_verify::{BaseVerifyOptions, BaseVerifyReport};
+pub use postgres::wal::{
+    ArchivedWal, ArchivedWalHeader, WalFetch, WalFileKind, WalPushOutcome, WalPushReport,
+};
 pub use progress::{Phase, Progress, ProgressFn};
 pub use prune::{GenerationPrune, PruneReport};
 pub use replicate::WalPosition;

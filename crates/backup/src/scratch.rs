@@ -117,6 +117,46 @@ impl ScratchClaim {
     }
 }
 
+/// Kills (SIGKILL) the processes working in `dir` or below it: the PostgreSQL server a dead
+/// verification started on its scratch data directory (every server process has its data
+/// directory as working directory). Waits a few seconds for them to go.
+fn stop_processes_in(dir: &Path) {
+    let Ok(dir) = dir.canonicalize() else {
+        return;
+    };
+    let in_dir = || -> Vec<i32> {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|entry| {
+                let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+                let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
+                let state = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+                let zombie = state
+                    .rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+                (cwd.starts_with(&dir) && !zombie).then_some(pid)
+            })
+            .collect()
+    };
+    for _ in 0..100 {
+        let pids = in_dir();
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            tracing::info!(pid, dir = %dir.display(), "stopping a process left in a scratch directory");
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A claim file found in the registry, locked by us (so its owner is gone).
 struct DeadClaim {
     path: PathBuf,
@@ -274,7 +314,15 @@ impl ScratchRegistry {
                     continue;
                 }
                 tracing::info!(path = %path.display(), operation = %record.operation, pid = record.pid, "removing a file left by an interrupted run");
-                if let Err(e) = std::fs::remove_file(path)
+                // A restore's data directory in the making, or a verification's with its
+                // server still running, is a directory.
+                let gone = if path.is_dir() {
+                    stop_processes_in(path);
+                    std::fs::remove_dir_all(path)
+                } else {
+                    std::fs::remove_file(path)
+                };
+                if let Err(e) = gone
                     && e.kind() != std::io::ErrorKind::NotFound
                 {
                     tracing::warn!(path = %path.display(), error = %e, "cannot remove a leftover file; the next run retries");

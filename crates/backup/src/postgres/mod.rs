@@ -3,8 +3,14 @@
 //! the work on whole databases that scratch copies and swaps need ([`admin`]).
 
 pub(crate) mod admin;
+pub(crate) mod base_backup;
 pub(crate) mod dump;
 pub(crate) mod load;
+pub(crate) mod pitr_health;
+pub(crate) mod pitr_prune;
+pub(crate) mod pitr_restore;
+pub(crate) mod pitr_verify;
+pub(crate) mod wal;
 
 use std::{
     collections::BTreeMap,

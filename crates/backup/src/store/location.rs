@@ -24,6 +24,7 @@ use crate::{Error, Result};
 /// assert_eq!(bucket.prefix, "prod/db");
 /// assert_eq!(bucket.region.as_deref(), Some("eu-west-1"));
 /// assert!(RepositoryLocation::parse("s3://key:secret@bucket").is_err());
+/// assert_eq!(RepositoryLocation::parse(&s3.to_url()).unwrap(), s3);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -122,6 +123,33 @@ impl RepositoryLocation {
             return Err(invalid("empty"));
         }
         Ok(Self::Local(PathBuf::from(text)))
+    }
+
+    /// The location as [`RepositoryLocation::parse`] reads it back (`Display` is for people):
+    /// what a command line another program runs (PostgreSQL's `restore_command`) is given.
+    /// A relative local path stays relative.
+    pub fn to_url(&self) -> String {
+        match self {
+            Self::Local(dir) => dir.display().to_string(),
+            Self::S3(s3) => {
+                let mut url = format!("s3://{}", s3.bucket);
+                if !s3.prefix.is_empty() {
+                    url.push('/');
+                    url.push_str(&s3.prefix);
+                }
+                // Written out, not percent-encoded: `%` means something to PostgreSQL's
+                // restore_command. An endpoint is a URL, whose characters a query may hold.
+                let params: Vec<String> = [("endpoint", &s3.endpoint), ("region", &s3.region)]
+                    .into_iter()
+                    .filter_map(|(name, value)| Some(format!("{name}={}", value.as_ref()?)))
+                    .collect();
+                if !params.is_empty() {
+                    url.push('?');
+                    url.push_str(&params.join("&"));
+                }
+                url
+            }
+        }
     }
 
     /// The local directory, for a local repository.

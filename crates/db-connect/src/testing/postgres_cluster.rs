@@ -54,6 +54,8 @@ pub struct PostgresCluster {
     /// The postmaster, a child of this process so that it is reaped the moment it dies
     /// (a dead postmaster left unreaped would still hold the data directory's lock).
     postmaster: Option<Child>,
+    /// Settings given to every start with `-c name=value` (for example `archive_mode`).
+    settings: Vec<(String, String)>,
 }
 
 impl PostgresCluster {
@@ -65,6 +67,17 @@ impl PostgresCluster {
     /// When the programs are missing and `HOTEL_REQUIRE_SERVICES=1`, or when `initdb` or the
     /// server fails.
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with server settings of the test's own, given as `-c name=value`
+    /// on every start and restart (WAL archiving: `archive_mode = on` and an
+    /// `archive_command`).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_with(settings: &[(&str, &str)]) -> Option<Self> {
         let bin = match server_bin_dir() {
             Ok(bin) => bin,
             Err(why) => {
@@ -72,7 +85,7 @@ impl PostgresCluster {
                 return None;
             }
         };
-        let cluster = Self::create(bin, |cluster| {
+        let cluster = Self::create(bin, settings, |cluster| {
             let data = cluster.data_dir();
             cluster.run_checked(
                 "initdb",
@@ -91,8 +104,31 @@ impl PostgresCluster {
         Some(cluster)
     }
 
+    /// A cluster whose data directory `fill` writes (a restore of a physical backup, run as
+    /// the server's user: see [`server_user_ids`](Self::server_user_ids)), then started on a
+    /// free port with `settings`. It returns once the server accepts connections: a server in
+    /// archive recovery does so as a hot standby once consistent, before its replay ends (wait
+    /// for `pg_is_in_recovery()` to be false).
+    ///
+    /// # Panics
+    ///
+    /// When the server programs are missing and `HOTEL_REQUIRE_SERVICES=1`, or the server
+    /// does not start.
+    pub fn start_from(settings: &[(&str, &str)], fill: impl FnOnce(&Path)) -> Option<Self> {
+        let bin = match server_bin_dir() {
+            Ok(bin) => bin,
+            Err(why) => {
+                service_unavailable("PostgreSQL server programs (initdb, postgres)", &why);
+                return None;
+            }
+        };
+        Some(Self::create(bin, settings, |cluster| {
+            fill(&cluster.data_dir())
+        }))
+    }
+
     /// A temporary directory owned by the server's user, filled by `fill`, then started.
-    fn create(bin: PathBuf, fill: impl FnOnce(&Self)) -> Self {
+    fn create(bin: PathBuf, settings: &[(&str, &str)], fill: impl FnOnce(&Self)) -> Self {
         let owner = server_user();
         let root = tempfile::Builder::new()
             .prefix("hotel-pg-")
@@ -112,6 +148,10 @@ impl PostgresCluster {
             owner,
             port: 0,
             postmaster: None,
+            settings: settings
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
         };
         fill(&cluster);
         // Another process may take the free port between the probe and the bind: try again.
@@ -142,6 +182,35 @@ impl PostgresCluster {
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.root.path().join("data")
+    }
+
+    /// A new directory `name` beside the data directory, owned by the server's user, so that
+    /// what the server runs (an `archive_command`) can write there; removed with the cluster.
+    ///
+    /// # Panics
+    ///
+    /// When it cannot be created.
+    pub fn owned_dir(&self, name: &str) -> PathBuf {
+        let dir = self.root.path().join(name);
+        std::fs::create_dir_all(&dir).expect("create a directory beside the cluster");
+        if let Some(user) = &self.owner {
+            std::os::unix::fs::chown(&dir, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+                .expect("give the directory to the postgres user");
+        }
+        dir
+    }
+
+    /// The user and group ids the server runs as when the test runs as root (`None`: the
+    /// test's own), for running a program the way the server's `archive_command` would.
+    pub fn server_user_ids(&self) -> Option<(u32, u32)> {
+        self.owner
+            .as_ref()
+            .map(|user| (user.uid.as_raw(), user.gid.as_raw()))
+    }
+
+    /// The directory of the server programs (`initdb`, `postgres`, `pg_ctl`).
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
     }
 
     /// Whether the server was started and not killed or stopped since.
@@ -272,7 +341,7 @@ impl PostgresCluster {
     ///
     /// When the base backup or the standby's start fails.
     pub fn standby(&self) -> Self {
-        Self::create(self.bin.clone(), |standby| {
+        Self::create(self.bin.clone(), &[], |standby| {
             let data = standby.data_dir();
             let port = self.port.to_string();
             standby.run_checked(
@@ -350,9 +419,11 @@ impl PostgresCluster {
             .arg(&socket_dir)
             .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "fsync=off", "-c", "shared_buffers=16MB"])
-            .args(["-c", "max_connections=100", "-c", "wal_keep_size=64MB"])
-            .stdout(log)
-            .stderr(log_err);
+            .args(["-c", "max_connections=100", "-c", "wal_keep_size=64MB"]);
+        for (name, value) in &self.settings {
+            command.arg("-c").arg(format!("{name}={value}"));
+        }
+        command.stdout(log).stderr(log_err);
         let mut postmaster = command.spawn().expect("spawn postgres");
         let deadline = Instant::now() + PATIENCE;
         loop {
