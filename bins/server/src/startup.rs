@@ -4,7 +4,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use optimized_queries::HotelCache;
-use perf_stats::{MetricsRegistry, MetricsSource, QueryTracker, Sample};
+use perf_stats::{MetricsRegistry, QueryTracker};
 use query_cache::{QueryCache, RedisConfig};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use tokio::net::TcpListener;
@@ -116,10 +116,13 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     cache.spawn_sweeper(Duration::from_secs(30));
     let hotel = HotelCache::new(cache);
 
-    let mut metrics = MetricsRegistry::new();
+    // One namespace for everything /metrics exports: `hotel_…`.
+    let mut metrics = MetricsRegistry::with_prefix("hotel");
     metrics.register_tracker(&tracker);
     metrics.register_pool(&primary);
-    metrics.register_source(CacheMetrics(hotel.cache().clone()));
+    metrics
+        .registry_mut()
+        .register_collector(Box::new(hotel.cache().metrics()));
     let http = HttpMetrics::register(metrics.registry_mut());
 
     let backups = match &settings.backup_dir {
@@ -152,145 +155,6 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         http,
         backups,
     })
-}
-
-/// Exports the cache's statistics at each scrape.
-struct CacheMetrics(QueryCache);
-
-impl MetricsSource for CacheMetrics {
-    fn samples(&self) -> Vec<Sample> {
-        let s = self.0.stats();
-        let mut samples = vec![
-            Sample::counter(
-                "cache_hits",
-                "Cache lookups answered from memory",
-                s.hits as f64,
-            ),
-            Sample::counter(
-                "cache_misses",
-                "Cache lookups that had to load",
-                s.misses as f64,
-            ),
-            Sample::counter(
-                "cache_stale_hits",
-                "Stale values served while refreshing",
-                s.stale_hits as f64,
-            ),
-            Sample::counter("cache_loads", "Loader runs", s.loads as f64),
-            Sample::counter(
-                "cache_load_errors",
-                "Loader runs that failed",
-                s.load_errors as f64,
-            ),
-            Sample::counter(
-                "cache_single_flight_joins",
-                "Callers that joined a running load",
-                s.single_flight_joins as f64,
-            ),
-            Sample::counter(
-                "cache_evictions",
-                "Entries evicted for capacity",
-                s.evictions as f64,
-            ),
-            Sample::counter(
-                "cache_expirations",
-                "Entries removed after their TTL",
-                s.expirations as f64,
-            ),
-            Sample::counter(
-                "cache_invalidations",
-                "Entries removed by invalidation",
-                s.invalidations as f64,
-            ),
-            Sample::gauge("cache_entries", "Entries in the cache", s.entries as f64),
-            Sample::gauge(
-                "cache_capacity",
-                "Most entries the cache holds",
-                s.capacity as f64,
-            ),
-            Sample::gauge(
-                "cache_hit_ratio",
-                "Hits over lookups since the last reset",
-                s.hit_ratio,
-            ),
-        ];
-        if let Some(l2) = &s.l2 {
-            let flag = |on: bool| if on { 1.0 } else { 0.0 };
-            samples.extend([
-                Sample::counter(
-                    "cache_l2_hits",
-                    "L1 misses answered from Redis",
-                    l2.hits as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_misses",
-                    "L1 misses Redis could not answer",
-                    l2.misses as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_errors",
-                    "Redis calls that failed",
-                    l2.errors as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_timeouts",
-                    "Redis calls that timed out",
-                    l2.timeouts as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_writes",
-                    "Values written to Redis",
-                    l2.writes as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_stale_writes_refused",
-                    "Loads Redis refused because an invalidation overtook them",
-                    l2.stale_writes_refused as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_messages_sent",
-                    "Invalidation messages published",
-                    l2.messages_sent as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_messages_received",
-                    "Invalidation messages from other instances applied",
-                    l2.messages_received as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_reconnects",
-                    "Invalidation subscription re-established",
-                    l2.reconnects as f64,
-                ),
-                Sample::counter(
-                    "cache_l2_l1_clears",
-                    "L1 cleared because messages may have been lost",
-                    l2.l1_clears as f64,
-                ),
-                Sample::gauge(
-                    "cache_l2_connected",
-                    "1 when the last Redis call succeeded",
-                    flag(l2.connected),
-                ),
-                Sample::gauge(
-                    "cache_l2_subscribed",
-                    "1 when the invalidation subscription is up",
-                    flag(l2.subscribed),
-                ),
-                Sample::gauge(
-                    "cache_l2_invalidations_pending",
-                    "Invalidations not yet applied to Redis",
-                    l2.invalidations_pending as f64,
-                ),
-                Sample::gauge(
-                    "cache_staleness_bound_seconds",
-                    "Longest an instance can serve a value whose invalidation message was lost",
-                    l2.staleness_bound_ms as f64 / 1000.0,
-                ),
-            ]);
-        }
-        samples
-    }
 }
 
 /// Whether the database holds any hotel data (a backup before migrating is only worth taking
