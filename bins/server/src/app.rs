@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderName, StatusCode},
     middleware,
     response::IntoResponse,
-    routing::{get, post, put},
+    routing::get,
 };
 use tower::ServiceBuilder;
 use tower_http::{
@@ -16,14 +16,17 @@ use tower_http::{
     compression::CompressionLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
-    trace::{DefaultOnResponse, TraceLayer},
+    trace::TraceLayer,
 };
-use tracing::Level;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     error::ApiError,
     http_metrics,
     load_shed::InFlightLimitLayer,
+    openapi::ApiDoc,
     routes,
     serving::{ConnectionLimits, descriptors},
     state::AppState,
@@ -101,34 +104,50 @@ impl HttpLimits {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The tracing target of the access log: one INFO line per answered request, with the
+/// request span's `request_id`, `method` and `path`. Turn it off with
+/// `RUST_LOG=info,access_log=off`, or down to errors with `access_log=error`.
+pub const ACCESS_LOG_TARGET: &str = "access_log";
+
+/// The access-log line of one answered request: 5xx at ERROR, everything else at INFO.
+fn access_log<B>(response: &axum::http::Response<B>, latency: Duration, _: &tracing::Span) {
+    let status = response.status().as_u16();
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    if response.status().is_server_error() {
+        tracing::error!(target: ACCESS_LOG_TARGET, status, latency_ms, "request answered");
+    } else {
+        tracing::info!(target: ACCESS_LOG_TARGET, status, latency_ms, "request answered");
+    }
+}
+
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState, limits: HttpLimits) -> Router {
+    let (probes, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::metrics))
+        .split_for_parts();
+    let (api, api_document) = OpenApiRouter::new()
+        .routes(routes!(routes::catalog::room_types))
+        .routes(routes!(routes::catalog::availability))
+        .routes(routes!(routes::catalog::batch))
+        .routes(routes!(routes::bookings::create))
+        .routes(routes!(routes::bookings::mine))
+        .routes(routes!(routes::bookings::show))
+        .routes(routes!(routes::bookings::cancel))
+        .routes(routes!(routes::admin::inventory))
+        .routes(routes!(routes::admin::statistics))
+        .routes(routes!(routes::admin::occupancy))
+        .routes(routes!(routes::admin::cache_stats))
+        .routes(routes!(routes::admin::cache_clear))
+        .routes(routes!(routes::admin::queries))
+        .routes(routes!(routes::admin::backups))
+        .routes(routes!(routes::dashboard::data))
+        .split_for_parts();
+    document.merge(api_document);
     // Probes are never shed: a load balancer must see an overloaded instance answer.
-    let probes = Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/metrics", get(routes::health::metrics));
-    let api = Router::new()
-        .route("/api/room-types", get(routes::catalog::room_types))
-        .route("/api/availability", get(routes::catalog::availability))
-        .route("/api/availability/batch", post(routes::catalog::batch))
-        .route("/api/bookings", post(routes::bookings::create))
-        .route("/api/me/bookings", get(routes::bookings::mine))
-        .route("/api/bookings/{id}", get(routes::bookings::show))
-        .route("/api/bookings/{id}/cancel", post(routes::bookings::cancel))
-        .route("/api/admin/inventory", put(routes::admin::inventory))
-        .route(
-            "/api/admin/reports/statistics",
-            get(routes::admin::statistics),
-        )
-        .route(
-            "/api/admin/reports/occupancy",
-            get(routes::admin::occupancy),
-        )
-        .route("/api/admin/cache/stats", get(routes::admin::cache_stats))
-        .route("/api/admin/cache/clear", post(routes::admin::cache_clear))
-        .route("/api/admin/queries", get(routes::admin::queries))
-        .route("/api/admin/backups", get(routes::admin::backups))
-        .route("/api/admin/dashboard", get(routes::dashboard::data))
+    let api = api
+        // The document at /api/openapi.json and Swagger UI (served from the binary) at /api/docs.
+        .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", document))
         .route("/admin/dashboard", get(routes::dashboard::page))
         .route(
             "/admin/dashboard/dashboard.js",
@@ -171,7 +190,7 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
                             .unwrap_or("-");
                         tracing::info_span!("request", request_id, method = %request.method(), path = %request.uri().path())
                     })
-                    .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+                    .on_response(access_log),
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(CatchPanicLayer::custom(|_| {

@@ -1,15 +1,19 @@
 //! Cache statistics with the original system's reading of them.
 
-use query_cache::{CacheStats, QueryCache};
+use query_cache::QueryCache;
 use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::views::CacheStatsView;
 
 /// Statistics plus an assessment line, as `hotel-stats cache-stats` prints them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CacheReport {
     /// The raw statistics.
-    pub stats: CacheStats,
+    pub stats: CacheStatsView,
     /// "excellent", "good" or "poor" reuse.
+    #[schema(value_type = String, pattern = "^(excellent|good|poor)$")]
     pub assessment: &'static str,
     /// The assessment in words.
     pub assessment_text: String,
@@ -40,7 +44,7 @@ impl CacheReport {
             )
         };
         Self {
-            stats,
+            stats: CacheStatsView::from(&stats),
             assessment,
             assessment_text: text,
         }

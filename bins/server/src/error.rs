@@ -17,14 +17,24 @@ pub struct ApiError {
     message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error's body: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
+pub struct Body<'a> {
     error: Detail<'a>,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorDetail)]
+pub struct Detail<'a> {
+    /// Stable, for programs: `bad_request`, `invalid_json`, `invalid_body`, `invalid_query`,
+    /// `invalid_path`, `unauthorized`, `forbidden`, `not_found`, `not_available`, `conflict`,
+    /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`,
+    /// `overloaded`, `internal`.
+    #[schema(example = "bad_request")]
     code: &'a str,
+    /// For a person: what is wrong and how to fix it.
     message: &'a str,
 }
 

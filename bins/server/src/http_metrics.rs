@@ -53,7 +53,7 @@ struct Summary {
 }
 
 /// Totals since start, for the dashboard.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpSummary {
     /// Requests answered.

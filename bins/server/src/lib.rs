@@ -7,7 +7,9 @@
 //! - [`serve`] serves on an already bound listener until a shutdown future completes,
 //!   so tests run the real server on port 0; [`serving`] keeps every connection under a
 //!   deadline and their number under a cap, and [`load_shed`] answers 503 past the limit of
-//!   requests in flight.
+//!   requests in flight;
+//! - [`openapi`] describes the API; the document is generated from the handlers and served at
+//!   `/api/openapi.json`, with Swagger UI at `/api/docs`.
 
 pub mod app;
 pub mod auth;
@@ -17,10 +19,12 @@ pub mod demo;
 pub mod error;
 pub mod http_metrics;
 pub mod load_shed;
+pub mod openapi;
 pub mod routes;
 pub mod serving;
 pub mod startup;
 pub mod state;
+pub mod views;
 
 pub use app::{HttpLimits, app};
 /// API tokens (issued, looked up and revoked by the data layer).

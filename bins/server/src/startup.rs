@@ -124,13 +124,12 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     cache.spawn_sweeper(Duration::from_secs(30));
     let hotel = HotelCache::new(cache);
 
-    let mut metrics = MetricsRegistry::new();
+    // One namespace for everything /metrics exports: `hotel_…`.
+    let mut metrics = MetricsRegistry::with_prefix("hotel");
     metrics.register_tracker(&tracker);
     metrics.register_pool(&primary);
-    // The cache's own collector, under the server's namespace: `hotel_cache_*`.
     metrics
         .registry_mut()
-        .sub_registry_with_prefix("hotel")
         .register_collector(Box::new(hotel.cache().metrics()));
     let http = HttpMetrics::register(metrics.registry_mut());
 

@@ -106,6 +106,33 @@ fn error_message(body: &str) -> String {
         .unwrap_or_else(|| crate::table::truncate(body.trim(), 200))
 }
 
+/// `value` with every object key turned from the API's camelCase into the snake_case of the
+/// libraries' own report types (`p95Ms` → `p95_ms`), so an answer of the server's can be read
+/// back into the type it was made from.
+pub(crate) fn snake_case_keys(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, value)| {
+                    let mut snake = String::with_capacity(key.len() + 4);
+                    for c in key.chars() {
+                        if c.is_ascii_uppercase() {
+                            snake.push('_');
+                            snake.push(c.to_ascii_lowercase());
+                        } else {
+                            snake.push(c);
+                        }
+                    }
+                    (snake, snake_case_keys(value))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(snake_case_keys).collect()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +172,14 @@ mod tests {
             "unknown or revoked token"
         );
         assert_eq!(error_message("  Bad Gateway \n"), "Bad Gateway");
+    }
+
+    #[test]
+    fn camel_case_keys_become_snake_case_at_every_depth() {
+        let api = serde_json::json!({"slowThresholdMs": 100.0, "nPlusOne": [{"fingerprintId": "ab", "p95Ms": 1}], "calls": 2});
+        assert_eq!(
+            snake_case_keys(api),
+            serde_json::json!({"slow_threshold_ms": 100.0, "n_plus_one": [{"fingerprint_id": "ab", "p95_ms": 1}], "calls": 2})
+        );
     }
 }

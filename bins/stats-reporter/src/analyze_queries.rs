@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::{
     Outcome,
-    admin_api::AdminClient,
+    admin_api::{AdminClient, snake_case_keys},
     cli::{AnalyzeQueriesArgs, SortBy},
     database, progress, sample,
     table::{self, Align, Table},
@@ -28,7 +28,14 @@ pub(crate) async fn run(args: &AnalyzeQueriesArgs, json: bool) -> anyhow::Result
 
 async fn from_server(args: &AnalyzeQueriesArgs, json: bool) -> anyhow::Result<Outcome> {
     let client = AdminClient::new(&args.server)?;
-    let mut report: QueryReport = client.get("/api/admin/queries").await?;
+    let mut raw: serde_json::Value = client.get("/api/admin/queries").await?;
+    let mut report: QueryReport = serde_json::from_value(snake_case_keys(raw.clone()))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{} answered query statistics in an unexpected shape ({e}): is it a hotel-server of this version?",
+                client.base()
+            )
+        })?;
     let top: Vec<_> = report
         .top(SortKey::from(args.sort), args.top)
         .into_iter()
@@ -38,7 +45,18 @@ async fn from_server(args: &AnalyzeQueriesArgs, json: bool) -> anyhow::Result<Ou
     report.queries = top;
     if json {
         // The endpoint's document, with `queries` cut to the top N in the order asked for.
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut by_id: std::collections::HashMap<String, serde_json::Value> = raw["queries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|q| Some((q["fingerprintId"].as_str()?.to_owned(), q.clone())))
+            .collect();
+        raw["queries"] = report
+            .queries
+            .iter()
+            .filter_map(|q| by_id.remove(&q.fingerprint_id.to_string()))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&raw)?);
     } else {
         print!(
             "{}",

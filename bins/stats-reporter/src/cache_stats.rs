@@ -7,8 +7,10 @@ use serde::Deserialize;
 
 use crate::{Outcome, admin_api::AdminClient, cli::CacheStatsArgs};
 
-/// The fields of `query_cache::CacheStats` this report reads, as the server serialises them.
+/// The fields of the cache statistics this report reads, as the server serialises them
+/// (camelCase, like every body of its API).
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Stats {
     hits: u64,
     misses: u64,
@@ -160,13 +162,13 @@ mod tests {
         let json = serde_json::json!({
             "stats": {
                 "hits": hits, "misses": misses,
-                "hit_ratio": if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 },
-                "hits_per_entry": if entries == 0 { 0.0 } else { hits as f64 / entries as f64 },
-                "stale_hits": 0, "loads": misses, "load_errors": 0, "abandoned_loads": 0,
-                "discarded_loads": 0, "rejected": 0, "single_flight_joins": 0,
-                "total_load_time_ms": 10.0, "mean_load_time_ms": 1.25, "inserts": misses,
+                "hitRatio": if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 },
+                "hitsPerEntry": if entries == 0 { 0.0 } else { hits as f64 / entries as f64 },
+                "staleHits": 0, "loads": misses, "loadErrors": 0, "abandonedLoads": 0,
+                "discardedLoads": 0, "rejected": 0, "singleFlightJoins": 0,
+                "totalLoadTimeMs": 10.0, "meanLoadTimeMs": 1.25, "inserts": misses,
                 "evictions": 0, "expirations": 12, "invalidations": 3, "entries": entries,
-                "capacity": 1000, "fill_percent": entries as f64 / 10.0, "weight": 0, "max_weight": null
+                "capacity": 1000, "fillPercent": entries as f64 / 10.0, "weight": 0, "maxWeight": null
             },
             "assessment": assessment,
             "assessmentText": format!("{assessment} text"),

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// A room type as guests see it. Read from `id, name, description, price_per_night,
 /// total_rooms`, in that order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RoomTypeSummary {
     /// Id.
@@ -75,6 +76,7 @@ pub struct RoomTypeCalendar {
 
 /// Whether a room type has `rooms_needed` rooms free on every night of a range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Availability {
     /// The room type.
@@ -93,6 +95,7 @@ pub struct Availability {
 
 /// The room type a booking is for, as shown with the booking.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RoomTypeRef {
     /// Id.
@@ -105,6 +108,7 @@ pub struct RoomTypeRef {
 
 /// The guest of a booking, as shown to administrators.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GuestRef {
     /// Id.
@@ -117,6 +121,7 @@ pub struct GuestRef {
 
 /// A payment, as shown with its booking. Never cached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentView {
     /// Id.
@@ -148,6 +153,7 @@ impl From<payment::Model> for PaymentView {
 
 /// A booking with what the asking helper loaded alongside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BookingView {
     /// Id.
@@ -209,6 +215,7 @@ impl From<booking::Model> for BookingView {
 
 /// Bookings of one status within a report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StatusBreakdown {
     /// The status.
@@ -228,6 +235,7 @@ pub struct StatusBreakdown {
 /// Revenue, rooms and the average count every booking but the cancelled ones; the breakdown
 /// lists every status that has bookings, cancelled included.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BookingStatistics {
     /// First arrival date counted.
@@ -254,6 +262,7 @@ pub struct BookingStatistics {
 
 /// One room type's occupancy within a report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RoomTypeOccupancy {
     /// The room type.
@@ -270,6 +279,7 @@ pub struct RoomTypeOccupancy {
 
 /// Room-nights sold against room-nights in service over a range.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Occupancy {
     /// The first night.

@@ -47,6 +47,7 @@ pub struct CancelOutcome {
 
 /// What [`update_inventory`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryChange {
     /// Nights that existed and were changed.

@@ -83,9 +83,10 @@ impl MetricsRegistry {
             .register_collector(Box::new(SourceCollector(Box::new(source))));
     }
 
-    /// Exports the connection pool's size and idle connections as `db_pool_connections` and
-    /// `db_pool_idle_connections`: a pool with no idle connection makes callers wait, and
-    /// that wait is not part of the query latency.
+    /// Exports the connection pool's size, bound and idle connections as
+    /// `db_pool_connections`, `db_pool_max_connections` and `db_pool_idle_connections`: a pool
+    /// with no idle connection makes callers wait, and that wait is not part of the query
+    /// latency.
     pub fn register_pool(&mut self, db: &DatabaseConnection) {
         let pool = match &db.inner {
             DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
@@ -97,15 +98,20 @@ impl MetricsRegistry {
             _ => return,
         };
         self.register_source(move || {
-            let (size, idle) = match &pool {
-                Pool::Sqlite(p) => (p.size(), p.num_idle()),
-                Pool::Postgres(p) => (p.size(), p.num_idle()),
+            let (size, idle, max) = match &pool {
+                Pool::Sqlite(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+                Pool::Postgres(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
             };
             vec![
                 Sample::gauge(
                     "db_pool_connections",
                     "Connections open in the pool",
                     f64::from(size),
+                ),
+                Sample::gauge(
+                    "db_pool_max_connections",
+                    "Most connections the pool opens; (connections - idle) / max is its saturation",
+                    f64::from(max),
                 ),
                 Sample::gauge(
                     "db_pool_idle_connections",
@@ -243,6 +249,13 @@ impl Sample {
     }
 }
 
+/// `value` as an integer when it is one exactly (and fits in `i64`).
+fn whole(value: f64) -> Option<i64> {
+    // 2^63 is exact in f64; every whole f64 below it converts without loss.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (value.fract() == 0.0 && value.abs() < LIMIT).then_some(value as i64)
+}
+
 struct SourceCollector(Box<dyn MetricsSource>);
 
 impl fmt::Debug for SourceCollector {
@@ -273,11 +286,17 @@ impl Collector for SourceCollector {
                     .map(|(k, v)| (k.as_ref(), v.as_ref()))
                     .collect();
                 let mut family = metric.encode_family(&labels)?;
-                match first.kind {
-                    SampleKind::Counter => {
+                // Whole numbers (counts of things, which is most samples) are written as
+                // integers: `42`, not `42.0`.
+                match (first.kind, whole(sample.value)) {
+                    (SampleKind::Counter, Some(n)) if n >= 0 => {
+                        family.encode_counter::<NoLabelSet, u64, f64>(&n.unsigned_abs(), None)?;
+                    }
+                    (SampleKind::Counter, _) => {
                         family.encode_counter::<NoLabelSet, f64, f64>(&sample.value, None)?;
                     }
-                    SampleKind::Gauge => family.encode_gauge(&sample.value)?,
+                    (SampleKind::Gauge, Some(n)) => family.encode_gauge(&n)?,
+                    (SampleKind::Gauge, None) => family.encode_gauge(&sample.value)?,
                 }
             }
         }
@@ -503,5 +522,37 @@ mod tests {
         );
         assert!(text.contains("hotel_cache_entries 7"), "{text}");
         assert!(text.contains("hotel_http_requests_total 1"), "{text}");
+    }
+
+    #[test]
+    fn whole_samples_are_written_as_integers_and_fractions_as_floats() {
+        let mut metrics = MetricsRegistry::new();
+        metrics.register_source(|| {
+            vec![
+                Sample::counter("hits", "Hits", 3.0),
+                Sample::counter("load_seconds", "Seconds", 0.25),
+                Sample::gauge("pool_connections", "Connections", 4.0),
+                Sample::gauge("temperature", "Below zero", -2.0),
+                Sample::gauge("ratio", "A ratio", 0.5),
+                Sample::gauge("huge", "Past i64", 1e300),
+            ]
+        });
+        let text = metrics.encode().unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        for expected in [
+            "hits_total 3",
+            "load_seconds_total 0.25",
+            "pool_connections 4",
+            "temperature -2",
+            "ratio 0.5",
+        ] {
+            assert!(lines.contains(&expected), "missing {expected:?} in\n{text}");
+        }
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("huge ") && l.contains('e')),
+            "{text}"
+        );
     }
 }

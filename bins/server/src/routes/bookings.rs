@@ -12,21 +12,30 @@ use optimized_queries::{
     UserBookingsQuery,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     auth::Caller,
-    error::{ApiError, ApiJson, ApiPath, ApiQuery},
+    error::{ApiError, ApiJson, ApiPath, ApiQuery, Body as ErrorBody},
+    openapi::{BodyRefusals, InvalidInput, Refusals, Unauthenticated},
     routes::today,
     state::AppState,
 };
 
 /// Body of `POST /api/bookings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewBooking {
+    /// The room type.
     room_type_id: i64,
+    /// The first night: today or later.
+    #[schema(value_type = String, format = Date)]
     start_date: CalendarDate,
+    /// The check-out day, at most 30 nights later.
+    #[schema(value_type = String, format = Date)]
     end_date: CalendarDate,
+    /// Rooms on each night.
+    #[schema(minimum = 1, maximum = 50)]
     rooms: i64,
 }
 
@@ -36,6 +45,26 @@ pub struct NewBooking {
 /// 409 `conflict` when the caller used the key for a different request; 409 `not_available`
 /// when a night lacks rooms; 400 for a key that is not 1 to 255 visible ASCII characters or a
 /// header sent more than once.
+#[utoipa::path(
+    post,
+    path = "/api/bookings",
+    tag = "bookings",
+    security(("bearerAuth" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeating a request with the same key (visible ASCII, at most 255 characters) answers the first booking instead of making another"),
+    ),
+    request_body = NewBooking,
+    responses(
+        (status = 201, description = "The new booking", body = BookingView),
+        (status = 200, description = "The booking an earlier request with the same Idempotency-Key made", body = BookingView),
+        (status = 404, description = "No such room type", body = ErrorBody),
+        (status = 409, description = "A night lacks rooms (`not_available`), or the Idempotency-Key was used for a different request (`conflict`)", body = ErrorBody),
+        InvalidInput,
+        Unauthenticated,
+        BodyRefusals,
+        Refusals,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -81,16 +110,34 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
 }
 
 /// Query of `GET /api/me/bookings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MyBookingsParams {
+    /// Only bookings in this status.
     status: Option<BookingStatus>,
+    /// At most this many (50 without it).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u64>,
+    /// Whether to include each booking's payments.
     include_payments: Option<bool>,
 }
 
 /// `GET /api/me/bookings`: the caller's bookings with their room type (and payments), newest
 /// first.
+#[utoipa::path(
+    get,
+    path = "/api/me/bookings",
+    tag = "bookings",
+    security(("bearerAuth" = [])),
+    params(MyBookingsParams),
+    responses(
+        (status = 200, description = "The caller's bookings, newest first", body = Vec<BookingView>),
+        InvalidInput,
+        Unauthenticated,
+        Refusals,
+    )
+)]
 pub async fn mine(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,6 +175,20 @@ async fn visible_booking(
 }
 
 /// `GET /api/bookings/{id}`: the booking with guest, room type and payments.
+#[utoipa::path(
+    get,
+    path = "/api/bookings/{id}",
+    tag = "bookings",
+    security(("bearerAuth" = [])),
+    params(("id" = i64, Path, description = "The booking's id")),
+    responses(
+        (status = 200, description = "The booking with its guest, room type and payments", body = BookingView),
+        (status = 404, description = "No such booking, or not the caller's", body = ErrorBody),
+        InvalidInput,
+        Unauthenticated,
+        Refusals,
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -137,15 +198,31 @@ pub async fn show(
 }
 
 /// Answer of `POST /api/bookings/{id}/cancel`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Cancelled {
+pub struct Cancelled {
+    /// The booking, now cancelled.
     booking: BookingView,
     /// False when the booking already was cancelled (nothing changed).
     cancelled_now: bool,
 }
 
 /// `POST /api/bookings/{id}/cancel`: cancels and returns the rooms, exactly once.
+#[utoipa::path(
+    post,
+    path = "/api/bookings/{id}/cancel",
+    tag = "bookings",
+    security(("bearerAuth" = [])),
+    params(("id" = i64, Path, description = "The booking's id")),
+    responses(
+        (status = 200, description = "The cancelled booking, and whether this request cancelled it", body = Cancelled),
+        (status = 404, description = "No such booking, or not the caller's", body = ErrorBody),
+        (status = 409, description = "The booking can no longer be cancelled", body = ErrorBody),
+        InvalidInput,
+        Unauthenticated,
+        Refusals,
+    )
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,

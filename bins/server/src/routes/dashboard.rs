@@ -9,8 +9,15 @@ use axum::{
 use chrono::Utc;
 use perf_stats::SortKey;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::{auth::Admin, http_metrics::HttpSummary, state::AppState};
+use crate::{
+    auth::Admin,
+    http_metrics::HttpSummary,
+    openapi::{NotAdmin, Refusals},
+    state::AppState,
+    views::HealthStatus,
+};
 
 const PAGE: &str = include_str!("../../assets/dashboard.html");
 const SCRIPT: &str = include_str!("../../assets/dashboard.js");
@@ -35,56 +42,90 @@ pub async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
 }
 
-#[derive(Serialize)]
+/// The cache at a glance.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct CacheView {
+#[schema(as = DashboardCache)]
+pub struct CacheView {
+    /// Lookups answered from the cache.
     hits: u64,
+    /// Lookups that loaded.
     misses: u64,
+    /// `hits / (hits + misses)`, 0 without lookups.
     hit_ratio: f64,
+    /// Entries held.
     entries: u64,
+    /// Most entries held.
     capacity: u64,
 }
 
-#[derive(Serialize)]
+/// One of the slowest query shapes.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct QueryView {
+#[schema(as = DashboardQuery)]
+pub struct QueryView {
+    /// The shape (its SQL, shortened).
     operation: String,
+    /// Executions.
     calls: u64,
+    /// 95th percentile, in ms.
     p95_ms: f64,
 }
 
-#[derive(Serialize)]
+/// A recent slow statement.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SlowView {
+#[schema(as = DashboardSlowQuery)]
+pub struct SlowView {
+    /// When it finished (`HH:MM:SS`, UTC).
     at: String,
+    /// How long it took, in ms.
     duration_ms: f64,
+    /// The statement, shortened.
     statement: String,
 }
 
-#[derive(Serialize)]
+/// A recent N+1 finding.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct NPlusOneView {
+#[schema(as = DashboardNPlusOne)]
+pub struct NPlusOneView {
+    /// When it was last seen (`HH:MM:SS`, UTC).
     at: String,
+    /// Repetitions in that request.
     count: u32,
+    /// The repeated shape and its route.
     statement: String,
 }
 
-#[derive(Serialize)]
+/// The backups at a glance.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct BackupView {
-    status: String,
+#[schema(as = DashboardBackups)]
+pub struct BackupView {
+    /// The worst check's status.
+    status: HealthStatus,
+    /// One line, as a Nagios plugin prints it.
     summary: String,
 }
 
-#[derive(Serialize)]
+/// One snapshot of everything the dashboard draws.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct DashboardData {
+pub struct DashboardData {
+    /// When it was taken.
     generated_at: String,
+    /// The cache.
     cache: CacheView,
+    /// Requests since start.
     http: HttpSummary,
+    /// The slowest shapes by p99.
     queries: Vec<QueryView>,
+    /// The most recent slow statements.
     slow_queries: Vec<SlowView>,
+    /// The most recent N+1 findings.
     n_plus_one: Vec<NPlusOneView>,
+    /// The backups, when a backup directory is configured.
     backups: Option<BackupView>,
 }
 
@@ -97,6 +138,17 @@ fn short(sql: &str) -> String {
 }
 
 /// `GET /api/admin/dashboard`: one snapshot of everything the page draws.
+#[utoipa::path(
+    get,
+    path = "/api/admin/dashboard",
+    tag = "admin",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "What the dashboard draws", body = DashboardData),
+        NotAdmin,
+        Refusals,
+    )
+)]
 pub async fn data(State(state): State<AppState>, _: Admin) -> Response {
     let stats = state.hotel.cache().stats();
     let report = state.tracker.report();
@@ -138,7 +190,7 @@ pub async fn data(State(state): State<AppState>, _: Admin) -> Response {
             )
             .await;
             Some(BackupView {
-                status: report.status.to_string(),
+                status: report.status.into(),
                 summary: report.nagios_line(),
             })
         }

@@ -9,14 +9,22 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{error::ApiError, openapi::Refusals, state::AppState};
 
-#[derive(Serialize)]
-struct Health {
+/// Liveness and the databases' state.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when the primary database answers, `unavailable` otherwise.
+    #[schema(value_type = String, pattern = "^(ok|unavailable)$")]
     status: &'static str,
+    /// The primary database: `ok`, `unreachable` or `timeout` (2 s).
+    #[schema(value_type = String, pattern = "^(ok|unreachable|timeout)$")]
     database: &'static str,
+    /// The read replica, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^(ok|unreachable|timeout)$")]
     replica: Option<&'static str>,
 }
 
@@ -32,6 +40,15 @@ async fn ping(db: &sea_orm::DatabaseConnection) -> &'static str {
 }
 
 /// `GET /healthz`: 200 when the database answers, 503 when it does not.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database answers", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
+    )
+)]
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let database = ping(&state.primary).await;
     let replica = match &state.replica {
@@ -53,6 +70,15 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: every metric in the Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every metric, in the Prometheus text format", body = String, content_type = "text/plain"),
+        Refusals,
+    )
+)]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let text = state
         .metrics

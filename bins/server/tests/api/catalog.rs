@@ -28,11 +28,11 @@ async fn health_and_metrics(test_db: TestDatabase) {
     );
     let text = metrics.text().await.unwrap();
     for series in [
-        "http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/availability\",status=\"200\"",
-        "db_query_duration_seconds",
+        "hotel_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/availability\",status=\"200\"",
+        "hotel_db_query_duration_seconds",
         "hotel_cache_hits_total",
         "hotel_cache_entries",
-        "db_pool_connections",
+        "hotel_db_pool_connections",
     ] {
         assert!(text.contains(series), "/metrics lacks {series}:\n{text}");
     }

@@ -93,10 +93,10 @@ async fn a_write_on_one_instance_is_seen_through_the_other() {
 
     let metrics = b.get("/metrics", None).await.text().await.unwrap();
     for series in [
-        "cache_l2_hits",
-        "cache_l2_messages_received",
+        "hotel_cache_l2_hits_total",
+        "hotel_cache_l2_messages_received_total",
         "hotel_cache_l2_staleness_bound_seconds 5",
-        "cache_l2_connected 1",
+        "hotel_cache_l2_connected 1",
     ] {
         assert!(metrics.contains(series), "/metrics lacks {series}");
     }
@@ -338,7 +338,7 @@ async fn redis_stopping_mid_load_fails_no_request() {
     assert!(!down.connected);
     let metrics = app.get("/metrics", None).await.text().await.unwrap();
     assert!(
-        metrics.contains("cache_l2_connected 0"),
+        metrics.contains("hotel_cache_l2_connected 0"),
         "the outage shows in /metrics"
     );
 

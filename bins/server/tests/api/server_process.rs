@@ -22,12 +22,15 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Runs `command` (the binary, perhaps behind `prlimit`) with `BIND=127.0.0.1:0` and JSON
-    /// logs, and waits until it says where it listens.
+    /// logs (at `RUST_LOG=info` unless the command sets it), and waits until it says where it
+    /// listens.
     pub fn start(mut command: Command) -> Self {
+        if !command.get_envs().any(|(key, _)| key == "RUST_LOG") {
+            command.env("RUST_LOG", "info");
+        }
         command
             .env("BIND", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().unwrap();
@@ -96,10 +99,21 @@ impl ServerProcess {
     }
 
     /// SIGTERM, and the exit status: the server stops gracefully.
-    pub fn stop(mut self) -> std::process::ExitStatus {
+    pub fn stop(self) -> std::process::ExitStatus {
+        self.stop_and_collect().0
+    }
+
+    /// SIGTERM, the exit status, and every line not drained yet up to the server's last
+    /// (both streams are read to their end).
+    pub fn stop_and_collect(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
+        let status = self.child.wait().unwrap();
+        // The reader threads hold the only senders: the iteration ends at both streams' EOF.
+        let lines = std::mem::replace(&mut self.lines, mpsc::channel().1)
+            .iter()
+            .collect();
+        (status, lines)
     }
 }
 
