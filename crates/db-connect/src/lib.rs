@@ -17,8 +17,8 @@
 //!
 //! Statement logging by sqlx is switched off; statement timing belongs to `perf-stats`.
 //!
-//! With the `testing` feature, [`testing`] creates throw-away databases on both backends for
-//! tests.
+//! With the `testing` feature, the `testing` module creates throw-away databases on both
+//! backends for tests.
 //!
 //! # Examples
 //!
