@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`m20261125_000001_create_tables`] | the tables, with keys, foreign keys and CHECK constraints only |
 //! | [`m20261125_000002_booking_daily_stats`] | bookings summed per arrival date, room type and status, for fast reports |
-//! | [`m20261125_000003_composite_indexes`] | the composite indexes of the original system ([`COMPOSITE_INDEXES`]) |
+//! | [`m20261125_000003_composite_indexes`] | the composite indexes of the original system (its entries of [`EXPECTED_INDEXES`]) |
 //! | [`m20261128_000005_monthly_rollups`] | bookings and inventory summed by month, kept exact by triggers, for reports over long ranges |
 //! | [`m20261129_000006_idempotency_keys_per_user`] | idempotency keys unique per user (`user_id`, `idempotency_key`) instead of across all users |
 //!
@@ -12,12 +12,17 @@
 //! them: [`drop_composite_indexes`] and [`create_composite_indexes`] run that migration's own
 //! `down` and `up`, whatever came after it.
 //!
+//! [`EXPECTED_INDEXES`] ([`indexes`]) is the registry of every index the migrations create,
+//! each with the migration that creates it: the migrations create their entries, and the index
+//! checks (`hotel-stats check-indexes`, tests) expect all of them.
+//!
 //! An applied migration is never edited; a change is a new migration.
 
 pub use sea_orm_migration::prelude::*;
 
 pub mod exclusive;
 pub mod gate;
+pub mod indexes;
 
 pub mod m20261125_000001_create_tables;
 pub mod m20261125_000002_booking_daily_stats;
@@ -27,9 +32,8 @@ pub mod m20261129_000006_idempotency_keys_per_user;
 
 pub use exclusive::{MIGRATION_LOCK_KEY, MigrationLock, apply_pending};
 pub use gate::{Gate, MigrateError, Migrated, migrate_behind_backup, pre_migration_backup};
-pub use m20261125_000003_composite_indexes::{
-    COMPOSITE_INDEXES, IndexSpec, create_composite_indexes, drop_composite_indexes,
-};
+pub use indexes::{EXPECTED_INDEXES, IndexSpec};
+pub use m20261125_000003_composite_indexes::{create_composite_indexes, drop_composite_indexes};
 
 /// The hotel schema's migrator.
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,84 +1,11 @@
 //! The composite indexes of the original system, each named `idx_<table>_<columns>`.
 //!
-//! [`COMPOSITE_INDEXES`] lists them as data, so tools (index checks, tests) compare the database
-//! against exactly what this migration creates; `down` drops exactly that list.
+//! They are the entries of the registry [`crate::indexes::EXPECTED_INDEXES`] that name this
+//! migration; `down` drops exactly those. The registry is the list the index checks read too.
 
 use sea_orm_migration::prelude::*;
 
-/// One index this migration creates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexSpec {
-    /// The index's name.
-    pub name: &'static str,
-    /// The indexed table.
-    pub table: &'static str,
-    /// The indexed columns, in order.
-    pub columns: &'static [&'static str],
-}
-
-/// Every index the composite-index migration creates.
-pub const COMPOSITE_INDEXES: &[IndexSpec] = &[
-    IndexSpec {
-        name: "idx_bookings_status_start_end",
-        table: "bookings",
-        columns: &["status", "start_date", "end_date"],
-    },
-    IndexSpec {
-        name: "idx_bookings_user_status_created",
-        table: "bookings",
-        columns: &["user_id", "status", "created_at"],
-    },
-    IndexSpec {
-        name: "idx_bookings_room_type_start_end",
-        table: "bookings",
-        columns: &["room_type_id", "start_date", "end_date"],
-    },
-    IndexSpec {
-        name: "idx_bookings_start_end_room_type_status",
-        table: "bookings",
-        columns: &["start_date", "end_date", "room_type_id", "status"],
-    },
-    IndexSpec {
-        name: "idx_room_inventory_room_type_date_available",
-        table: "room_inventory",
-        columns: &["room_type_id", "date", "available_rooms"],
-    },
-    IndexSpec {
-        name: "idx_waitlist_entries_status_start_end",
-        table: "waitlist_entries",
-        columns: &["status", "start_date", "end_date"],
-    },
-    IndexSpec {
-        name: "idx_waitlist_entries_room_type_status_created",
-        table: "waitlist_entries",
-        columns: &["room_type_id", "status", "created_at"],
-    },
-    IndexSpec {
-        name: "idx_payments_status_created",
-        table: "payments",
-        columns: &["status", "created_at"],
-    },
-    IndexSpec {
-        name: "idx_payments_user_status",
-        table: "payments",
-        columns: &["user_id", "status"],
-    },
-    IndexSpec {
-        name: "idx_payments_booking",
-        table: "payments",
-        columns: &["booking_id"],
-    },
-    IndexSpec {
-        name: "idx_notifications_status_scheduled",
-        table: "notifications",
-        columns: &["status", "scheduled_at"],
-    },
-    IndexSpec {
-        name: "idx_notifications_user_kind_status",
-        table: "notifications",
-        columns: &["user_id", "kind", "status"],
-    },
-];
+use crate::indexes::created_by;
 
 /// Creates the composite indexes.
 #[derive(DeriveMigrationName)]
@@ -87,7 +14,7 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for spec in COMPOSITE_INDEXES {
+        for spec in created_by(self.name()) {
             let mut index = Index::create();
             index.name(spec.name).table(Alias::new(spec.table));
             for column in spec.columns {
@@ -99,7 +26,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for spec in COMPOSITE_INDEXES.iter().rev() {
+        for spec in created_by(self.name()).rev() {
             manager
                 .drop_index(
                     Index::drop()

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use anyhow::Context;
 use db_connect::Backend;
-use migration::COMPOSITE_INDEXES;
+use migration::EXPECTED_INDEXES;
 use optimized_queries::HotQuerySample;
 use perf_stats::{
     ExpectedIndex, HotQuery, IndexComparison, PlanCheck, PlanOptions, PlanVerdict, check_plans,
@@ -53,9 +53,9 @@ impl From<HotQuerySample> for Sample {
     }
 }
 
-/// The migration's index specifications, as perf-stats expects them.
+/// The registry's expected indexes ([`migration::EXPECTED_INDEXES`]), as perf-stats expects them.
 pub(crate) fn expected_indexes() -> Vec<ExpectedIndex> {
-    COMPOSITE_INDEXES
+    EXPECTED_INDEXES
         .iter()
         .map(|spec| ExpectedIndex::new(spec.name, spec.table, spec.columns.iter().copied()))
         .collect()

@@ -44,6 +44,7 @@ mod error;
 mod generator;
 mod loader;
 mod scale;
+mod single;
 
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,7 @@ use serde::Serialize;
 
 pub use error::{Error, Result};
 pub use scale::{Scale, ScaleSpec};
+pub use single::insert_room_type;
 
 use crate::{
     deferred_indexes::drop_secondary_indexes,

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use dataset::{DatasetOptions, Error, Scale};
 use db_connect::{Backend, test_on_backends, testing::TestDatabase};
 use entity::prelude::*;
-use migration::{COMPOSITE_INDEXES, Migrator};
+use migration::{EXPECTED_INDEXES, Migrator};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder, Statement};
 
 fn options(seed: u64) -> DatasetOptions {
@@ -235,7 +235,7 @@ async fn references_are_valid_and_indexes_are_back(test_db: TestDatabase) {
         .iter()
         .map(|r| r.try_get_by_index(0).unwrap())
         .collect();
-    for spec in COMPOSITE_INDEXES {
+    for spec in EXPECTED_INDEXES {
         assert!(
             names.iter().any(|n| n == spec.name),
             "{} missing after the load",

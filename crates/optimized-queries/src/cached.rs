@@ -361,12 +361,7 @@ impl HotelCache {
         range: DateRange,
         room_type_id: Option<i64>,
     ) -> Result<Arc<BookingStatistics>> {
-        let key = format!(
-            "report:statistics:{}:{}:{}",
-            range.start(),
-            range.end(),
-            scope(room_type_id)
-        );
+        let key = report_key("statistics", range, room_type_id);
         cached(
             &self.cache,
             db,
@@ -390,12 +385,7 @@ impl HotelCache {
         range: DateRange,
         room_type_id: Option<i64>,
     ) -> Result<Arc<Occupancy>> {
-        let key = format!(
-            "report:occupancy:{}:{}:{}",
-            range.start(),
-            range.end(),
-            scope(room_type_id)
-        );
+        let key = report_key("occupancy", range, room_type_id);
         cached(
             &self.cache,
             db,
@@ -527,8 +517,10 @@ impl HotelCache {
     }
 }
 
-fn scope(room_type_id: Option<i64>) -> String {
-    room_type_id.map_or_else(|| "all".to_owned(), |id| id.to_string())
+/// `report:{kind}:{start}:{end}:{room type or all}`.
+fn report_key(kind: &str, range: DateRange, room_type_id: Option<i64>) -> String {
+    let scope = room_type_id.map_or_else(|| "all".to_owned(), |id| id.to_string());
+    format!("report:{kind}:{}:{}:{scope}", range.start(), range.end())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use dataset::{DatasetOptions, Scale};
 use db_connect::{Backend, test_on_backends, testing::TestDatabase};
 use entity::{BookingStatus, booking, prelude::*, room_inventory, room_type};
-use migration::{COMPOSITE_INDEXES, Migrator};
+use migration::{EXPECTED_INDEXES, Migrator};
 use perf_stats::{
     ExpectedIndex, HotQuery, MetricsRegistry, PlanOptions, PlanVerdict, QueryTracker,
     assert_max_queries, assert_queries, check_plans, compare_indexes,
@@ -455,7 +455,7 @@ async fn query_budgets_count_and_fail_readably(db: TestDatabase) {
 // Indexes and plans
 
 fn expected_indexes() -> Vec<ExpectedIndex> {
-    COMPOSITE_INDEXES
+    EXPECTED_INDEXES
         .iter()
         .map(|spec| ExpectedIndex::new(spec.name, spec.table, spec.columns.iter().copied()))
         .collect()
@@ -502,7 +502,7 @@ async fn index_check_reports_missing_indexes_after_down_and_is_clean_after_up(db
 
     let clean = compare_indexes(conn, &expected).await.unwrap();
     assert!(clean.is_clean(), "{clean}");
-    assert_eq!(clean.present.len(), COMPOSITE_INDEXES.len());
+    assert_eq!(clean.present.len(), EXPECTED_INDEXES.len());
     assert!(
         clean
             .constraints
@@ -537,7 +537,7 @@ async fn index_check_reports_missing_indexes_after_down_and_is_clean_after_up(db
     assert!(!comparison.is_clean());
     let mut missing: Vec<&str> = comparison.missing.iter().map(|i| i.name.as_str()).collect();
     missing.sort_unstable();
-    let mut all: Vec<&str> = COMPOSITE_INDEXES.iter().map(|s| s.name).collect();
+    let mut all: Vec<&str> = EXPECTED_INDEXES.iter().map(|s| s.name).collect();
     all.sort_unstable();
     assert_eq!(missing, all);
     assert!(comparison.present.is_empty() && comparison.unexpected.is_empty());
@@ -558,7 +558,7 @@ async fn index_check_reports_missing_indexes_after_down_and_is_clean_after_up(db
         assert_eq!(report.verdict, PlanVerdict::FullScan, "{plans}");
         assert_eq!(report.full_scans, ["bookings"]);
         // The suggestion is exactly the index the migration declares for this query.
-        let declared = COMPOSITE_INDEXES.iter().find(|s| s.name == spec).unwrap();
+        let declared = EXPECTED_INDEXES.iter().find(|s| s.name == spec).unwrap();
         assert_eq!(report.suggestions[0].columns, declared.columns, "{plans}");
         assert!(report.suggestions[0].migration.contains("Index::create()"));
     }

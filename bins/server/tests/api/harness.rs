@@ -3,12 +3,12 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{Duration as Days, NaiveDate, Utc};
+use dataset::insert_room_type;
 use db_connect::testing::TestDatabase;
 use entity::UserRole;
 use migration::Migrator;
 use optimized_queries::DateRange;
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, NotSet};
 use serde_json::Value;
 use server::{
     app::HttpLimits,
@@ -44,27 +44,6 @@ pub struct TestApp {
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-async fn insert_room_type(
-    db: &sea_orm::DatabaseConnection,
-    name: &str,
-    price: i64,
-    total: i32,
-) -> i64 {
-    entity::room_type::ActiveModel {
-        id: NotSet,
-        name: Set(name.to_owned()),
-        description: Set(format!("{name} room")),
-        price_per_night: Set(price),
-        total_rooms: Set(total),
-        created_at: Set(Utc::now()),
-        updated_at: Set(Utc::now()),
-    }
-    .insert(db)
-    .await
-    .unwrap()
-    .id
-}
-
 impl TestApp {
     /// Standard (10 000/night, 5 rooms) and Suite (30 000/night, 2 rooms) with 60 nights of
     /// inventory from today; an admin and two guests, Ann and Bob, with tokens.
@@ -75,8 +54,14 @@ impl TestApp {
     pub async fn spawn_with(test_db: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> Self {
         let test_db = test_db.migrated::<Migrator>().await;
         let db = test_db.connection();
-        assert_eq!(insert_room_type(db, "Standard", 10_000, 5).await, STANDARD);
-        assert_eq!(insert_room_type(db, "Suite", 30_000, 2).await, SUITE);
+        assert_eq!(
+            insert_room_type(db, "Standard", 10_000, 5).await.unwrap(),
+            STANDARD
+        );
+        assert_eq!(
+            insert_room_type(db, "Suite", 30_000, 2).await.unwrap(),
+            SUITE
+        );
         let nights = DateRange::new(today(), today() + Days::days(60)).unwrap();
         optimized_queries::update_inventory(db, STANDARD, nights, 5)
             .await

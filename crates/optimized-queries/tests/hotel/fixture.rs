@@ -2,7 +2,7 @@
 
 use chrono::{Duration, NaiveDate, Utc};
 use db_connect::testing::TestDatabase;
-use entity::{BookingStatus, PaymentStatus, UserRole, payment, room_type, user};
+use entity::{BookingStatus, PaymentStatus, UserRole, payment, user};
 use migration::Migrator;
 use optimized_queries::{BookingRequest, DateRange, RoomCount};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, NotSet};
@@ -58,20 +58,11 @@ pub async fn insert_user(db: &DatabaseConnection, name: &str, email: &str, role:
     .id
 }
 
+/// The one room-type fixture of the workspace's tests.
 pub async fn insert_room_type(db: &DatabaseConnection, name: &str, price: i64, total: i32) -> i64 {
-    room_type::ActiveModel {
-        id: NotSet,
-        name: Set(name.to_owned()),
-        description: Set(format!("{name} room")),
-        price_per_night: Set(price),
-        total_rooms: Set(total),
-        created_at: Set(Utc::now()),
-        updated_at: Set(Utc::now()),
-    }
-    .insert(db)
-    .await
-    .unwrap()
-    .id
+    dataset::insert_room_type(db, name, price, total)
+        .await
+        .unwrap()
 }
 
 pub async fn book(
