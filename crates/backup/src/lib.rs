@@ -37,6 +37,10 @@
 //! runs/<operation>/<finished_at>-….json    how each run ended (sealed; the last few kept)
 //! generations/<gen>/generation.json        a line of continuous replication (sealed)
 //! generations/<gen>/segments/<seq>.seg     its segments: sealed header + zstd WAL frames
+//! wal/<name>.zst                           PostgreSQL's archived WAL: sealed header + zstd
+//! wal/cluster.json                         the cluster whose WAL it is (sealed, written once)
+//! base/<id>/base.tar.zst                   a PostgreSQL base backup (pg_basebackup's tar)
+//! base/<id>/manifest.json                  its manifest (sealed, written last)
 //! .lock                                    local directories only: the flock of writers
 //! .scratch/<operation>-<pid>-….json        local: claims on the scratch state of running ops
 //! ```
@@ -81,6 +85,13 @@
 //! - [`replicate::Replicator`]: continuous replication of a SQLite database (every committed
 //!   transaction shipped within a second), and [`BackupRepository::restore_to_point`] to
 //!   rebuild it as of the latest shipped state or any instant since its oldest snapshot.
+//!
+//! - PostgreSQL point-in-time recovery: [`BackupRepository::wal_push`] and
+//!   [`BackupRepository::wal_fetch`] (`archive_command` / `restore_command`),
+//!   [`BackupRepository::base_backup`] (`pg_basebackup` streamed into the repository),
+//!   [`BackupRepository::restore_pitr`] (a data directory recovering to a [`RecoveryTarget`]),
+//!   [`BackupRepository::verify_base_backup`], [`BackupRepository::pitr_health`] and
+//!   [`BackupRepository::prune_pitr`].
 //!
 //! Long operations report [`Progress`] through a callback; the crate never draws anything.
 //!

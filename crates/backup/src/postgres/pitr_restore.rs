@@ -466,12 +466,22 @@ impl BackupRepository {
         }
         let url = PgUrl::parse(&format!("postgres://{user}@127.0.0.1:{port}/postgres"))?;
         let deadline = Instant::now() + patience;
-        let mut conn = url.connect().await?;
+        // The server accepts connections once consistent, while it still replays: a
+        // recovery that fails later (a damaged segment) ends the server, and its log says why.
+        let failed = |e: String| Error::DumpFailed {
+            tool: "PostgreSQL recovery".to_owned(),
+            status: e,
+            stderr: log_tail(),
+        };
+        let mut conn = url
+            .connect()
+            .await
+            .map_err(|e| failed(crate::error_chain(&e)))?;
         loop {
             let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
                 .fetch_one(&mut conn)
                 .await
-                .map_err(|e| Error::db("waiting for recovery to end", e))?;
+                .map_err(|e| failed(format!("the server stopped answering: {e}")))?;
             if !in_recovery {
                 break;
             }
