@@ -54,7 +54,7 @@ pub(crate) struct PitrArgs {
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub(crate) recovery_timeout: Duration,
     /// The directory of the PostgreSQL server programs (pg_ctl). Default: the newest
-    /// /usr/lib/postgresql/<version>/bin, else the PATH.
+    /// `/usr/lib/postgresql/<version>/bin`, else the PATH.
     #[arg(long, env = "PG_BIN_DIR")]
     pub(crate) pg_bin_dir: Option<PathBuf>,
     /// With --pgdata: keep the backup's archive_mode in the restored cluster (default: off,
@@ -195,7 +195,7 @@ pub(crate) struct VerifyBaseArgs {
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub(crate) recovery_timeout: Duration,
     /// The directory of the PostgreSQL server programs (pg_ctl). Default: the newest
-    /// /usr/lib/postgresql/<version>/bin, else the PATH.
+    /// `/usr/lib/postgresql/<version>/bin`, else the PATH.
     #[arg(long, env = "PG_BIN_DIR")]
     pub(crate) pg_bin_dir: Option<PathBuf>,
 }
