@@ -63,14 +63,16 @@ impl FromRequestParts<AppState> for Caller {
                 ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
             })?;
         let db = &state.primary;
-        let row = TokenRow::find_by_statement(Statement::from_sql_and_values(
+        let lookup = Statement::from_sql_and_values(
             db.get_database_backend(),
             "SELECT t.id AS token_id, t.user_id AS user_id, u.role AS role, t.last_used_at AS last_used_at \
              FROM api_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
             [tokens::hash(token).into()],
-        ))
-        .one(db)
+        );
+        let row = db_connect::retry_on_lost_connection(|| {
+            TokenRow::find_by_statement(lookup.clone()).one(db)
+        })
         .await?
         .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
 

@@ -8,7 +8,10 @@
 //!   failing at once. `synchronous = NORMAL` is the WAL setting SQLite recommends: a crash of the
 //!   process loses nothing; a power loss may lose the last transactions, never corrupt the file.
 //!   Use [`ConnectionSettings::durable_commits`] when every commit must reach the disk.
-//! - **PostgreSQL** (production): a pool sized by [`ConnectionSettings::max_connections`].
+//! - **PostgreSQL** (production): a pool sized by [`ConnectionSettings::max_connections`]
+//!   that does not hand out connections it has reason to think dead; [`is_connection_lost`],
+//!   [`is_unavailable`] and [`retry_on_lost_connection`] let callers survive those it could
+//!   not know about (a backend terminated while its connection sat in the pool).
 //!
 //! Statement logging by sqlx is switched off; statement timing belongs to `perf-stats`.
 //!
@@ -32,10 +35,15 @@
 mod backend;
 mod connect;
 mod error;
+mod liveness;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use backend::{Backend, redact_password};
 pub use connect::{ConnectionSettings, DEFAULT_DATABASE_URL, connect, connect_with};
 pub use error::{Error, Result};
+pub use liveness::{
+    ConnectionFailure, is_connection_lost, is_unavailable, note_connection_lost,
+    retry_on_lost_connection,
+};
 pub use sea_orm::DatabaseConnection;

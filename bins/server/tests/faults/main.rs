@@ -10,4 +10,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod concurrent_start;
+mod dead_connections;
 mod support;

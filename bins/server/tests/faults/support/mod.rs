@@ -1,3 +1,4 @@
-//! What the fault scenarios share: hotel-server processes and the audit.
+//! What the fault scenarios share: hotel-server processes, a hotel to book in, and the audit.
 
+pub mod hotel;
 pub mod process;
