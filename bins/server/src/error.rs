@@ -1,10 +1,11 @@
 //! One error type for every handler: a 4xx says what is wrong, a 5xx says "internal error" and
-//! sends the cause to the logs.
+//! sends the cause to the logs. A database that cannot be reached is a 503 with `Retry-After`,
+//! never a 500: the request was fine, and a retry a moment later may succeed.
 
 use axum::{
     Json,
     extract::rejection::{JsonRejection, PathRejection, QueryRejection},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header::RETRY_AFTER},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -15,7 +16,12 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for `Retry-After`, on errors that a later retry may not meet.
+    retry_after: Option<u32>,
 }
+
+/// What a client waiting out a database outage is asked to wait before retrying.
+const DATABASE_RETRY_AFTER_SECONDS: u32 = 1;
 
 /// Every error's body: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -45,6 +51,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -78,6 +85,20 @@ impl ApiError {
         )
     }
 
+    /// 503 with `Retry-After`: the database cannot be reached (down, restarting, or no
+    /// connection free in time). The cause is logged.
+    pub fn database_unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::warn!(error = %backup::error_chain(cause), "database unavailable");
+        Self {
+            retry_after: Some(DATABASE_RETRY_AFTER_SECONDS),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is unavailable at the moment; retry shortly",
+            )
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -92,7 +113,13 @@ impl IntoResponse for ApiError {
                 message: &self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -106,6 +133,12 @@ impl From<optimized_queries::Error> for ApiError {
             E::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", err.to_string()),
             E::NotFound { .. } => Self::not_found(err.to_string()),
             E::InvalidRange(_) | E::InvalidInput(_) => Self::bad_request(err.to_string()),
+            E::Database(ref db) if db_connect::is_unavailable(db) => {
+                Self::database_unavailable(&err)
+            }
+            // Only while the database cannot be reached; a retry with the same
+            // Idempotency-Key finds out whether the booking was made.
+            E::CommitUncertain(_) => Self::database_unavailable(&err),
             other => Self::internal(&other),
         }
     }
@@ -113,7 +146,11 @@ impl From<optimized_queries::Error> for ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        Self::internal(&err)
+        if db_connect::is_unavailable(&err) {
+            Self::database_unavailable(&err)
+        } else {
+            Self::internal(&err)
+        }
     }
 }
 

@@ -33,26 +33,3 @@ impl AppState {
         self.replica.as_ref().unwrap_or(&self.primary)
     }
 }
-
-/// How long a write waits for its invalidations to reach Redis before answering.
-const INVALIDATION_FLUSH: std::time::Duration = std::time::Duration::from_millis(250);
-
-impl AppState {
-    /// With a shared cache tier: waits until this instance's invalidations are applied in Redis
-    /// and published, so a client that reads through another instance after this answer does
-    /// not get a value the write made stale from Redis. Without one it returns at once. Redis
-    /// being down does not fail the request: L1 entries elsewhere then expire within the
-    /// staleness bound.
-    pub async fn settle_invalidations(&self) {
-        if !self
-            .hotel
-            .cache()
-            .flush_invalidations(INVALIDATION_FLUSH)
-            .await
-        {
-            tracing::warn!(
-                "invalidations not yet applied to Redis; other instances may serve the old value until they are"
-            );
-        }
-    }
-}

@@ -5,7 +5,7 @@ use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
-use crate::{Backend, Error, Result, redact_password};
+use crate::{Backend, Error, Result, liveness, redact_password};
 
 /// The embedded default database: a SQLite file under `data/`, created when missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/hotel.sqlite";
@@ -37,6 +37,12 @@ pub struct ConnectionSettings {
     /// true. Tools that only read turn it off, so that a mistyped path is an error
     /// ([`Error::DatabaseNotFound`]) instead of a new empty database.
     pub create_if_missing: bool,
+    /// PostgreSQL: a pooled connection idle for this long is pinged before it is handed out,
+    /// since a server, proxy or firewall may have ended it meanwhile. Default: 10 s. A
+    /// connection idle since before a lost connection was noticed is pinged whatever its idle
+    /// time (see [`note_connection_lost`](crate::note_connection_lost)); any other is handed
+    /// out unchecked, as a ping costs a round trip.
+    pub ping_idle_after: Duration,
 }
 
 impl Default for ConnectionSettings {
@@ -48,6 +54,7 @@ impl Default for ConnectionSettings {
             durable_commits: true,
             sqlite_mmap_bytes: 1 << 30,
             create_if_missing: true,
+            ping_idle_after: Duration::from_secs(10),
         }
     }
 }
@@ -73,8 +80,8 @@ pub async fn connect_with(url: &str, settings: &ConnectionSettings) -> Result<Da
     options
         .sqlx_logging(false)
         .acquire_timeout(settings.acquire_timeout)
-        // A ping before every checkout doubles the round trips of a fast query; a broken
-        // connection surfaces as an error on use instead.
+        // A ping before every checkout doubles the round trips of a fast query: PostgreSQL
+        // pings only the connections that may be dead (see `liveness`).
         .test_before_acquire(false);
     match backend {
         Backend::Sqlite => {
@@ -123,7 +130,25 @@ pub async fn connect_with(url: &str, settings: &ConnectionSettings) -> Result<Da
             });
         }
         Backend::Postgres => {
-            options.max_connections(settings.max_connections.unwrap_or(10));
+            let ping_idle_after = settings.ping_idle_after;
+            options
+                .max_connections(settings.max_connections.unwrap_or(10))
+                .map_sqlx_postgres_before_acquire(move |connection, meta| {
+                    Box::pin(async move {
+                        if !liveness::must_check(meta.idle_for, ping_idle_after) {
+                            return Ok(true);
+                        }
+                        match sea_orm::sqlx::Connection::ping(connection).await {
+                            Ok(()) => Ok(true),
+                            Err(error) => {
+                                // The others idle as long most likely died with it.
+                                liveness::note_connection_lost();
+                                tracing::info!(%error, "dead pooled connection replaced");
+                                Ok(false)
+                            }
+                        }
+                    })
+                });
         }
     }
     Database::connect(options)

@@ -13,7 +13,10 @@
 //!   transactions, bookings that were already acknowledged). The cost of durability is one
 //!   `fsync` per commit; docs/PERFORMANCE.md ("Durable commits") has it measured on create
 //!   booking.
-//! - **PostgreSQL** (production): a pool sized by [`ConnectionSettings::max_connections`].
+//! - **PostgreSQL** (production): a pool sized by [`ConnectionSettings::max_connections`]
+//!   that does not hand out connections it has reason to think dead; [`is_connection_lost`],
+//!   [`is_unavailable`] and [`retry_on_lost_connection`] let callers survive those it could
+//!   not know about (a backend terminated while its connection sat in the pool).
 //!
 //! Statement logging by sqlx is switched off; statement timing belongs to `perf-stats`.
 //!
@@ -37,10 +40,15 @@
 mod backend;
 mod connect;
 mod error;
+mod liveness;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use backend::{Backend, redact_password};
 pub use connect::{ConnectionSettings, DEFAULT_DATABASE_URL, connect, connect_with};
 pub use error::{Error, Result};
+pub use liveness::{
+    ConnectionFailure, is_connection_lost, is_unavailable, note_connection_lost,
+    retry_on_lost_connection,
+};
 pub use sea_orm::DatabaseConnection;

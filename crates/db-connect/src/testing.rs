@@ -195,6 +195,38 @@ impl TestDatabase {
         })
     }
 
+    /// A new, uniquely named database on a PostgreSQL server of the test's own, for tests that
+    /// terminate its sessions, kill or stop the server. Dropped like [`TestDatabase::postgres`]'s
+    /// (a server that is down by then leaves it to the cluster's removal).
+    ///
+    /// # Panics
+    ///
+    /// When the server refuses.
+    pub async fn on_cluster(cluster: &PostgresCluster) -> Self {
+        let name = format!("hotel_test_{}", unique_suffix());
+        let url = cluster.create_database(&name).await;
+        let connection = connect_with(&url, &ConnectionSettings::default())
+            .await
+            .expect("connect to the new database on the test's cluster");
+        Self {
+            backend: Backend::Postgres,
+            url,
+            connection,
+            cleanup: Cleanup::Postgres {
+                admin_url: cluster.url("postgres"),
+                name,
+            },
+        }
+    }
+
+    /// The database's name on its server (the file's path on SQLite).
+    pub fn name(&self) -> &str {
+        match &self.cleanup {
+            Cleanup::Postgres { name, .. } => name,
+            Cleanup::Sqlite(_) => &self.url,
+        }
+    }
+
     /// A new database on `backend`; `None` when that backend is unavailable (see
     /// [`TestDatabase::postgres`]).
     pub async fn new(backend: Backend) -> Option<Self> {

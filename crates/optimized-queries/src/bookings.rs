@@ -118,7 +118,8 @@ async fn attach_payments(db: &impl ConnectionTrait, views: &mut [BookingView]) -
         return Ok(());
     }
     let ids: Vec<i64> = views.iter().map(|v| v.id).collect();
-    let payments = payments_select(ids).all(db).await?;
+    let select = payments_select(ids);
+    let payments = db_connect::retry_on_lost_connection(|| select.clone().all(db)).await?;
     let mut by_booking: HashMap<i64, Vec<PaymentView>> = HashMap::new();
     for payment in payments {
         by_booking
@@ -294,18 +295,15 @@ pub async fn bookings_in_range(
     check_limit(query.limit)?;
     let select = bookings_in_range_select(query);
     let views = if query.include_guest {
-        select
-            .find_also_related(RoomType)
-            .find_also_related(User)
-            .all(db)
+        let select = select.find_also_related(RoomType).find_also_related(User);
+        db_connect::retry_on_lost_connection(|| select.clone().all(db))
             .await?
             .into_iter()
             .map(|(b, rt, u)| view(b, rt, u))
             .collect()
     } else {
-        select
-            .find_also_related(RoomType)
-            .all(db)
+        let select = select.find_also_related(RoomType);
+        db_connect::retry_on_lost_connection(|| select.clone().all(db))
             .await?
             .into_iter()
             .map(|(b, rt)| view(b, rt, None))
@@ -337,15 +335,16 @@ pub(crate) fn bookings_in_range_select(query: BookingsInRangeQuery) -> Select<Bo
 ///
 /// [`Error::NotFound`] for an unknown booking, [`Error::Database`] when a query fails.
 pub async fn booking_details(db: &impl ConnectionTrait, booking_id: i64) -> Result<BookingView> {
-    let (booking, room_type, guest) = Booking::find_by_id(booking_id)
+    let select = Booking::find_by_id(booking_id)
         .find_also_related(RoomType)
-        .find_also_related(User)
-        .one(db)
-        .await?
-        .ok_or(Error::NotFound {
-            what: "booking",
-            id: booking_id,
-        })?;
+        .find_also_related(User);
+    let (booking, room_type, guest) =
+        db_connect::retry_on_lost_connection(|| select.clone().one(db))
+            .await?
+            .ok_or(Error::NotFound {
+                what: "booking",
+                id: booking_id,
+            })?;
     let mut views = [view(booking, room_type, guest)];
     attach_payments(db, &mut views).await?;
     let [view] = views;
@@ -369,12 +368,11 @@ pub async fn bookings_by_ids(db: &impl ConnectionTrait, ids: &[i64]) -> Result<V
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = Booking::find()
+    let select = Booking::find()
         .filter(booking::Column::Id.is_in(ids.iter().copied()))
         .find_also_related(RoomType)
-        .find_also_related(User)
-        .all(db)
-        .await?;
+        .find_also_related(User);
+    let rows = db_connect::retry_on_lost_connection(|| select.clone().all(db)).await?;
     let mut by_id: HashMap<i64, BookingView> = rows
         .into_iter()
         .map(|(b, rt, u)| (b.id, view(b, rt, u)))

@@ -39,6 +39,11 @@ pub enum Error {
     /// The database failed (after retries, where the failure was transient).
     #[error("database error")]
     Database(#[from] sea_orm::DbErr),
+    /// The connection was lost while the write committed, and whether it committed could not
+    /// be learned (the database is unreachable): it may or may not have been applied. Repeat
+    /// it with the same idempotency key to find out.
+    #[error("the database connection was lost during COMMIT; the write may have been applied")]
+    CommitUncertain(#[source] sea_orm::DbErr),
 }
 
 /// The result type of this crate.

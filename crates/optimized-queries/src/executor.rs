@@ -9,8 +9,14 @@
 //! other connection, and a SQLite reader that finds the database busy, runs the statement
 //! through sea-orm. Either way the rows decode through the same [`Decode`] implementation and
 //! the statement is timed by the `perf-stats` tracker attached to the connection.
+//!
+//! A read whose pooled connection turns out to be dead (a PostgreSQL backend terminated or
+//! restarted since the connection was last used) runs once more, on a connection the pool has
+//! checked since: see [`db_connect::retry_on_lost_connection`].
 
-use sea_orm::{ConnectionTrait, Statement};
+use std::future::Future;
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 use crate::{Result, columns::Decode};
 
@@ -47,7 +53,7 @@ pub(crate) async fn query_all<T: Decode + Send + 'static>(
     };
     #[cfg(not(feature = "sqlite"))]
     let _ = cost;
-    db.query_all_raw(statement)
+    run(db, statement, |db, statement| db.query_all_raw(statement))
         .await?
         .iter()
         .map(T::decode)
@@ -67,9 +73,23 @@ pub(crate) async fn query_one<T: Decode + Send + 'static>(
     };
     #[cfg(not(feature = "sqlite"))]
     let _ = cost;
-    db.query_one_raw(statement)
+    run(db, statement, |db, statement| db.query_one_raw(statement))
         .await?
         .as_ref()
         .map(T::decode)
         .transpose()
+}
+
+/// Runs `statement` through sea-orm; on PostgreSQL once more when the connection was lost
+/// (SQLite has no connection to lose, and is spared the statement's copy).
+async fn run<'a, C, R, F, Fut>(db: &'a C, statement: Statement, query: F) -> Result<R, DbErr>
+where
+    C: ConnectionTrait,
+    F: Fn(&'a C, Statement) -> Fut,
+    Fut: Future<Output = Result<R, DbErr>>,
+{
+    if db.get_database_backend() != DbBackend::Postgres {
+        return query(db, statement).await;
+    }
+    db_connect::retry_on_lost_connection(|| query(db, statement.clone())).await
 }

@@ -77,7 +77,7 @@ pub use bookings::{
     BookingsInRangeQuery, MAX_BOOKINGS_PER_PAGE, MAX_IDS, UserBookingsQuery, booking_details,
     bookings_by_ids, bookings_in_range, user_bookings,
 };
-pub use cached::{HotelCache, ttl};
+pub use cached::{HotelCache, INVALIDATION_FLUSH, ttl};
 pub use domain::{
     BookingRequest, CalendarDate, DateRange, EARLIEST_DATE, IdempotencyKey, LATEST_DATE,
     MAX_RANGE_NIGHTS, MAX_ROOMS_PER_BOOKING, MAX_STAY_NIGHTS, RoomCount,

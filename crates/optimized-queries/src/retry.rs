@@ -4,10 +4,19 @@
 //! but a long queue can still outlast it; PostgreSQL aborts one side of a deadlock or a
 //! serialization conflict. Either way the transaction rolled back completely, so running it
 //! again is safe, and the caller gets an answer instead of a database error.
+//!
+//! A PostgreSQL connection lost before `COMMIT` was sent (a backend terminated or restarted
+//! under the pool) aborted its transaction too, and is retried the same way, on a connection
+//! the pool checked since. A connection lost *during* `COMMIT` leaves the outcome unknown to
+//! the client: [`commit`] asks the server, on another connection, what became of the
+//! transaction (`txid_status`) and retries only one that provably did not commit.
 
 use std::{future::Future, time::Duration};
 
-use sea_orm::{DbErr, RuntimeErr, SqlErr};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, RuntimeErr, SqlErr,
+    Statement,
+};
 
 use crate::{Error, Result};
 
@@ -54,6 +63,11 @@ where
             Ok(Attempt::Done(value)) => return Ok(value),
             Ok(Attempt::Again(err)) => err,
             Err(Error::Database(err)) if is_transient(&err) => err,
+            // Only ever before COMMIT: `commit` turns a loss during it into an outcome.
+            Err(Error::Database(err)) if db_connect::is_connection_lost(&err) => {
+                db_connect::note_connection_lost();
+                err
+            }
             Err(err) => return Err(err),
         };
         if tries >= MAX_ATTEMPTS {
@@ -74,4 +88,75 @@ fn backoff(tries: u32) -> Duration {
             .unwrap_or(0),
     ) % (base * 1000);
     Duration::from_micros(base * 1000 + jitter)
+}
+
+/// The transaction id of `txn` on PostgreSQL (`None` elsewhere), for [`commit`] to learn the
+/// transaction's fate if the connection is lost while it commits. Costs one round trip.
+pub(crate) async fn transaction_id(txn: &DatabaseTransaction) -> Result<Option<i64>, DbErr> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(None);
+    }
+    let row = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT txid_current()",
+        ))
+        .await?;
+    Ok(row.and_then(|row| row.try_get_by_index::<i64>(0).ok()))
+}
+
+/// Commits `txn`. When its connection is lost during `COMMIT`, asks the server on another
+/// connection whether transaction `xid` committed: if it did, this is a success; if it did not,
+/// the loss is returned as [`Error::Database`] for [`with_retries`] to run the transaction
+/// again; if that cannot be learned, [`Error::CommitUncertain`].
+///
+/// # Errors
+///
+/// As above, and the commit's own error when the connection did not fail (a serialization
+/// failure: the transaction rolled back).
+pub(crate) async fn commit(
+    db: &DatabaseConnection,
+    txn: DatabaseTransaction,
+    xid: Option<i64>,
+) -> Result<()> {
+    let err = match txn.commit().await {
+        Ok(()) => return Ok(()),
+        Err(err) if db_connect::is_connection_lost(&err) => err,
+        Err(err) => return Err(err.into()),
+    };
+    db_connect::note_connection_lost();
+    let fate = match xid {
+        Some(xid) => committed(db, xid).await,
+        None => None,
+    };
+    tracing::info!(?xid, ?fate, error = %err, "connection lost during COMMIT");
+    match fate {
+        Some(true) => Ok(()),
+        Some(false) => Err(Error::Database(err)),
+        None => Err(Error::CommitUncertain(err)),
+    }
+}
+
+/// Whether transaction `xid` committed (`Some(false)`: it aborted), once the server knows;
+/// `None` when it cannot be learned within about a second.
+async fn committed(db: &DatabaseConnection, xid: i64) -> Option<bool> {
+    for _ in 0..50 {
+        let row = db_connect::retry_on_lost_connection(|| {
+            db.query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT txid_status($1)",
+                [xid.into()],
+            ))
+        })
+        .await
+        .ok()??;
+        match row.try_get_by_index::<Option<String>>(0).ok()?.as_deref() {
+            Some("committed") => return Some(true),
+            Some("aborted") => return Some(false),
+            // The backend whose connection broke has not finished exiting yet.
+            Some("in progress") => tokio::time::sleep(Duration::from_millis(20)).await,
+            _ => return None,
+        }
+    }
+    None
 }

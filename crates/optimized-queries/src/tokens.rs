@@ -152,14 +152,17 @@ pub struct TokenOwner {
 ///
 /// [`Error::Database`](crate::Error::Database) when the query fails.
 pub async fn authenticate(db: &impl ConnectionTrait, token: &str) -> Result<Option<TokenOwner>> {
-    Ok(TokenOwner::find_by_statement(Statement::from_sql_and_values(
+    let lookup = Statement::from_sql_and_values(
         db.get_database_backend(),
         "SELECT t.id AS token_id, t.user_id AS user_id, u.role AS role, t.last_used_at AS last_used_at \
          FROM api_tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
         [hash(token).into()],
-    ))
-    .one(db)
+    );
+    // A read: safe to run again on a fresh connection when the pooled one was dead.
+    Ok(db_connect::retry_on_lost_connection(|| {
+        TokenOwner::find_by_statement(lookup.clone()).one(db)
+    })
     .await?)
 }
 

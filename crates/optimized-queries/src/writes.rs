@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     BookingRequest, DateRange, Error, MAX_RANGE_NIGHTS, MAX_STAY_NIGHTS, Result,
     daily_stats::{self, Contribution},
-    retry::{Attempt, is_unique_violation, with_retries},
+    retry::{Attempt, commit, is_unique_violation, transaction_id, with_retries},
     sql::{placeholders, statement},
 };
 
@@ -61,14 +61,18 @@ pub struct InventoryChange {
 pub(crate) const TAKE_ROOMS_SQL: &str = "UPDATE room_inventory SET available_rooms = available_rooms - $1 \
      WHERE room_type_id = $2 AND date >= $3 AND date < $4 AND available_rooms >= $1";
 
+/// A write transaction and its id on PostgreSQL, which [`commit`] needs.
 pub(crate) async fn begin_write(
     db: &DatabaseConnection,
-) -> Result<DatabaseTransaction, sea_orm::DbErr> {
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
-    })
-    .await
+) -> Result<(DatabaseTransaction, Option<i64>), sea_orm::DbErr> {
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?;
+    let xid = transaction_id(&txn).await?;
+    Ok((txn, xid))
 }
 
 /// Books `request.rooms` rooms of a type for every night of `request.stay`, or nothing.
@@ -117,7 +121,7 @@ async fn try_create_booking(
     db: &DatabaseConnection,
     request: &BookingRequest,
 ) -> Result<Attempt<BookingOutcome>> {
-    let txn = begin_write(db).await?;
+    let (txn, xid) = begin_write(db).await?;
     // Scoped to the user: another user's booking under the same key is none of this request's
     // business (the unique constraint is on user and key, and its index serves this lookup).
     if let Some(key) = &request.idempotency_key
@@ -211,7 +215,7 @@ async fn try_create_booking(
         Err(err) => return Err(err.into()),
     };
     daily_stats::apply(&txn, booking.status, Contribution::of(&booking), 1).await?;
-    txn.commit().await?;
+    commit(db, txn, xid).await?;
     Ok(Attempt::Done(BookingOutcome {
         booking,
         created: true,
@@ -295,7 +299,7 @@ async fn try_cancel_booking(
     db: &DatabaseConnection,
     booking_id: i64,
 ) -> Result<Attempt<CancelOutcome>> {
-    let txn = begin_write(db).await?;
+    let (txn, xid) = begin_write(db).await?;
     let booking = Booking::find_by_id(booking_id)
         .one(&txn)
         .await?
@@ -354,7 +358,7 @@ async fn try_cancel_booking(
     let contribution = Contribution::of(&booking);
     daily_stats::apply(&txn, previous_status, contribution, -1).await?;
     daily_stats::apply(&txn, BookingStatus::Cancelled, contribution, 1).await?;
-    txn.commit().await?;
+    commit(db, txn, xid).await?;
     Ok(Attempt::Done(CancelOutcome {
         booking: booking::Model {
             status: BookingStatus::Cancelled,
@@ -390,7 +394,7 @@ async fn try_advance_booking(
     booking_id: i64,
     to: BookingStatus,
 ) -> Result<Attempt<booking::Model>> {
-    let txn = begin_write(db).await?;
+    let (txn, xid) = begin_write(db).await?;
     let booking = Booking::find_by_id(booking_id)
         .one(&txn)
         .await?
@@ -431,7 +435,7 @@ async fn try_advance_booking(
     let contribution = Contribution::of(&booking);
     daily_stats::apply(&txn, from, contribution, -1).await?;
     daily_stats::apply(&txn, to, contribution, 1).await?;
-    txn.commit().await?;
+    commit(db, txn, xid).await?;
     Ok(Attempt::Done(booking::Model {
         status: to,
         is_deposit_paid: deposit_paid,
@@ -480,7 +484,7 @@ async fn try_update_inventory(
     range: DateRange,
     total_rooms: i32,
 ) -> Result<Attempt<InventoryChange>> {
-    let txn = begin_write(db).await?;
+    let (txn, xid) = begin_write(db).await?;
     if RoomType::find_by_id(room_type_id)
         .one(&txn)
         .await?
@@ -551,7 +555,7 @@ async fn try_update_inventory(
             .await?
             .rows_affected();
     }
-    txn.commit().await?;
+    commit(db, txn, xid).await?;
     Ok(Attempt::Done(InventoryChange {
         nights_updated: updated,
         nights_created: created,

@@ -441,6 +441,24 @@ impl QueryCache {
         self.core.shard_count()
     }
 
+    /// Waits, at most `within`, until every invalidation this instance made so far has
+    /// been applied to Redis and published to the other instances; returns whether it
+    /// was. Without a shared tier (or without the `redis` feature), returns `true` at once,
+    /// so a library can call it after every write whatever cache its user built.
+    ///
+    /// Invalidation methods are synchronous and queue the Redis side: call this after a
+    /// write when the response must not go out before the other instances can no longer
+    /// read what the write changed from Redis. (Their L1 copies are dropped when the
+    /// message arrives, typically a millisecond later; see the crate's guarantees.)
+    pub async fn flush_invalidations(&self, within: Duration) -> bool {
+        #[cfg(feature = "redis")]
+        if let Some(tier) = &self.tier {
+            return tier.flush(within).await;
+        }
+        let _ = within;
+        true
+    }
+
     #[cfg(test)]
     pub(crate) fn core(&self) -> &Core {
         &self.core
@@ -461,22 +479,6 @@ impl QueryCache {
         match &self.tier {
             Some(tier) => tier.wait_ready(within).await,
             None => false,
-        }
-    }
-
-    /// Waits, at most `within`, until every invalidation this instance made so far has
-    /// been applied to Redis and published to the other instances; returns whether it
-    /// was. Without a shared tier, returns `true` at once.
-    ///
-    /// Invalidation methods are synchronous and queue the Redis side: call this after a
-    /// write when the response must not go out before the other instances can no longer
-    /// read what the write changed from Redis. (Their L1 copies are dropped when the
-    /// message arrives, typically a millisecond later; see the crate's guarantees.)
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-    pub async fn flush_invalidations(&self, within: Duration) -> bool {
-        match &self.tier {
-            Some(tier) => tier.flush(within).await,
-            None => true,
         }
     }
 

@@ -76,7 +76,7 @@
 //! | Bounds | The entry count and (if set) the total weight never exceed their bounds: each shard enforces an exact share. | Perfect LRU across shards: order is exact within a shard only. A value heavier than one shard's weight share is never stored. With [`Admission::TinyLfu`] (the default) a new value, loaded or inserted, may be evicted early, when it leaves the admission window, in favour of more popular entries. |
 //! | Types | Asking for a key with another type than it holds returns [`Error::TypeMismatch`]; nothing panics. Across the Redis tier, bytes of another type, schema version or envelope format are a miss ([`Error::SchemaMismatch`] is counted, never returned). | That a type changed without bumping its [`SharedCodec`] version fails to decode: most shape changes do (fields are named), a change of meaning alone does not. |
 //! | Redis tier: Redis | Once this instance's invalidation is applied to Redis (`QueryCache::flush_invalidations` returns `true`), Redis holds no value for the covered keys loaded before the invalidation began, and no load that read Redis before it can store one: writes are refused if a generation they depend on moved (checked atomically in a Lua script). | That it is applied when `invalidate*` returns: it is queued and applied in order (measured below 1 ms), or retried until Redis answers. Until then other instances may read the old value from Redis; this instance never does. |
-//! | Redis tier: other instances' L1 | Another instance drops its L1 copies when the message arrives (measured on the project machine over five runs of 1 000: p50 0.06–0.19 ms, p99 0.19–5.2 ms; see `docs/PERFORMANCE.md`). If messages were lost, every L1 entry still expires within `RedisConfig::l1_max_ttl` (default 5 s, reported as `staleness_bound_ms`), and L1 is cleared whenever the subscription is (re)established. | Synchronous invalidation: until the message arrives (or, if lost, up to `l1_max_ttl`) another instance may serve its L1 copy. |
+//! | Redis tier: other instances' L1 | `flush_invalidations` returns `true` only once every other instance the message reached confirmed that it applied it to its L1: after that, no instance's L1 returns a value loaded before the invalidation. Another instance drops its L1 copies when the message arrives (measured on the project machine over five runs of 1 000: p50 0.06–0.19 ms, p99 0.19–5.2 ms; see `docs/PERFORMANCE.md`). If messages were lost, every L1 entry still expires within `RedisConfig::l1_max_ttl` (default 5 s, reported as `staleness_bound_ms`), and L1 is cleared whenever the subscription is (re)established. | Synchronous invalidation: until the message arrives (or, if lost, up to `l1_max_ttl`) another instance may serve its L1 copy. |
 //! | Redis tier: failures | A Redis error or timeout (every call has one, default 50 ms) never fails a call: it is counted, logged at most once per 10 s, and the call goes on from L1 and the loader. For 0.5 s after a failure, or until Redis answers again, L1 misses skip Redis instead of each waiting for a timeout. The tier and its subscription reconnect by themselves. | That values loaded while Redis is down are shared, or that an outage's invalidations reach Redis before the outage ends. |
 //!
 //! # Choosing a TTL
@@ -234,8 +234,10 @@
 //!   ([`Cacheable::shared_codec`]) without choosing a Redis tier for its users:
 //!   [`SharedCodec`] and `shared_codec` exist either way.
 //! - `redis` (implies `msgpack`): the shared Redis tier (`RedisConfig`,
-//!   `QueryCacheBuilder::redis`, `QueryCache::{wait_for_redis, flush_invalidations,
-//!   wait_for_invalidation_messages}`).
+//!   `QueryCacheBuilder::redis`, `QueryCache::{wait_for_redis,
+//!   wait_for_invalidation_messages}`). [`QueryCache::flush_invalidations`] exists either
+//!   way (without a tier it returns at once), so a library can wait after its writes
+//!   without knowing which cache its user built.
 //! - `prometheus`: `QueryCache::metrics`, a `prometheus-client` collector of the
 //!   statistics.
 

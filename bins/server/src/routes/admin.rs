@@ -64,7 +64,6 @@ pub async fn inventory(
         .hotel
         .update_inventory(&state.primary, body.room_type_id, range, body.total_rooms)
         .await?;
-    state.settle_invalidations().await;
     Ok(Json(change).into_response())
 }
 
@@ -183,8 +182,7 @@ pub struct Cleared {
     )
 )]
 pub async fn cache_clear(State(state): State<AppState>, _: Admin) -> Response {
-    let cleared = state.hotel.cache().invalidate_all();
-    state.settle_invalidations().await;
+    let cleared = state.hotel.clear().await;
     tracing::info!(cleared, "cache cleared by an administrator");
     Json(Cleared {
         cleared: cleared as u64,

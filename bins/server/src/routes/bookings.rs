@@ -230,9 +230,6 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     visible_booking(&state, caller, id).await?;
     let outcome = state.hotel.cancel_booking(&state.primary, id).await?;
-    if outcome.cancelled_now {
-        state.settle_invalidations().await;
-    }
     Ok(Json(Cancelled {
         booking: BookingView::from(outcome.booking),
         cancelled_now: outcome.cancelled_now,

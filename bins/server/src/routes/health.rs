@@ -29,7 +29,10 @@ pub struct Health {
 }
 
 async fn ping(db: &sea_orm::DatabaseConnection) -> &'static str {
-    match tokio::time::timeout(Duration::from_secs(2), db.ping()).await {
+    // A pooled connection whose backend ended says nothing about the database: ping again on
+    // a live one.
+    let ping = db_connect::retry_on_lost_connection(|| db.ping());
+    match tokio::time::timeout(Duration::from_secs(2), ping).await {
         Ok(Ok(())) => "ok",
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "database health check failed");

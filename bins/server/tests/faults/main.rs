@@ -18,6 +18,7 @@
 mod audit_check;
 mod concurrent_start;
 mod database_restart;
+mod dead_connections;
 mod redis_outage;
 mod server_kill;
 mod support;

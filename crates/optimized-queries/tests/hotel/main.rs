@@ -6,6 +6,7 @@
 mod cache;
 mod concurrency;
 mod consistency;
+mod dead_connections;
 mod executor;
 mod fixture;
 mod reads;

@@ -13,11 +13,19 @@ pub(crate) enum Invalidation {
 
 /// What is published after a batch of invalidations was applied to Redis. `origin` lets
 /// the sender skip its own message: it applied the batch to its L1 already, and doing it
-/// again would drop values loaded after the invalidation.
+/// again would drop values loaded after the invalidation. Every receiver confirms `seq` (the
+/// batch's last ticket) on the origin's acknowledgement channel once the batch is applied to
+/// its L1, which is what `flush_invalidations` waits for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Message {
     pub(crate) origin: u64,
+    pub(crate) seq: u64,
     pub(crate) invalidations: Vec<Invalidation>,
+}
+
+/// The channel on which the instance `origin` receives the confirmations of its messages.
+pub(crate) fn ack_channel(prefix: &str, origin: u64) -> String {
+    format!("{prefix}:acks:{origin:016x}")
 }
 
 impl Message {
@@ -51,6 +59,7 @@ mod tests {
     fn messages_round_trip() {
         let message = Message {
             origin: 42,
+            seq: 7,
             invalidations: vec![
                 Invalidation::Key("availability:7\n".into()),
                 Invalidation::Tag("room-type:7".into()),

@@ -82,8 +82,8 @@ return 1
 
 /// `ARGV`: prefix, the prefix glob-escaped, generation retention in ms, channel, message,
 /// then operations as pairs: `k key`, `t tag`, `p glob-escaped-key-prefix`, `a new-epoch`. Applies them in order,
-/// publishes the message, and returns the epochs replaced by `a` (their keys are
-/// unreachable; the caller deletes them at leisure).
+/// publishes the message, and returns how many subscribers received it followed by the
+/// epochs replaced by `a` (their keys are unreachable; the caller deletes them at leisure).
 pub(crate) static INVALIDATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -131,7 +131,8 @@ for i = 6, #ARGV, 2 do
     epoch = arg
   end
 end
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+local receivers = redis.call('PUBLISH', ARGV[4], ARGV[5])
+table.insert(replaced, 1, tostring(receivers))
 return replaced
 ",
     )

@@ -114,6 +114,8 @@ pub(crate) struct TierState {
     pub(crate) subscribed: watch::Sender<bool>,
     /// Messages from other instances applied so far.
     pub(crate) received: watch::Sender<u64>,
+    /// The confirmations of this instance's published batches.
+    pub(crate) acks: watch::Sender<AckBook>,
     /// Unit tests drop incoming messages to play a lost message.
     #[cfg(test)]
     pub(crate) deaf: AtomicBool,
@@ -192,4 +194,66 @@ pub(crate) fn random_u64() -> u64 {
         hasher.write_u128(since_epoch.as_nanos());
     }
     hasher.finish()
+}
+
+/// How long a batch's missing confirmations are waited for by later flushes: an instance that
+/// died after receiving a message must not slow every later write down.
+const ACK_PATIENCE: Duration = Duration::from_secs(1);
+/// Batches remembered at most.
+const ACK_MEMORY: usize = 1024;
+
+/// The confirmations of this instance's published batches, by the batch's `seq`.
+#[derive(Debug, Default)]
+pub(crate) struct AckBook {
+    batches: std::collections::BTreeMap<u64, Acks>,
+}
+
+#[derive(Debug, Default)]
+struct Acks {
+    /// Subscribers the message reached, other than this instance (`None`: not yet known).
+    expected: Option<u64>,
+    received: u64,
+    published: Option<std::time::Instant>,
+}
+
+impl AckBook {
+    /// The batch `seq` reached `expected` other instances.
+    pub(crate) fn published(&mut self, seq: u64, expected: u64) {
+        let acks = self.batches.entry(seq).or_default();
+        acks.expected = Some(expected);
+        acks.published = Some(std::time::Instant::now());
+        while self.batches.len() > ACK_MEMORY {
+            self.batches.pop_first();
+        }
+    }
+
+    /// One instance confirmed batch `seq`.
+    pub(crate) fn confirmed(&mut self, seq: u64) {
+        self.batches.entry(seq).or_default().received += 1;
+        while self.batches.len() > ACK_MEMORY {
+            self.batches.pop_first();
+        }
+    }
+
+    /// Whether every instance the batches up to the one holding `ticket` reached confirmed
+    /// them (batches older than [`ACK_PATIENCE`] are given up on).
+    pub(crate) fn settled(&self, ticket: u64) -> bool {
+        let Some((&covering, _)) = self
+            .batches
+            .range(ticket..)
+            .find(|(_, a)| a.expected.is_some())
+        else {
+            return false;
+        };
+        self.batches
+            .range(..=covering)
+            .all(|(_, acks)| match acks.expected {
+                Some(expected) => {
+                    acks.received >= expected
+                        || acks.published.is_some_and(|at| at.elapsed() > ACK_PATIENCE)
+                }
+                // Confirmations of a batch this handle has not seen published yet: stray.
+                None => true,
+            })
+    }
 }

@@ -17,7 +17,7 @@ use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::watch;
 
 use super::LocalCache;
-use super::message::{Invalidation, Message};
+use super::message::{Invalidation, Message, ack_channel};
 use super::state::{Counters, TierState};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
@@ -25,6 +25,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 pub(crate) struct Subscriber {
     pub(crate) client: redis::Client,
+    /// For confirming the other instances' messages.
+    pub(crate) connection: redis::aio::ConnectionManager,
     pub(crate) state: Arc<TierState>,
     pub(crate) cache: Weak<dyn LocalCache>,
     pub(crate) origin: u64,
@@ -73,7 +75,13 @@ pub(crate) async fn run(subscriber: Subscriber, mut stop: watch::Receiver<()>) {
                 _ = stop.changed() => return,
             };
             match next {
-                Ok(Some(message)) => subscriber.apply(message.get_payload_bytes()),
+                Ok(Some(message)) => {
+                    if message.get_channel_name() == subscriber.state.names.channel {
+                        subscriber.apply(message.get_payload_bytes());
+                    } else {
+                        subscriber.confirmed(message.get_payload_bytes());
+                    }
+                }
                 Ok(None) => break,
                 Err(_) => {
                     let pong =
@@ -101,7 +109,11 @@ impl Subscriber {
         let attempt = async {
             let pubsub = self.client.get_async_pubsub().await?;
             let (mut sink, stream) = pubsub.split();
-            sink.subscribe(&self.state.names.channel).await?;
+            sink.subscribe(&[
+                self.state.names.channel.clone(),
+                ack_channel(&self.state.names.prefix, self.origin),
+            ])
+            .await?;
             Ok::<_, redis::RedisError>((sink, stream))
         };
         match tokio::time::timeout(self.timeout, attempt).await {
@@ -154,5 +166,25 @@ impl Subscriber {
         }
         Counters::add(&self.state.counters.messages_received);
         self.state.received.send_modify(|received| *received += 1);
+        // Off this task: the next message must not wait for the round trip.
+        let mut connection = self.connection.clone();
+        let channel = ack_channel(&self.state.names.prefix, message.origin);
+        let timeout = self.timeout;
+        tokio::spawn(async move {
+            let mut publish = redis::cmd("PUBLISH");
+            publish.arg(channel).arg(message.seq);
+            let _ =
+                tokio::time::timeout(timeout, publish.query_async::<i64>(&mut connection)).await;
+        });
+    }
+
+    /// Another instance confirmed one of this instance's batches.
+    fn confirmed(&self, payload: &[u8]) {
+        if let Some(seq) = std::str::from_utf8(payload)
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok())
+        {
+            self.state.acks.send_modify(|book| book.confirmed(seq));
+        }
     }
 }

@@ -99,6 +99,7 @@ impl SharedTier {
             applied: watch::Sender::new(0),
             subscribed: watch::Sender::new(false),
             received: watch::Sender::new(0),
+            acks: watch::Sender::new(super::state::AckBook::default()),
             #[cfg(test)]
             deaf: AtomicBool::new(false),
         });
@@ -118,6 +119,7 @@ impl SharedTier {
                 client: config.client.clone(),
                 state: Arc::clone(&state),
                 cache,
+                connection: connection.clone(),
                 origin,
                 keepalive: config.keepalive,
                 timeout: config.invalidation_timeout,
@@ -307,8 +309,21 @@ impl SharedTier {
     /// Waits until every invalidation queued so far is applied to Redis and published.
     pub(crate) async fn flush(&self, within: Duration) -> bool {
         let ticket = self.state.issued.load(Ordering::Acquire);
+        if ticket == 0 {
+            return true;
+        }
+        let deadline = tokio::time::Instant::now() + within;
         let mut applied = self.state.applied.subscribe();
-        tokio::time::timeout(within, applied.wait_for(|applied| *applied >= ticket))
+        let in_redis = timeout_at(deadline, applied.wait_for(|applied| *applied >= ticket))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !in_redis {
+            return false;
+        }
+        // Applied to Redis and published: now every instance that received it confirms
+        // that its L1 no longer holds what it invalidated.
+        let mut acks = self.state.acks.subscribe();
+        timeout_at(deadline, acks.wait_for(|book| book.settled(ticket)))
             .await
             .is_ok_and(|r| r.is_ok())
     }

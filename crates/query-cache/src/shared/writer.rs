@@ -96,11 +96,13 @@ pub(crate) async fn run(mut writer: Writer) {
 }
 
 impl Writer {
-    /// Applies `batch` in one script call; returns the epochs it replaced.
+    /// Applies `batch` in one script call; records how many other instances are to confirm
+    /// it; returns the epochs it replaced.
     async fn apply(&self, batch: &[Queued]) -> Option<Vec<String>> {
         let names = &self.state.names;
         let message = Message {
             origin: self.origin,
+            seq: batch.last().map_or(0, |q| q.ticket),
             invalidations: batch.iter().map(|q| q.invalidation.clone()).collect(),
         };
         let mut invocation = INVALIDATE.prepare_invoke();
@@ -121,8 +123,19 @@ impl Writer {
         let mut connection = self.connection.clone();
         let call = invocation.invoke_async::<Vec<String>>(&mut connection);
         match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(replaced)) => {
+            Ok(Ok(mut replaced)) => {
                 self.state.succeeded();
+                let receivers: u64 = if replaced.is_empty() {
+                    0
+                } else {
+                    replaced.remove(0).parse().unwrap_or(0)
+                };
+                // This instance's own subscriber received it too, and does not confirm.
+                let own = u64::from(*self.state.subscribed.borrow());
+                let seq = message.seq;
+                self.state
+                    .acks
+                    .send_modify(|book| book.published(seq, receivers.saturating_sub(own)));
                 let counters = &self.state.counters;
                 counters
                     .invalidations_sent
