@@ -17,6 +17,14 @@ impl Signal {
             Signal::Terminate => 15,
         }
     }
+
+    /// The signal's name, for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
 }
 
 /// Completes at the next SIGINT or SIGTERM. A signal that cannot be listened for is logged
@@ -56,7 +64,7 @@ pub async fn wait_for_signal() -> Signal {
 pub async fn shutdown_signal() {
     let signal = wait_for_signal().await;
     tracing::info!(
-        signal = signal.number(),
+        signal = signal.name(),
         "stop requested; send the signal again to stop at once"
     );
     tokio::spawn(async {

@@ -27,19 +27,15 @@ async fn postgres_killed_and_restarted_mid_storm() {
     tokio::task::block_in_place(|| cluster.kill());
     tokio::time::sleep(Duration::from_secs(2)).await;
     tokio::task::block_in_place(|| cluster.restart());
+    // The storm outlived the outage, so requests were in flight while the database was gone
+    // (they wait for a connection and are answered once it is back, or 503 past the wait).
+    let answered_by_restart = storm.answered();
+    assert!(
+        answered_by_restart < 150,
+        "the outage hit the storm: all 150 answered by the restart"
+    );
     let ledger = storm.finish().await;
     eprintln!("statuses: {:?}", ledger.statuses);
-    let failed: usize = ledger
-        .statuses
-        .iter()
-        .filter(|(status, _)| **status == 0 || **status >= 500)
-        .map(|(_, n)| n)
-        .sum();
-    assert!(
-        failed > 0,
-        "the outage hit the storm: {:?}",
-        ledger.statuses
-    );
     let findings = audit(&url, &ledger).await;
     findings.assert_consistent(&ledger);
     assert!(
@@ -47,10 +43,9 @@ async fn postgres_killed_and_restarted_mid_storm() {
         "the storm booked: {:?}",
         ledger.statuses
     );
-    // DEPENDS ON LANE faults-pool (issue 16 item 1): while PostgreSQL is down the server must
-    // answer 503 with Retry-After, and after the restart its pool must replace the dead
-    // connections instead of failing requests with 500. Until that fix is merged this
-    // assertion fails here (the database side of the audit above already passes).
+    // While PostgreSQL is down the server answers 503 with Retry-After (or holds the request
+    // until a connection is back), and after the restart the pool replaces the dead
+    // connections instead of failing requests with 500 (issue 16 item 1).
     findings.assert_no_server_errors(&ledger);
     drop(server);
 }

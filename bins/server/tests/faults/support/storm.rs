@@ -202,6 +202,11 @@ impl Storm {
         }
     }
 
+    /// How many bookings have ended so far.
+    pub fn answered(&self) -> usize {
+        self.answered.load(Ordering::SeqCst)
+    }
+
     /// Waits for every client and returns what they got.
     pub async fn finish(self) -> Ledger {
         for client in self.clients {
