@@ -14,5 +14,6 @@ mod harness;
 mod hostile_clients;
 mod operations;
 mod readme;
+mod replication;
 mod scale_out;
 mod server_process;
