@@ -16,5 +16,6 @@ mod hostile_clients;
 mod observability;
 mod operations;
 mod readme;
+mod replication;
 mod scale_out;
 mod server_process;
