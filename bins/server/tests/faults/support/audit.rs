@@ -73,31 +73,9 @@ pub async fn audit(url: &str, ledger: &Ledger) -> Findings {
         ..Findings::default()
     };
 
-    let mut held: HashMap<(i64, NaiveDate), i32> = HashMap::new();
-    for b in bookings
-        .iter()
-        .filter(|b| b.status != BookingStatus::Cancelled)
-    {
-        let mut night = b.start_date;
-        while night < b.end_date {
-            *held.entry((b.room_type_id, night)).or_default() += b.rooms_booked;
-            night = night + Days::new(1);
-        }
-    }
-    for night in &inventory {
-        let booked = held.remove(&(night.room_type_id, night.date)).unwrap_or(0);
-        if night.available_rooms != night.total_rooms - booked {
-            findings.database.push(format!(
-                "room type {} on {}: {} available, {} total, {booked} booked",
-                night.room_type_id, night.date, night.available_rooms, night.total_rooms
-            ));
-        }
-    }
-    for ((room_type, night), rooms) in held {
-        findings.database.push(format!(
-            "room type {room_type} on {night}: {rooms} rooms booked on a night without inventory"
-        ));
-    }
+    findings
+        .database
+        .extend(inventory_mismatches(&inventory, &bookings));
 
     let mut by_key: BTreeMap<&str, Vec<&booking::Model>> = BTreeMap::new();
     for b in &bookings {
@@ -142,4 +120,40 @@ pub async fn audit(url: &str, ledger: &Ledger) -> Findings {
         ));
     }
     findings
+}
+
+/// The nights whose inventory disagrees with the non-cancelled bookings holding them
+/// (`available_rooms ≠ total_rooms − rooms booked`), and booked nights without inventory.
+pub fn inventory_mismatches(
+    inventory: &[room_inventory::Model],
+    bookings: &[booking::Model],
+) -> Vec<String> {
+    let mut mismatches = Vec::new();
+    let mut held: HashMap<(i64, NaiveDate), i32> = HashMap::new();
+    for b in bookings
+        .iter()
+        .filter(|b| b.status != BookingStatus::Cancelled)
+    {
+        let mut night = b.start_date;
+        while night < b.end_date {
+            *held.entry((b.room_type_id, night)).or_default() += b.rooms_booked;
+            night = night + Days::new(1);
+        }
+    }
+    for night in inventory {
+        let booked = held.remove(&(night.room_type_id, night.date)).unwrap_or(0);
+        if night.available_rooms != night.total_rooms - booked {
+            mismatches.push(format!(
+                "room type {} on {}: {} available, {} total, {booked} booked",
+                night.room_type_id, night.date, night.available_rooms, night.total_rooms
+            ));
+        }
+    }
+    for ((room_type, night), rooms) in held {
+        mismatches.push(format!(
+            "room type {room_type} on {night}: {rooms} rooms booked on a night without inventory"
+        ));
+    }
+
+    mismatches
 }

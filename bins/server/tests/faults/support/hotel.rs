@@ -1,9 +1,9 @@
 //! A small hotel to run faults against, and the audit that follows every fault.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::{Duration, NaiveDate, Utc};
-use entity::{BookingStatus, prelude::*};
+use entity::prelude::*;
 use optimized_queries::DateRange;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait, NotSet};
 
@@ -67,31 +67,9 @@ pub async fn seed(db: &DatabaseConnection, rooms: i32) -> Hotel {
 pub async fn audit(url: &str, acknowledged: &BTreeSet<i64>) {
     let db = &db_connect::connect(url).await.unwrap();
     let bookings = Booking::find().all(db).await.unwrap();
-    let mut held: BTreeMap<(i64, NaiveDate), i32> = BTreeMap::new();
-    for booking in &bookings {
-        if booking.status == BookingStatus::Cancelled {
-            continue;
-        }
-        let stay = DateRange::new(booking.start_date, booking.end_date).unwrap();
-        for night in stay.iter_nights() {
-            *held.entry((booking.room_type_id, night)).or_default() += booking.rooms_booked;
-        }
-    }
-    for night in RoomInventory::find().all(db).await.unwrap() {
-        let booked = held
-            .get(&(night.room_type_id, night.date))
-            .copied()
-            .unwrap_or(0);
-        assert_eq!(
-            night.available_rooms,
-            night.total_rooms - booked,
-            "room type {} on {}: {} available of {} with {booked} booked",
-            night.room_type_id,
-            night.date,
-            night.available_rooms,
-            night.total_rooms
-        );
-    }
+    let inventory = RoomInventory::find().all(db).await.unwrap();
+    let mismatches = super::audit::inventory_mismatches(&inventory, &bookings);
+    assert!(mismatches.is_empty(), "inventory audit: {mismatches:#?}");
     let stored: BTreeSet<i64> = bookings.iter().map(|b| b.id).collect();
     let lost: Vec<_> = acknowledged.difference(&stored).collect();
     assert!(lost.is_empty(), "acknowledged bookings missing: {lost:?}");
