@@ -12,11 +12,20 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Warnings only by default: stdout is the report, stderr stays quiet.
     cli.log.init("warn");
+    let json = cli.json;
     match stats_reporter::run(cli).await {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
-            tracing::debug!(error = format!("{err:#}"), "hotel-stats failed");
-            eprintln!("error: {err:#}");
+            let chain = format!("{err:#}");
+            tracing::debug!(error = chain, "hotel-stats failed");
+            eprintln!("error: {chain}");
+            // A script that asked for JSON gets the error as JSON too (as from hotel-backup).
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": false, "error": chain, "exit_code": EXIT_ERROR })
+                );
+            }
             ExitCode::from(EXIT_ERROR)
         }
     }

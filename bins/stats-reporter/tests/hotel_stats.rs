@@ -658,3 +658,35 @@ async fn usage_errors_exit_2_and_help_documents_the_exit_codes() {
     assert!(stderr(&out).contains("no database at"), "{}", stderr(&out));
     assert!(!Path::new(&absent.path().join("none.sqlite")).exists());
 }
+
+#[tokio::test]
+async fn with_json_a_failure_is_a_json_document_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("sqlite://{}", dir.path().join("typo.sqlite").display());
+    for args in [
+        vec![
+            "--json",
+            "analyze-queries",
+            "--database-url",
+            missing.as_str(),
+        ],
+        vec![
+            "check-indexes",
+            "--json",
+            "--database-url",
+            missing.as_str(),
+        ],
+    ] {
+        let out = hotel_stats(&args).await;
+        assert_exit(&out, 2);
+        let report = json(&out);
+        assert_eq!(report["ok"], false, "{report}");
+        assert_eq!(report["exit_code"], 2, "{report}");
+        assert!(
+            report["error"].as_str().unwrap().contains("typo.sqlite"),
+            "{report}"
+        );
+        assert!(stderr(&out).contains("error:"), "{}", stderr(&out));
+    }
+    assert!(!dir.path().join("typo.sqlite").exists(), "nothing created");
+}
