@@ -350,20 +350,7 @@ async fn idempotency_key_replays_the_first_booking(test_db: TestDatabase) {
         "conflict",
     )
     .await;
-    let availability = json(
-        app.get(
-            &format!(
-                "/api/availability?roomTypeId=2&startDate={}&endDate={}",
-                day(3),
-                day(5)
-            ),
-            None,
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(availability["minAvailable"], 1, "booked once");
+    assert_eq!(app.min_available(2, 3, 5).await, 1, "booked once");
     app.shutdown().await;
 }
 
@@ -402,20 +389,11 @@ async fn idempotency_keys_belong_to_their_user(test_db: TestDatabase) {
     )
     .await;
     assert_eq!(bob_mine.as_array().map(Vec::len), Some(1));
-    let availability = json(
-        app.get(
-            &format!(
-                "/api/availability?roomTypeId=1&startDate={}&endDate={}",
-                day(3),
-                day(5)
-            ),
-            None,
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(availability["minAvailable"], 3, "two bookings, one each");
+    assert_eq!(
+        app.min_available(1, 3, 5).await,
+        3,
+        "two bookings, one each"
+    );
     app.shutdown().await;
 }
 
@@ -477,20 +455,11 @@ async fn a_replay_after_cancellation_returns_the_cancelled_booking(test_db: Test
         (replay["id"].as_i64(), replay["status"].as_str()),
         (Some(id), Some("CANCELLED"))
     );
-    let availability = json(
-        app.get(
-            &format!(
-                "/api/availability?roomTypeId=2&startDate={}&endDate={}",
-                day(3),
-                day(5)
-            ),
-            None,
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(availability["minAvailable"], 2, "the replay booked nothing");
+    assert_eq!(
+        app.min_available(2, 3, 5).await,
+        2,
+        "the replay booked nothing"
+    );
     app.shutdown().await;
 }
 

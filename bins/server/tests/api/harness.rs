@@ -177,6 +177,17 @@ impl TestApp {
         self.post_json("/api/bookings", Some(token), &body).await
     }
 
+    /// The fewest rooms of `room_type` free on any night from day `from` to day `to` (public
+    /// availability, through the cache like any client's read).
+    pub async fn min_available(&self, room_type: i64, from: i64, to: i64) -> Value {
+        let path = format!(
+            "/api/availability?roomTypeId={room_type}&startDate={}&endDate={}",
+            day(from),
+            day(to)
+        );
+        json(self.get(&path, None).await, StatusCode::OK).await["minAvailable"].clone()
+    }
+
     /// Stops accepting, waits for the server task (in-flight requests finish first).
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
