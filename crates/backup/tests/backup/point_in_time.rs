@@ -45,18 +45,7 @@ struct Stream {
 
 impl Stream {
     async fn start(db: &TestDatabase) -> Self {
-        let conn = db_connect::connect_with(
-            db.url(),
-            &db_connect::ConnectionSettings {
-                max_connections: Some(1),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        conn.execute_unprepared("PRAGMA wal_autocheckpoint = 0")
-            .await
-            .unwrap();
+        let conn = crate::support::application_writer(db).await;
         let gate = Arc::new(tokio::sync::Mutex::new(()));
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(std::sync::Mutex::new(Vec::new()));

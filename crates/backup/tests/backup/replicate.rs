@@ -164,18 +164,7 @@ impl Writers {
         let written = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         for _ in 0..count {
-            let conn = db_connect::connect_with(
-                db.url(),
-                &db_connect::ConnectionSettings {
-                    max_connections: Some(1),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-            conn.execute_unprepared("PRAGMA wal_autocheckpoint = 0")
-                .await
-                .unwrap();
+            let conn = crate::support::application_writer(db).await;
             let (stop, written) = (stop.clone(), written.clone());
             tasks.push(tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {

@@ -255,6 +255,24 @@ macro_rules! test_on_repositories {
 }
 pub(crate) use test_on_repositories;
 
+/// A writer as the replication docs ask the application to be: one connection that leaves
+/// checkpoints to the replicator (`wal_autocheckpoint = 0`).
+pub(crate) async fn application_writer(db: &TestDatabase) -> DatabaseConnection {
+    let conn = db_connect::connect_with(
+        db.url(),
+        &db_connect::ConnectionSettings {
+            max_connections: Some(1),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    conn.execute_unprepared("PRAGMA wal_autocheckpoint = 0")
+        .await
+        .unwrap();
+    conn
+}
+
 pub(crate) async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
     let row = db
         .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
