@@ -48,7 +48,7 @@ pub use backend::{Backend, redact_password};
 pub use connect::{ConnectionSettings, DEFAULT_DATABASE_URL, connect, connect_with};
 pub use error::{Error, Result};
 pub use liveness::{
-    ConnectionFailure, is_connection_lost, is_unavailable, note_connection_lost,
-    retry_on_lost_connection,
+    ConnectionFailure, LOST_CONNECTION_ATTEMPTS, is_connection_lost, is_unavailable,
+    note_connection_lost, retry_on_lost_connection,
 };
 pub use sea_orm::DatabaseConnection;

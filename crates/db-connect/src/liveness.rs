@@ -115,10 +115,12 @@ impl ConnectionFailure for DbErr {
     }
 }
 
-/// Runs a read, and once more when its connection turned out to be dead
-/// ([`is_connection_lost`]). The loss is noted first ([`note_connection_lost`]), so the pool
-/// checks every connection idle since before handing it out: the second attempt runs on a live
-/// connection or a new one. A second failure is returned.
+/// Runs a read, and again when its connection turned out to be dead ([`is_connection_lost`]),
+/// up to [`LOST_CONNECTION_ATTEMPTS`] attempts in all. Each loss is noted first
+/// ([`note_connection_lost`]), so the pool checks every connection idle since before handing it
+/// out; the next attempt still may meet a connection killed after that check (backends
+/// terminated in rounds, a restart under way), which is why one retry is not enough. The last
+/// failure is returned.
 ///
 /// Only for statements that are safe to run twice (reads, or a write in a transaction that
 /// cannot have committed).
@@ -149,19 +151,64 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    match attempt().await {
-        Err(err) if err.is_connection_lost() => {
-            note_connection_lost();
-            tracing::info!(error = %err, "database connection lost; running the read again");
-            attempt().await
+    let mut attempts = 1;
+    loop {
+        match attempt().await {
+            Err(err) if err.is_connection_lost() && attempts < LOST_CONNECTION_ATTEMPTS => {
+                note_connection_lost();
+                tracing::info!(error = %err, attempts, "database connection lost; running the read again");
+                attempts += 1;
+            }
+            other => return other,
         }
-        other => other,
     }
 }
+
+/// How many times [`retry_on_lost_connection`] runs a read whose connections keep dying: the
+/// database is then really unreachable or being restarted, and the caller answers so.
+pub const LOST_CONNECTION_ATTEMPTS: u32 = 3;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Lost;
+
+    impl std::fmt::Display for Lost {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("connection lost")
+        }
+    }
+
+    impl ConnectionFailure for Lost {
+        fn is_connection_lost(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_outlives_two_dead_connections_and_gives_up_after_the_third() {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let twice_dead = retry_on_lost_connection(|| async {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n < 2 { Err(Lost) } else { Ok(n) }
+        })
+        .await;
+        assert_eq!(twice_dead.ok(), Some(2));
+
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let always_dead: Result<(), Lost> = retry_on_lost_connection(|| async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(Lost)
+        })
+        .await;
+        assert!(always_dead.is_err());
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            LOST_CONNECTION_ATTEMPTS
+        );
+    }
 
     #[test]
     fn only_connections_idle_since_a_loss_are_checked() {
