@@ -580,7 +580,9 @@ async fn a_killed_replicator_resumes_without_gap_or_duplicate(
     if checkpoints {
         for later in &windows[1..] {
             assert!(
-                later.why.contains("no longer continues"),
+                // The log restarted under it, or a replicator was killed between recording
+                // its line and uploading that line's first snapshot.
+                later.why.contains("no longer continues") || later.why.contains("has no snapshot"),
                 "a new generation says why: {later:?}"
             );
         }
