@@ -109,9 +109,17 @@ pub struct ServeArgs {
     #[arg(long, env = "BIND", default_value = "127.0.0.1:3000")]
     pub bind: SocketAddr,
 
-    /// Read-only replica for reports and other heavy reads (default: the primary).
+    /// A PostgreSQL streaming standby of the primary, for reports. A report reads it only once
+    /// it has replayed every write that returned before the report began, so it never shows
+    /// the past; while it is down, lagging or promoted, reports read the primary. Its lag is
+    /// the metric `hotel_replica_lag_seconds`.
     #[arg(long, env = "READ_REPLICA_URL")]
     pub read_replica_url: Option<String>,
+
+    /// With READ_REPLICA_URL: how long, in milliseconds, a report waits for the standby to
+    /// replay the primary's latest writes before it reads the primary instead.
+    #[arg(long, env = "REPLICA_MAX_WAIT_MS", default_value_t = 100)]
+    pub replica_max_wait_ms: u64,
 
     /// Redis for the shared cache tier (L2) and cross-instance invalidation, for several
     /// instances behind a load balancer. Without it the in-process cache works alone.

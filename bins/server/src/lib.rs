@@ -20,6 +20,7 @@ pub mod error;
 pub mod http_metrics;
 pub mod load_shed;
 pub mod openapi;
+pub mod replica_metrics;
 pub mod routes;
 pub mod serving;
 pub mod startup;

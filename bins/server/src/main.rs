@@ -71,6 +71,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings {
         database_url: cli.database_url.clone(),
         read_replica_url: args.read_replica_url.clone(),
+        replica_max_wait: std::time::Duration::from_millis(args.replica_max_wait_ms),
         cache_max_entries: args.cache_max_entries,
         redis_url: args.redis_url.clone(),
         redis_prefix: args.redis_prefix.clone(),

@@ -16,8 +16,11 @@ use crate::{app::HttpLimits, http_metrics::HttpMetrics, state::AppState};
 pub struct Settings {
     /// The primary database.
     pub database_url: String,
-    /// The read replica, if any.
+    /// A PostgreSQL streaming standby of the primary for reports, if any.
     pub read_replica_url: Option<String>,
+    /// How long a report waits for the standby to replay the primary's latest writes before
+    /// it reads the primary instead.
+    pub replica_max_wait: Duration,
     /// The cache's entry bound.
     pub cache_max_entries: usize,
     /// Redis for the shared tier, if any.
@@ -45,6 +48,7 @@ impl Settings {
         Self {
             database_url: database_url.into(),
             read_replica_url: None,
+            replica_max_wait: db_connect::ReplicaSettings::default().max_wait,
             cache_max_entries: 50_000,
             redis_url: None,
             redis_prefix: "hotel:cache".to_owned(),
@@ -89,18 +93,19 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     )
     .await?;
     tracker.attach(&mut primary);
-    let replica = match &settings.read_replica_url {
+    let reads = match &settings.read_replica_url {
         Some(url) => {
-            let mut replica = db_connect::connect(url).await.with_context(|| {
-                format!(
-                    "while connecting to the replica {}",
-                    db_connect::redact_password(url)
-                )
-            })?;
+            let mut replica = connect_replica(url, &primary).await?;
             tracker.attach(&mut replica);
-            Some(replica)
+            let settings = db_connect::ReplicaSettings {
+                max_wait: settings.replica_max_wait,
+            };
+            let reads = db_connect::ReadRouter::with_replica(primary.clone(), replica, settings);
+            reads.check().await;
+            reads.spawn_monitor(REPLICA_CHECK_INTERVAL);
+            reads
         }
-        None => None,
+        None => db_connect::ReadRouter::from(&primary),
     };
 
     let mut builder = QueryCache::builder().max_entries(settings.cache_max_entries);
@@ -132,6 +137,11 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         .registry_mut()
         .register_collector(Box::new(hotel.cache().metrics()));
     let http = HttpMetrics::register(metrics.registry_mut());
+    if reads.replica().is_some() {
+        metrics.registry_mut().register_collector(Box::new(
+            crate::replica_metrics::ReplicaMetrics::new(reads.clone()),
+        ));
+    }
 
     let backups = match &settings.backup_dir {
         Some(dir) => Some(Arc::new(backup::BackupRepository::open(dir).with_context(
@@ -156,7 +166,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
 
     Ok(AppState {
         primary,
-        replica,
+        reads,
         hotel,
         tracker,
         metrics: Arc::new(metrics),
@@ -164,6 +174,39 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         backups,
     })
 }
+
+/// How often the read replica's lag and reachability are measured.
+const REPLICA_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Opens the read replica's pool: PostgreSQL only, like the primary; lazily, so a standby
+/// that is down at start does not stop the server (reports read the primary until it is up);
+/// with a short acquire timeout, as a report waits for it before falling back.
+async fn connect_replica(
+    url: &str,
+    primary: &DatabaseConnection,
+) -> anyhow::Result<DatabaseConnection> {
+    let redacted = db_connect::redact_password(url);
+    let backend = db_connect::Backend::of_url(url)
+        .with_context(|| format!("while reading the replica's URL {redacted}"))?;
+    if backend != db_connect::Backend::Postgres
+        || db_connect::Backend::of_connection(primary) != db_connect::Backend::Postgres
+    {
+        anyhow::bail!(
+            "a read replica is a PostgreSQL streaming standby of a PostgreSQL primary; {redacted} with this primary is not"
+        );
+    }
+    let settings = db_connect::ConnectionSettings {
+        acquire_timeout: REPLICA_ACQUIRE_TIMEOUT,
+        connect_lazily: true,
+        ..db_connect::ConnectionSettings::default()
+    };
+    db_connect::connect_with(url, &settings)
+        .await
+        .with_context(|| format!("while connecting to the replica {redacted}"))
+}
+
+/// The longest a report waits for a connection to the replica before reading the primary.
+const REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Applies pending migrations; when the database already holds data, only after a verified
 /// pre-migration backup into `backup_dir` (unless `skip_backup`): the path `migration`'s CLI
@@ -229,7 +272,7 @@ pub async fn serve(
     .await;
     tracing::info!("stopped accepting; in-flight requests finished");
     let _ = state.primary.close_by_ref().await;
-    if let Some(replica) = &state.replica {
+    if let Some(replica) = state.reads.replica() {
         let _ = replica.close_by_ref().await;
     }
     Ok(())

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use db_connect::ReadRouter;
 use optimized_queries::HotelCache;
 use perf_stats::{MetricsRegistry, QueryTracker};
 use sea_orm::DatabaseConnection;
@@ -13,8 +14,9 @@ use crate::http_metrics::HttpMetrics;
 pub struct AppState {
     /// The primary database: every write, and reads that must see their own writes.
     pub primary: DatabaseConnection,
-    /// The read replica for reports and other heavy reads, when there is one.
-    pub replica: Option<DatabaseConnection>,
+    /// Where reports go: a streaming standby when there is one and it has replayed every
+    /// write that returned before the report began, the primary otherwise.
+    pub reads: ReadRouter,
     /// The hotel's cached reads and invalidating writes.
     pub hotel: HotelCache,
     /// Statement statistics of both connections.
@@ -28,8 +30,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Where reports and other heavy reads go: the replica, or the primary without one.
-    pub fn reports(&self) -> &DatabaseConnection {
-        self.replica.as_ref().unwrap_or(&self.primary)
+    /// Where reports and other heavy reads go (see [`AppState::reads`]).
+    pub fn reports(&self) -> &ReadRouter {
+        &self.reads
     }
 }

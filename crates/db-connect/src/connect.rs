@@ -43,6 +43,10 @@ pub struct ConnectionSettings {
     /// time (see [`note_connection_lost`](crate::note_connection_lost)); any other is handed
     /// out unchecked, as a ping costs a round trip.
     pub ping_idle_after: Duration,
+    /// Open no connection until the first is needed, so that a database that is down does
+    /// not fail the connect (each use then fails until it is up). Default false: connecting
+    /// proves the database answers.
+    pub connect_lazily: bool,
 }
 
 impl Default for ConnectionSettings {
@@ -55,6 +59,7 @@ impl Default for ConnectionSettings {
             sqlite_mmap_bytes: 1 << 30,
             create_if_missing: true,
             ping_idle_after: Duration::from_secs(10),
+            connect_lazily: false,
         }
     }
 }
@@ -82,7 +87,8 @@ pub async fn connect_with(url: &str, settings: &ConnectionSettings) -> Result<Da
         .acquire_timeout(settings.acquire_timeout)
         // A ping before every checkout doubles the round trips of a fast query: PostgreSQL
         // pings only the connections that may be dead (see `liveness`).
-        .test_before_acquire(false);
+        .test_before_acquire(false)
+        .connect_lazy(settings.connect_lazily);
     match backend {
         Backend::Sqlite => {
             let in_memory = is_in_memory(url);

@@ -41,6 +41,7 @@ mod backend;
 mod connect;
 mod error;
 mod liveness;
+mod replica;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -51,4 +52,5 @@ pub use liveness::{
     ConnectionFailure, LOST_CONNECTION_ATTEMPTS, is_connection_lost, is_unavailable,
     note_connection_lost, retry_on_lost_connection,
 };
+pub use replica::{ReadRouter, ReplicaHealth, ReplicaSettings, ReplicaStatus};
 pub use sea_orm::DatabaseConnection;

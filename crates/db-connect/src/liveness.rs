@@ -107,11 +107,21 @@ pub fn is_unavailable(err: &DbErr) -> bool {
 pub trait ConnectionFailure {
     /// Whether the connection, not the operation, failed.
     fn is_connection_lost(&self) -> bool;
+
+    /// Whether the database could not be reached at all (see [`is_unavailable`]); by default,
+    /// whether the connection was lost.
+    fn is_unavailable(&self) -> bool {
+        self.is_connection_lost()
+    }
 }
 
 impl ConnectionFailure for DbErr {
     fn is_connection_lost(&self) -> bool {
         is_connection_lost(self)
+    }
+
+    fn is_unavailable(&self) -> bool {
+        is_unavailable(self)
     }
 }
 

@@ -45,6 +45,7 @@
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
+use db_connect::ReadRouter;
 use query_cache::{Cacheable, LoadError, PrewarmJob, QueryCache, SharedCodec, Ttl};
 use sea_orm::DatabaseConnection;
 
@@ -215,6 +216,29 @@ where
         .map_err(from_load)
 }
 
+/// Reads the report `key` through `cache` for [`ttl::REPORTS`]; on a miss `load` runs where
+/// `reads` routes it: the read replica when it has replayed every write that returned before
+/// the miss, the primary otherwise. A report filled from the replica is therefore never older
+/// than one filled from the primary at the same moment.
+async fn cached_report<T, F, Fut>(
+    cache: &QueryCache,
+    reads: ReadRouter,
+    key: String,
+    load: F,
+) -> Result<Arc<T>>
+where
+    T: Cacheable,
+    F: Fn(DatabaseConnection) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    cache
+        .with_cache(key, ttl::REPORTS, &[REPORTS_TAG], move || async move {
+            reads.read(&load).await
+        })
+        .await
+        .map_err(from_load)
+}
+
 /// The hotel's cached reads and invalidating writes. Cheap to clone.
 ///
 /// # Examples
@@ -368,51 +392,42 @@ impl HotelCache {
         .await
     }
 
-    /// [`crate::booking_statistics`], cached for [`ttl::REPORTS`]. Pass the read replica as
-    /// `db` where there is one.
+    /// [`crate::booking_statistics`], cached for [`ttl::REPORTS`]. `reads` is a connection, or a
+    /// [`ReadRouter`] with a read replica: a miss then reads the replica when it has replayed
+    /// every write that returned before it, the primary otherwise.
     ///
     /// # Errors
     ///
     /// As [`crate::booking_statistics`].
     pub async fn booking_statistics(
         &self,
-        db: &DatabaseConnection,
+        reads: impl Into<ReadRouter>,
         range: DateRange,
         room_type_id: Option<i64>,
     ) -> Result<Arc<BookingStatistics>> {
         let key = report_key("statistics", range, room_type_id);
-        cached(
-            &self.cache,
-            db,
-            key,
-            ttl::REPORTS,
-            &[REPORTS_TAG],
-            move |db| async move { crate::booking_statistics(&db, range, room_type_id).await },
-        )
+        cached_report(&self.cache, reads.into(), key, move |db| async move {
+            crate::booking_statistics(&db, range, room_type_id).await
+        })
         .await
     }
 
-    /// [`crate::occupancy`], cached for [`ttl::REPORTS`]. Pass the read replica as `db` where
-    /// there is one.
+    /// [`crate::occupancy`], cached for [`ttl::REPORTS`]. `reads` is a connection, or a
+    /// [`ReadRouter`] with a read replica (as for [`Self::booking_statistics`]).
     ///
     /// # Errors
     ///
     /// As [`crate::occupancy`].
     pub async fn occupancy(
         &self,
-        db: &DatabaseConnection,
+        reads: impl Into<ReadRouter>,
         range: DateRange,
         room_type_id: Option<i64>,
     ) -> Result<Arc<Occupancy>> {
         let key = report_key("occupancy", range, room_type_id);
-        cached(
-            &self.cache,
-            db,
-            key,
-            ttl::REPORTS,
-            &[REPORTS_TAG],
-            move |db| async move { crate::occupancy(&db, range, room_type_id).await },
-        )
+        cached_report(&self.cache, reads.into(), key, move |db| async move {
+            crate::occupancy(&db, range, room_type_id).await
+        })
         .await
     }
 

@@ -48,3 +48,13 @@ pub enum Error {
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl db_connect::ConnectionFailure for Error {
+    fn is_connection_lost(&self) -> bool {
+        matches!(self, Self::Database(err) if db_connect::is_connection_lost(err))
+    }
+
+    fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Database(err) if db_connect::is_unavailable(err))
+    }
+}

@@ -22,10 +22,15 @@ pub struct Health {
     /// The primary database: `ok`, `unreachable` or `timeout` (2 s).
     #[schema(value_type = String, pattern = "^(ok|unreachable|timeout)$")]
     database: &'static str,
-    /// The read replica, when there is one.
+    /// The read replica, when there is one. It does not make the server unhealthy: while it
+    /// does not answer, reports read the primary.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, pattern = "^(ok|unreachable|timeout)$")]
     replica: Option<&'static str>,
+    /// How stale the read replica may be, in seconds, at its last check (about every second),
+    /// when it answers and replays the primary's WAL.
+    #[serde(rename = "replicaLagSeconds", skip_serializing_if = "Option::is_none")]
+    replica_lag_seconds: Option<f64>,
 }
 
 async fn ping(db: &sea_orm::DatabaseConnection) -> &'static str {
@@ -54,10 +59,14 @@ async fn ping(db: &sea_orm::DatabaseConnection) -> &'static str {
 )]
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let database = ping(&state.primary).await;
-    let replica = match &state.replica {
+    let replica = match state.reads.replica() {
         Some(replica) => Some(ping(replica).await),
         None => None,
     };
+    let replica_lag_seconds = state.reads.status().and_then(|status| match status.health {
+        db_connect::ReplicaHealth::Streaming { lag } => Some(lag.as_secs_f64()),
+        _ => None,
+    });
     let healthy = database == "ok";
     let status = if healthy {
         StatusCode::OK
@@ -68,6 +77,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         status: if healthy { "ok" } else { "unavailable" },
         database,
         replica,
+        replica_lag_seconds,
     };
     (status, Json(body)).into_response()
 }

@@ -3,6 +3,7 @@
 //! - `concurrent_start`: hotel-server processes started together on a fresh database;
 //! - `dead_connections`: backends terminated under the pool, idle and under load;
 //! - `database_restart`: the PostgreSQL server killed with SIGKILL and restarted mid-storm;
+//! - `read_replica`: a streaming standby behind the reports, paused, killed and restarted;
 //! - `redis_outage`: the shared Redis stopped, restarted empty and paused under two instances;
 //! - `server_kill`: a hotel-server killed mid-storm and restarted, on SQLite and PostgreSQL.
 //!
@@ -19,6 +20,7 @@ mod audit_check;
 mod concurrent_start;
 mod database_restart;
 mod dead_connections;
+mod read_replica;
 mod redis_outage;
 mod server_kill;
 mod support;
