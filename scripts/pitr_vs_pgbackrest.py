@@ -25,7 +25,8 @@ every tool (the order alternates between rounds, so a noisy machine hurts both a
      it and timed until it has replayed to the target and promoted. The result is checked:
      every booking committed a second before the instant is there, none committed after it.
 
-Ratios are hotel-backup / pgBackRest: below 1 hotel-backup is faster (or smaller).
+Ratios are hotel-backup / pgBackRest: below 1 hotel-backup is faster (or smaller), except
+for segments per second, where above 1 is faster.
 
 Usage (`just bench-pitr` builds, then runs this):
 
