@@ -116,3 +116,14 @@ bench-replication scale="large" seconds="60" rate="50":
         --litestream target/litestream/node_modules/@flydotio/litestream-linux-x64/litestream \
         --seconds {{seconds}} --rate {{rate}} --json target/bench-replication/result.json \
         --markdown target/bench-replication/result.md
+
+# PostgreSQL point-in-time recovery against pgBackRest on one cluster the script starts (the
+# figures in docs/PERFORMANCE.md): just bench-pitr [scale] [rounds] [seconds of load] [bookings/s]
+# Needs pgbackrest (apt-get install pgbackrest) and psycopg2 (pip install psycopg2-binary).
+bench-pitr scale="medium" rounds="2" seconds="30" rate="50" *args:
+    cargo build --release -p backup-runner -p migration -p dataset
+    mkdir -p target/bench-pitr
+    python3 scripts/pitr_vs_pgbackrest.py --hotel-backup target/release/hotel-backup \
+        --migration target/release/migration --dataset target/release/dataset \
+        --scale {{scale}} --rounds {{rounds}} --seconds {{seconds}} --rate {{rate}} \
+        --json target/bench-pitr/result.json --markdown target/bench-pitr/result.md {{args}}

@@ -152,15 +152,26 @@ pub(crate) enum Command {
         #[command(flatten)]
         pitr: crate::pitr::PitrArgs,
     },
-    /// Delete the backups the retention policy does not keep.
+    /// Delete the backups the retention policy does not keep. PostgreSQL point-in-time
+    /// recovery: keep the --keep-base newest base backups and exactly the archived WAL they
+    /// need (on each of their timelines, from the oldest one's start); delete the rest, saying
+    /// why.
     Prune {
         /// Say what would be deleted and why each backup is kept, and delete nothing.
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
         retention: RetentionArgs,
+        /// How many PostgreSQL base backups to keep (at least 1: without one, the whole WAL
+        /// archive is useless). Checked before anything is deleted.
+        #[arg(long, env = "BACKUP_KEEP_BASE", default_value_t = 7,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        keep_base: usize,
     },
     /// Check the backups' health; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios).
+    /// With PostgreSQL point-in-time recovery also: failing archive_command runs and the
+    /// backlog of unarchived segments (pg_stat_archiver of --database-url's server), the age
+    /// of the newest base backup and archived segment, the restorable window.
     Monitor(MonitorArgs),
     /// Run create, verify and prune every --every until SIGINT or SIGTERM (the run in progress
     /// is finished first).
@@ -203,21 +214,6 @@ pub(crate) enum Command {
     /// port, compare the counts, remove everything. Exit 3 when it fails. Run it as the
     /// database's operating-system user.
     VerifyBase(crate::pitr::VerifyBaseArgs),
-    /// The health of PostgreSQL point-in-time recovery: failing archive_command runs and the
-    /// backlog of unarchived segments (pg_stat_archiver of --database-url's server), the age
-    /// of the newest base backup, the restorable window. Nagios exit codes.
-    PitrMonitor(crate::pitr::PitrMonitorArgs),
-    /// PostgreSQL retention: keep the --keep-base newest base backups and exactly the archived
-    /// WAL they need (on each of their timelines, from the oldest one's start); delete the
-    /// rest, saying why.
-    PrunePitr {
-        /// How many base backups to keep (at least 1).
-        #[arg(long, env = "BACKUP_KEEP_BASE", default_value_t = 7)]
-        keep_base: usize,
-        /// Say what would be deleted, delete nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
 }
 
 /// How `replicate` works.
@@ -281,8 +277,6 @@ impl Command {
             self,
             Self::List
                 | Self::Monitor(_)
-                | Self::PitrMonitor(_)
-                | Self::PrunePitr { dry_run: true, .. }
                 | Self::WalPush { .. }
                 | Self::WalFetch { .. }
                 | Self::Restore { dry_run: true, .. }
@@ -368,6 +362,20 @@ pub(crate) struct MonitorArgs {
     /// node_exporter's textfile collector.
     #[arg(long, env = "BACKUP_PROMETHEUS_FILE")]
     pub(crate) prometheus: Option<PathBuf>,
+    /// PostgreSQL point-in-time recovery: WARNING when the newest base backup is older than
+    /// this.
+    #[arg(long, default_value = "26h", value_parser = humantime::parse_duration)]
+    pub(crate) warn_base_age: Duration,
+    /// CRITICAL when it is older than this.
+    #[arg(long, default_value = "50h", value_parser = humantime::parse_duration)]
+    pub(crate) crit_base_age: Duration,
+    /// WARNING when this many finished WAL segments wait to be archived.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) warn_segments_behind: u64,
+    /// Do not read the archiver of --database-url's PostgreSQL server (pg_stat_archiver);
+    /// look at the repository only.
+    #[arg(long)]
+    pub(crate) no_server: bool,
 }
 
 impl MonitorArgs {
@@ -383,6 +391,11 @@ impl MonitorArgs {
             min_free_bytes: self.min_free_bytes,
             warn_lag: self.warn_lag,
             crit_lag: self.crit_lag,
+            pitr: backup::PitrHealthPolicy {
+                warn_base_age: self.warn_base_age,
+                crit_base_age: self.crit_base_age,
+                warn_segments_behind: self.warn_segments_behind,
+            },
         }
     }
 }

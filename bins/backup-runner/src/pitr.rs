@@ -245,69 +245,39 @@ pub(crate) async fn verify_base(cli: &Cli, args: &VerifyBaseArgs) -> anyhow::Res
     })
 }
 
-/// `pitr-monitor` thresholds.
-#[derive(Debug, Args)]
-pub(crate) struct PitrMonitorArgs {
-    /// WARNING when the newest base backup is older than this.
-    #[arg(long, default_value = "26h", value_parser = humantime::parse_duration)]
-    pub(crate) warn_base_age: Duration,
-    /// CRITICAL when it is older than this.
-    #[arg(long, default_value = "50h", value_parser = humantime::parse_duration)]
-    pub(crate) crit_base_age: Duration,
-    /// WARNING when this many finished segments wait to be archived.
-    #[arg(long, default_value_t = 4)]
-    pub(crate) warn_segments_behind: u64,
-    /// Only look at the repository, not at the server's archiver.
-    #[arg(long)]
-    pub(crate) no_server: bool,
-}
-
-/// `pitr-monitor`: Nagios exit codes.
-pub(crate) async fn monitor(cli: &Cli, args: &PitrMonitorArgs) -> anyhow::Result<u8> {
-    let repo = crate::run::repository(cli, false)?;
-    let policy = backup::PitrHealthPolicy {
-        warn_base_age: args.warn_base_age,
-        crit_base_age: args.crit_base_age,
-        warn_segments_behind: args.warn_segments_behind,
-    };
-    let server = (!args.no_server).then_some(cli.database_url.as_str());
-    let health = repo
-        .pitr_health(server, &policy, chrono::Utc::now())
-        .await
-        .context("while assessing point-in-time recovery")?;
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&health)?);
-    } else {
-        println!("PITR {:?}: {}", health.status, health.findings.join("; "));
-        if let (Some(from), Some(to)) = (health.restorable_from, health.restorable_to) {
-            println!("restorable from {from} to about {to}");
-        }
+/// The PostgreSQL half of `prune`: keeps `keep_base` base backups and the WAL they need, when
+/// the repository holds base backups or archived WAL (`None` otherwise).
+pub(crate) async fn prune(
+    repo: &backup::BackupRepository,
+    keep_base: usize,
+    dry_run: bool,
+) -> anyhow::Result<Option<backup::PitrPruneReport>> {
+    let in_use = !repo.base_backups().await?.is_empty() || !repo.archived_wal().await?.is_empty();
+    if !in_use {
+        return Ok(None);
     }
-    Ok(health.status.exit_code())
-}
-
-/// `prune-pitr`.
-pub(crate) async fn prune(cli: &Cli, keep_base: usize, dry_run: bool) -> anyhow::Result<u8> {
-    let repo = crate::run::repository(cli, false)?;
     let report = repo
         .prune_pitr(keep_base, dry_run)
         .await
         .context("while pruning base backups and WAL")?;
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        for line in &report.explanation {
-            println!("{line}");
-        }
-        println!(
-            "{}{} base backups and {} WAL files ({})",
-            if dry_run { "would delete " } else { "deleted " },
-            report.deleted.len(),
-            report.wal_deleted,
-            backup::human_bytes(report.wal_deleted_bytes)
-        );
-    }
-    Ok(0)
+    Ok(Some(report))
+}
+
+/// The PostgreSQL half of `prune`, for a person.
+pub(crate) fn pruned(report: &backup::PitrPruneReport) -> String {
+    let mut out = report.explanation.join("\n");
+    out.push_str(&format!(
+        "\n{}{} base backups and {} WAL files ({})",
+        if report.dry_run {
+            "would delete "
+        } else {
+            "deleted "
+        },
+        report.deleted.len(),
+        report.wal_deleted,
+        backup::human_bytes(report.wal_deleted_bytes)
+    ));
+    out
 }
 
 /// `restore --pgdata DIR (--latest | --to-time T | --to-lsn L)`.

@@ -288,13 +288,27 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
             emit(json, &report, || render::restored(&report))?;
             0
         }
-        Command::Prune { dry_run, retention } => {
+        Command::Prune {
+            dry_run,
+            retention,
+            keep_base,
+        } => {
             let repo = repository(cli, false)?;
             let report = repo
                 .prune(&retention.policy(), Utc::now(), *dry_run)
                 .await
                 .context("while pruning")?;
-            emit(json, &report, || render::pruned(&report))?;
+            match crate::pitr::prune(&repo, *keep_base, *dry_run).await? {
+                None => emit(json, &report, || render::pruned(&report))?,
+                Some(pitr) => {
+                    // The logical report's fields, and the PostgreSQL half under `pitr`.
+                    let mut value = serde_json::to_value(&report).context("while printing JSON")?;
+                    value["pitr"] = serde_json::to_value(&pitr).context("while printing JSON")?;
+                    emit(json, &value, || {
+                        format!("{}{}", render::pruned(&report), crate::pitr::pruned(&pitr))
+                    })?;
+                }
+            }
             0
         }
         Command::Monitor(args) => {
@@ -303,7 +317,14 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
                 Some(dir) if !dir.is_dir() => missing_directory(cli),
                 _ => {
                     let repo = repository(cli, false)?;
-                    monitor::assess(&repo, &args.policy(), Utc::now()).await
+                    // The archiver is only asked where PostgreSQL archives into the repository.
+                    let server = (!args.no_server
+                        && matches!(
+                            Source::from_url(&cli.database_url),
+                            Ok(Source::Postgres { .. })
+                        ))
+                    .then_some(cli.database_url.as_str());
+                    monitor::assess_with_server(&repo, &args.policy(), server, Utc::now()).await
                 }
             };
             if let Some(path) = &args.prometheus {
@@ -353,10 +374,6 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
         Command::WalFetch { name, dest } => crate::pitr::wal_fetch(cli, name, dest).await?,
         Command::BaseBackup(args) => crate::pitr::base_backup(cli, args).await?,
         Command::VerifyBase(args) => crate::pitr::verify_base(cli, args).await?,
-        Command::PitrMonitor(args) => crate::pitr::monitor(cli, args).await?,
-        Command::PrunePitr { keep_base, dry_run } => {
-            crate::pitr::prune(cli, *keep_base, *dry_run).await?
-        }
         Command::Replicate(args) => {
             let Source::Sqlite { path } = source(&cli.database_url)? else {
                 return Err(Error::InvalidConfig(

@@ -667,31 +667,74 @@ async fn verify_base_recovers_for_real_and_cleans_up_after_a_kill() {
     assert!(verify_dirs(&repo.scratch).is_empty());
 }
 
-/// pitr-monitor: CRITICAL without a base backup, OK while archiving works, CRITICAL once
-/// archive_command fails.
+/// The check of `monitor` named `name`.
+fn health_check<'a>(health: &'a Value, name: &str) -> &'a Value {
+    health["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} check: {health}"))
+}
+
+/// monitor on a PostgreSQL PITR repository: CRITICAL without a base backup, OK while archiving
+/// works (the missing pg_dump backups are no problem there), CRITICAL once archive_command
+/// fails, read from the server's pg_stat_archiver.
 #[tokio::test]
-async fn pitr_monitor_reports_a_failing_archive_command() {
+async fn monitor_reports_a_failing_archive_command() {
     let Some((cluster, repo)) = archiving_cluster(false).await else {
         return;
     };
-    let out = hotel_backup(&cluster, &repo, &["--json", "pitr-monitor"]);
+    // Nothing archived yet: not a PITR repository yet, and no backup at all.
+    let out = hotel_backup(&cluster, &repo, &["--json", "monitor"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let health: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(health_check(&health, "age")["status"], "CRITICAL");
+    assert!(health["metrics"]["pitr"].is_null(), "{health}");
+
+    let db = connect(&cluster.url("postgres")).await;
+    db.execute_unprepared("CREATE TABLE early AS SELECT 1 AS x")
+        .await
+        .unwrap();
+    archive_now(&db).await;
+    let out = hotel_backup(&cluster, &repo, &["--json", "monitor"]);
     assert_eq!(
         out.status.code(),
         Some(2),
-        "no base backup yet: {}",
+        "WAL but no base backup yet: {}",
         describe(&out)
     );
+    let health: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(health_check(&health, "base-backup")["status"], "CRITICAL");
+    assert_eq!(health_check(&health, "wal-archive")["status"], "OK");
+
     json_ok(&hotel_backup(&cluster, &repo, &["--json", "base-backup"]));
-    let health = json_ok(&hotel_backup(&cluster, &repo, &["--json", "pitr-monitor"]));
+    let out = hotel_backup(&cluster, &repo, &["--json", "monitor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let health: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(health["status"], "OK", "{health}");
-    assert_eq!(health["base_backups"], 1);
-    assert!(health["archiver"]["archived_count"].as_i64().unwrap() >= 2);
+    assert_eq!(health["metrics"]["pitr"]["base_backups"], 1);
+    assert_eq!(health["metrics"]["pitr"]["failed_archive_runs"], 0);
+    assert_eq!(health_check(&health, "logical")["status"], "OK");
+    assert_eq!(health_check(&health, "archiver")["status"], "OK");
+    assert_eq!(health_check(&health, "restorable-window")["status"], "OK");
+    // Without the server, the repository alone: no archiver check.
+    let alone = json_ok(&hotel_backup(
+        &cluster,
+        &repo,
+        &["--json", "monitor", "--no-server"],
+    ));
+    assert!(
+        alone["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["name"] != "archiver"),
+        "{alone}"
+    );
 
     cluster
         .execute("postgres", "ALTER SYSTEM SET archive_command = 'false'")
         .await;
     cluster.execute("postgres", "SELECT pg_reload_conf()").await;
-    let db = connect(&cluster.url("postgres")).await;
     db.execute_unprepared("CREATE TABLE t AS SELECT 1 AS x")
         .await
         .unwrap();
@@ -702,22 +745,46 @@ async fn pitr_monitor_reports_a_failing_archive_command() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = db.close().await;
-    let out = hotel_backup(&cluster, &repo, &["--json", "pitr-monitor"]);
+    let prometheus = repo.scratch.join("health.prom");
+    let out = hotel_backup(
+        &cluster,
+        &repo,
+        &[
+            "--json",
+            "monitor",
+            "--prometheus",
+            prometheus.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let health: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let archiver = health_check(&health, "archiver");
+    assert_eq!(archiver["status"], "CRITICAL", "{health}");
     assert!(
-        health["findings"][0]
+        archiver["message"]
             .as_str()
             .unwrap()
             .contains("archive_command is failing"),
         "{health}"
     );
+    assert!(
+        health["metrics"]["pitr"]["failed_archive_runs"]
+            .as_i64()
+            .unwrap()
+            >= 1
+    );
+    let text = std::fs::read_to_string(&prometheus).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("backup_pitr_failed_archive_runs ") && !l.ends_with(" 0")),
+        "{text}"
+    );
 }
 
-/// prune-pitr keeps the newest base backups and the WAL they need: after it, a restore of
-/// the latest state still matches, and the older base backup and its WAL are gone.
+/// prune keeps the newest base backups and the WAL they need: after it, a restore of the
+/// latest state still matches, and the older base backup and its WAL are gone.
 #[tokio::test]
-async fn prune_pitr_keeps_what_the_kept_base_backups_need() {
+async fn prune_keeps_what_the_kept_base_backups_need() {
     let Some((cluster, repo)) = archiving_cluster(false).await else {
         return;
     };
@@ -752,19 +819,30 @@ async fn prune_pitr_keeps_what_the_kept_base_backups_need() {
     let dry = json_ok(&hotel_backup(
         &cluster,
         &repo,
-        &["--json", "prune-pitr", "--keep-base", "1", "--dry-run"],
+        &["--json", "prune", "--keep-base", "1", "--dry-run"],
     ));
-    assert_eq!(dry["deleted"][0], old["id"]);
+    assert_eq!(dry["pitr"]["deleted"][0], old["id"], "{dry}");
     assert_eq!(segments(), before);
-    let out = hotel_backup(&cluster, &repo, &["prune-pitr", "--keep-base", "0"]);
+    let out = hotel_backup(&cluster, &repo, &["prune", "--keep-base", "0"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+
+    let out = hotel_backup(&cluster, &repo, &["prune", "--keep-base", "1", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("needed by no kept base backup")
+            && text.contains("would delete 1 base backups"),
+        "{text}"
+    );
+    assert_eq!(segments(), before);
 
     let done = json_ok(&hotel_backup(
         &cluster,
         &repo,
-        &["--json", "prune-pitr", "--keep-base", "1"],
-    ));
-    assert_eq!(done["kept"][0], new["id"]);
+        &["--json", "prune", "--keep-base", "1"],
+    ))["pitr"]
+        .clone();
+    assert_eq!(done["kept"][0], new["id"], "{done}");
     let after = segments();
     assert!(after.iter().all(|n| n.as_str() >= start), "{after:?}");
     assert_eq!(

@@ -80,7 +80,9 @@
 //!   that writes, across processes.
 //! - [`Source`]: the database, from its URL.
 //! - [`RetentionPolicy`]: keep-last/daily/weekly/monthly with safety protections.
-//! - [`monitor::assess`]: a [`monitor::HealthReport`] with Nagios status and Prometheus text.
+//! - [`monitor::assess`]: a [`monitor::HealthReport`] with Nagios status and Prometheus text;
+//!   [`monitor::assess_with_server`] adds the archiver of the PostgreSQL server whose WAL the
+//!   repository archives.
 //! - [`schedule::run_every`]: the loop of the scheduler, stoppable gracefully.
 //! - [`replicate::Replicator`]: continuous replication of a SQLite database (every committed
 //!   transaction shipped within a second), and [`BackupRepository::restore_to_point`] to
@@ -90,8 +92,8 @@
 //!   [`BackupRepository::wal_fetch`] (`archive_command` / `restore_command`),
 //!   [`BackupRepository::base_backup`] (`pg_basebackup` streamed into the repository),
 //!   [`BackupRepository::restore_pitr`] (a data directory recovering to a [`RecoveryTarget`]),
-//!   [`BackupRepository::verify_base_backup`], [`BackupRepository::pitr_health`] and
-//!   [`BackupRepository::prune_pitr`].
+//!   [`BackupRepository::verify_base_backup`], [`BackupRepository::pitr_health`] (also part
+//!   of the monitor's report) and [`BackupRepository::prune_pitr`].
 //!
 //! Long operations report [`Progress`] through a callback; the crate never draws anything.
 //!

@@ -17,7 +17,7 @@ impl HealthReport {
         let summary = if problems.is_empty() {
             self.checks
                 .iter()
-                .find(|c| c.name == "age")
+                .find(|c| c.name == "age" || c.name == "base-backup")
                 .map_or("backups healthy", |c| c.message.as_str())
                 .to_owned()
         } else {
@@ -127,6 +127,51 @@ impl HealthReport {
                 m.restorable_to
                     .map(|t| t.timestamp_millis() as f64 / 1000.0),
             ),
+        );
+        let pitr = m.pitr.clone().unwrap_or_default();
+        let signed = |v: Option<i64>| {
+            v.map(|v| vec![(String::new(), v as f64)])
+                .unwrap_or_default()
+        };
+        let instant = |v: Option<chrono::DateTime<chrono::Utc>>| {
+            seconds(v.map(|t| t.timestamp_millis() as f64 / 1000.0))
+        };
+        if m.pitr.is_some() {
+            gauge(
+                "backup_pitr_base_backups",
+                "PostgreSQL base backups in the repository.",
+                vec![(String::new(), pitr.base_backups as f64)],
+            );
+        }
+        gauge(
+            "backup_pitr_newest_base_age_seconds",
+            "Age of the newest PostgreSQL base backup.",
+            signed(pitr.newest_base_age_seconds),
+        );
+        gauge(
+            "backup_pitr_newest_wal_age_seconds",
+            "Age of the newest archived WAL segment.",
+            signed(pitr.newest_wal_age_seconds),
+        );
+        gauge(
+            "backup_pitr_segments_behind",
+            "Finished WAL segments the server has not archived yet (pg_stat_archiver).",
+            optional(pitr.segments_behind),
+        );
+        gauge(
+            "backup_pitr_failed_archive_runs",
+            "Failed archive_command runs since the server's statistics were reset.",
+            signed(pitr.failed_archive_runs),
+        );
+        gauge(
+            "backup_pitr_restorable_from_timestamp_seconds",
+            "The earliest instant PostgreSQL can be recovered to (Unix seconds).",
+            instant(pitr.restorable_from),
+        );
+        gauge(
+            "backup_pitr_restorable_to_timestamp_seconds",
+            "About the latest instant PostgreSQL can be recovered to (Unix seconds).",
+            instant(pitr.restorable_to),
         );
         gauge(
             "backup_replication_generations",

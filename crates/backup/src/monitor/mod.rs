@@ -18,13 +18,14 @@
 
 mod checks;
 mod export;
+mod pitr;
 
 use std::{fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{BackupManifest, BackupRepository, run_log::Operation};
+use crate::{BackupManifest, BackupRepository, PitrHealthPolicy, run_log::Operation};
 
 use self::checks::{
     age_check, disk_check, last_run_check, leftovers_check, replication_check, size_check,
@@ -64,6 +65,9 @@ pub struct HealthPolicy {
     /// CRITICAL when it is older. Default: 5 min.
     #[serde(with = "secs")]
     pub crit_lag: Duration,
+    /// PostgreSQL point-in-time recovery (base backups and archived WAL): base backup age and
+    /// archiver backlog thresholds.
+    pub pitr: PitrHealthPolicy,
 }
 
 impl Default for HealthPolicy {
@@ -79,12 +83,13 @@ impl Default for HealthPolicy {
             min_free_bytes: 1 << 30,
             warn_lag: Duration::from_secs(60),
             crit_lag: Duration::from_secs(300),
+            pitr: PitrHealthPolicy::default(),
         }
     }
 }
 
-mod secs {
-    pub(super) fn serialize<S: serde::Serializer>(
+pub(crate) mod secs {
+    pub(crate) fn serialize<S: serde::Serializer>(
         d: &std::time::Duration,
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -186,6 +191,27 @@ pub struct HealthMetrics {
     pub generations: usize,
     /// Scratch state left by interrupted runs ([`BackupRepository::leftovers`]).
     pub leftovers: usize,
+    /// PostgreSQL point-in-time recovery, when the repository holds base backups or WAL.
+    pub pitr: Option<PitrMetrics>,
+}
+
+/// The figures of PostgreSQL point-in-time recovery ([`crate::PitrHealth`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PitrMetrics {
+    /// Base backups in the repository.
+    pub base_backups: usize,
+    /// Age of the newest base backup, seconds.
+    pub newest_base_age_seconds: Option<i64>,
+    /// Age of the newest archived segment, seconds.
+    pub newest_wal_age_seconds: Option<i64>,
+    /// With a server: finished segments not archived yet.
+    pub segments_behind: Option<u64>,
+    /// With a server: failed `archive_command` runs (`pg_stat_archiver.failed_count`).
+    pub failed_archive_runs: Option<i64>,
+    /// The restorable window's start (end of the oldest base backup).
+    pub restorable_from: Option<DateTime<Utc>>,
+    /// Its end (about the newest archived segment).
+    pub restorable_to: Option<DateTime<Utc>>,
 }
 
 /// The health of a backup directory.
@@ -208,6 +234,23 @@ pub async fn assess(
     policy: &HealthPolicy,
     now: DateTime<Utc>,
 ) -> HealthReport {
+    assess_with_server(repo, policy, None, now).await
+}
+
+/// [`assess`], and where the repository holds PostgreSQL point-in-time recovery, the server's
+/// archiver too: `server_url` is the PostgreSQL server whose `pg_stat_archiver` says whether
+/// `archive_command` fails and how many finished segments wait (`None`: the repository alone).
+///
+/// A repository with base backups adds the checks `base-backup`, `wal-archive`, `archiver`
+/// (with a server) and `restorable-window`; when it holds no logical backup at all, the
+/// checks of logical backups (`age`, `size`, `count`, `verification`) give way to one
+/// `logical` check that says so, instead of a CRITICAL "no backup".
+pub async fn assess_with_server(
+    repo: &BackupRepository,
+    policy: &HealthPolicy,
+    server_url: Option<&str>,
+    now: DateTime<Utc>,
+) -> HealthReport {
     let mut checks = Vec::new();
     let mut metrics = HealthMetrics::default();
     let listing = match repo.list().await {
@@ -227,9 +270,55 @@ pub async fn assess(
     metrics.newest_raw_bytes = newest.map(|m| m.raw_bytes);
     metrics.newest_compressed_bytes = newest.map(|m| m.compressed_bytes);
 
-    checks.push(age_check(&listing.backups, policy, now, &mut metrics));
-    checks.push(last_run_check(repo, &mut metrics).await);
-    checks.push(size_check(&usable, policy));
+    let pitr_checks = pitr::checks(repo, &policy.pitr, server_url, now, &mut metrics).await;
+    let pitr_only =
+        listing.backups.is_empty() && metrics.pitr.as_ref().is_some_and(|p| p.base_backups > 0);
+    let last_run = last_run_check(repo, &mut metrics).await;
+    if pitr_only {
+        checks.push(check(
+            "logical",
+            Status::Ok,
+            "no logical (pg_dump) backup: this repository holds PostgreSQL point-in-time \
+             recovery"
+                .to_owned(),
+        ));
+        checks.push(last_run);
+    } else {
+        checks.push(age_check(&listing.backups, policy, now, &mut metrics));
+        checks.push(last_run);
+        logical_checks(&listing.backups, &usable, policy, now, &mut checks);
+    }
+    checks.push(disk_check(repo, newest, policy, &mut metrics));
+    checks.push(replication_check(repo, &listing.backups, policy, now, &mut metrics).await);
+    checks.push(leftovers_check(repo, &mut metrics));
+    checks.extend(pitr_checks);
+    let unreadable: Vec<String> = listing
+        .ignored
+        .iter()
+        .filter(|i| i.key.ends_with(".json"))
+        .map(|i| i.why.clone())
+        .collect();
+    checks.push(if unreadable.is_empty() {
+        check(
+            "manifests",
+            Status::Ok,
+            "every manifest is readable".to_owned(),
+        )
+    } else {
+        check("manifests", Status::Warning, unreadable.join("; "))
+    });
+    finish(checks, metrics, now)
+}
+
+/// The checks of logical backups after `age`: size, count, verification.
+fn logical_checks(
+    backups: &[BackupManifest],
+    usable: &[&BackupManifest],
+    policy: &HealthPolicy,
+    now: DateTime<Utc>,
+    checks: &mut Vec<Check>,
+) {
+    checks.push(size_check(usable, policy));
     checks.push(if usable.len() < policy.min_backups {
         check(
             "count",
@@ -247,26 +336,7 @@ pub async fn assess(
             format!("{} usable backups", usable.len()),
         )
     });
-    checks.push(verification_check(newest, policy, now));
-    checks.push(disk_check(repo, newest, policy, &mut metrics));
-    checks.push(replication_check(repo, &listing.backups, policy, now, &mut metrics).await);
-    checks.push(leftovers_check(repo, &mut metrics));
-    let unreadable: Vec<String> = listing
-        .ignored
-        .iter()
-        .filter(|i| i.key.ends_with(".json"))
-        .map(|i| i.why.clone())
-        .collect();
-    checks.push(if unreadable.is_empty() {
-        check(
-            "manifests",
-            Status::Ok,
-            "every manifest is readable".to_owned(),
-        )
-    } else {
-        check("manifests", Status::Warning, unreadable.join("; "))
-    });
-    finish(checks, metrics, now)
+    checks.push(verification_check(backups.first(), policy, now));
 }
 
 fn finish(checks: Vec<Check>, metrics: HealthMetrics, now: DateTime<Utc>) -> HealthReport {

@@ -8,14 +8,20 @@ use sea_orm::sqlx::{self, Connection};
 use serde::Serialize;
 
 use super::PgUrl;
-use crate::{BackupRepository, Result, WalFileKind, monitor::Status};
+use crate::{
+    BackupRepository, Result, WalFileKind,
+    monitor::{Check, Status, check},
+};
 
-/// Thresholds of [`BackupRepository::pitr_health`].
-#[derive(Debug, Clone)]
+/// Thresholds of [`BackupRepository::pitr_health`] (and of the PITR checks of
+/// [`crate::monitor::assess_with_server`]).
+#[derive(Debug, Clone, Serialize)]
 pub struct PitrHealthPolicy {
     /// WARNING when the newest base backup is older than this.
+    #[serde(with = "crate::monitor::secs")]
     pub warn_base_age: Duration,
     /// CRITICAL when it is older than this.
+    #[serde(with = "crate::monitor::secs")]
     pub crit_base_age: Duration,
     /// WARNING when this many finished segments wait to be archived.
     pub warn_segments_behind: u64,
@@ -55,10 +61,11 @@ pub struct ArchiverStats {
 /// The health of point-in-time recovery.
 #[derive(Debug, Clone, Serialize)]
 pub struct PitrHealth {
-    /// The worst of the findings.
+    /// The worst of the checks.
     pub status: Status,
-    /// What was found, worst first (one line each).
-    pub findings: Vec<String>,
+    /// What was found, worst first: `base-backup`, `wal-archive`, `archiver` (with a server),
+    /// `restorable-window`.
+    pub checks: Vec<Check>,
     /// Base backups in the repository.
     pub base_backups: usize,
     /// Age of the newest base backup, seconds.
@@ -148,7 +155,7 @@ impl BackupRepository {
         policy: &PitrHealthPolicy,
         now: DateTime<Utc>,
     ) -> Result<PitrHealth> {
-        let mut findings: Vec<(Status, String)> = Vec::new();
+        let mut checks = Vec::new();
         let bases = self.base_backups().await?;
         let wal: Vec<_> = self
             .archived_wal()
@@ -161,78 +168,131 @@ impl BackupRepository {
             .iter()
             .map(|b| (now - b.finished_at).num_seconds())
             .min();
-        match newest_base_age {
-            None => findings.push((Status::Critical, "no base backup".to_owned())),
+        checks.push(match newest_base_age {
+            None => check("base-backup", Status::Critical, "no base backup".to_owned()),
             Some(age) => {
                 let age_u = u64::try_from(age).unwrap_or(0);
-                let status = if age_u > policy.crit_base_age.as_secs() {
-                    Status::Critical
+                let text = format!("newest of {} base backups is {age}s old", bases.len());
+                if age_u > policy.crit_base_age.as_secs() {
+                    check(
+                        "base-backup",
+                        Status::Critical,
+                        format!(
+                            "{text} (critical above {}s)",
+                            policy.crit_base_age.as_secs()
+                        ),
+                    )
                 } else if age_u > policy.warn_base_age.as_secs() {
-                    Status::Warning
+                    check(
+                        "base-backup",
+                        Status::Warning,
+                        format!("{text} (warning above {}s)", policy.warn_base_age.as_secs()),
+                    )
                 } else {
-                    Status::Ok
-                };
-                findings.push((status, format!("newest base backup is {age}s old")));
+                    check("base-backup", Status::Ok, text)
+                }
             }
-        }
-        if newest.is_none() {
-            findings.push((Status::Critical, "no WAL archived".to_owned()));
-        }
+        });
+        checks.push(match newest {
+            None => check(
+                "wal-archive",
+                Status::Critical,
+                "no WAL archived".to_owned(),
+            ),
+            // Its age alone is no lag: an idle server switches segments only every
+            // archive_timeout. The archiver check below says whether anything waits.
+            Some(w) => check(
+                "wal-archive",
+                Status::Ok,
+                format!(
+                    "{} segments archived, the newest {} {}s ago",
+                    wal.len(),
+                    w.name,
+                    (now - w.archived_at).num_seconds()
+                ),
+            ),
+        });
         let mut archiver = None;
         if let Some(url) = server_url {
             match async { archiver_stats(&PgUrl::parse(url)?).await }.await {
                 Ok((stats, _)) => {
-                    let failing = match (stats.last_failed_time, stats.last_archived_time) {
-                        (Some(failed), Some(ok)) => failed > ok,
-                        (Some(_), None) => true,
-                        _ => false,
-                    };
-                    if failing {
-                        findings.push((
-                            Status::Critical,
-                            format!(
-                                "archive_command is failing: {} failed at {}",
-                                stats.last_failed_wal.as_deref().unwrap_or("?"),
-                                stats
-                                    .last_failed_time
-                                    .map_or_else(String::new, |t| t.to_rfc3339())
-                            ),
-                        ));
-                    }
-                    let behind = stats.segments_behind;
-                    findings.push((
-                        if behind >= policy.warn_segments_behind {
-                            Status::Warning
-                        } else {
-                            Status::Ok
-                        },
-                        format!("{behind} finished WAL segments wait to be archived"),
-                    ));
+                    checks.push(archiver_check(&stats, policy));
                     archiver = Some(stats);
                 }
-                Err(e) => findings.push((
+                Err(e) => checks.push(check(
+                    "archiver",
                     Status::Critical,
                     format!("cannot read the archiver: {}", crate::error_chain(&e)),
                 )),
             }
         }
-        findings.sort_by_key(|(status, _)| std::cmp::Reverse(status.exit_code()));
-        let status = findings.first().map_or(Status::Ok, |(status, _)| *status);
+        let restorable_from = bases.iter().map(|b| b.finished_at).min();
+        let restorable_to = newest
+            .map(|w| w.archived_at)
+            .into_iter()
+            .chain(bases.iter().map(|b| b.finished_at))
+            .max();
+        if let (Some(from), Some(to)) = (restorable_from, restorable_to) {
+            checks.push(check(
+                "restorable-window",
+                Status::Ok,
+                format!(
+                    "restorable to any instant from {} to about {}",
+                    from.format("%Y-%m-%d %H:%M:%SZ"),
+                    to.format("%Y-%m-%d %H:%M:%SZ")
+                ),
+            ));
+        }
+        checks.sort_by_key(|c| std::cmp::Reverse(c.status.exit_code()));
+        let status = checks.first().map_or(Status::Ok, |c| c.status);
         Ok(PitrHealth {
             status,
-            findings: findings.into_iter().map(|(_, f)| f).collect(),
+            checks,
             base_backups: bases.len(),
             newest_base_age_seconds: newest_base_age,
             newest_archived_wal: newest.map(|w| w.name.clone()),
             newest_archived_at: newest.map(|w| w.archived_at),
-            restorable_from: bases.iter().map(|b| b.finished_at).min(),
-            restorable_to: newest
-                .map(|w| w.archived_at)
-                .into_iter()
-                .chain(bases.iter().map(|b| b.finished_at))
-                .max(),
+            restorable_from,
+            restorable_to,
             archiver,
         })
+    }
+}
+
+/// What the server's archiver says: failing `archive_command` runs are CRITICAL (the newest
+/// failure is later than the newest success), a backlog of finished segments a WARNING.
+fn archiver_check(stats: &ArchiverStats, policy: &PitrHealthPolicy) -> Check {
+    let failing = match (stats.last_failed_time, stats.last_archived_time) {
+        (Some(failed), Some(ok)) => failed > ok,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let behind = stats.segments_behind;
+    let backlog = format!(
+        "{behind} finished WAL segments wait to be archived ({} archive_command runs failed \
+         since the statistics were reset)",
+        stats.failed_count
+    );
+    if failing {
+        check(
+            "archiver",
+            Status::Critical,
+            format!(
+                "archive_command is failing: {} failed at {}; {backlog}",
+                stats.last_failed_wal.as_deref().unwrap_or("?"),
+                stats
+                    .last_failed_time
+                    .map_or_else(String::new, |t| t.to_rfc3339())
+            ),
+        )
+    } else if behind >= policy.warn_segments_behind {
+        check(
+            "archiver",
+            Status::Warning,
+            format!("{backlog} (warning from {})", policy.warn_segments_behind),
+        )
+    } else {
+        check("archiver", Status::Ok, backlog)
     }
 }
 
