@@ -132,6 +132,18 @@ impl Scenario {
         .unwrap_or(0.0)
     }
 
+    /// Waits until the standby has caught up, then checks that reports read it again.
+    async fn expect_reports_back_on_the_standby(&mut self) {
+        self.wait_for_metric("hotel_replica_lag_seconds", |lag| lag < 1.0)
+            .await;
+        let before = self.reads("replica", "fresh").await;
+        self.book_then_report(5).await;
+        assert!(
+            self.reads("replica", "fresh").await > before,
+            "a standby that caught up answers reports again"
+        );
+    }
+
     /// Waits until the metric `series` satisfies `ok`.
     async fn wait_for_metric(&self, series: &str, ok: impl Fn(f64) -> bool) -> f64 {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -214,12 +226,7 @@ async fn reports_never_read_the_past_while_the_standby_lags_or_dies() {
 
     // Replay resumed: the standby catches up and answers again.
     standby.pause_replay(false).await;
-    scenario
-        .wait_for_metric("hotel_replica_lag_seconds", |lag| lag < 1.0)
-        .await;
-    let before = scenario.reads("replica", "fresh").await;
-    scenario.book_then_report(5).await;
-    assert!(scenario.reads("replica", "fresh").await > before);
+    scenario.expect_reports_back_on_the_standby().await;
 
     // Standby killed: reports read the primary, the server stays healthy, the replica is down.
     tokio::task::block_in_place(|| standby.kill());
@@ -236,12 +243,7 @@ async fn reports_never_read_the_past_while_the_standby_lags_or_dies() {
     scenario
         .wait_for_metric("hotel_replica_up", |up| up == 1.0)
         .await;
-    scenario
-        .wait_for_metric("hotel_replica_lag_seconds", |lag| lag < 1.0)
-        .await;
-    let before = scenario.reads("replica", "fresh").await;
-    scenario.book_then_report(5).await;
-    assert!(scenario.reads("replica", "fresh").await > before);
+    scenario.expect_reports_back_on_the_standby().await;
 
     audit(&url, &scenario.acknowledged).await;
 }
