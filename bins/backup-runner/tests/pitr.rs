@@ -862,3 +862,108 @@ async fn prune_keeps_what_the_kept_base_backups_need() {
     assert_eq!(report["restore"]["base_backup"]["id"], new["id"]);
     assert_eq!(content(&copy.url("hotel")).await, latest);
 }
+
+/// The staging directories of restores into `pgdata` (`.NAME.hotel-restore-PID` beside it).
+fn restore_stagings(pgdata: &Path) -> Vec<PathBuf> {
+    let prefix = format!(
+        ".{}.hotel-restore-",
+        pgdata.file_name().unwrap().to_string_lossy()
+    );
+    std::fs::read_dir(pgdata.parent().unwrap())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
+        .collect()
+}
+
+/// A restore killed with SIGKILL while it unpacks leaves nothing that blocks the next run: the
+/// target was never touched, and the next restore into it removes the dead run's staging
+/// directory and succeeds.
+#[tokio::test]
+async fn a_restore_killed_midway_does_not_block_the_next() {
+    let Some((cluster, repo)) = archiving_cluster(false).await else {
+        return;
+    };
+    let url = hotel_database(&cluster).await;
+    let db = connect(&url).await;
+    step(&db, 1).await;
+    json_ok(&hotel_backup(&cluster, &repo, &["--json", "base-backup"]));
+    step(&db, 2).await;
+    archive_now(&db).await;
+    let latest = content(&url).await;
+    let _ = db.close().await;
+
+    let mut killed_midway = false;
+    let copy = PostgresCluster::start_from(&[], |pgdata| {
+        killed_midway = kill_a_restore_midway(&cluster, &repo, pgdata);
+        assert!(
+            !pgdata.exists() || std::fs::read_dir(pgdata).unwrap().count() == 0,
+            "a killed restore leaves the target untouched"
+        );
+        let data = pgdata.to_str().unwrap();
+        json_ok(&hotel_backup(
+            &cluster,
+            &repo,
+            &["--json", "restore", "--pgdata", data, "--latest"],
+        ));
+        assert!(
+            restore_stagings(pgdata).is_empty(),
+            "the next run removed the killed run's staging directory"
+        );
+    })
+    .unwrap();
+    assert!(killed_midway, "no restore was caught while unpacking");
+    let db = connect(&copy.url("postgres")).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while one(&db, "SELECT pg_is_in_recovery()::text").await == "true" {
+        assert!(
+            Instant::now() < deadline,
+            "recovery did not end: {}",
+            copy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = db.close().await;
+    assert_eq!(content(&copy.url("hotel")).await, latest);
+}
+
+/// Starts `hotel-backup restore --pgdata <pgdata> --latest` and kills it with SIGKILL once its
+/// staging directory exists; a run that finishes first is started again (up to ten times).
+/// Whether one was killed while unpacking.
+fn kill_a_restore_midway(cluster: &PostgresCluster, repo: &Repo, pgdata: &Path) -> bool {
+    for _ in 0..10 {
+        let mut command = Command::new(EXE);
+        command
+            .args(["-d", &repo.location, "--scratch-dir"])
+            .arg(&repo.scratch)
+            .args(["restore", "--latest", "--pgdata"])
+            .arg(pgdata)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some((uid, gid)) = cluster.server_user_ids() {
+            command.uid(uid).gid(gid);
+        }
+        let mut child = command.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while restore_stagings(pgdata).is_empty()
+            && child.try_wait().unwrap().is_none()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if !restore_stagings(pgdata).is_empty() {
+            return true;
+        }
+        // It finished (or never began): start again from an empty target.
+        let _ = std::fs::remove_dir_all(pgdata);
+    }
+    false
+}
