@@ -112,7 +112,7 @@ pub(crate) async fn base_backup(cli: &Cli, args: &BaseBackupArgs) -> anyhow::Res
         archive_wait: args.archive_wait,
     };
     let manifest = repo
-        .base_backup(&cli.database_url, &options, &|p| bar.report(p))
+        .base_backup(cli.database_url()?, &options, &|p| bar.report(p))
         .await
         .context("while taking a base backup")?;
     bar.finish();
@@ -270,7 +270,11 @@ pub(crate) async fn monitor(cli: &Cli, args: &PitrMonitorArgs) -> anyhow::Result
         crit_base_age: args.crit_base_age,
         warn_segments_behind: args.warn_segments_behind,
     };
-    let server = (!args.no_server).then_some(cli.database_url.as_str());
+    let server = if args.no_server {
+        None
+    } else {
+        Some(cli.database_url()?)
+    };
     let health = repo
         .pitr_health(server, &policy, chrono::Utc::now())
         .await

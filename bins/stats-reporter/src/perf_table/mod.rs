@@ -96,7 +96,7 @@ struct Target {
 
 impl Target {
     fn new(args: &PerfTableArgs) -> anyhow::Result<Self> {
-        match &args.database_url {
+        match &args.generate_into {
             Some(url) => Ok(Self {
                 url: url.clone(),
                 shown: db_connect::redact_password(url),
