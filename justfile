@@ -98,7 +98,7 @@ perf-check-indexes *args:
     cargo run --release --bin hotel-stats -- check-indexes {{args}}
 
 # hotel-stats: the before/after table on a generated dataset, also written as markdown.
-# just perf-table [tiny|small|medium|large] [--runs 50] [--database-url postgres://…]
+# just perf-table [tiny|small|medium|large] [--runs 50] [--generate-into postgres://…]
 perf-table scale="small" *args:
     mkdir -p target/perf
     cargo run --release --bin hotel-stats -- perf-table --scale {{scale}} --markdown target/perf/perf-table-{{scale}}.md {{args}}

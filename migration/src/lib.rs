@@ -17,10 +17,21 @@
 //! checks (`hotel-stats check-indexes`, tests) expect all of them.
 //!
 //! An applied migration is never edited; a change is a new migration.
+//!
+//! # Feature flags
+//!
+//! - `backup`: the pre-migration gate ([`gate`]): a verified backup before migrating a
+//!   database that holds data (pulls in the backup crate).
+//! - `cli` (default): the `migration` binary; implies `backup`. A library user who only
+//!   needs [`Migrator`] sets `default-features = false` and compiles neither clap nor the
+//!   backup crate.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use sea_orm_migration::prelude::*;
 
 pub mod exclusive;
+#[cfg(feature = "backup")]
+#[cfg_attr(docsrs, doc(cfg(feature = "backup")))]
 pub mod gate;
 pub mod indexes;
 
@@ -31,6 +42,8 @@ pub mod m20261128_000005_monthly_rollups;
 pub mod m20261129_000006_idempotency_keys_per_user;
 
 pub use exclusive::{MIGRATION_LOCK_KEY, MigrationLock, apply_pending};
+#[cfg(feature = "backup")]
+#[cfg_attr(docsrs, doc(cfg(feature = "backup")))]
 pub use gate::{Gate, MigrateError, Migrated, migrate_behind_backup, pre_migration_backup};
 pub use indexes::{EXPECTED_INDEXES, IndexSpec};
 pub use m20261125_000003_composite_indexes::{create_composite_indexes, drop_composite_indexes};

@@ -1,9 +1,7 @@
 //! The progress bar: drawn on stderr when it is a terminal, nothing otherwise.
 
-use std::io::IsTerminal;
-
 use backup::{Phase, Progress};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 /// Draws the library's progress reports.
 pub(crate) struct Bar {
@@ -12,17 +10,9 @@ pub(crate) struct Bar {
 
 impl Bar {
     pub(crate) fn new() -> Self {
-        let bar = if std::io::stderr().is_terminal() {
-            ProgressBar::new(0)
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg:>11} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        let bar = cli_support::progress::stderr_bar(
+            "{msg:>11} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            0,
         );
         Self { bar }
     }
@@ -37,10 +27,7 @@ impl Bar {
             _ => "working",
         };
         self.bar.set_message(phase);
-        if let Some(total) = p.total {
-            self.bar.set_length(total.max(p.done));
-        }
-        self.bar.set_position(p.done);
+        cli_support::progress::advance(&self.bar, p.done, p.total);
     }
 
     pub(crate) fn finish(&self) {

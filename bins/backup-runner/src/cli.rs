@@ -2,7 +2,47 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// Shown after `--help` (and after each command's).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    failure
+  2    bad usage or configuration: an invalid argument, a database URL or repository that
+       names nothing (or another database than the repository's), a backup that does not
+       exist (such a refusal is not recorded as a failed run, so `monitor` never reports it)
+  3    a backup failed verification (or a restore refused a damaged backup)
+  4    another operation holds the repository's lock
+  5    the restore target is in use
+  130  interrupted by SIGINT, 143 by SIGTERM (what the run had built is removed before it
+       exits; a second signal exits at once, and the next run removes the rest)
+`monitor` exits with Nagios codes instead, `wal-fetch` with
+restore_command's.";
+
+/// Shown after `monitor --help`.
+const NAGIOS_EXIT_CODES: &str = "\
+Exit codes (Nagios): 0 OK, 1 WARNING, 2 CRITICAL (or bad usage), 3 UNKNOWN.";
+
+/// Shown after `wal-fetch --help`.
+const WAL_FETCH_EXIT_CODES: &str = "\
+Exit codes (restore_command): 0 fetched, 1 the archive has no such file (recovery has reached
+its end), 2 bad usage, 126 the file is damaged or the repository fails (recovery stops).";
+
+/// Parses the command line (exiting on a usage error or after --help), with each command's
+/// exit codes after its help.
+pub(crate) fn parse() -> Cli {
+    let command = Cli::command().mut_subcommands(|sub| {
+        let codes = match sub.get_name() {
+            "monitor" => NAGIOS_EXIT_CODES,
+            "wal-fetch" => WAL_FETCH_EXIT_CODES,
+            _ => EXIT_CODES,
+        };
+        sub.after_help(codes)
+    });
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
 
 /// Takes, verifies, restores, prunes and monitors backups of a SQLite or PostgreSQL database.
 ///
@@ -14,22 +54,11 @@ use clap::{Args, Parser, Subcommand};
 /// Only create, pre-migration and schedule make a repository that does not exist; every other
 /// command refuses a missing one and changes nothing.
 ///
-/// Exit codes: 0 success; 1 failure; 2 bad usage or configuration: an invalid argument, a
-/// database URL or repository that names nothing (or another database than the repository's),
-/// a backup that does not exist (such a refusal is not recorded as a failed run, so `monitor`
-/// never reports it); 3 a backup failed verification (or a restore refused a damaged backup);
-/// 4 another operation holds the repository's lock; 5 the restore target is in use; 130 / 143
-/// interrupted by SIGINT / SIGTERM (what the run had built is removed before it exits; a second
-/// signal exits at once, and the next run removes the rest). `monitor` exits with Nagios codes
-/// instead: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+/// Each command lists its own options (`hotel-backup <command> --help`); -d, --scratch-dir,
+/// --json and --log-format apply to all.
 #[derive(Debug, Parser)]
-#[command(name = "hotel-backup", version, about, long_about)]
+#[command(name = "hotel-backup", version, about, long_about, after_help = EXIT_CODES)]
 pub(crate) struct Cli {
-    /// The database: sqlite://path or postgres://user:password@host/db. The password is never
-    /// printed or recorded.
-    #[arg(long, short = 'u', env = "DATABASE_URL", default_value = db_connect::DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
-    pub(crate) database_url: String,
-
     /// The repository: a directory (created when missing) or an S3-compatible bucket,
     /// s3://bucket/prefix?endpoint=http://host:9000&region=eu-west-1 (credentials from
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; AWS_REGION and
@@ -45,6 +74,13 @@ pub(crate) struct Cli {
     )]
     pub(crate) repository: backup::RepositoryLocation,
 
+    /// Where verification decompresses SQLite backups (it needs the database's size free);
+    /// for a repository in an object store, also where its local lock and work directory
+    /// live. Default: the backup directory; for an object store, a directory in the system's
+    /// temporary directory.
+    #[arg(long, env = "BACKUP_SCRATCH_DIR", global = true)]
+    pub(crate) scratch_dir: Option<PathBuf>,
+
     /// Print the result as JSON on stdout (errors too), instead of text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -54,36 +90,65 @@ pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) log: cli_support::LogArgs,
 
-    /// How long to wait for another create/verify/restore/prune to finish before giving up
-    /// (exit code 4), e.g. 30s or 5m.
-    #[arg(long, env = "BACKUP_LOCK_WAIT", default_value = "0s", value_parser = humantime::parse_duration, global = true)]
-    pub(crate) lock_wait: Duration,
-
-    /// zstd level of new backups (1-19).
-    #[arg(
-        long,
-        env = "BACKUP_COMPRESSION_LEVEL",
-        default_value_t = 3,
-        global = true
-    )]
-    pub(crate) compression_level: i32,
-
-    /// Where verification decompresses SQLite backups (it needs the database's size free).
-    /// Default: the backup directory; for an object store, a directory in the system's
-    /// temporary directory.
-    #[arg(long, env = "BACKUP_SCRATCH_DIR", global = true)]
-    pub(crate) scratch_dir: Option<PathBuf>,
-
-    /// The pg_dump program (its major version must be at least the server's).
-    #[arg(long, env = "PG_DUMP", default_value = "pg_dump", global = true)]
-    pub(crate) pg_dump: PathBuf,
-
-    /// The pg_restore program.
-    #[arg(long, env = "PG_RESTORE", default_value = "pg_restore", global = true)]
-    pub(crate) pg_restore: PathBuf,
-
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// The command's --database-url.
+    ///
+    /// # Errors
+    /// When the command takes no database (a caller's mistake, reported instead of a panic).
+    pub(crate) fn database_url(&self) -> anyhow::Result<&str> {
+        self.command
+            .database()
+            .map(|d| d.database_url.as_str())
+            .ok_or_else(|| anyhow::anyhow!("this command takes no --database-url"))
+    }
+}
+
+/// The database a command reads or writes.
+#[derive(Debug, Args)]
+pub(crate) struct DatabaseArgs {
+    /// The database: sqlite://path or postgres://user:password@host/db. The password is never
+    /// printed or recorded.
+    #[arg(long, short = 'u', env = "DATABASE_URL", default_value = db_connect::DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub(crate) database_url: String,
+}
+
+/// Waiting for the repository's lock, for the commands that take it.
+#[derive(Debug, Args)]
+pub(crate) struct LockArgs {
+    /// How long to wait for another create/verify/restore/prune to finish before giving up
+    /// (exit code 4), e.g. 30s or 5m.
+    #[arg(long, env = "BACKUP_LOCK_WAIT", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub(crate) lock_wait: Duration,
+}
+
+/// The compression of what a command writes.
+#[derive(Debug, Args)]
+pub(crate) struct CompressionArgs {
+    /// zstd level of new backups (1-19).
+    #[arg(long, env = "BACKUP_COMPRESSION_LEVEL", default_value_t = 3)]
+    pub(crate) compression_level: i32,
+}
+
+/// How the commands that take logical backups take them.
+#[derive(Debug, Args)]
+pub(crate) struct TakeArgs {
+    #[command(flatten)]
+    pub(crate) compression: CompressionArgs,
+    /// The pg_dump program (its major version must be at least the server's).
+    #[arg(long, env = "PG_DUMP", default_value = "pg_dump")]
+    pub(crate) pg_dump: PathBuf,
+}
+
+/// How the commands that verify or restore PostgreSQL backups load them.
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    /// The pg_restore program.
+    #[arg(long, env = "PG_RESTORE", default_value = "pg_restore")]
+    pub(crate) pg_restore: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,9 +158,24 @@ pub(crate) enum Command {
         /// Why: manual, scheduled, pre-migration or pre-restore.
         #[arg(long, default_value = "manual")]
         reason: backup::Reason,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        take: TakeArgs,
     },
     /// Take a backup and verify it; exit non-zero if either fails. Run before migrations.
-    PreMigration,
+    PreMigration {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        take: TakeArgs,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
     /// List the backups, newest first, with age, size, reason and verification status.
     List,
     /// Verify backups: checksum, decompress, restore into scratch, integrity and row counts.
@@ -110,6 +190,13 @@ pub(crate) enum Command {
         /// their tables; several times faster on large databases).
         #[arg(long)]
         quick: bool,
+        // PostgreSQL backups are verified on this database's server, with its credentials.
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Restore a backup: verify it, take a safety backup of the current database, replace it.
     ///
@@ -151,6 +238,14 @@ pub(crate) enum Command {
         no_safety_backup: bool,
         #[command(flatten)]
         pitr: crate::pitr::PitrArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        take: TakeArgs,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Delete the backups the retention policy does not keep. PostgreSQL point-in-time
     /// recovery: keep the --keep-base newest base backups and exactly the archived WAL they
@@ -167,6 +262,8 @@ pub(crate) enum Command {
         #[arg(long, env = "BACKUP_KEEP_BASE", default_value_t = 7,
               value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         keep_base: usize,
+        #[command(flatten)]
+        lock: LockArgs,
     },
     /// Check the backups' health; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios).
     /// With PostgreSQL point-in-time recovery also: failing archive_command runs and the
@@ -181,12 +278,29 @@ pub(crate) enum Command {
         every: Duration,
         #[command(flatten)]
         retention: RetentionArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        take: TakeArgs,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Follow the SQLite database (in WAL mode) and ship every committed transaction to the
     /// repository within --interval, as checksummed segments on top of snapshots, until SIGINT
     /// or SIGTERM. It checkpoints the log itself: give the application's writers a busy
     /// timeout of a few seconds, and preferably PRAGMA wal_autocheckpoint=0.
-    Replicate(ReplicateArgs),
+    Replicate {
+        #[command(flatten)]
+        args: ReplicateArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        compression: CompressionArgs,
+    },
     /// PostgreSQL archive_command: archive the WAL file at PATH (%p) into the repository,
     /// compressed and checksummed. Archiving the same file again succeeds; another file under
     /// an archived name fails. archive_command = 'hotel-backup -d /backups wal-push %p'
@@ -208,7 +322,16 @@ pub(crate) enum Command {
     /// pg_basebackup, streamed into the repository, for point-in-time restores (restore
     /// --pgdata). The cluster must archive its WAL there (archive_command = 'hotel-backup
     /// wal-push %p').
-    BaseBackup(crate::pitr::BaseBackupArgs),
+    BaseBackup {
+        #[command(flatten)]
+        args: crate::pitr::BaseBackupArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        compression: CompressionArgs,
+    },
     /// Verify a PostgreSQL base backup by a real recovery: restore it into a scratch data
     /// directory, replay its WAL to where its row counts were taken, start PostgreSQL on a free
     /// port, compare the counts, remove everything. Exit 3 when it fails. Run it as the
@@ -286,8 +409,74 @@ impl Command {
 
     /// Whether the command runs until SIGINT or SIGTERM (and then stops by itself).
     pub(crate) fn runs_until_stopped(&self) -> bool {
-        matches!(self, Self::Schedule { .. } | Self::Replicate(_))
+        matches!(self, Self::Schedule { .. } | Self::Replicate { .. })
     }
+
+    /// The command's database, for the commands that take one.
+    pub(crate) fn database(&self) -> Option<&DatabaseArgs> {
+        match self {
+            Self::Create { database, .. }
+            | Self::PreMigration { database, .. }
+            | Self::Verify { database, .. }
+            | Self::Restore { database, .. }
+            | Self::Schedule { database, .. }
+            | Self::Replicate { database, .. }
+            | Self::BaseBackup { database, .. } => Some(database),
+            Self::Monitor(args) => Some(&args.database),
+            _ => None,
+        }
+    }
+
+    /// The repository settings the command was given; the library's defaults apply to the
+    /// rest (a command that takes no backup has no compression level to set).
+    pub(crate) fn repository_settings(&self) -> RepositorySettings<'_> {
+        let mut settings = RepositorySettings::default();
+        match self {
+            Self::Create { lock, take, .. } => {
+                settings.lock = Some(lock);
+                settings.take = Some(take);
+            }
+            Self::PreMigration {
+                lock, take, load, ..
+            }
+            | Self::Restore {
+                lock, take, load, ..
+            }
+            | Self::Schedule {
+                lock, take, load, ..
+            } => {
+                settings.lock = Some(lock);
+                settings.take = Some(take);
+                settings.load = Some(load);
+            }
+            Self::Verify { lock, load, .. } => {
+                settings.lock = Some(lock);
+                settings.load = Some(load);
+            }
+            Self::Prune { lock, .. } => settings.lock = Some(lock),
+            Self::Replicate {
+                lock, compression, ..
+            }
+            | Self::BaseBackup {
+                lock, compression, ..
+            } => {
+                settings.lock = Some(lock);
+                settings.compression = Some(compression);
+            }
+            _ => {}
+        }
+        settings
+    }
+}
+
+/// The repository settings of a command line (see [`Command::repository_settings`]).
+#[derive(Debug, Default)]
+pub(crate) struct RepositorySettings<'a> {
+    pub(crate) lock: Option<&'a LockArgs>,
+    pub(crate) take: Option<&'a TakeArgs>,
+    /// Compression alone, for the commands that write but never run pg_dump.
+    pub(crate) compression: Option<&'a CompressionArgs>,
+    pub(crate) load: Option<&'a LoadArgs>,
 }
 
 fn parse_location(text: &str) -> Result<backup::RepositoryLocation, String> {
@@ -329,6 +518,10 @@ impl RetentionArgs {
 /// Health thresholds.
 #[derive(Debug, Args)]
 pub(crate) struct MonitorArgs {
+    /// With PostgreSQL point-in-time recovery: the server whose archiver (pg_stat_archiver) is
+    /// checked.
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
     /// WARNING when the newest verified backup is older than this.
     #[arg(long, default_value = "26h", value_parser = humantime::parse_duration)]
     pub(crate) warn_age: Duration,

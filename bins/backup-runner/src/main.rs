@@ -7,11 +7,10 @@ mod pitr;
 mod render;
 mod run;
 
-use clap::Parser;
 use cli_support::{shutdown_signal, wait_for_signal};
 
 fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     // Info for the long-running commands (their runs are the log), warnings otherwise.
     cli.log.init(if cli.command.runs_until_stopped() {
         "info"

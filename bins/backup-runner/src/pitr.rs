@@ -112,7 +112,7 @@ pub(crate) async fn base_backup(cli: &Cli, args: &BaseBackupArgs) -> anyhow::Res
         archive_wait: args.archive_wait,
     };
     let manifest = repo
-        .base_backup(&cli.database_url, &options, &|p| bar.report(p))
+        .base_backup(cli.database_url()?, &options, &|p| bar.report(p))
         .await
         .context("while taking a base backup")?;
     bar.finish();

@@ -72,7 +72,10 @@ pub(crate) async fn interrupted(cli: &Cli, signal: i32) -> anyhow::Error {
     // database (whose server verification uses).
     let server = match &cli.command {
         Command::Restore { to: Some(to), .. } => Source::from_url(to).ok(),
-        _ => Source::from_url(&cli.database_url).ok(),
+        _ => cli
+            .command
+            .database()
+            .and_then(|d| Source::from_url(&d.database_url).ok()),
     };
     match repo.clean_leftovers(server.as_ref()).await {
         Ok(removed) => {
@@ -104,14 +107,26 @@ fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> 
 pub(crate) fn repository(cli: &Cli, create: bool) -> anyhow::Result<BackupRepository> {
     let mut builder = BackupRepository::builder(cli.repository.clone())
         .create_if_missing(create)
-        .s3_settings(S3Settings::from_lookup(|name| std::env::var(name).ok()))
-        .lock_wait(cli.lock_wait)
-        .compression_level(cli.compression_level)
-        .pg_tools(PgTools {
-            pg_dump: cli.pg_dump.clone(),
-            pg_restore: cli.pg_restore.clone(),
-            ..PgTools::default()
-        });
+        .s3_settings(S3Settings::from_lookup(|name| std::env::var(name).ok()));
+    let settings = cli.command.repository_settings();
+    if let Some(lock) = settings.lock {
+        builder = builder.lock_wait(lock.lock_wait);
+    }
+    if let Some(compression) = settings
+        .take
+        .map(|t| &t.compression)
+        .or(settings.compression)
+    {
+        builder = builder.compression_level(compression.compression_level);
+    }
+    let mut tools = PgTools::default();
+    if let Some(take) = settings.take {
+        tools.pg_dump = take.pg_dump.clone();
+    }
+    if let Some(load) = settings.load {
+        tools.pg_restore = load.pg_restore.clone();
+    }
+    builder = builder.pg_tools(tools);
     if let Some(scratch) = &cli.scratch_dir {
         builder = builder.scratch_dir(scratch);
     }
@@ -128,8 +143,10 @@ fn source(url: &str) -> anyhow::Result<Source> {
 fn verify_options(cli: &Cli, depth: VerifyDepth) -> VerifyOptions {
     VerifyOptions {
         depth,
-        postgres_server: Source::from_url(&cli.database_url)
+        postgres_server: cli
+            .database_url()
             .ok()
+            .and_then(|url| Source::from_url(url).ok())
             .filter(|s| matches!(s, Source::Postgres { .. })),
     }
 }
@@ -140,8 +157,8 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
     let progress = |p| bar.report(p);
     let json = cli.json;
     let code = match &cli.command {
-        Command::Create { reason } => {
-            let source = source(&cli.database_url)?;
+        Command::Create { reason, .. } => {
+            let source = source(cli.database_url()?)?;
             let repo = repository(cli, true)?;
             let manifest = repo
                 .create(&source, *reason, &progress)
@@ -151,8 +168,8 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
             emit(json, &manifest, || render::created(&manifest))?;
             0
         }
-        Command::PreMigration => {
-            let source = source(&cli.database_url)?;
+        Command::PreMigration { .. } => {
+            let source = source(cli.database_url()?)?;
             let repo = repository(cli, true)?;
             let report = repo
                 .pre_migration(&source, &verify_options(cli, VerifyDepth::Full), &progress)
@@ -188,7 +205,7 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
             )?;
             0
         }
-        Command::Verify { id, all, quick } => {
+        Command::Verify { id, all, quick, .. } => {
             let repo = repository(cli, false)?;
             let depth = if *quick {
                 VerifyDepth::Quick
@@ -236,6 +253,7 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
             clean,
             no_safety_backup,
             pitr,
+            ..
         } => {
             if let Some(pgdata) = &pitr.pgdata {
                 let target = match (to_time, pitr.to_lsn) {
@@ -246,7 +264,10 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
                 return crate::pitr::restore(cli, pgdata, target, pitr).await;
             }
             let repo = repository(cli, false)?;
-            let target = source(to.as_deref().unwrap_or(&cli.database_url))?;
+            let target = source(match to {
+                Some(to) => to,
+                None => cli.database_url()?,
+            })?;
             let options = RestoreOptions {
                 dry_run: *dry_run,
                 force: *force,
@@ -292,6 +313,7 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
             dry_run,
             retention,
             keep_base,
+            ..
         } => {
             let repo = repository(cli, false)?;
             let report = repo
@@ -318,12 +340,10 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
                 _ => {
                     let repo = repository(cli, false)?;
                     // The archiver is only asked where PostgreSQL archives into the repository.
+                    let url = cli.database_url()?;
                     let server = (!args.no_server
-                        && matches!(
-                            Source::from_url(&cli.database_url),
-                            Ok(Source::Postgres { .. })
-                        ))
-                    .then_some(cli.database_url.as_str());
+                        && matches!(Source::from_url(url), Ok(Source::Postgres { .. })))
+                    .then_some(url);
                     monitor::assess_with_server(&repo, &args.policy(), server, Utc::now()).await
                 }
             };
@@ -335,8 +355,10 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
             emit(json, &report, || render::health(&report))?;
             report.status.exit_code()
         }
-        Command::Schedule { every, retention } => {
-            let source = source(&cli.database_url)?;
+        Command::Schedule {
+            every, retention, ..
+        } => {
+            let source = source(cli.database_url()?)?;
             let repo = repository(cli, true)?;
             let options = verify_options(cli, VerifyDepth::Full);
             let policy = retention.policy();
@@ -372,10 +394,10 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
         }
         Command::WalPush { path } => crate::pitr::wal_push(cli, path).await?,
         Command::WalFetch { name, dest } => crate::pitr::wal_fetch(cli, name, dest).await?,
-        Command::BaseBackup(args) => crate::pitr::base_backup(cli, args).await?,
+        Command::BaseBackup { args, .. } => crate::pitr::base_backup(cli, args).await?,
         Command::VerifyBase(args) => crate::pitr::verify_base(cli, args).await?,
-        Command::Replicate(args) => {
-            let Source::Sqlite { path } = source(&cli.database_url)? else {
+        Command::Replicate { args, .. } => {
+            let Source::Sqlite { path } = source(cli.database_url()?)? else {
                 return Err(Error::InvalidConfig(
                     "replicate follows a SQLite database's write-ahead log; for PostgreSQL use \
                      its own WAL archiving"

@@ -7,6 +7,8 @@
 //!   the binary's output), pretty on a terminal and JSON when piped under `auto`.
 //! - [`shutdown_signal`]: completes at the first SIGINT or SIGTERM (a second one ends the
 //!   process at once), and [`wait_for_signal`] for binaries that stop on the first signal.
+//! - `progress` (feature `progress`): progress bars on stderr that are hidden off a terminal
+//!   and never show a position past their length.
 //!
 //! Binaries only: libraries emit tracing events and take shutdown futures, and never depend on
 //! this crate.
@@ -28,8 +30,12 @@
 //! cli.log.init("warn");
 //! tracing::warn!("one JSON object on stderr");
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod logs;
+#[cfg(feature = "progress")]
+#[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
+pub mod progress;
 mod signal;
 
 pub use logs::{LogArgs, LogFormat};

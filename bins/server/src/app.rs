@@ -171,6 +171,11 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
         ));
     let api = probes
         .merge(api)
+        // Each request in a perf-stats scope: statement counts and N+1 detection per route.
+        .layer(perf_stats::QueryScopeLayer::new(
+            state.tracker.clone(),
+            http_metrics::scope_label,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             http_metrics::track,

@@ -4,6 +4,15 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Shown after `--help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  stopped by SIGINT or SIGTERM after finishing the requests in flight, or a token command
+     succeeded
+  1  failed to start (database, migrations, bind address, pre-migration backup) or to serve;
+     the cause is on stderr
+  2  usage error: an unknown or invalid option";
+
 /// The hotel booking API server.
 ///
 /// Serves the booking API, Prometheus metrics at /metrics and a live performance dashboard at
@@ -11,7 +20,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// backup when the database already holds data), pre-warms the cache and logs where it listens.
 /// Every option can also be set through the environment variable shown.
 #[derive(Debug, Parser)]
-#[command(name = "hotel-server", version, about, long_about)]
+#[command(name = "hotel-server", version, about, long_about, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Database: sqlite://path (created when missing) or postgres://user@host/db.
     #[arg(long, env = "DATABASE_URL", default_value = db_connect::DEFAULT_DATABASE_URL, global = true)]

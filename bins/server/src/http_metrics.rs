@@ -166,20 +166,29 @@ impl HttpMetrics {
     }
 }
 
-/// Middleware: times each request, labels it with its route pattern (never the raw path, so
-/// ids do not make new series) and wraps it in a perf-stats scope for N+1 detection.
+/// A request's route pattern (never the raw path, so ids do not make new series).
+fn route(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned())
+}
+
+/// The perf-stats scope of a request (`perf_stats::QueryScopeLayer`): its method and route
+/// pattern, e.g. `GET /api/rooms/{id}`.
+pub fn scope_label(request: &Request) -> String {
+    format!("{} {}", request.method(), route(request))
+}
+
+/// Middleware: times each request and labels it with its route pattern.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let label = format!("{method} {route}");
+    let route = route(&request);
     state.http.in_flight.inc();
     // Decrements even when the request future is dropped (client gone, timeout).
     let _in_flight = InFlight(&state.http.in_flight);
-    let (response, _) = state.tracker.scope(label, next.run(request)).await;
+    let response = next.run(request).await;
     state.http.observe(
         &method,
         &route,

@@ -199,13 +199,15 @@ pub struct SampleArgs {
 /// Options of `analyze-queries`.
 #[derive(Debug, Clone, Args)]
 pub struct AnalyzeQueriesArgs {
-    /// The server (ignored with --database-url).
+    /// The server (ignored with --database-url or DATABASE_URL).
     #[command(flatten)]
     pub server: ServerArgs,
 
     /// Run the hot queries against this database instead of asking a server:
-    /// sqlite://path or postgres://user@host/db. The database is left as it was.
-    #[arg(long, value_name = "URL")]
+    /// sqlite://path or postgres://user@host/db. The database is left as it was. Like every
+    /// --database-url of the three binaries it reads DATABASE_URL; a server is asked when
+    /// neither is set.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// How many query shapes to list (server mode).
@@ -247,7 +249,7 @@ pub enum PlanMode {
 #[derive(Debug, Clone, Args)]
 pub struct CheckIndexesArgs {
     /// Database to check: sqlite://path or postgres://user@host/db. Nothing is written.
-    #[arg(long, env = "DATABASE_URL", default_value = db_connect::DEFAULT_DATABASE_URL, value_name = "URL")]
+    #[arg(long, env = "DATABASE_URL", default_value = db_connect::DEFAULT_DATABASE_URL, value_name = "URL", hide_env_values = true)]
     pub database_url: String,
 
     /// How PostgreSQL plans are taken (SQLite's planner uses an index whenever one fits, so
@@ -270,9 +272,10 @@ pub struct PerfTableArgs {
 
     /// An EMPTY database to generate into: sqlite://path or postgres://user@host/db (it keeps
     /// the data and the indexes afterwards). Default: a temporary SQLite file, deleted at the
-    /// end. Deliberately not read from DATABASE_URL.
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<String>,
+    /// end. Deliberately not read from DATABASE_URL (the application's database is never
+    /// empty), hence not named --database-url, which the old name still accepts.
+    #[arg(long = "generate-into", alias = "database-url", value_name = "URL")]
+    pub generate_into: Option<String>,
 
     /// Timed runs of each operation and variant.
     #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]

@@ -9,7 +9,8 @@ pub(crate) enum Align {
     Right,
 }
 
-/// A table whose columns are as wide as their widest cell, two spaces apart.
+/// A table whose columns are as wide as their widest cell, two spaces apart, drawn by
+/// comfy-table (which measures cells by their display width, not their bytes or chars).
 #[derive(Debug, Clone)]
 pub(crate) struct Table {
     columns: Vec<(String, Align)>,
@@ -43,45 +44,25 @@ fn width(text: &str) -> usize {
 
 impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let widths: Vec<usize> = self
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| {
-                self.rows
-                    .iter()
-                    .map(|row| width(&row[i]))
-                    .chain([width(name)])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let last = self.columns.len().saturating_sub(1);
-        let mut line = |cells: Vec<&str>| -> fmt::Result {
-            let mut out = " ".repeat(self.indent);
-            for (i, cell) in cells.iter().enumerate() {
-                let pad = " ".repeat(widths[i] - width(cell));
-                match self.columns[i].1 {
-                    Align::Right => {
-                        out.push_str(&pad);
-                        out.push_str(cell);
-                    }
-                    // No trailing blanks after the last column.
-                    Align::Left if i == last => out.push_str(cell),
-                    Align::Left => {
-                        out.push_str(cell);
-                        out.push_str(&pad);
-                    }
-                }
-                if i != last {
-                    out.push_str("  ");
-                }
-            }
-            writeln!(f, "{}", out.trim_end())
-        };
-        line(self.columns.iter().map(|(name, _)| name.as_str()).collect())?;
+        let mut table = comfy_table::Table::new();
+        // No borders: each cell's padding of one space either side puts columns two spaces
+        // apart and the first one a space in, which the indent completes.
+        table.load_style(comfy_table::presets::NOTHING);
+        table.set_header(self.columns.iter().map(|(name, _)| name.as_str()));
         for row in &self.rows {
-            line(row.iter().map(String::as_str).collect())?;
+            table.add_row(row.iter().map(String::as_str));
+        }
+        for (i, (_, align)) in self.columns.iter().enumerate() {
+            if let Some(column) = table.column_mut(i) {
+                column.set_cell_alignment(match align {
+                    Align::Left => comfy_table::CellAlignment::Left,
+                    Align::Right => comfy_table::CellAlignment::Right,
+                });
+            }
+        }
+        let indent = " ".repeat(self.indent.saturating_sub(1));
+        for line in table.lines() {
+            writeln!(f, "{indent}{}", line.trim_end())?;
         }
         Ok(())
     }
@@ -164,6 +145,23 @@ mod tests {
         assert_eq!(
             table.to_string(),
             "  name          calls\n  availability      7\n  room_types     1234\n"
+        );
+    }
+
+    /// Cells are measured by their display width: µ, × and → are one column wide each
+    /// (several bytes in UTF-8), 日本 two columns each (one char each).
+    #[test]
+    fn cells_align_by_their_display_width() {
+        let mut table = Table::new(&[
+            ("query", Align::Left),
+            ("p50", Align::Right),
+            ("speed-up", Align::Right),
+        ]);
+        table.row(["a→b".to_owned(), "4.2 µs".to_owned(), "12×".to_owned()]);
+        table.row(["日本".to_owned(), "850 ns".to_owned(), "3×".to_owned()]);
+        assert_eq!(
+            table.to_string(),
+            "  query     p50  speed-up\n  a→b    4.2 µs       12×\n  日本   850 ns        3×\n"
         );
     }
 

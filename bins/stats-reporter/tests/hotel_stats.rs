@@ -569,7 +569,7 @@ async fn perf_table_measures_the_five_operations(db: TestDatabase) {
         // A database with data is refused, untouched.
         let bookings = count(conn, "bookings").await;
         let again =
-            hotel_stats(&["perf-table", "--scale", "tiny", "--database-url", db.url()]).await;
+            hotel_stats(&["perf-table", "--scale", "tiny", "--generate-into", db.url()]).await;
         assert_exit(&again, 2);
         assert!(
             stderr(&again).contains("is not empty"),

@@ -148,6 +148,7 @@
 //! Unix only (the SQLite page stream and the in-use check rely on POSIX file locks; the in-use
 //! check also reads `/proc` on Linux).
 //! PostgreSQL backups need `pg_dump` and `pg_restore` of at least the server's major version.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod create;
 mod data_file;

@@ -37,6 +37,7 @@
 //! # Ok(())
 //! # }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod catalog;
 mod deferred_indexes;

@@ -1,12 +1,12 @@
 //! `dataset`: fills a migrated hotel database with deterministic, realistic data.
 
-use std::{io::IsTerminal, path::PathBuf, process::ExitCode, str::FromStr};
+use std::{path::PathBuf, process::ExitCode, str::FromStr};
 
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::Parser;
+use cli_support::progress;
 use dataset::{DatasetOptions, Scale};
-use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::{DatabaseConnection, sqlx::sqlite::SqliteConnectOptions};
 
 /// Exit code when the arguments or the target database are wrong (nothing was written).
@@ -134,20 +134,10 @@ async fn generate(
     db: &DatabaseConnection,
     url: &str,
 ) -> anyhow::Result<()> {
-    let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::new(0)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = progress::stderr_bar("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}", 0);
     let summary = dataset::generate(db, options, &|p| {
         bar.set_message(p.phase);
-        bar.set_length(p.total);
-        bar.set_position(p.done);
+        progress::advance(&bar, p.done, Some(p.total));
     })
     .await
     .with_context(|| format!("while generating the {} dataset into {url}", cli.scale))?;

@@ -8,6 +8,7 @@
 //! - a stay is `[start_date, end_date)`: `end_date` is the check-out day and is not a night.
 //!
 //! The tables are created by the `migration` crate; these entities describe them for queries.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod api_token;
 pub mod booking;

@@ -74,7 +74,24 @@
 //!
 //! # Feature flags
 //!
-//! None. The crate uses sea-orm's SQLx drivers for SQLite and PostgreSQL, as the workspace does.
+//! - `tower`: `QueryScopeLayer`, a tower layer that runs each request of a service in a
+//!   [`QueryTracker::scope`] (statement counts and N+1 detection per route) in one line.
+//!
+//! The crate uses sea-orm's SQLx drivers for SQLite and PostgreSQL, as the workspace does. Its
+//! API takes sea-orm types (`DatabaseConnection`, `Statement`, `DbBackend`): [`sea_orm`] is
+//! re-exported so a caller names the version this crate was built with.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The sea-orm this crate's API takes (connections, statements, backends): depending on it
+/// through this re-export keeps the caller on the same version.
+pub use sea_orm;
+
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+mod layer;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use layer::{QueryScopeLayer, QueryScopeService};
 
 mod budget;
 mod config;

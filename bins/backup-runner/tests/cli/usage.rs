@@ -107,7 +107,7 @@ async fn a_mistake_is_exit_2_and_never_poisons_the_monitor(db: TestDatabase) {
         (url.clone(), vec!["verify", "20991231T000000Z"]),
         (url.clone(), vec!["restore", "20991231T000000Z"]),
         (url.clone(), vec!["restore", &id, "--to", "sqlite::memory:"]),
-        (url.clone(), vec!["--compression-level", "0", "create"]),
+        (url.clone(), vec!["create", "--compression-level", "0"]),
         (
             url.clone(),
             vec![
@@ -249,16 +249,19 @@ fn arguments(db_url: String) -> impl Strategy<Value = Vec<String>> {
     ]);
     let anything = "[^\\x00]{0,10}";
     let global = prop_oneof![
+        Just(vec!["--json".to_owned()]),
+        location.clone().prop_map(|v| vec!["-d".to_owned(), v]),
+        location.prop_map(|v| vec!["--scratch-dir".to_owned(), v]),
+    ];
+    // Options that some commands take (after the command's name; a usage error elsewhere).
+    let shared = prop_oneof![
         duration
             .clone()
             .prop_map(|v| vec!["--lock-wait".to_owned(), v]),
         number
             .clone()
             .prop_map(|v| vec!["--compression-level".to_owned(), v]),
-        Just(vec!["--json".to_owned()]),
         url.clone().prop_map(|v| vec!["-u".to_owned(), v]),
-        location.clone().prop_map(|v| vec!["-d".to_owned(), v]),
-        location.prop_map(|v| vec!["--scratch-dir".to_owned(), v]),
     ];
     let retention = prop_oneof![
         number
@@ -356,11 +359,13 @@ fn arguments(db_url: String) -> impl Strategy<Value = Vec<String>> {
     (
         prop::collection::vec(global, 0..2),
         command,
+        prop::collection::vec(shared, 0..2),
         prop::option::weighted(0.1, anything),
     )
-        .prop_map(|(globals, command, extra)| {
+        .prop_map(|(globals, command, shared, extra)| {
             let mut args: Vec<String> = globals.into_iter().flatten().collect();
             args.extend(command);
+            args.extend(shared.into_iter().flatten());
             args.extend(extra);
             args
         })
@@ -504,4 +509,122 @@ async fn no_command_line_makes_it_panic() {
     })
     .await
     .unwrap();
+}
+
+fn help(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hotel-backup"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", describe(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Each command's `--help` lists the options it uses and none it ignores, the options keep
+/// their environment variables, and every help ends with the exit codes.
+#[test]
+fn each_commands_help_shows_its_own_options_and_the_exit_codes() {
+    let root = help(&[]);
+    for code in [
+        "Exit codes:",
+        "  3    a backup failed verification",
+        "  4    another",
+    ] {
+        assert!(root.contains(code), "--help lacks {code:?}:\n{root}");
+    }
+    // (command, options it must show, options it must not show)
+    let cases: [(&str, &[&str], &[&str]); 7] = [
+        (
+            "list",
+            &["--backup-dir", "--scratch-dir", "--json", "--log-format"],
+            &[
+                "--compression-level",
+                "--pg-dump",
+                "--pg-restore",
+                "--lock-wait",
+                "--database-url",
+            ],
+        ),
+        (
+            "create",
+            &[
+                "--database-url",
+                "[env: DATABASE_URL",
+                "--compression-level",
+                "[env: BACKUP_COMPRESSION_LEVEL",
+                "--pg-dump",
+                "--lock-wait",
+                "[env: BACKUP_LOCK_WAIT",
+            ],
+            &["--pg-restore"],
+        ),
+        (
+            "verify",
+            &[
+                "--database-url",
+                "--pg-restore",
+                "[env: PG_RESTORE",
+                "--lock-wait",
+            ],
+            &["--compression-level", "--pg-dump"],
+        ),
+        (
+            "restore",
+            &[
+                "--database-url",
+                "--pg-dump",
+                "--pg-restore",
+                "--compression-level",
+            ],
+            &[],
+        ),
+        (
+            "prune",
+            &["--lock-wait", "--keep-last"],
+            &["--database-url", "--compression-level", "--pg-dump"],
+        ),
+        (
+            "monitor",
+            &["--warn-age"],
+            &["--database-url", "--lock-wait", "--compression-level"],
+        ),
+        (
+            "wal-push",
+            &["--backup-dir"],
+            &[
+                "--database-url",
+                "--compression-level",
+                "--pg-dump",
+                "--pg-restore",
+            ],
+        ),
+    ];
+    for (command, shown, hidden) in cases {
+        let text = help(&[command]);
+        for option in shown {
+            assert!(
+                text.contains(option),
+                "{command} --help lacks {option}:\n{text}"
+            );
+        }
+        for option in hidden {
+            assert!(
+                !text.contains(option),
+                "{command} --help shows {option}:\n{text}"
+            );
+        }
+        assert!(
+            text.contains("Exit codes"),
+            "{command} --help lacks the exit codes"
+        );
+    }
+    assert!(help(&["monitor"]).contains("3 UNKNOWN"));
+    assert!(help(&["wal-fetch"]).contains("126"));
+    // An option given to a command that does not use it is a usage error, not ignored.
+    let out = Command::new(env!("CARGO_BIN_EXE_hotel-backup"))
+        .args(["list", "--compression-level", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
 }

@@ -205,3 +205,26 @@ async fn demo_starts_on_a_fresh_machine_and_reuses_its_data() {
     );
     stop(child);
 }
+
+/// `--help` documents the exit codes, and the database option reads DATABASE_URL as in the
+/// other two binaries.
+#[test]
+fn help_documents_the_exit_codes_and_database_url() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "Exit codes:",
+        "  0  stopped by SIGINT",
+        "  1  failed",
+        "  2  usage error",
+        "[env: DATABASE_URL",
+    ] {
+        assert!(
+            help.contains(expected),
+            "--help lacks {expected:?}:\n{help}"
+        );
+    }
+    let out = Command::new(BIN).arg("--no-such-option").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -96,7 +96,7 @@ struct Target {
 
 impl Target {
     fn new(args: &PerfTableArgs) -> anyhow::Result<Self> {
-        match &args.database_url {
+        match &args.generate_into {
             Some(url) => Ok(Self {
                 url: url.clone(),
                 shown: db_connect::redact_password(url),
@@ -183,8 +183,7 @@ pub(crate) async fn run(args: &PerfTableArgs, json: bool) -> anyhow::Result<Outc
             .reference_date(reference),
         &|p| {
             bar.set_message(format!("generating {}", p.phase));
-            bar.set_length(p.total);
-            bar.set_position(p.done);
+            progress::advance(&bar, p.done, Some(p.total));
         },
     )
     .await
