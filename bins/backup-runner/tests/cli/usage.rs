@@ -586,8 +586,9 @@ fn each_commands_help_shows_its_own_options_and_the_exit_codes() {
         ),
         (
             "monitor",
-            &["--warn-age"],
-            &["--database-url", "--lock-wait", "--compression-level"],
+            // --database-url: the PostgreSQL archiver it checks with point-in-time recovery.
+            &["--warn-age", "--database-url"],
+            &["--lock-wait", "--compression-level"],
         ),
         (
             "wal-push",
