@@ -40,6 +40,11 @@ struct Repo {
 
 /// Runs `hotel-backup -d <repo> <args>` as the server's user.
 fn hotel_backup(cluster: &PostgresCluster, repo: &Repo, args: &[&str]) -> Output {
+    hotel_backup_command(cluster, repo, args).output().unwrap()
+}
+
+/// The command [`hotel_backup`] runs, to spawn (and kill) instead.
+fn hotel_backup_command(cluster: &PostgresCluster, repo: &Repo, args: &[&str]) -> Command {
     let mut command = Command::new(EXE);
     command
         .arg("-d")
@@ -55,7 +60,7 @@ fn hotel_backup(cluster: &PostgresCluster, repo: &Repo, args: &[&str]) -> Output
     if let Some((uid, gid)) = cluster.server_user_ids() {
         command.uid(uid).gid(gid);
     }
-    command.output().unwrap()
+    command
 }
 
 fn describe(out: &Output) -> String {
@@ -219,8 +224,13 @@ async fn restored(
     args: &[&str],
 ) -> (PostgresCluster, Value) {
     let (cluster, report) = restored_started(source, repo, args);
-    // The server accepts connections once consistent (a hot standby), before the end of
-    // replay: wait for the promotion.
+    wait_promoted(&cluster).await;
+    (cluster, report)
+}
+
+/// Waits for the end of a restored server's recovery: it accepts connections once consistent
+/// (a hot standby), before the end of replay.
+async fn wait_promoted(cluster: &PostgresCluster) {
     let db = connect(&cluster.url("postgres")).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while one(&db, "SELECT pg_is_in_recovery()::text").await == "true" {
@@ -232,7 +242,6 @@ async fn restored(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = db.close().await;
-    (cluster, report)
 }
 
 fn restored_started(
@@ -585,17 +594,11 @@ async fn verify_base_recovers_for_real_and_cleans_up_after_a_kill() {
     assert!(verify_dirs(&repo.scratch).is_empty());
 
     // Killed while its server runs.
-    let mut command = Command::new(EXE);
-    command
-        .args(["-d", &repo.location, "--scratch-dir"])
-        .arg(&repo.scratch)
-        .args(["verify-base", "--pg-bin-dir", &bin])
+    let mut child = hotel_backup_command(&cluster, &repo, &["verify-base", "--pg-bin-dir", &bin])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    if let Some((uid, gid)) = cluster.server_user_ids() {
-        command.uid(uid).gid(gid);
-    }
-    let mut child = command.spawn().unwrap();
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let pid_file = loop {
         if let Some(pid) = verify_dirs(&repo.scratch)
@@ -919,17 +922,7 @@ async fn a_restore_killed_midway_does_not_block_the_next() {
     })
     .unwrap();
     assert!(killed_midway, "no restore was caught while unpacking");
-    let db = connect(&copy.url("postgres")).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while one(&db, "SELECT pg_is_in_recovery()::text").await == "true" {
-        assert!(
-            Instant::now() < deadline,
-            "recovery did not end: {}",
-            copy.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = db.close().await;
+    wait_promoted(&copy).await;
     assert_eq!(content(&copy.url("hotel")).await, latest);
 }
 
@@ -938,18 +931,13 @@ async fn a_restore_killed_midway_does_not_block_the_next() {
 /// Whether one was killed while unpacking.
 fn kill_a_restore_midway(cluster: &PostgresCluster, repo: &Repo, pgdata: &Path) -> bool {
     for _ in 0..10 {
-        let mut command = Command::new(EXE);
-        command
-            .args(["-d", &repo.location, "--scratch-dir"])
-            .arg(&repo.scratch)
-            .args(["restore", "--latest", "--pgdata"])
-            .arg(pgdata)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        if let Some((uid, gid)) = cluster.server_user_ids() {
-            command.uid(uid).gid(gid);
-        }
-        let mut child = command.spawn().unwrap();
+        let data = pgdata.to_str().unwrap();
+        let mut child =
+            hotel_backup_command(cluster, repo, &["restore", "--latest", "--pgdata", data])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while restore_stagings(pgdata).is_empty()
             && child.try_wait().unwrap().is_none()
