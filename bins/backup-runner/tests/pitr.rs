@@ -552,19 +552,19 @@ async fn a_running_or_non_empty_data_directory_is_refused() {
     );
 }
 
-/// The scratch data directories of verifications under `scratch`.
-fn verify_dirs(scratch: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(scratch)
+/// The entries of `dir` whose names start with `prefix`.
+fn entries_starting_with(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(".hotel-verify-")
-        })
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
         .collect()
+}
+
+/// The scratch data directories of verifications under `scratch`.
+fn verify_dirs(scratch: &Path) -> Vec<PathBuf> {
+    entries_starting_with(scratch, ".hotel-verify-")
 }
 
 /// verify-base recovers a base backup for real and compares its counts; killed while its
@@ -872,17 +872,7 @@ fn restore_stagings(pgdata: &Path) -> Vec<PathBuf> {
         ".{}.hotel-restore-",
         pgdata.file_name().unwrap().to_string_lossy()
     );
-    std::fs::read_dir(pgdata.parent().unwrap())
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(&prefix)
-        })
-        .collect()
+    entries_starting_with(pgdata.parent().unwrap(), &prefix)
 }
 
 /// A restore killed with SIGKILL while it unpacks leaves nothing that blocks the next run: the
