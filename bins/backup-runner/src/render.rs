@@ -118,6 +118,12 @@ pub(crate) fn restored(r: &RestoreReport) -> String {
                 replayed.as_of.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
             ));
         }
+        if !r.check_duration.is_zero() {
+            out.push_str(&format!(
+                "\nof which the checks of the rebuilt copy (integrity_check, foreign_key_check): {:.1} s",
+                r.check_duration.as_secs_f64()
+            ));
+        }
         if let Some(id) = &r.safety_backup {
             out.push_str(&format!("\nsafety backup of the replaced database: {id}"));
         }

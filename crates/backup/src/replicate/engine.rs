@@ -32,6 +32,9 @@ const NO_LOG: WalPosition = WalPosition {
     checksum2: 0,
 };
 
+/// The first read of the log in a poll (see [`Engine::read_log`]).
+const FIRST_READ_BYTES: u64 = 256 << 10;
+
 /// The zstd level of segments: fast, since they are shipped within a second.
 const SEGMENT_LEVEL: i32 = 3;
 
@@ -284,6 +287,9 @@ impl Engine {
         if self.db.pin_lent() {
             return Ok(());
         }
+        // The bulk of the log is copied while writers go on; they wait only for the rest.
+        self.db.advance_pin().await?;
+        self.db.checkpoint().await?;
         self.db.stop_writers().await?;
         let checkpointed = async {
             self.db.unpin().await?;
@@ -433,8 +439,17 @@ impl Engine {
             if line.pending_bytes >= budget || line.read.offset >= log_bytes {
                 break;
             }
+            // After a restart the file keeps the old log's frames past the new log's end:
+            // a frame without this log's salts means nothing new, found without reading the
+            // rest of the file (which every poll would otherwise do until the log outgrew it).
+            let next = read(line.read.offset, wal::FRAME_HEADER_BYTES as usize)?;
+            if !header.salts_match(&next) {
+                break;
+            }
             let room = budget - line.pending_bytes;
-            let mut want = usize::try_from(segment_bytes.min(room))
+            // A modest first read (what a poll finds is usually small, and what follows it in
+            // the file may be stale), larger ones only while a transaction has no end in it.
+            let mut want = usize::try_from(segment_bytes.min(room).min(FIRST_READ_BYTES))
                 .unwrap_or(usize::MAX)
                 .max(header.frame_bytes() as usize);
             let (found, seen) = loop {
@@ -670,25 +685,29 @@ impl Engine {
     }
 
     /// Checkpoints every frame of the log: the bulk while writers go on (the pin moved to
-    /// the log's end), then, writers stopped, the last frames are read, shipped and
-    /// checkpointed, and the pin taken again on the database file alone. Returns the point
-    /// the database file is at when every frame was copied.
+    /// the log's end), then, writers stopped, the last frames are read into memory, the rest
+    /// copied and the pin taken again on the database file alone. Writers wait only for that
+    /// local work, never for the store: the frames read under the lock are shipped once
+    /// writers go on. Returns the point the database file is at when every frame was copied,
+    /// once that point is shipped.
+    ///
+    /// Until they are shipped, the last frames are only in memory and in the old log (which
+    /// the next writer may restart): a replicator killed in that moment finds, on its next
+    /// start, a log that no longer continues its line and starts a new generation. Nothing
+    /// is skipped either way.
     async fn checkpoint_cycle(&mut self) -> Result<Option<ReplicaPoint>> {
         self.db.advance_pin().await?;
         self.db.checkpoint().await?;
         self.db.stop_writers().await?;
         let result = async {
             self.read_log()?;
-            if self.line.as_ref().is_some_and(|l| !l.pending.is_empty()) {
-                let grace = self.options.interval;
-                tokio::time::timeout(grace, self.ship(false))
-                    .await
-                    .map_err(|_| {
-                        Error::Internal(
-                            "the store did not take the last frames in time; the checkpoint waits"
-                                .to_owned(),
-                        )
-                    })??;
+            if self
+                .line
+                .as_ref()
+                .is_some_and(|l| l.pending_bytes >= self.options.pending_bytes)
+            {
+                // Frames may be left unread: copying them could let the log restart over them.
+                return Ok((false, Utc::now()));
             }
             self.db.unpin().await?;
             let full = self.db.checkpoint().await?;
@@ -708,6 +727,16 @@ impl Engine {
         line.restart_allowed = true;
         self.status.send_modify(|s| s.checkpoints += 1);
         tracing::debug!(generation = %line.generation.id, "log checkpointed");
+        // Ship the last frames now rather than at the next due time: until then they are
+        // only in memory. A failure leaves them pending (retried as any segment) and no
+        // point to snapshot at; a due snapshot waits for the next checkpoint.
+        if let Err(e) = self.ship(false).await {
+            self.failed("shipping the last frames of a checkpointed log", &e)?;
+            return Ok(None);
+        }
+        let Some(line) = self.line.as_ref() else {
+            return Ok(None);
+        };
         Ok(Some(ReplicaPoint {
             generation: line.generation.id.clone(),
             seq: line.next_seq - 1,

@@ -14,7 +14,9 @@
 //!
 //! - Use WAL mode (`db_connect::connect` does).
 //! - Give writers a busy timeout of a few seconds (`db_connect` sets 5 s): while the
-//!   replicator copies the last frames of a log before letting it restart, writers wait.
+//!   replicator reads the last frames of a log into memory and copies what is left of it
+//!   before letting it restart, writers wait (local work only: the bulk of the log is copied
+//!   before, and the last frames are uploaded after, while writers go on).
 //! - Preferably, disable its automatic checkpoints (`PRAGMA wal_autocheckpoint = 0`): they
 //!   cannot pass the replicator's read transaction anyway, and when the replicator is stopped
 //!   they would checkpoint and restart the log, so that the next start begins a new generation

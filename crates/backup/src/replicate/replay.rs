@@ -11,7 +11,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 
 use super::{
@@ -242,10 +242,43 @@ impl BackupRepository {
         })
     }
 
-    /// Applies the replay's segments to the decompressed snapshot at `file`, checking that
-    /// each continues the one before. A damaged or discontinuous segment is an error: nothing
-    /// after it is applied, and the caller keeps the target as it was.
-    pub(crate) async fn apply_replay(&self, replay: &Replay, file: &Path) -> Result<Replayed> {
+    /// Starts fetching the replay's segments in the background, in order, a few ahead of
+    /// [`BackupRepository::apply_replay`] (so that they download while the snapshot is
+    /// decompressed). At most [`FETCH_AHEAD`] are held, downloading or waiting.
+    pub(crate) fn fetch_segments(&self, replay: &Replay) -> FetchedSegments {
+        let (tx, rx) = tokio::sync::mpsc::channel(FETCH_AHEAD);
+        let repo = self.clone();
+        let segments = replay.segments.clone();
+        let task = tokio::spawn(async move {
+            let mut fetched = futures::stream::iter(segments.into_iter().map(|(seq, key)| {
+                let repo = &repo;
+                async move { repo.read_segment(&key).await.map(|s| (seq, key, s)) }
+            }))
+            .buffered(FETCH_AHEAD);
+            while let Some(segment) = fetched.next().await {
+                let failed = segment.is_err();
+                // The receiver is gone when the replay stopped early (a point reached, an
+                // error): nothing more is needed.
+                if tx.send(segment).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        FetchedSegments { rx, task }
+    }
+
+    /// Applies the replay's segments (as `segments`, from
+    /// [`BackupRepository::fetch_segments`], hands them over) to the decompressed snapshot at
+    /// `file`, checking that each continues the one before. A damaged or discontinuous segment
+    /// is an error: nothing after it is applied, and the caller keeps the target as it was.
+    /// The file is not fsync'd: the caller does that (once, beside its checks) before it puts
+    /// the file in place.
+    pub(crate) async fn apply_replay(
+        &self,
+        replay: &Replay,
+        mut segments: FetchedSegments,
+        file: &Path,
+    ) -> Result<Replayed> {
         let point = replay.snapshot.replication.as_ref().ok_or_else(|| {
             Error::Internal(format!(
                 "backup {} is not a replication snapshot",
@@ -267,13 +300,16 @@ impl BackupRepository {
             .open(&path)
             .map_err(|e| Error::io("open", &path, e))?;
         let target = std::sync::Arc::new(target);
-        // Segments are fetched a few ahead and applied in order.
-        let mut fetched =
-            futures::stream::iter(replay.segments.iter().map(|(seq, key)| async move {
-                self.read_segment(key).await.map(|s| (*seq, key.clone(), s))
-            }))
-            .buffered(8);
-        while let Some((seq, key, (header, frames))) = fetched.try_next().await? {
+        let mut expected = replay.segments.iter();
+        // The point was reached before the last segment.
+        let mut reached = false;
+        while let Some(fetched) = segments.rx.recv().await {
+            let (seq, key, (header, frames)) = fetched?;
+            if expected.next().map(|(s, _)| *s) != Some(seq) {
+                return Err(Error::Internal(format!(
+                    "segment {seq} was fetched out of order"
+                )));
+            }
             let corrupt = |reason: String| Error::Corrupt {
                 object: self.store.describe(&key),
                 reason,
@@ -302,6 +338,7 @@ impl BackupRepository {
                     .count(),
             };
             if keep == 0 && !header.transactions.is_empty() {
+                reached = true;
                 break;
             }
             let frame_bytes = wal::FRAME_HEADER_BYTES as usize + header.page_size as usize;
@@ -309,10 +346,11 @@ impl BackupRepository {
                 .iter()
                 .map(|t| t.frames as usize)
                 .sum();
-            let slice = frames
-                .get(..kept_frames * frame_bytes)
-                .ok_or_else(|| corrupt("fewer frames than its transactions".to_owned()))?
-                .to_vec();
+            let mut slice = frames;
+            if slice.len() < kept_frames * frame_bytes {
+                return Err(corrupt("fewer frames than its transactions".to_owned()));
+            }
+            slice.truncate(kept_frames * frame_bytes);
             let file = std::sync::Arc::clone(&target);
             let log = pseudo_header(&header);
             let start = header.start;
@@ -335,6 +373,7 @@ impl BackupRepository {
                 done.as_of = last.observed_at;
             }
             if keep < header.transactions.len() {
+                reached = true;
                 break;
             }
             if keep == 0 {
@@ -345,10 +384,27 @@ impl BackupRepository {
                 };
             }
         }
-        target
-            .sync_all()
-            .map_err(|e| Error::io("fsync", &path, e))?;
+        if !reached && let Some((seq, _)) = expected.next() {
+            // The fetcher ended without an error for the next segment: never skip it.
+            return Err(Error::Internal(format!("segment {seq} was never fetched")));
+        }
         Ok(done)
+    }
+}
+
+/// Segments fetched at most this many ahead of the one being applied.
+const FETCH_AHEAD: usize = 8;
+
+/// Segments being fetched for a replay, in order (see [`BackupRepository::fetch_segments`]).
+pub(crate) struct FetchedSegments {
+    rx: tokio::sync::mpsc::Receiver<Result<(u64, String, (SegmentHeader, Vec<u8>))>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FetchedSegments {
+    fn drop(&mut self) {
+        // A replay that ends early (its point reached, a failure) fetches nothing more.
+        self.task.abort();
     }
 }
 

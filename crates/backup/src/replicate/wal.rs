@@ -91,6 +91,19 @@ impl WalHeader {
         }
     }
 
+    /// Whether `frame_header` (a frame's first [`FRAME_HEADER_BYTES`] or more) carries this
+    /// log's salts: a frame of this log may start there (one without them cannot, and
+    /// neither can anything after it). [`transactions`] checks the rest.
+    pub(crate) fn salts_match(&self, frame_header: &[u8]) -> bool {
+        let word = |i: usize| {
+            frame_header
+                .get(i..i + 4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+        };
+        word(8) == Some(self.salt1) && word(12) == Some(self.salt2)
+    }
+
     /// A frame's size in the log.
     pub(crate) fn frame_bytes(&self) -> u64 {
         FRAME_HEADER_BYTES + u64::from(self.page_size)
@@ -357,9 +370,13 @@ pub(crate) mod tests {
             let mut damaged = log.clone();
             damaged[32 + frame + 100] ^= 1;
             assert_eq!(transactions(&header, &start, &damaged[32..]).len(), 0);
-            // Frames of another incarnation of the log are not frames of this one.
+            // Frames of another incarnation of the log are not frames of this one, and their
+            // salts alone say so (past the end of the file too).
             let other = WalHeader::parse(&wal(big, (8, 5), 1, 2)).unwrap();
             assert!(transactions(&other, &other.start(), &log[32..]).is_empty());
+            assert!(header.salts_match(&log[32 + frame..]));
+            assert!(!other.salts_match(&log[32 + frame..]));
+            assert!(!header.salts_match(&log[32 + frame..32 + frame + 15]));
             assert!(other.follows(&start));
             // Applying checks the same chain and reports each page.
             let mut pages = Vec::new();

@@ -83,6 +83,11 @@ pub struct RestoreReport {
     /// How long the restore took.
     #[serde(with = "millis")]
     pub duration: Duration,
+    /// The part of `duration` spent checking the rebuilt copy (`integrity_check`,
+    /// `foreign_key_check`) before it replaced anything: for a point-in-time restore; zero
+    /// otherwise.
+    #[serde(with = "millis")]
+    pub check_duration: Duration,
     /// For a point-in-time restore: the snapshot and the segments applied on top of it.
     pub replayed: Option<crate::replicate::Replayed>,
 }
@@ -131,6 +136,7 @@ impl BackupRepository {
                 replaced_database: None,
                 tables: BTreeMap::new(),
                 duration: Duration::ZERO,
+                check_duration: Duration::ZERO,
                 replayed: None,
             });
         }

@@ -3,6 +3,7 @@
 
 use std::{
     collections::BTreeMap,
+    fs::OpenOptions,
     time::{Duration, Instant},
 };
 
@@ -103,6 +104,7 @@ impl BackupRepository {
                 replaced_database: None,
                 tables: BTreeMap::new(),
                 duration: Duration::ZERO,
+                check_duration: Duration::ZERO,
                 replayed: None,
             });
         }
@@ -121,19 +123,37 @@ impl BackupRepository {
             let claim = self
                 .scratch()
                 .claim_file(&temp, &Operation::Restore.to_string())?;
-            let copy = decompress(&self.store, temp, claim, snapshot, progress).await?;
+            // The segments download while the snapshot is decompressed.
+            let segments = self.fetch_segments(&replay);
+            // Not fsync'd here: the replay fsyncs the file once it has applied the segments.
+            let copy = decompress(&self.store, temp, claim, snapshot, false, progress).await?;
             if let Err(failure) = copy.outcome {
                 return Err(Error::VerificationFailed {
                     id: snapshot.id.to_string(),
                     failure,
                 });
             }
-            let replayed = self.apply_replay(&replay, copy.temp.path()).await?;
+            let replayed = self
+                .apply_replay(&replay, segments, copy.temp.path())
+                .await?;
+            // The rebuilt file goes to disk while it is checked: both are done before it
+            // replaces anything.
+            let synced = {
+                let path = copy.temp.path().to_path_buf();
+                tokio::task::spawn_blocking(move || {
+                    OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|file| file.sync_all())
+                        .map_err(|e| Error::io("fsync", &path, e))
+                })
+            };
             progress(crate::Progress {
                 phase: Phase::Check,
                 done: 0,
                 total: None,
             });
+            let checking = Instant::now();
             let checked = check_copy(
                 copy.temp.path(),
                 None,
@@ -141,6 +161,10 @@ impl BackupRepository {
                 &self.config.migration_table,
             )
             .await;
+            let check_duration = checking.elapsed();
+            synced
+                .await
+                .map_err(|e| Error::Internal(format!("an fsync worker failed: {e}")))??;
             if let Some(failure) = checked.failure {
                 return Err(Error::VerificationFailed {
                     id: format!(
@@ -154,6 +178,7 @@ impl BackupRepository {
                 .replace_sqlite(&lock, copy.temp, path, &plan, options, progress)
                 .await?;
             tracing::info!(
+                check_ms = u64::try_from(check_duration.as_millis()).unwrap_or(u64::MAX),
                 generation = %replayed.generation,
                 seq = replayed.last_seq,
                 as_of = %replayed.as_of,
@@ -168,6 +193,7 @@ impl BackupRepository {
                 replaced_database: None,
                 tables: checked.tables,
                 duration: timer.elapsed(),
+                check_duration,
                 replayed: Some(replayed),
             })
         }

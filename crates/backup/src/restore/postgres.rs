@@ -75,6 +75,7 @@ impl BackupRepository {
             replaced_database: None,
             tables: BTreeMap::new(),
             duration: Duration::ZERO,
+            check_duration: Duration::ZERO,
             replayed: None,
         };
         let outcome = if report.plan.target_exists && options.mode == RestoreMode::Clean {

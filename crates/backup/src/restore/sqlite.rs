@@ -67,6 +67,7 @@ impl BackupRepository {
             replaced_database: None,
             tables,
             duration: Duration::ZERO,
+            check_duration: Duration::ZERO,
             replayed: None,
         })
     }

@@ -37,7 +37,7 @@ pub(crate) async fn materialize(
     migration_table: &str,
     progress: &ProgressFn<'_>,
 ) -> Result<Materialized> {
-    let decompressed = decompress(store, dest, claim, manifest, progress).await?;
+    let decompressed = decompress(store, dest, claim, manifest, true, progress).await?;
     if decompressed.outcome.is_err() {
         return Ok(decompressed);
     }
@@ -58,12 +58,14 @@ pub(crate) async fn materialize(
 /// Checks the data object's size, then decompresses it into the new file `dest` (claimed by
 /// `claim`, which goes once the file does), checking its SHA-256, decoding and raw size (not
 /// its content: the caller checks that, perhaps after changing it). The outcome's tables are
-/// empty.
+/// empty. With `durable`, the file is fsync'd once written; a caller that changes it further
+/// fsyncs it itself once, when it is done, before it is put in place.
 pub(crate) async fn decompress(
     store: &Store,
     dest: PathBuf,
     claim: ScratchClaim,
     manifest: &BackupManifest,
+    durable: bool,
     progress: &ProgressFn<'_>,
 ) -> Result<Materialized> {
     let (temp, file) = TempFile::create_claimed(dest, claim)?;
@@ -90,7 +92,9 @@ pub(crate) async fn decompress(
         let file = sink
             .into_inner()
             .map_err(|e| crate::Error::io("write", &dest_path, e.into_error()))?;
-        file.sync_all().map_err(io_err("fsync", &dest_path))?;
+        if durable {
+            file.sync_all().map_err(io_err("fsync", &dest_path))?;
+        }
         Ok::<_, crate::Error>(done)
     })
     .await??;
