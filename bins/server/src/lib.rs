@@ -19,6 +19,7 @@ pub mod demo;
 pub mod error;
 pub mod http_metrics;
 pub mod load_shed;
+pub mod middleware;
 pub mod openapi;
 pub mod routes;
 pub mod serving;
