@@ -44,6 +44,9 @@ fn seconds(var: &str, default: u64) -> u64 {
 #[derive(Debug)]
 struct Figures {
     requests_per_second: f64,
+    /// CPU time this process (the server under load; the others are idle) spent per request:
+    /// on a machine shared with other work this moves far less than requests per second.
+    cpu_us_per_request: f64,
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
@@ -62,13 +65,31 @@ fn parse_ms(text: &str) -> f64 {
     }
 }
 
+/// CPU seconds (user and system) this process has used, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command (which may hold spaces) start at state (field 3);
+    // utime and stime are fields 14 and 15, in clock ticks of 1/100 s.
+    let after_command = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_command.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn wrk(url: &str, seconds: u64, script: Option<&PathBuf>) -> Figures {
     let mut command = Command::new("wrk");
     command.args(["-t1", "-c10", &format!("-d{seconds}s"), "--latency", url]);
     if let Some(script) = script {
         command.arg("-s").arg(script);
     }
+    let cpu_before = cpu_seconds();
     let output = command.output().expect("run wrk (apt-get install wrk)");
+    let cpu = cpu_seconds() - cpu_before;
     let text = String::from_utf8_lossy(&output.stdout).to_string();
     let line_value = |prefix: &str| {
         text.lines()
@@ -87,8 +108,10 @@ fn wrk(url: &str, seconds: u64, script: Option<&PathBuf>) -> Figures {
                 .filter_map(|n| n.parse::<u64>().ok())
         })
         .sum();
+    let requests_per_second: f64 = line_value("Requests/sec:").parse().unwrap_or(f64::NAN);
     Figures {
-        requests_per_second: line_value("Requests/sec:").parse().unwrap_or(f64::NAN),
+        requests_per_second,
+        cpu_us_per_request: cpu * 1e6 / (requests_per_second * seconds as f64),
         p50_ms: parse_ms(&line_value("50%")),
         p99_ms: parse_ms(&line_value("99%")),
         errors,
@@ -142,16 +165,23 @@ async fn start_server(database_url: &str, redis: Option<(String, Duration)>) -> 
     url
 }
 
-fn report(name: &str, figures: &Figures, ceiling: Option<f64>) {
+/// One line of the table; against the ceiling, both its requests per second and its CPU time
+/// per request (what the share would be if the server had the cores to itself).
+fn report(name: &str, figures: &Figures, ceiling: Option<&Figures>) {
     let share = ceiling.map_or(String::new(), |c| {
         format!(
-            "{:>6.1} % of the ceiling",
-            100.0 * figures.requests_per_second / c
+            "{:>6.1} % of the ceiling ({:>5.1} % by CPU/req)",
+            100.0 * figures.requests_per_second / c.requests_per_second,
+            100.0 * c.cpu_us_per_request / figures.cpu_us_per_request
         )
     });
     println!(
-        "{name:<40} {:>10.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   errors {:>3}   {share}",
-        figures.requests_per_second, figures.p50_ms, figures.p99_ms, figures.errors
+        "{name:<40} {:>8.0} req/s {:>6.1} µs CPU/req   p50 {:>6.3} ms   p99 {:>7.3} ms   errors {:>3}   {share}",
+        figures.requests_per_second,
+        figures.cpu_us_per_request,
+        figures.p50_ms,
+        figures.p99_ms,
+        figures.errors
     );
 }
 
@@ -254,8 +284,9 @@ fn handler_alone(state: &AppState) -> Router {
         .with_state(state.clone())
 }
 
-/// Runs every mode `rounds` times in turn and reports each one's median requests per second.
-fn layer_rounds(modes: &[(String, String)], run_seconds: u64, rounds: usize) -> f64 {
+/// Runs every mode `rounds` times in turn and reports each one's median requests per second;
+/// returns the first mode's (the ceiling's).
+fn layer_rounds(modes: &[(String, String)], run_seconds: u64, rounds: usize) -> Figures {
     let mut figures: Vec<Vec<Figures>> = modes.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
         for ((_, url), runs) in modes.iter().zip(&mut figures) {
@@ -266,13 +297,13 @@ fn layer_rounds(modes: &[(String, String)], run_seconds: u64, rounds: usize) -> 
         runs.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
         runs.swap_remove(runs.len() / 2)
     };
-    let mut ceiling = None;
-    for ((name, _), runs) in modes.iter().zip(&mut figures) {
-        let figures = median(runs);
-        report(name, &figures, ceiling);
-        ceiling.get_or_insert(figures.requests_per_second);
+    let mut medians = figures.iter_mut().map(median);
+    let ceiling = medians.next().expect("the ceiling is the first mode");
+    report(&modes[0].0, &ceiling, None);
+    for ((name, _), figures) in modes.iter().skip(1).zip(medians) {
+        report(name, &figures, Some(&ceiling));
     }
-    ceiling.unwrap_or(f64::NAN)
+    ceiling
 }
 
 fn main() {
@@ -347,6 +378,12 @@ end
             "server's handler alone, cached".to_owned(),
             serve(handler_alone(&state)).await,
         ));
+        // The whole router under axum's own accept loop: what the server's serving loop
+        // (connection limits and deadlines) adds is the difference with the next line.
+        modes.push((
+            "app() under axum::serve, cached".to_owned(),
+            serve(server::app(state.clone(), limits)).await,
+        ));
         let cached = start_server(&database_url, None).await;
         modes.push(("hotel-server, cached (L1)".to_owned(), cached.clone()));
         let modes: Vec<(String, String)> = modes
@@ -363,7 +400,7 @@ end
         return;
     }
     let miss = wrk(&cached, run_seconds, Some(&script));
-    report("hotel-server, every request a miss", &miss, Some(ceiling));
+    report("hotel-server, every request a miss", &miss, Some(&ceiling));
 
     if std::net::TcpStream::connect("127.0.0.1:6379").is_ok() {
         let redis = "redis://127.0.0.1:6379".to_owned();
@@ -372,13 +409,13 @@ end
             Some((redis.clone(), Duration::from_secs(5))),
         ));
         let hit = wrk(&format!("{tiered}/api/availability"), run_seconds, None);
-        report("hotel-server, cached (L1 + Redis)", &hit, Some(ceiling));
+        report("hotel-server, cached (L1 + Redis)", &hit, Some(&ceiling));
         let miss = wrk(&tiered, run_seconds, Some(&script));
-        report("hotel-server, L1 misses (L2 or DB)", &miss, Some(ceiling));
+        report("hotel-server, L1 misses (L2 or DB)", &miss, Some(&ceiling));
         // Nothing kept in process: every request is a Redis round trip (a hit there).
         let l2_only = runtime.block_on(start_server(&database_url, Some((redis, Duration::ZERO))));
         let hit = wrk(&format!("{l2_only}/api/availability"), run_seconds, None);
-        report("hotel-server, cached (L2 only)", &hit, Some(ceiling));
+        report("hotel-server, cached (L2 only)", &hit, Some(&ceiling));
     }
 
     if memory_seconds > 0 {

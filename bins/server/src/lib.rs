@@ -18,6 +18,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod http_metrics;
+pub mod json_body;
 pub mod load_shed;
 pub mod middleware;
 pub mod openapi;

@@ -9,14 +9,14 @@ use std::{any::Any, time::Duration};
 
 use axum::{
     extract::DefaultBodyLimit,
-    http::{HeaderName, Request, Response, StatusCode},
+    http::{HeaderName, HeaderValue, Request, Response, StatusCode},
     response::IntoResponse,
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
     classify::{ServerErrorsAsFailures, SharedClassifier},
     compression::CompressionLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     timeout::TimeoutLayer,
     trace::{DefaultOnRequest, MakeSpan, OnResponse, TraceLayer},
 };
@@ -32,8 +32,8 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const ACCESS_LOG_TARGET: &str = "access_log";
 
 /// Gives a request without an `x-request-id` a random (version 4) UUID.
-pub fn set_request_id() -> SetRequestIdLayer<MakeRequestUuid> {
-    SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid)
+pub fn set_request_id() -> SetRequestIdLayer<RandomRequestId> {
+    SetRequestIdLayer::new(REQUEST_ID, RandomRequestId)
 }
 
 /// The request span (`request_id`, `method`, `path`) and the access log.
@@ -81,6 +81,40 @@ pub fn body_limit(limits: &HttpLimits) -> DefaultBodyLimit {
     DefaultBodyLimit::max(limits.max_body_bytes)
 }
 
+/// Makes request ids: random version 4 UUIDs, as `uuid::Uuid::new_v4` makes them, but drawn
+/// from the thread's random generator (rand's `ThreadRng`, a CSPRNG seeded by the OS) instead of
+/// a `getrandom` system call per request, and written into the header without formatting
+/// machinery. tower-http's `MakeRequestUuid` spent a system call and two allocations per
+/// request here (docs/PERFORMANCE.md).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        Some(RequestId::new(uuid_v4(rand::random())))
+    }
+}
+
+/// `bits` as a version 4 (random) UUID in its hyphenated lowercase form.
+fn uuid_v4(bits: u128) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Version 4 in the 13th hex digit, variant 10xx in the 17th: RFC 9562, section 5.4.
+    let bits = bits & 0xFFFF_FFFF_FFFF_4FFF_BFFF_FFFF_FFFF_FFFF | 0x4000_8000_0000_0000_0000;
+    let bytes = bits.to_be_bytes();
+    let mut text = [0u8; 36];
+    let mut at = 0;
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            text[at] = b'-';
+            at += 1;
+        }
+        text[at] = HEX[usize::from(byte >> 4)];
+        text[at + 1] = HEX[usize::from(byte & 0xF)];
+        at += 2;
+    }
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
 /// The span of one request: `request_id`, `method` and `path`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestSpan;
@@ -109,5 +143,34 @@ impl<B> OnResponse<B> for AccessLog {
         } else {
             tracing::info!(target: ACCESS_LOG_TARGET, status, latency_ms, "request answered");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_version_4_uuids() {
+        let zeros = uuid_v4(0);
+        assert_eq!(
+            zeros.to_str().ok(),
+            Some("00000000-0000-4000-8000-000000000000")
+        );
+        let ones = uuid_v4(u128::MAX);
+        assert_eq!(
+            ones.to_str().ok(),
+            Some("ffffffff-ffff-4fff-bfff-ffffffffffff")
+        );
+        let a = uuid_v4(rand::random());
+        let b = uuid_v4(rand::random());
+        assert_ne!(a, b, "two ids drawn at random differ");
+        let text = a.to_str().unwrap_or_default();
+        assert_eq!(text.len(), 36);
+        assert_eq!(text.as_bytes()[14], b'4', "version 4: {text}");
+        assert!(
+            matches!(text.as_bytes()[19], b'8' | b'9' | b'a' | b'b'),
+            "variant 10xx: {text}"
+        );
     }
 }
