@@ -99,7 +99,7 @@ impl MakeRequestId for RandomRequestId {
 fn uuid_v4(bits: u128) -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     // Version 4 in the 13th hex digit, variant 10xx in the 17th: RFC 9562, section 5.4.
-    let bits = bits & 0xFFFF_FFFF_FFFF_4FFF_BFFF_FFFF_FFFF_FFFF | 0x4000_8000_0000_0000_0000;
+    let bits = (bits & 0xFFFF_FFFF_FFFF_4FFF_BFFF_FFFF_FFFF_FFFF) | 0x4000_8000_0000_0000_0000;
     let bytes = bits.to_be_bytes();
     let mut text = [0u8; 36];
     let mut at = 0;
