@@ -1,13 +1,19 @@
 //! Throughput and latency of `GET /api/availability` at concurrency 10, in one run: a bare axum
-//! handler returning a constant (the ceiling), the real server answering from its cache, the
-//! real server missing its cache on every request, and (when Redis answers) the server with the
-//! shared tier (L1 + L2) and with Redis alone (L2 only: nothing kept in process). Then the
-//! cached server's memory over a 60 s run.
+//! handler returning a constant (the ceiling), the same handler under the server's middleware
+//! stacked one layer at a time (what each layer costs), the server's handler alone, the real
+//! server answering from its cache, the real server missing its cache on every request, and
+//! (when Redis answers) the server with the shared tier (L1 + L2) and with Redis alone (L2
+//! only: nothing kept in process). Then the cached server's memory over a 60 s run.
 //!
 //! ```text
 //! cargo bench --bench http_availability                 # every mode, 10 s each, then 60 s of memory
 //! HOTEL_BENCH_SECONDS=5 HOTEL_BENCH_MEMORY_SECONDS=0 cargo bench --bench http_availability
+//! HOTEL_BENCH_ROUNDS=3 HOTEL_BENCH_MODES=layers cargo bench --bench http_availability
 //! ```
+//!
+//! `HOTEL_BENCH_MODES=layers` runs only the ceiling, the layer stacks, the handler alone and the
+//! cached server; `HOTEL_BENCH_ROUNDS` repeats those in turn and reports each one's median (the
+//! machine is shared: interleaved rounds keep a slow minute from landing on one mode only).
 //!
 //! Load comes from `wrk` (Debian package `wrk`) with 10 connections on one thread, on the same
 //! 2-core machine as the server; the database is the small dataset in SQLite.
@@ -21,6 +27,7 @@ use axum::{Json, Router, routing::get};
 use chrono::NaiveDate;
 use dataset::{DatasetOptions, Scale};
 use migration::{Migrator, MigratorTrait};
+use server::{AppState, http_metrics, load_shed::InFlightLimitLayer, middleware, routes};
 use server::{
     app::HttpLimits,
     startup::{self, Settings},
@@ -37,6 +44,9 @@ fn seconds(var: &str, default: u64) -> u64 {
 #[derive(Debug)]
 struct Figures {
     requests_per_second: f64,
+    /// CPU time this process (the server under load; the others are idle) spent per request:
+    /// on a machine shared with other work this moves far less than requests per second.
+    cpu_us_per_request: f64,
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
@@ -55,13 +65,31 @@ fn parse_ms(text: &str) -> f64 {
     }
 }
 
+/// CPU seconds (user and system) this process has used, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command (which may hold spaces) start at state (field 3);
+    // utime and stime are fields 14 and 15, in clock ticks of 1/100 s.
+    let after_command = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_command.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn wrk(url: &str, seconds: u64, script: Option<&PathBuf>) -> Figures {
     let mut command = Command::new("wrk");
     command.args(["-t1", "-c10", &format!("-d{seconds}s"), "--latency", url]);
     if let Some(script) = script {
         command.arg("-s").arg(script);
     }
+    let cpu_before = cpu_seconds();
     let output = command.output().expect("run wrk (apt-get install wrk)");
+    let cpu = cpu_seconds() - cpu_before;
     let text = String::from_utf8_lossy(&output.stdout).to_string();
     let line_value = |prefix: &str| {
         text.lines()
@@ -80,8 +108,10 @@ fn wrk(url: &str, seconds: u64, script: Option<&PathBuf>) -> Figures {
                 .filter_map(|n| n.parse::<u64>().ok())
         })
         .sum();
+    let requests_per_second: f64 = line_value("Requests/sec:").parse().unwrap_or(f64::NAN);
     Figures {
-        requests_per_second: line_value("Requests/sec:").parse().unwrap_or(f64::NAN),
+        requests_per_second,
+        cpu_us_per_request: cpu * 1e6 / (requests_per_second * seconds as f64),
         p50_ms: parse_ms(&line_value("50%")),
         p99_ms: parse_ms(&line_value("99%")),
         errors,
@@ -135,17 +165,145 @@ async fn start_server(database_url: &str, redis: Option<(String, Duration)>) -> 
     url
 }
 
-fn report(name: &str, figures: &Figures, ceiling: Option<f64>) {
+/// One line of the table; against the ceiling, both its requests per second and its CPU time
+/// per request (what the share would be if the server had the cores to itself).
+fn report(name: &str, figures: &Figures, ceiling: Option<&Figures>) {
     let share = ceiling.map_or(String::new(), |c| {
         format!(
-            "{:>6.1} % of the ceiling",
-            100.0 * figures.requests_per_second / c
+            "{:>6.1} % of the ceiling ({:>5.1} % by CPU/req)",
+            100.0 * figures.requests_per_second / c.requests_per_second,
+            100.0 * c.cpu_us_per_request / figures.cpu_us_per_request
         )
     });
     println!(
-        "{name:<34} {:>10.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   errors {:>3}   {share}",
-        figures.requests_per_second, figures.p50_ms, figures.p99_ms, figures.errors
+        "{name:<40} {:>8.0} req/s {:>6.1} µs CPU/req   p50 {:>6.3} ms   p99 {:>7.3} ms   errors {:>3}   {share}",
+        figures.requests_per_second,
+        figures.cpu_us_per_request,
+        figures.p50_ms,
+        figures.p99_ms,
+        figures.errors
     );
+}
+
+/// The ceiling's handler: a constant, as JSON.
+async fn constant() -> Json<serde_json::Value> {
+    Json(
+        serde_json::json!([{"roomTypeId": 1, "startDate": "2026-11-25", "endDate": "2026-11-26", "roomsNeeded": 1, "available": true, "minAvailable": 5}]),
+    )
+}
+
+fn bare() -> Router {
+    Router::new().route("/api/availability", get(constant))
+}
+
+/// The constant handler under the server's middleware, one layer more at a time from the
+/// innermost outwards, as `app()` stacks them; the last also has the router's own layers (HTTP
+/// metrics and the in-flight cap, which need the server's state).
+fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Router)> {
+    use middleware::{
+        body_limit, catch_panic, compression, propagate_request_id, set_request_id, timeout, trace,
+    };
+    let l = limits;
+    let metered = Router::new()
+        .route("/api/availability", get(constant))
+        .layer(InFlightLimitLayer::new(
+            l.max_requests_in_flight,
+            state.http.shed_counter(),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http_metrics::track,
+        ))
+        .with_state(state.clone());
+    vec![
+        ("+ body limit", bare().layer(body_limit(l))),
+        (
+            "+ compression negotiation",
+            bare().layer((compression(), body_limit(l))),
+        ),
+        (
+            "+ timeout",
+            bare().layer((timeout(l), compression(), body_limit(l))),
+        ),
+        (
+            "+ catch panic",
+            bare().layer((catch_panic(), timeout(l), compression(), body_limit(l))),
+        ),
+        (
+            "+ request id on the response",
+            bare().layer((
+                propagate_request_id(),
+                catch_panic(),
+                timeout(l),
+                compression(),
+                body_limit(l),
+            )),
+        ),
+        (
+            "+ trace span, access log",
+            bare().layer((
+                trace(),
+                propagate_request_id(),
+                catch_panic(),
+                timeout(l),
+                compression(),
+                body_limit(l),
+            )),
+        ),
+        (
+            "+ request id made (all of app()'s)",
+            bare().layer((
+                set_request_id(),
+                trace(),
+                propagate_request_id(),
+                catch_panic(),
+                timeout(l),
+                compression(),
+                body_limit(l),
+            )),
+        ),
+        (
+            "+ HTTP metrics, in-flight cap",
+            metered.layer((
+                set_request_id(),
+                trace(),
+                propagate_request_id(),
+                catch_panic(),
+                timeout(l),
+                compression(),
+                body_limit(l),
+            )),
+        ),
+    ]
+}
+
+/// The server's availability handler over `state`, without any middleware.
+fn handler_alone(state: &AppState) -> Router {
+    Router::new()
+        .route("/api/availability", get(routes::catalog::availability))
+        .with_state(state.clone())
+}
+
+/// Runs every mode `rounds` times in turn and reports each one's median requests per second;
+/// returns the first mode's (the ceiling's).
+fn layer_rounds(modes: &[(String, String)], run_seconds: u64, rounds: usize) -> Figures {
+    let mut figures: Vec<Vec<Figures>> = modes.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for ((_, url), runs) in modes.iter().zip(&mut figures) {
+            runs.push(wrk(url, run_seconds, None));
+        }
+    }
+    let median = |runs: &mut Vec<Figures>| {
+        runs.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
+        runs.swap_remove(runs.len() / 2)
+    };
+    let mut medians = figures.iter_mut().map(median);
+    let ceiling = medians.next().expect("the ceiling is the first mode");
+    report(&modes[0].0, &ceiling, None);
+    for ((name, _), figures) in modes.iter().skip(1).zip(medians) {
+        report(name, &figures, Some(&ceiling));
+    }
+    ceiling
 }
 
 fn main() {
@@ -202,29 +360,47 @@ end
     )
     .expect("write the wrk script");
 
-    let (bare, cached) = runtime.block_on(async {
-        let bare = serve(Router::new().route(
-            "/api/availability",
-            get(|| async { Json(serde_json::json!([{"roomTypeId": 1, "startDate": "2026-11-25", "endDate": "2026-11-26", "roomsNeeded": 1, "available": true, "minAvailable": 5}])) }),
-        ))
-        .await;
-        (bare, start_server(&database_url, None).await)
+    let rounds = seconds("HOTEL_BENCH_ROUNDS", 1).max(1) as usize;
+    let only_layers = std::env::var("HOTEL_BENCH_MODES").is_ok_and(|m| m == "layers");
+    let limits = HttpLimits::default();
+    let (modes, cached) = runtime.block_on(async {
+        let state = startup::build_state(&Settings::new(&database_url))
+            .await
+            .expect("start the server");
+        let mut modes = vec![(
+            "bare axum, constant (ceiling)".to_owned(),
+            serve(bare()).await,
+        )];
+        for (name, router) in layer_stacks(&state, &limits) {
+            modes.push((name.to_owned(), serve(router).await));
+        }
+        modes.push((
+            "server's handler alone, cached".to_owned(),
+            serve(handler_alone(&state)).await,
+        ));
+        // The whole router under axum's own accept loop: what the server's serving loop
+        // (connection limits and deadlines) adds is the difference with the next line.
+        modes.push((
+            "app() under axum::serve, cached".to_owned(),
+            serve(server::app(state.clone(), limits)).await,
+        ));
+        let cached = start_server(&database_url, None).await;
+        modes.push(("hotel-server, cached (L1)".to_owned(), cached.clone()));
+        let modes: Vec<(String, String)> = modes
+            .into_iter()
+            .map(|(name, url)| (name, format!("{url}/api/availability")))
+            .collect();
+        (modes, cached)
     });
-    println!("GET /api/availability, wrk -t1 -c10 -d{run_seconds}s, small dataset in SQLite\n");
-    let ceiling = wrk(&format!("{bare}/api/availability"), run_seconds, None);
-    report("bare axum, constant (ceiling)", &ceiling, None);
-    let hit = wrk(&format!("{cached}/api/availability"), run_seconds, None);
-    report(
-        "hotel-server, cached (L1)",
-        &hit,
-        Some(ceiling.requests_per_second),
+    println!(
+        "GET /api/availability, wrk -t1 -c10 -d{run_seconds}s, small dataset in SQLite, median of {rounds} round(s)\n"
     );
+    let ceiling = layer_rounds(&modes, run_seconds, rounds);
+    if only_layers {
+        return;
+    }
     let miss = wrk(&cached, run_seconds, Some(&script));
-    report(
-        "hotel-server, every request a miss",
-        &miss,
-        Some(ceiling.requests_per_second),
-    );
+    report("hotel-server, every request a miss", &miss, Some(&ceiling));
 
     if std::net::TcpStream::connect("127.0.0.1:6379").is_ok() {
         let redis = "redis://127.0.0.1:6379".to_owned();
@@ -233,25 +409,13 @@ end
             Some((redis.clone(), Duration::from_secs(5))),
         ));
         let hit = wrk(&format!("{tiered}/api/availability"), run_seconds, None);
-        report(
-            "hotel-server, cached (L1 + Redis)",
-            &hit,
-            Some(ceiling.requests_per_second),
-        );
+        report("hotel-server, cached (L1 + Redis)", &hit, Some(&ceiling));
         let miss = wrk(&tiered, run_seconds, Some(&script));
-        report(
-            "hotel-server, L1 misses (L2 or DB)",
-            &miss,
-            Some(ceiling.requests_per_second),
-        );
+        report("hotel-server, L1 misses (L2 or DB)", &miss, Some(&ceiling));
         // Nothing kept in process: every request is a Redis round trip (a hit there).
         let l2_only = runtime.block_on(start_server(&database_url, Some((redis, Duration::ZERO))));
         let hit = wrk(&format!("{l2_only}/api/availability"), run_seconds, None);
-        report(
-            "hotel-server, cached (L2 only)",
-            &hit,
-            Some(ceiling.requests_per_second),
-        );
+        report("hotel-server, cached (L2 only)", &hit, Some(&ceiling));
     }
 
     if memory_seconds > 0 {

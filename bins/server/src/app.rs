@@ -2,22 +2,8 @@
 
 use std::time::Duration;
 
-use axum::{
-    Router,
-    extract::DefaultBodyLimit,
-    http::{HeaderName, StatusCode},
-    middleware,
-    response::IntoResponse,
-    routing::get,
-};
+use axum::{Router, http::StatusCode, routing::get};
 use tower::ServiceBuilder;
-use tower_http::{
-    catch_panic::CatchPanicLayer,
-    compression::CompressionLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    timeout::TimeoutLayer,
-    trace::TraceLayer,
-};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use utoipa_swagger_ui::SwaggerUi;
@@ -26,6 +12,7 @@ use crate::{
     error::ApiError,
     http_metrics,
     load_shed::InFlightLimitLayer,
+    middleware,
     openapi::ApiDoc,
     routes,
     serving::{ConnectionLimits, descriptors},
@@ -102,24 +89,6 @@ impl HttpLimits {
     }
 }
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The tracing target of the access log: one INFO line per answered request, with the
-/// request span's `request_id`, `method` and `path`. Turn it off with
-/// `RUST_LOG=info,access_log=off`, or down to errors with `access_log=error`.
-pub const ACCESS_LOG_TARGET: &str = "access_log";
-
-/// The access-log line of one answered request: 5xx at ERROR, everything else at INFO.
-fn access_log<B>(response: &axum::http::Response<B>, latency: Duration, _: &tracing::Span) {
-    let status = response.status().as_u16();
-    let latency_ms = latency.as_secs_f64() * 1000.0;
-    if response.status().is_server_error() {
-        tracing::error!(target: ACCESS_LOG_TARGET, status, latency_ms, "request answered");
-    } else {
-        tracing::info!(target: ACCESS_LOG_TARGET, status, latency_ms, "request answered");
-    }
-}
-
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState, limits: HttpLimits) -> Router {
     let (probes, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -176,7 +145,7 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
             state.tracker.clone(),
             http_metrics::scope_label,
         ))
-        .layer(middleware::from_fn_with_state(
+        .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http_metrics::track,
         ))
@@ -184,26 +153,12 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
 
     api.layer(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(|request: &axum::http::Request<_>| {
-                        let request_id = request
-                            .headers()
-                            .get(REQUEST_ID)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-");
-                        tracing::info_span!("request", request_id, method = %request.method(), path = %request.uri().path())
-                    })
-                    .on_response(access_log),
-            )
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-            .layer(CatchPanicLayer::custom(|_| {
-                tracing::error!("a handler panicked");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response()
-            }))
-            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
-            .layer(CompressionLayer::new())
-            .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
+            .layer(middleware::set_request_id())
+            .layer(middleware::trace())
+            .layer(middleware::propagate_request_id())
+            .layer(middleware::catch_panic())
+            .layer(middleware::timeout(&limits))
+            .layer(middleware::compression())
+            .layer(middleware::body_limit(&limits)),
     )
 }

@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     error::{ApiError, ApiJson, ApiQuery, Body as ErrorBody},
+    json_body::JsonBodies,
     openapi::{BodyRefusals, InvalidInput, Refusals},
     routes::{range_or, today},
     state::AppState,
@@ -84,20 +85,24 @@ pub async fn availability(
         DateRange::night_of(today())
     })?;
     let rooms = RoomCount::new(params.rooms.unwrap_or(1))?;
+    // The bodies are `AvailabilityAnswer`'s (it is untagged), written from the cached values
+    // themselves and once per cached value.
+    static ONE: JsonBodies<Availability> = JsonBodies::new();
+    static ALL: JsonBodies<Vec<Availability>> = JsonBodies::new();
     Ok(match params.room_type_id {
         Some(room_type_id) => {
             let answer = state
                 .hotel
                 .availability(&state.primary, room_type_id, range, rooms)
                 .await?;
-            Json(AvailabilityAnswer::One(answer.as_ref().clone())).into_response()
+            ONE.response(&answer)
         }
         None => {
             let answers = state
                 .hotel
                 .all_availability(&state.primary, range, rooms)
                 .await?;
-            Json(AvailabilityAnswer::All(answers.as_ref().clone())).into_response()
+            ALL.response(&answers)
         }
     })
 }
