@@ -110,7 +110,20 @@ async fn the_latest_state_is_restored_exactly(db: TestDatabase, r: TestRepo) {
             conn.close().await.unwrap();
         }));
     }
+    // At least 3 s, and on until the log was checkpointed and restarted a few times under the
+    // replicator (a loaded machine writes and checkpoints more slowly).
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (checkpoints, restarts) = {
+            let s = running.status.borrow();
+            (s.checkpoints, s.log_restarts)
+        };
+        if (checkpoints > 2 && restarts > 2) || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop.store(true, Ordering::Relaxed);
     for w in writers {
         w.await.unwrap();
