@@ -44,7 +44,6 @@ import os
 import pwd
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,22 +54,11 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg2
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import free_port, percentile  # noqa: E402
+
 TOOLS = ("hotel-backup", "pgbackrest")
 STANZA = "bench"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values, p):
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, int(round(p / 100 * (len(ordered) - 1)))))
-    return ordered[k]
 
 
 def dir_bytes(path):
