@@ -1,18 +1,5 @@
-//! Reads that may go to a PostgreSQL streaming standby, without ever reading the past.
-//!
-//! A standby replays the primary's WAL some time after the primary committed it: a report read
-//! there right after a booking returned could miss the booking. [`ReadRouter::read`] therefore
-//! sends a read to the standby only when the standby has replayed everything the primary had
-//! written when the read began (the primary's current WAL position, compared with the
-//! standby's replay position: two small round trips, no table touched on the primary). When
-//! the standby does not catch up within [`ReplicaSettings::max_wait`], is unreachable, or is
-//! no longer a standby (promoted), the read runs on the primary instead. Either way the answer
-//! reflects every write that returned before the read began; the standby only takes the load.
-//!
-//! [`ReadRouter::check`] measures the standby's staleness for monitoring (and
-//! [`ReadRouter::spawn_monitor`] does so periodically): the age of the newest primary position
-//! the standby has replayed, an upper bound that stays at zero while the primary is idle,
-//! unlike `now() - pg_last_xact_replay_timestamp()`.
+//! Reads that may go to a PostgreSQL streaming standby, without ever reading the past: see
+//! [`ReadRouter`].
 
 use std::{
     collections::VecDeque,
@@ -78,8 +65,22 @@ pub struct ReplicaStatus {
     pub primary_reads_unavailable: u64,
 }
 
-/// Routes reads between a primary and, when there is one, a streaming standby (see the
-/// [module docs](self)). Cheap to clone: clones share the standby's state and counters.
+/// Routes reads between a primary and, when there is one, a streaming standby. Cheap to
+/// clone: clones share the standby's state and counters.
+///
+/// A standby replays the primary's WAL some time after the primary committed it: a report read
+/// there right after a booking returned could miss the booking. [`ReadRouter::read`] therefore
+/// sends a read to the standby only when the standby has replayed everything the primary had
+/// written when the read began (the primary's current WAL position, compared with the
+/// standby's replay position: two small round trips, no table touched on the primary). When
+/// the standby does not catch up within [`ReplicaSettings::max_wait`], is unreachable, or is
+/// no longer a standby (promoted), the read runs on the primary instead. Either way the answer
+/// reflects every write that returned before the read began; the standby only takes the load.
+///
+/// [`ReadRouter::check`] measures the standby's staleness for monitoring (and
+/// [`ReadRouter::spawn_monitor`] does so periodically): the age of the newest primary position
+/// the standby has replayed, an upper bound that stays at zero while the primary is idle,
+/// unlike `now() - pg_last_xact_replay_timestamp()`.
 ///
 /// Without a standby every read runs on the primary, so code can take a `ReadRouter`
 /// everywhere and a deployment decides whether a standby exists.
@@ -206,7 +207,7 @@ impl ReadRouter {
     }
 
     /// Runs `read` on the standby when it has replayed everything the primary had written
-    /// when this call began, otherwise on the primary (see the [module docs](self)). A read
+    /// when this call began, otherwise on the primary (see [`ReadRouter`]). A read
     /// that fails on the standby because it became unreachable runs again on the primary; on
     /// the primary, a read whose connection turns out dead runs again on a fresh one
     /// ([`retry_on_lost_connection`]).

@@ -395,9 +395,12 @@ impl BackupRepository {
 /// Segments fetched at most this many ahead of the one being applied.
 const FETCH_AHEAD: usize = 8;
 
+/// One fetched segment: its sequence number, its object's key, its header and its frames.
+type FetchedSegment = (u64, String, (SegmentHeader, Vec<u8>));
+
 /// Segments being fetched for a replay, in order (see [`BackupRepository::fetch_segments`]).
 pub(crate) struct FetchedSegments {
-    rx: tokio::sync::mpsc::Receiver<Result<(u64, String, (SegmentHeader, Vec<u8>))>>,
+    rx: tokio::sync::mpsc::Receiver<Result<FetchedSegment>>,
     task: tokio::task::JoinHandle<()>,
 }
 
