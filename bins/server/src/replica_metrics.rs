@@ -8,8 +8,9 @@ use prometheus_client::{
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
 };
 
-/// Exports `replica_up`, `replica_lag_seconds` and `replica_reads_total{target,reason}` from
-/// a [`ReadRouter`] with a replica, read at scrape time.
+/// Exports `replica_up`, `replica_lag_seconds` (NaN while the replica is not streaming) and
+/// `replica_reads_total{target,reason}` from a [`ReadRouter`] with a replica, read at scrape
+/// time.
 #[derive(Debug)]
 pub struct ReplicaMetrics {
     reads: ReadRouter,
@@ -39,14 +40,15 @@ impl Collector for ReplicaMetrics {
             None,
             MetricType::Gauge,
         )?)?;
-        if let Some(lag) = lag {
-            ConstGauge::new(lag.as_secs_f64()).encode(encoder.encode_descriptor(
-                "replica_lag_seconds",
-                "How stale the read replica may be: age of the newest primary WAL position it has replayed",
-                None,
-                MetricType::Gauge,
-            )?)?;
-        }
+        // NaN while the replica does not answer or was not checked yet: no lag to speak of
+        // (`replica_up` says why), and no threshold on the lag fires on it.
+        let lag = lag.map_or(f64::NAN, |lag| lag.as_secs_f64());
+        ConstGauge::new(lag).encode(encoder.encode_descriptor(
+            "replica_lag_seconds",
+            "How stale the read replica may be: age of the newest primary WAL position it has replayed",
+            None,
+            MetricType::Gauge,
+        )?)?;
         let mut reads = encoder.encode_descriptor(
             "replica_reads",
             "Reports by the database that answered them, and why the primary did",
