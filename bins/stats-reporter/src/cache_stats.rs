@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde::Deserialize;
 
-use crate::{Outcome, admin_api::AdminClient, cli::CacheStatsArgs};
+use crate::{Outcome, admin_api::AdminClient, cli::CacheStatsArgs, marks::Marks};
 
 /// The fields of the cache statistics this report reads, as the server serialises them
 /// (camelCase, like every body of its API).
@@ -69,7 +69,12 @@ pub(crate) async fn run(args: &CacheStatsArgs, json: bool) -> anyhow::Result<Out
     } else {
         print!(
             "{}",
-            render(&report, client.base().as_str(), args.min_lookups)
+            render(
+                &report,
+                client.base().as_str(),
+                args.min_lookups,
+                Marks::for_stdout()
+            )
         );
     }
     Ok(if report.is_unhealthy(args.min_lookups) {
@@ -79,21 +84,24 @@ pub(crate) async fn run(args: &CacheStatsArgs, json: bool) -> anyhow::Result<Out
     })
 }
 
-fn render(report: &CacheReport, url: &str, min_lookups: u64) -> String {
+fn render(report: &CacheReport, url: &str, min_lookups: u64, marks: Marks) -> String {
     let s = &report.stats;
     let mut out = String::new();
     let mut line = |text: String| {
         let _ = writeln!(out, "{text}");
     };
-    line(format!("📊 Cache Performance Statistics ({url})"));
+    line(format!(
+        "{}Cache Performance Statistics ({url})",
+        marks.pick("📊 ", "")
+    ));
     line(String::new());
-    line("📦 Cache Size:".into());
+    line(format!("{}Cache Size:", marks.pick("📦 ", "")));
     line(format!(
         "  Current: {} / {} entries ({:.1}% full)",
         s.entries, s.capacity, s.fill_percent
     ));
     line(String::new());
-    line("🎯 Cache Efficiency:".into());
+    line(format!("{}Cache Efficiency:", marks.pick("🎯 ", "")));
     let rows = [
         ("Total Hits", s.hits.to_string()),
         ("Misses", s.misses.to_string()),
@@ -136,17 +144,18 @@ fn render(report: &CacheReport, url: &str, min_lookups: u64) -> String {
         line(format!("  {:<width$} {value}", format!("{key}:")));
     }
     line(String::new());
-    line("📈 Performance Assessment:".into());
+    line(format!("{}Performance Assessment:", marks.pick("📈 ", "")));
     if report.is_assessable(min_lookups) {
         let mark = match report.assessment.as_str() {
-            "excellent" => "✅",
-            "good" => "⚠️ ",
-            _ => "❌",
+            "excellent" => marks.pick("✅", "[ok]"),
+            "good" => marks.pick("⚠️ ", "[fair]"),
+            _ => marks.pick("❌", "[poor]"),
         };
         line(format!("  {mark} {}", report.assessment_text));
     } else {
         line(format!(
-            "  ℹ️  Too few lookups to assess: {} so far, --min-lookups is {min_lookups} (the server reads: {})",
+            "  {}Too few lookups to assess: {} so far, --min-lookups is {min_lookups} (the server reads: {})",
+            marks.pick("ℹ️  ", ""),
             report.lookups(),
             report.assessment_text
         ));
@@ -179,7 +188,7 @@ mod tests {
     #[test]
     fn renders_the_originals_sections_with_a_true_hit_ratio() {
         let r = report(1567, 233, 234, "excellent");
-        let text = render(&r, "http://127.0.0.1:3000/", 100);
+        let text = render(&r, "http://127.0.0.1:3000/", 100, Marks::emoji(true));
         assert!(text.contains("📊 Cache Performance Statistics"), "{text}");
         assert!(
             text.contains("Current: 234 / 1000 entries (23.4% full)"),
@@ -201,15 +210,33 @@ mod tests {
         let poor = report(1, 40, 40, "poor");
         assert!(poor.is_unhealthy(41));
         assert!(!poor.is_unhealthy(42));
-        let text = render(&poor, "http://h/", 100);
+        let text = render(&poor, "http://h/", 100, Marks::emoji(true));
         assert!(
             text.contains("Too few lookups to assess: 41 so far, --min-lookups is 100"),
             "{text}"
         );
-        assert!(render(&poor, "http://h/", 10).contains("❌ poor text"));
+        assert!(render(&poor, "http://h/", 10, Marks::emoji(true)).contains("❌ poor text"));
         let idle = report(0, 0, 2, "poor");
         assert!(!idle.is_unhealthy(0), "no lookups: nothing to assess");
-        let text = render(&idle, "http://h/", 0);
+        let text = render(&idle, "http://h/", 0, Marks::emoji(true));
         assert!(text.contains("Hit Ratio:       n/a"), "{text}");
+    }
+
+    #[test]
+    fn piped_output_has_words_instead_of_emoji() {
+        let poor = report(1, 40, 40, "poor");
+        for min_lookups in [10, 100] {
+            let text = render(&poor, "http://h/", min_lookups, Marks::emoji(false));
+            assert!(!crate::marks::has_emoji(&text), "{text}");
+        }
+        let text = render(&poor, "http://h/", 10, Marks::emoji(false));
+        assert!(text.starts_with("Cache Performance Statistics"), "{text}");
+        assert!(text.contains("[poor] poor text"), "{text}");
+        assert!(crate::marks::has_emoji(&render(
+            &poor,
+            "http://h/",
+            10,
+            Marks::emoji(true)
+        )));
     }
 }

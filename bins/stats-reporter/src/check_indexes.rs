@@ -16,7 +16,9 @@ use serde::Serialize;
 use crate::{
     Outcome,
     cli::{CheckIndexesArgs, PlanMode},
-    database, sample,
+    database,
+    marks::Marks,
+    sample,
     table::{Align, Table},
 };
 
@@ -97,7 +99,7 @@ pub(crate) async fn run(args: &CheckIndexesArgs, json: bool) -> anyhow::Result<O
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render(&report));
+        print!("{}", render(&report, Marks::for_stdout()));
     }
     Ok(if ok {
         Outcome::Ok
@@ -115,7 +117,7 @@ fn verdict(v: PlanVerdict) -> &'static str {
     }
 }
 
-fn render(report: &IndexReport) -> String {
+fn render(report: &IndexReport, marks: Marks) -> String {
     let mut out = String::new();
     let mut line = |text: &str| {
         let _ = writeln!(out, "{text}");
@@ -176,9 +178,9 @@ fn render(report: &IndexReport) -> String {
         plans.share_indexed * 100.0,
         TARGET_SHARE * 100.0,
         if plans.share_indexed > TARGET_SHARE {
-            "✅"
+            marks.pick("✅", "(met)")
         } else {
-            "❌"
+            marks.pick("❌", "(missed)")
         }
     ));
 
@@ -251,9 +253,12 @@ fn render(report: &IndexReport) -> String {
         }
     }
     if problems.is_empty() {
-        line("✅ OK: every expected index is present and every hot query is served by an index");
+        line(&format!(
+            "{}OK: every expected index is present and every hot query is served by an index",
+            marks.pick("✅ ", "")
+        ));
     } else {
-        line("❌ FAILED:");
+        line(&format!("{}FAILED:", marks.pick("❌ ", "")));
         for p in problems {
             line(&format!("  {p}"));
         }

@@ -20,6 +20,7 @@ mod cache_stats;
 mod check_indexes;
 pub mod cli;
 mod database;
+mod marks;
 mod perf_table;
 mod progress;
 mod sample;
