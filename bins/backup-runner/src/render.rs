@@ -5,6 +5,7 @@ use backup::{
     monitor,
 };
 use chrono::{DateTime, Utc};
+use cli_support::table::{Align, Table};
 
 fn age(seconds: i64) -> String {
     match seconds {
@@ -66,22 +67,28 @@ pub(crate) fn listing(listing: &Listing, now: DateTime<Utc>) -> String {
     if listing.backups.is_empty() {
         out.push_str("no backups\n");
     } else {
-        out.push_str(&format!(
-            "{:<22} {:>6} {:<14} {:>10} {:>10} {:<10} {}\n",
-            "ID", "AGE", "REASON", "SIZE", "RAW", "STATUS", "MIGRATION"
-        ));
+        let mut table = Table::new(&[
+            ("ID", Align::Left),
+            ("AGE", Align::Right),
+            ("REASON", Align::Left),
+            ("SIZE", Align::Right),
+            ("RAW", Align::Right),
+            ("STATUS", Align::Left),
+            ("MIGRATION", Align::Left),
+        ])
+        .indent(0);
         for m in &listing.backups {
-            out.push_str(&format!(
-                "{:<22} {:>6} {:<14} {:>10} {:>10} {:<10} {}\n",
-                m.id.as_str(),
+            table.row([
+                m.id.as_str().to_owned(),
                 age((now - m.created_at).num_seconds().max(0)),
-                m.reason.as_str(),
+                m.reason.as_str().to_owned(),
                 bytes(m.compressed_bytes),
                 bytes(m.raw_bytes),
-                status(m),
-                m.migration_version.as_deref().unwrap_or("-"),
-            ));
+                status(m).to_string(),
+                m.migration_version.as_deref().unwrap_or("-").to_owned(),
+            ]);
         }
+        out.push_str(&table.to_string());
     }
     for ignored in &listing.ignored {
         out.push_str(&format!("ignored {}: {}\n", ignored.object, ignored.why));

@@ -37,6 +37,9 @@ mod logs;
 #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
 pub mod progress;
 mod signal;
+#[cfg(feature = "table")]
+#[cfg_attr(docsrs, doc(cfg(feature = "table")))]
+pub mod table;
 
 pub use logs::{LogArgs, LogFormat};
 pub use signal::{Signal, shutdown_signal, wait_for_signal};
