@@ -62,6 +62,28 @@ impl Running {
         }
     }
 
+    /// Waits until the replicator has begun its line (its first snapshot is shipped).
+    pub(crate) async fn line_started(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.status.borrow_and_update().generation.is_none() {
+            self.assert_running().await;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "replication never began a line: {:?}",
+                *self.status.borrow()
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(100), self.status.changed()).await;
+        }
+    }
+
+    /// Fails with the replicator's own error when it has stopped by itself.
+    async fn assert_running(&mut self) {
+        if self.task.is_finished() {
+            let ended = (&mut self.task).await;
+            panic!("the replicator stopped by itself: {ended:?}");
+        }
+    }
+
     /// Waits until everything committed so far is shipped.
     pub(crate) async fn caught_up(&mut self) {
         let since = chrono::Utc::now();
@@ -73,6 +95,7 @@ impl Running {
                     return;
                 }
             }
+            self.assert_running().await;
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "replication did not catch up: {:?}",
@@ -95,6 +118,8 @@ impl Running {
 async fn the_latest_state_is_restored_exactly(db: TestDatabase, r: TestRepo) {
     let db = seeded(db).await;
     let mut running = Running::start(&r, &db, fast());
+    // This test is about the latest state: the writers start once the line has begun.
+    running.line_started().await;
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
     let mut writers = Vec::new();
