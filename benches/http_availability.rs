@@ -215,6 +215,18 @@ fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Rou
             http_metrics::track,
         ))
         .with_state(state.clone());
+    // Every tower-http layer of app(), innermost last.
+    let every_layer = || {
+        (
+            set_request_id(),
+            trace(),
+            propagate_request_id(),
+            catch_panic(),
+            timeout(l),
+            compression(),
+            body_limit(l),
+        )
+    };
     vec![
         ("+ body limit", bare().layer(body_limit(l))),
         (
@@ -252,27 +264,11 @@ fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Rou
         ),
         (
             "+ request id made (all of app()'s)",
-            bare().layer((
-                set_request_id(),
-                trace(),
-                propagate_request_id(),
-                catch_panic(),
-                timeout(l),
-                compression(),
-                body_limit(l),
-            )),
+            bare().layer(every_layer()),
         ),
         (
             "+ HTTP metrics, in-flight cap",
-            metered.layer((
-                set_request_id(),
-                trace(),
-                propagate_request_id(),
-                catch_panic(),
-                timeout(l),
-                compression(),
-                body_limit(l),
-            )),
+            metered.layer(every_layer()),
         ),
     ]
 }

@@ -512,15 +512,7 @@ async fn a_killed_replicator_resumes_without_gap_or_duplicate(
     use sea_orm::ConnectionTrait;
     let db = seeded(TestDatabase::sqlite().await, dataset::Scale::Tiny).await;
     // The application leaves checkpoints to the replicator, as the docs ask.
-    let writer = db_connect::connect_with(
-        db.url(),
-        &db_connect::ConnectionSettings {
-            max_connections: Some(1),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let writer = db.single_connection().await;
     writer
         .execute_unprepared("PRAGMA wal_autocheckpoint = 0")
         .await

@@ -263,6 +263,18 @@ impl TestDatabase {
         &self.connection
     }
 
+    /// A pool of its own holding one connection: for session settings (`PRAGMA …`) that must
+    /// apply to every statement the test then runs on it.
+    pub async fn single_connection(&self) -> DatabaseConnection {
+        let settings = ConnectionSettings {
+            max_connections: Some(1),
+            ..ConnectionSettings::default()
+        };
+        crate::connect_with(&self.url, &settings)
+            .await
+            .unwrap_or_else(|err| panic!("connect to the test database: {err}"))
+    }
+
     /// The SQLite file's path (`None` on PostgreSQL).
     pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
         match &self.cleanup {

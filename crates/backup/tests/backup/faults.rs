@@ -316,15 +316,7 @@ async fn a_damaged_sqlite_database_fails_the_integrity_check() {
 #[tokio::test]
 async fn foreign_key_violations_fail_verification_and_the_gate() {
     let db = seeded(TestDatabase::sqlite().await).await;
-    let conn = db_connect::connect_with(
-        db.url(),
-        &db_connect::ConnectionSettings {
-            max_connections: Some(1),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let conn = db.single_connection().await;
     conn.execute_unprepared("PRAGMA foreign_keys = OFF")
         .await
         .unwrap();

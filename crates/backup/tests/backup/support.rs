@@ -258,15 +258,7 @@ pub(crate) use test_on_repositories;
 /// A writer as the replication docs ask the application to be: one connection that leaves
 /// checkpoints to the replicator (`wal_autocheckpoint = 0`).
 pub(crate) async fn application_writer(db: &TestDatabase) -> DatabaseConnection {
-    let conn = db_connect::connect_with(
-        db.url(),
-        &db_connect::ConnectionSettings {
-            max_connections: Some(1),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let conn = db.single_connection().await;
     conn.execute_unprepared("PRAGMA wal_autocheckpoint = 0")
         .await
         .unwrap();
