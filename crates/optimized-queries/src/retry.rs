@@ -10,6 +10,16 @@
 //! the pool checked since. A connection lost *during* `COMMIT` leaves the outcome unknown to
 //! the client: [`commit`] asks the server, on another connection, what became of the
 //! transaction (`txid_status`) and retries only one that provably did not commit.
+//!
+//! `txid_status` alone is not proof after a crash. PostgreSQL does not log the assignment of a
+//! transaction id: when a server crashes before any WAL record of transaction *X* reached the
+//! log, crash recovery hands *X* out again, and the status the server then reports for *X* is
+//! that of a stranger. So every write transaction also records which incarnation of the server
+//! it ran on (the postmaster's start time and the time crash recovery last reset the shared
+//! statistics, which changes on every crash restart, including the in-place one after a backend
+//! dies), and a `committed` or `in progress` answer from another incarnation is not trusted:
+//! the outcome is [`Error::CommitUncertain`]. An `aborted` answer is true either way (a
+//! reused id means the transaction's commit record never reached the log).
 
 use std::{future::Future, time::Duration};
 
@@ -90,25 +100,50 @@ fn backoff(tries: u32) -> Duration {
     Duration::from_micros(base * 1000 + jitter)
 }
 
-/// The transaction id of `txn` on PostgreSQL (`None` elsewhere), for [`commit`] to learn the
-/// transaction's fate if the connection is lost while it commits. Costs one round trip.
-pub(crate) async fn transaction_id(txn: &DatabaseTransaction) -> Result<Option<i64>, DbErr> {
+/// Which life of the PostgreSQL server a statement runs in: it changes when the server
+/// restarts and when it recovers from a crash in place (the statistics are reset then). A
+/// deliberate `pg_stat_reset_shared('bgwriter')` changes it too, which only makes [`commit`]
+/// more cautious.
+const INCARNATION_SQL: &str = "pg_postmaster_start_time()::text || ' / ' || \
+     coalesce(pg_stat_get_bgwriter_stat_reset_time()::text, '')";
+
+/// A PostgreSQL write transaction, as [`commit`] needs to know it to learn its fate when the
+/// connection is lost while it commits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TransactionIdentity {
+    /// `txid_current()`: the id with its epoch.
+    xid: i64,
+    /// [`INCARNATION_SQL`] when the transaction began.
+    incarnation: String,
+}
+
+/// The identity of `txn` on PostgreSQL (`None` elsewhere). Costs one round trip.
+pub(crate) async fn transaction_id(
+    txn: &DatabaseTransaction,
+) -> Result<Option<TransactionIdentity>, DbErr> {
     if txn.get_database_backend() != DbBackend::Postgres {
         return Ok(None);
     }
     let row = txn
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
-            "SELECT txid_current()",
+            format!("SELECT txid_current(), {INCARNATION_SQL}"),
         ))
         .await?;
-    Ok(row.and_then(|row| row.try_get_by_index::<i64>(0).ok()))
+    Ok(row.and_then(|row| {
+        Some(TransactionIdentity {
+            xid: row.try_get_by_index::<i64>(0).ok()?,
+            incarnation: row.try_get_by_index::<String>(1).ok()?,
+        })
+    }))
 }
 
 /// Commits `txn`. When its connection is lost during `COMMIT`, asks the server on another
-/// connection whether transaction `xid` committed: if it did, this is a success; if it did not,
-/// the loss is returned as [`Error::Database`] for [`with_retries`] to run the transaction
-/// again; if that cannot be learned, [`Error::CommitUncertain`].
+/// connection whether the transaction `identity` committed: if it did, this is a success; if it
+/// did not, the loss is returned as [`Error::Database`] for [`with_retries`] to run the
+/// transaction again; if that cannot be learned, or the server has restarted or recovered from
+/// a crash since the transaction began (its id may now name another transaction),
+/// [`Error::CommitUncertain`].
 ///
 /// # Errors
 ///
@@ -117,7 +152,7 @@ pub(crate) async fn transaction_id(txn: &DatabaseTransaction) -> Result<Option<i
 pub(crate) async fn commit(
     db: &DatabaseConnection,
     txn: DatabaseTransaction,
-    xid: Option<i64>,
+    identity: Option<TransactionIdentity>,
 ) -> Result<()> {
     let err = match txn.commit().await {
         Ok(()) => return Ok(()),
@@ -125,11 +160,11 @@ pub(crate) async fn commit(
         Err(err) => return Err(err.into()),
     };
     db_connect::note_connection_lost();
-    let fate = match xid {
-        Some(xid) => committed(db, xid).await,
+    let fate = match &identity {
+        Some(identity) => committed(db, identity).await,
         None => None,
     };
-    tracing::info!(?xid, ?fate, error = %err, "connection lost during COMMIT");
+    tracing::info!(?identity, ?fate, error = %err, "connection lost during COMMIT");
     match fate {
         Some(true) => Ok(()),
         Some(false) => Err(Error::Database(err)),
@@ -137,26 +172,102 @@ pub(crate) async fn commit(
     }
 }
 
-/// Whether transaction `xid` committed (`Some(false)`: it aborted), once the server knows;
-/// `None` when it cannot be learned within about a second.
-async fn committed(db: &DatabaseConnection, xid: i64) -> Option<bool> {
+/// Whether the transaction `identity` committed (`Some(false)`: it aborted), once the server
+/// knows; `None` when it cannot be learned within about a second, or when the server is not
+/// the incarnation the transaction ran on and so may have given its id to another.
+async fn committed(db: &DatabaseConnection, identity: &TransactionIdentity) -> Option<bool> {
     for _ in 0..50 {
         let row = db_connect::retry_on_lost_connection(|| {
             db.query_one_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT txid_status($1)",
-                [xid.into()],
+                format!("SELECT txid_status($1), {INCARNATION_SQL}"),
+                [identity.xid.into()],
             ))
         })
         .await
         .ok()??;
-        match row.try_get_by_index::<Option<String>>(0).ok()?.as_deref() {
-            Some("committed") => return Some(true),
+        let status = row.try_get_by_index::<Option<String>>(0).ok()?;
+        let same_server = row.try_get_by_index::<String>(1).ok()? == identity.incarnation;
+        match status.as_deref() {
+            // True on any incarnation: an id handed out again means the commit record was lost.
             Some("aborted") => return Some(false),
+            Some("committed") if same_server => return Some(true),
             // The backend whose connection broke has not finished exiting yet.
-            Some("in progress") => tokio::time::sleep(Duration::from_millis(20)).await,
+            Some("in progress") if same_server => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             _ => return None,
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use db_connect::testing::PostgresCluster;
+    use sea_orm::TransactionTrait;
+
+    use super::*;
+
+    /// Issue 16: a booking answered 201 was missing after PostgreSQL was killed mid-storm. The
+    /// connection broke during `COMMIT`, crash recovery gave the lost transaction's id to the
+    /// next transaction, and `txid_status` reported that stranger's commit as this one's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_id_handed_out_again_after_a_crash_is_not_taken_for_a_commit() {
+        let Some(mut cluster) = PostgresCluster::start() else {
+            return;
+        };
+        let url = cluster.create_database("reused_xid").await;
+        let db = db_connect::connect(&url).await.expect("connect");
+        let lost = db.begin().await.expect("begin");
+        let identity = transaction_id(&lost)
+            .await
+            .expect("transaction id")
+            .expect("PostgreSQL");
+        // Nothing of `lost` reached the log: the crash takes its id with it.
+        tokio::task::block_in_place(|| cluster.kill());
+        tokio::task::block_in_place(|| cluster.restart());
+
+        let other = db_connect::connect(&url).await.expect("connect again");
+        let stranger = other.begin().await.expect("begin");
+        let reused = transaction_id(&stranger)
+            .await
+            .expect("transaction id")
+            .expect("PostgreSQL");
+        stranger.commit().await.expect("the stranger commits");
+        assert_eq!(
+            reused.xid, identity.xid,
+            "recovery handed the lost transaction's id out again (the case under test)"
+        );
+
+        let outcome = commit(&db, lost, Some(identity)).await;
+        assert!(
+            matches!(outcome, Err(Error::CommitUncertain(_))),
+            "the lost transaction's fate cannot be known, yet: {outcome:?}"
+        );
+    }
+
+    /// Without a crash, a connection lost during `COMMIT` is resolved by asking the server:
+    /// here the transaction never reached `COMMIT` on the server, so it is reported as not
+    /// committed (to be run again), not as uncertain.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_terminated_transaction_on_a_live_server_is_known_to_have_aborted() {
+        let Some(cluster) = PostgresCluster::start() else {
+            return;
+        };
+        let url = cluster.create_database("terminated_xid").await;
+        let db = db_connect::connect(&url).await.expect("connect");
+        let txn = db.begin().await.expect("begin");
+        let identity = transaction_id(&txn)
+            .await
+            .expect("transaction id")
+            .expect("PostgreSQL");
+        let terminated = cluster.terminate_backends("terminated_xid").await;
+        assert!(terminated >= 1, "the transaction's backend was terminated");
+        let outcome = commit(&db, txn, Some(identity)).await;
+        assert!(
+            matches!(&outcome, Err(Error::Database(err)) if db_connect::is_connection_lost(err)),
+            "a transaction known to have aborted is handed back to be run again: {outcome:?}"
+        );
+    }
 }

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::{
     BookingRequest, DateRange, Error, MAX_RANGE_NIGHTS, MAX_STAY_NIGHTS, Result,
     daily_stats::{self, Contribution},
-    retry::{Attempt, commit, is_unique_violation, transaction_id, with_retries},
+    retry::{
+        Attempt, TransactionIdentity, commit, is_unique_violation, transaction_id, with_retries,
+    },
     sql::{placeholders, statement},
 };
 
@@ -61,10 +63,10 @@ pub struct InventoryChange {
 pub(crate) const TAKE_ROOMS_SQL: &str = "UPDATE room_inventory SET available_rooms = available_rooms - $1 \
      WHERE room_type_id = $2 AND date >= $3 AND date < $4 AND available_rooms >= $1";
 
-/// A write transaction and its id on PostgreSQL, which [`commit`] needs.
+/// A write transaction and its identity on PostgreSQL, which [`commit`] needs.
 pub(crate) async fn begin_write(
     db: &DatabaseConnection,
-) -> Result<(DatabaseTransaction, Option<i64>), sea_orm::DbErr> {
+) -> Result<(DatabaseTransaction, Option<TransactionIdentity>), sea_orm::DbErr> {
     let txn = db
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
