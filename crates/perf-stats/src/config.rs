@@ -20,6 +20,7 @@ pub(crate) struct TrackerConfig {
     pub(crate) max_fingerprints: usize,
     pub(crate) max_cached_statements: usize,
     pub(crate) max_labelled_fingerprints: usize,
+    pub(crate) label_ranking_interval: Duration,
     /// Upper bounds in nanoseconds, ascending.
     pub(crate) latency_buckets_ns: Vec<u64>,
 }
@@ -34,6 +35,7 @@ impl Default for TrackerConfig {
             max_fingerprints: 1_000,
             max_cached_statements: 10_000,
             max_labelled_fingerprints: 50,
+            label_ranking_interval: Duration::from_secs(60),
             latency_buckets_ns: DEFAULT_LATENCY_BUCKETS
                 .iter()
                 .map(|s| Duration::from_secs_f64(*s).as_nanos() as u64)
@@ -106,11 +108,29 @@ impl TrackerBuilder {
         self
     }
 
-    /// How many query shapes get their own `fingerprint` label in the Prometheus metrics (the
-    /// first ones seen); the rest share the label `other`, keeping the series count bounded.
+    /// How many query shapes get their own `fingerprint` label in the Prometheus metrics; the
+    /// rest share the label `other`, so a scrape has at most `max + 1` fingerprint values.
     /// Default: 50.
+    ///
+    /// The labelled shapes are those that ran the most statements lately, re-ranked when the
+    /// metrics are rendered, at most once per
+    /// [`label_ranking_interval`](Self::label_ranking_interval): a hot query first seen after
+    /// many cold ones (startup, migrations, reports) gets its label at the next ranking. A shape
+    /// takes another's label only with clearly more traffic (1.5 times its score), so shapes of
+    /// similar traffic keep theirs. No exported series ever goes down when a shape changes
+    /// label; see [`MetricsRegistry`](crate::MetricsRegistry) for what a scrape shows then.
     pub fn max_labelled_fingerprints(mut self, max: usize) -> Self {
         self.config.max_labelled_fingerprints = max;
+        self
+    }
+
+    /// How often, at most, the shapes with their own `fingerprint` label are re-ranked by
+    /// traffic. A shape's score is its statements since the previous ranking plus half its
+    /// previous score, so roughly the last two intervals count. Zero ranks at every scrape.
+    /// Free places among the labelled shapes are filled at every scrape regardless. Default:
+    /// 60 s.
+    pub fn label_ranking_interval(mut self, interval: Duration) -> Self {
+        self.config.label_ranking_interval = interval;
         self
     }
 

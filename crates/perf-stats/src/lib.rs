@@ -99,6 +99,7 @@ mod error;
 mod external;
 mod fingerprint;
 mod indexes;
+mod labels;
 mod latency;
 mod metrics;
 mod plan;

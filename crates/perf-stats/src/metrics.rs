@@ -11,7 +11,7 @@ use prometheus_client::{
 };
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
-use crate::{Error, QueryTracker, Result, tracker::Inner};
+use crate::{Error, QueryTracker, Result, labels::SeriesKey, store::Cumulative, tracker::Inner};
 
 /// The `Content-Type` of [`MetricsRegistry::encode`]'s output (Prometheus text format 0.0.4).
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -23,8 +23,7 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 /// [`registry_mut`](Self::registry_mut) (such as HTTP latency histograms), all in one text.
 ///
 /// Metrics of a tracker (labels `operation` = select/insert/update/delete/other and
-/// `fingerprint` = a shape's 16-digit id, or `other` past the tracker's bounded set; never SQL
-/// or bind values):
+/// `fingerprint` = a shape's 16-digit id, or `other`; never SQL or bind values):
 ///
 /// | metric | type |
 /// |---|---|
@@ -33,6 +32,22 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 /// | `db_slow_queries_total` | counter |
 /// | `db_n_plus_one_detections_total` | counter |
 /// | `db_query_fingerprints` | gauge: shapes tracked |
+///
+/// The `fingerprint` label is bounded: the
+/// [`max_labelled_fingerprints`](crate::TrackerBuilder::max_labelled_fingerprints) shapes
+/// (default 50) that ran the most statements lately have their own, re-ranked at a scrape at
+/// most once per [`label_ranking_interval`](crate::TrackerBuilder::label_ranking_interval)
+/// with a margin against flapping; every other shape counts under `other`. A scrape shows at
+/// most that many plus one values per operation's metric.
+///
+/// When a shape changes label no series goes down, so `rate()` and `increase()` stay right:
+/// statements already exported under a label stay there and only later ones count under the
+/// new label. A shape promoted from `other` starts its own series (`other` keeps what it
+/// showed); a demoted shape's own series stops being exported, frozen at its last value, and
+/// resumes from that value if the shape is promoted again. Hence the series of one scrape sum
+/// to less than the true total once a shape has been demoted, while `sum(rate(..))` over
+/// `fingerprint` is always the true rate, and the last values of all series ever exported sum
+/// to the true total.
 ///
 /// # Examples
 ///
@@ -314,50 +329,20 @@ impl fmt::Debug for TrackerCollector {
     }
 }
 
-/// Cumulative values of one (operation, fingerprint label) series.
-#[derive(Default)]
-struct Series {
-    count: u64,
-    sum_ns: u64,
-    buckets: Vec<u64>,
-    errors: u64,
-    slow: u64,
-    n_plus_one: u64,
-}
-
 impl Collector for TrackerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let entries = self.inner.store.entries();
-        let bounds = &self.inner.config.latency_buckets_ns;
-        // Shapes past the labelled set share the label `other`: sum them.
-        let mut series: BTreeMap<(&'static str, String), Series> = BTreeMap::new();
-        for entry in &entries {
-            let total = entry.state.lock().total.clone();
-            let s = series
-                .entry((
-                    entry.fingerprint.operation().as_str(),
-                    entry.label.to_string(),
-                ))
-                .or_default();
-            s.count += total.count;
-            s.sum_ns = s.sum_ns.saturating_add(total.sum_ns);
-            s.errors += total.errors;
-            s.slow += total.slow;
-            s.n_plus_one += total.n_plus_one;
-            if s.buckets.len() < total.buckets.len() {
-                s.buckets.resize(total.buckets.len(), 0);
-            }
-            for (sum, b) in s.buckets.iter_mut().zip(&total.buckets) {
-                *sum += b;
-            }
+        let inner = &*self.inner;
+        let bounds = &inner.config.latency_buckets_ns;
+        // Ranking and the split of counts between labels happen here, at scrape time, so
+        // recording never takes this lock.
+        let series = inner
+            .labels
+            .lock()
+            .series(&inner.store, tokio::time::Instant::now());
+        let shapes = inner.store.entries().len() as i64;
+        fn labels((operation, fingerprint): &SeriesKey) -> [(&'static str, &str); 2] {
+            [("operation", operation), ("fingerprint", fingerprint)]
         }
-        let labels = |(operation, fingerprint): &(&'static str, String)| {
-            [
-                ("operation", *operation),
-                ("fingerprint", fingerprint.as_str()),
-            ]
-            .map(|(k, v)| (k, v.to_owned()))
-        };
 
         {
             let mut metric = encoder.encode_descriptor(
@@ -371,7 +356,8 @@ impl Collector for TrackerCollector {
                     .iter()
                     .map(|ns| *ns as f64 / 1e9)
                     .chain(std::iter::once(f64::INFINITY))
-                    .zip(s.buckets.iter().copied())
+                    // A part never counted in has no buckets yet: zeros.
+                    .zip(s.buckets.iter().copied().chain(std::iter::repeat(0)))
                     .collect();
                 metric
                     .encode_family(&labels(key))?
@@ -388,17 +374,17 @@ impl Collector for TrackerCollector {
             (
                 "db_query_errors",
                 "Statements that returned an error",
-                (|s: &Series| s.errors) as fn(&Series) -> u64,
+                (|s: &Cumulative| s.errors) as fn(&Cumulative) -> u64,
             ),
             (
                 "db_slow_queries",
                 "Statements at or over the slow-query threshold",
-                |s: &Series| s.slow,
+                |s: &Cumulative| s.slow,
             ),
             (
                 "db_n_plus_one_detections",
                 "Scopes in which one statement shape repeated at least the N+1 threshold",
-                |s: &Series| s.n_plus_one,
+                |s: &Cumulative| s.n_plus_one,
             ),
         ] {
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
@@ -409,7 +395,6 @@ impl Collector for TrackerCollector {
             }
         }
 
-        let shapes = entries.len() as i64;
         encoder
             .encode_descriptor(
                 "db_query_fingerprints",
@@ -424,7 +409,7 @@ impl Collector for TrackerCollector {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::{collections::BTreeSet, time::Duration};
 
     use super::*;
 
@@ -473,6 +458,268 @@ mod tests {
             !text.contains("SELECT"),
             "SQL must never be a label:\n{text}"
         );
+    }
+
+    /// The query samples of a scrape: `name{labels}` → value, the `db_query_fingerprints`
+    /// gauge left out.
+    fn query_samples(text: &str) -> BTreeMap<String, f64> {
+        text.lines()
+            .filter(|l| l.starts_with("db_") && !l.starts_with("db_query_fingerprints"))
+            .map(|l| {
+                let (key, value) = l.rsplit_once(' ').unwrap();
+                (key.to_owned(), value.parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// The label pairs of a sample key.
+    fn sample_labels(key: &str) -> BTreeMap<&str, &str> {
+        let Some((_, rest)) = key.split_once('{') else {
+            return BTreeMap::new();
+        };
+        rest.trim_end_matches('}')
+            .split(',')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k, v.trim_matches('"')))
+            .collect()
+    }
+
+    fn fingerprint_values(samples: &BTreeMap<String, f64>) -> BTreeSet<String> {
+        samples
+            .keys()
+            .filter_map(|key| sample_labels(key).get("fingerprint").map(|v| v.to_string()))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hot_shape_first_seen_after_n_cold_ones_gets_its_label_at_the_next_ranking() {
+        let tracker = QueryTracker::builder()
+            .max_labelled_fingerprints(3)
+            .label_ranking_interval(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let mut metrics = MetricsRegistry::new();
+        metrics.register_tracker(&tracker);
+        // Startup: three statements that run once each take the three labels.
+        for table in ["migrations", "settings", "users"] {
+            tracker.record(
+                &format!("SELECT * FROM {table}"),
+                Duration::from_millis(1),
+                false,
+            );
+        }
+        let cold = fingerprint_values(&query_samples(&metrics.encode().unwrap()));
+        assert_eq!(cold.len(), 3, "{cold:?}");
+
+        let hot = "SELECT * FROM rooms WHERE id = ?";
+        let hot_id = crate::fingerprint(hot).id().to_string();
+        let other_count =
+            r#"db_query_duration_seconds_count{operation="select",fingerprint="other"}"#;
+        let hot_count = format!(
+            r#"db_query_duration_seconds_count{{operation="select",fingerprint="{hot_id}"}}"#
+        );
+        for _ in 0..100 {
+            tracker.record(hot, Duration::from_millis(1), false);
+        }
+        // Before the interval has passed the labels stay as they are: the hot shape is `other`.
+        let before = query_samples(&metrics.encode().unwrap());
+        assert_eq!(before.get(other_count), Some(&100.0), "{before:?}");
+        assert!(!fingerprint_values(&before).contains(&hot_id));
+
+        tokio::time::advance(Duration::from_secs(61)).await;
+        for _ in 0..20 {
+            tracker.record(hot, Duration::from_millis(1), false);
+        }
+        let after = query_samples(&metrics.encode().unwrap());
+        let labels = fingerprint_values(&after);
+        assert!(labels.contains(&hot_id), "{labels:?}");
+        assert_eq!(labels.len(), 4, "three shapes and `other`: {labels:?}");
+        assert_eq!(
+            after.get(&hot_count),
+            Some(&20.0),
+            "what ran since the last scrape goes to the new label"
+        );
+        assert_eq!(
+            after.get(other_count),
+            Some(&100.0),
+            "`other` keeps the 100 it already exported"
+        );
+    }
+
+    /// splitmix64: seeded, so a failure replays.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) % n
+        }
+    }
+
+    /// Adds one statement to the expected totals, keyed `metric name{operation[,le]}`, for
+    /// buckets of 1 ms and 10 ms and a slow threshold of 20 ms.
+    fn count_statement(
+        truth: &mut BTreeMap<String, f64>,
+        op: &str,
+        elapsed: Duration,
+        failed: bool,
+    ) {
+        let mut add = |key: String, value: f64| *truth.entry(key).or_default() += value;
+        add(format!("db_query_duration_seconds_count{{{op}}}"), 1.0);
+        add(
+            format!("db_query_duration_seconds_sum{{{op}}}"),
+            elapsed.as_secs_f64(),
+        );
+        for (le, bound) in [("0.001", 0.001), ("0.01", 0.01), ("+Inf", f64::INFINITY)] {
+            if elapsed.as_secs_f64() <= bound {
+                add(
+                    format!("db_query_duration_seconds_bucket{{{op},{le}}}"),
+                    1.0,
+                );
+            }
+        }
+        add(
+            format!("db_query_errors_total{{{op}}}"),
+            f64::from(u8::from(failed)),
+        );
+        add(
+            format!("db_slow_queries_total{{{op}}}"),
+            f64::from(u8::from(elapsed >= Duration::from_millis(20))),
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn series_never_go_down_and_sum_to_the_truth_as_traffic_shifts_between_shapes() {
+        const LABELLED: usize = 3;
+        const TRACKED: usize = 10;
+        const SHAPES: usize = 14;
+        let ms = Duration::from_millis;
+        let tracker = QueryTracker::builder()
+            .max_labelled_fingerprints(LABELLED)
+            .max_fingerprints(TRACKED)
+            .label_ranking_interval(Duration::from_secs(30))
+            .latency_buckets([ms(1), ms(10)])
+            .slow_threshold(ms(20))
+            .n_plus_one_threshold(2)
+            .build()
+            .unwrap();
+        let mut metrics = MetricsRegistry::new();
+        metrics.register_tracker(&tracker);
+        let sql: Vec<String> = (0..SHAPES)
+            .map(|i| match i % 4 {
+                0 => format!("SELECT c{i} FROM t WHERE id = ?"),
+                1 => format!("INSERT INTO t{i} (a) VALUES (?)"),
+                2 => format!("UPDATE t SET c{i} = ? WHERE id = ?"),
+                _ => format!("DELETE FROM t{i} WHERE id = ?"),
+            })
+            .collect();
+        // Shapes past `TRACKED` (in order of first sight) are the overflow entry, operation
+        // `other`.
+        let mut first_seen: Vec<usize> = Vec::new();
+        let operation = |first_seen: &[usize], shape: usize| match first_seen
+            .iter()
+            .position(|&s| s == shape)
+        {
+            Some(p) if p < TRACKED => crate::fingerprint(&sql[shape]).operation().as_str(),
+            _ => "other",
+        };
+        // The truth, per `metric name{operation[,le]}`.
+        let mut truth: BTreeMap<String, f64> = BTreeMap::new();
+
+        let mut rng = Rng(20261129);
+        let mut weights = [0u64; SHAPES];
+        // Every sample ever exported, at its last value.
+        let mut last: BTreeMap<String, f64> = BTreeMap::new();
+        let mut previous: BTreeSet<String> = BTreeSet::new();
+        let (mut label_changes, mut resumed) = (0, 0);
+        for round in 0..300 {
+            if round % 15 == 0 {
+                // Traffic shifts: new weights, most shapes quiet.
+                for w in &mut weights {
+                    *w = if rng.below(3) == 0 { rng.below(30) } else { 0 };
+                }
+            }
+            for shape in 0..SHAPES {
+                for _ in 0..rng.below(weights[shape] + 1) {
+                    if !first_seen.contains(&shape) {
+                        first_seen.push(shape);
+                    }
+                    let op = operation(&first_seen, shape);
+                    let elapsed =
+                        [Duration::from_micros(500), ms(5), ms(50)][rng.below(3) as usize];
+                    let failed = rng.below(8) == 0;
+                    if rng.below(20) == 0 {
+                        // Twice in one scope: an N+1 at threshold 2.
+                        tracker
+                            .scope("job", async {
+                                tracker.record(&sql[shape], elapsed, failed);
+                                tracker.record(&sql[shape], elapsed, failed);
+                            })
+                            .await;
+                        *truth
+                            .entry(format!("db_n_plus_one_detections_total{{{op}}}"))
+                            .or_default() += 1.0;
+                        count_statement(&mut truth, op, elapsed, failed);
+                    } else {
+                        tracker.record(&sql[shape], elapsed, failed);
+                    }
+                    count_statement(&mut truth, op, elapsed, failed);
+                }
+            }
+            tokio::time::advance(Duration::from_secs(rng.below(20))).await;
+
+            let text = metrics.encode().unwrap();
+            assert!(!text.contains("SELECT") && !text.contains("FROM"), "{text}");
+            let samples = query_samples(&text);
+            let labels = fingerprint_values(&samples);
+            assert!(labels.len() <= LABELLED + 1, "round {round}: {labels:?}");
+            for (key, value) in &samples {
+                if let Some(before) = last.get(key) {
+                    assert!(
+                        value >= before,
+                        "round {round}: {key} went from {before} to {value}"
+                    );
+                    if !previous.contains(key) {
+                        resumed += 1;
+                    }
+                }
+                last.insert(key.clone(), *value);
+            }
+            let current: BTreeSet<String> = samples.keys().cloned().collect();
+            label_changes += current.symmetric_difference(&previous).count();
+            previous = current;
+
+            // Every series ever exported, at its last value, sums to the truth.
+            let mut exported: BTreeMap<String, f64> = BTreeMap::new();
+            for (key, value) in &last {
+                let name = key.split('{').next().unwrap();
+                let labels = sample_labels(key);
+                let op = labels["operation"];
+                let key = match labels.get("le") {
+                    Some(le) => format!("{name}{{{op},{le}}}"),
+                    None => format!("{name}{{{op}}}"),
+                };
+                *exported.entry(key).or_default() += value;
+            }
+            let keys: BTreeSet<&String> = exported.keys().chain(truth.keys()).collect();
+            for key in keys {
+                let (got, want) = (
+                    exported.get(key).copied().unwrap_or(0.0),
+                    truth.get(key).copied().unwrap_or(0.0),
+                );
+                assert!(
+                    (got - want).abs() <= 1e-6 * want.max(1.0),
+                    "round {round}: {key} sums to {got}, truth {want}"
+                );
+            }
+        }
+        // The loop must have moved shapes between labels, and brought some back, to prove
+        // anything.
+        assert!(label_changes > 50, "{label_changes} changes");
+        assert!(resumed > 0, "no series was exported again after a gap");
     }
 
     #[test]

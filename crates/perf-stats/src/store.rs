@@ -25,9 +25,6 @@ use crate::{
 
 const SHARDS: usize = 16;
 
-/// The label of query shapes past `max_labelled_fingerprints`, and of the overflow entry.
-pub(crate) const OTHER_LABEL: &str = "other";
-
 /// The text shown for statements past `max_fingerprints`.
 pub(crate) const OVERFLOW_TEXT: &str = "<other statements: fingerprint limit reached>";
 
@@ -35,8 +32,9 @@ pub(crate) const OVERFLOW_TEXT: &str = "<other statements: fingerprint limit rea
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) fingerprint: Fingerprint,
-    /// The `fingerprint` metric label: the id, or [`OTHER_LABEL`].
-    pub(crate) label: Arc<str>,
+    /// The entry of every statement past `max_fingerprints`: never given its own metric label
+    /// (its id is no shape's id).
+    pub(crate) overflow: bool,
     pub(crate) state: Mutex<EntryState>,
 }
 
@@ -56,7 +54,9 @@ pub(crate) struct Window {
     pub(crate) rows: Option<u64>,
 }
 
-#[derive(Debug, Clone)]
+/// Counts since start. A `Default` one is all zeros with no buckets (no allocation): a missing
+/// bucket counts as zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Cumulative {
     pub(crate) count: u64,
     pub(crate) sum_ns: u64,
@@ -65,6 +65,44 @@ pub(crate) struct Cumulative {
     pub(crate) errors: u64,
     pub(crate) slow: u64,
     pub(crate) n_plus_one: u64,
+}
+
+impl Cumulative {
+    /// Adds `other`, field by field.
+    pub(crate) fn add(&mut self, other: &Cumulative) {
+        self.count += other.count;
+        self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
+        self.errors += other.errors;
+        self.slow += other.slow;
+        self.n_plus_one += other.n_plus_one;
+        if self.buckets.len() < other.buckets.len() {
+            self.buckets.resize(other.buckets.len(), 0);
+        }
+        for (sum, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *sum += b;
+        }
+    }
+
+    /// Raises each field to `total - rest` (saturating), never lowering one: what is left of
+    /// `total` once `rest` is counted elsewhere, for a part that must only grow.
+    pub(crate) fn grow_to_remainder(&mut self, total: &Cumulative, rest: &Cumulative) {
+        let remainder = |total: u64, rest: u64, field: &mut u64| {
+            *field = (*field).max(total.saturating_sub(rest));
+        };
+        remainder(total.count, rest.count, &mut self.count);
+        remainder(total.sum_ns, rest.sum_ns, &mut self.sum_ns);
+        remainder(total.errors, rest.errors, &mut self.errors);
+        remainder(total.slow, rest.slow, &mut self.slow);
+        remainder(total.n_plus_one, rest.n_plus_one, &mut self.n_plus_one);
+        if self.buckets.len() < total.buckets.len() {
+            self.buckets.resize(total.buckets.len(), 0);
+        }
+        for (i, field) in self.buckets.iter_mut().enumerate() {
+            let total = total.buckets.get(i).copied().unwrap_or(0);
+            let rest = rest.buckets.get(i).copied().unwrap_or(0);
+            remainder(total, rest, field);
+        }
+    }
 }
 
 impl Window {
@@ -79,10 +117,10 @@ impl Window {
 }
 
 impl Entry {
-    fn new(fingerprint: Fingerprint, label: Arc<str>, buckets: usize) -> Self {
+    fn new(fingerprint: Fingerprint, overflow: bool, buckets: usize) -> Self {
         Self {
             fingerprint,
-            label,
+            overflow,
             state: Mutex::new(EntryState {
                 window: Window::new(),
                 total: Cumulative {
@@ -143,16 +181,15 @@ pub(crate) struct Store {
     by_fingerprint: Mutex<ById>,
     max_fingerprints: usize,
     max_cached: usize,
-    max_labelled: usize,
     bucket_count: usize,
 }
 
 #[derive(Debug, Default)]
 struct ById {
     entries: HashMap<FingerprintId, Arc<Entry>>,
-    /// In order of first sight, for stable reports.
+    /// In order of first sight, for stable reports. Only ever appended to: an entry's index
+    /// here is stable (the metric labels rely on it).
     order: Vec<Arc<Entry>>,
-    labelled: usize,
     overflow: Option<Arc<Entry>>,
 }
 
@@ -165,7 +202,6 @@ impl Store {
             by_fingerprint: Mutex::new(ById::default()),
             max_fingerprints: config.max_fingerprints,
             max_cached: config.max_cached_statements,
-            max_labelled: config.max_labelled_fingerprints,
             bucket_count: config.latency_buckets_ns.len(),
         }
     }
@@ -204,23 +240,13 @@ impl Store {
             let buckets = self.bucket_count;
             let by_id = &mut *by_id;
             let overflow = by_id.overflow.get_or_insert_with(|| {
-                let entry = Arc::new(Entry::new(
-                    Fingerprint::overflow(),
-                    OTHER_LABEL.into(),
-                    buckets,
-                ));
+                let entry = Arc::new(Entry::new(Fingerprint::overflow(), true, buckets));
                 by_id.order.push(Arc::clone(&entry));
                 entry
             });
             return Arc::clone(overflow);
         }
-        let label: Arc<str> = if by_id.labelled < self.max_labelled {
-            by_id.labelled += 1;
-            fingerprint.id().to_string().into()
-        } else {
-            OTHER_LABEL.into()
-        };
-        let entry = Arc::new(Entry::new(fingerprint, label, self.bucket_count));
+        let entry = Arc::new(Entry::new(fingerprint, false, self.bucket_count));
         by_id
             .entries
             .insert(entry.fingerprint.id(), Arc::clone(&entry));
@@ -261,17 +287,16 @@ pub(crate) fn nanos(d: Duration) -> u64 {
 mod tests {
     use super::*;
 
-    fn store(max_fingerprints: usize, max_labelled: usize) -> Store {
+    fn store(max_fingerprints: usize) -> Store {
         Store::new(&TrackerConfig {
             max_fingerprints,
-            max_labelled_fingerprints: max_labelled,
             ..TrackerConfig::default()
         })
     }
 
     #[test]
     fn different_sql_of_one_shape_share_an_entry() {
-        let store = store(10, 10);
+        let store = store(10);
         let a = store.with_entry("SELECT * FROM t WHERE id IN (?, ?)", Arc::clone);
         let b = store.with_entry("select * from t where id in ($1)", Arc::clone);
         assert!(Arc::ptr_eq(&a, &b));
@@ -279,17 +304,56 @@ mod tests {
     }
 
     #[test]
-    fn shapes_past_the_limit_share_the_overflow_entry_and_labels_stay_bounded() {
-        let store = store(3, 2);
-        let labels: Vec<String> = (0..6)
-            .map(|i| store.with_entry(&format!("SELECT c{i} FROM t"), |e| e.label.to_string()))
+    fn shapes_past_the_limit_share_the_overflow_entry() {
+        let store = store(3);
+        let overflow: Vec<bool> = (0..6)
+            .map(|i| store.with_entry(&format!("SELECT c{i} FROM t"), |e| e.overflow))
             .collect();
-        assert_ne!(labels[0], OTHER_LABEL);
-        assert_ne!(labels[1], OTHER_LABEL);
-        assert_eq!(&labels[2..], [OTHER_LABEL; 4]);
+        assert_eq!(overflow, [false, false, false, true, true, true]);
         let entries = store.entries();
         assert_eq!(entries.len(), 4, "three shapes and the overflow entry");
         assert_eq!(entries[3].fingerprint.text(), OVERFLOW_TEXT);
+        assert!(Arc::ptr_eq(
+            &entries[3],
+            &store.with_entry("SELECT c9 FROM t", Arc::clone)
+        ));
+    }
+
+    #[test]
+    fn a_part_grown_to_the_remainder_never_goes_down() {
+        let total = Cumulative {
+            count: 10,
+            sum_ns: 100,
+            buckets: vec![4, 6],
+            errors: 2,
+            slow: 1,
+            n_plus_one: 0,
+        };
+        let rest = Cumulative {
+            count: 3,
+            sum_ns: 30,
+            buckets: vec![3],
+            ..Cumulative::default()
+        };
+        let mut part = Cumulative::default();
+        part.grow_to_remainder(&total, &rest);
+        assert_eq!(
+            part,
+            Cumulative {
+                count: 7,
+                sum_ns: 70,
+                buckets: vec![1, 6],
+                errors: 2,
+                slow: 1,
+                n_plus_one: 0,
+            }
+        );
+        // A stale total (read before the one already counted) must not lower anything.
+        part.grow_to_remainder(&Cumulative::default(), &rest);
+        assert_eq!(part.count, 7);
+        let mut sum = part.clone();
+        sum.add(&rest);
+        assert_eq!(sum, total);
     }
 
     #[test]

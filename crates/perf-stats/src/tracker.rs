@@ -11,6 +11,7 @@ use crate::{
     budget::QueryLog,
     config::{TrackerBuilder, TrackerConfig},
     fingerprint::{FingerprintId, mask_literals},
+    labels::Labels,
     report::{NPlusOneFinding, QueryReport, QueryStats, SlowQuery},
     scope::{self, Frame, ScopeReport, ScopeRun},
     store::{Entry, Store},
@@ -52,6 +53,9 @@ pub struct QueryTracker {
 pub(crate) struct Inner {
     pub(crate) config: TrackerConfig,
     pub(crate) store: Store,
+    /// Which shapes have their own metric label. Taken only to render the metrics: recording
+    /// never waits for it.
+    pub(crate) labels: Mutex<Labels>,
     slow_log: Mutex<VecDeque<SlowQuery>>,
     n_plus_one: Mutex<HashMap<(FingerprintId, String), NPlusOneFinding>>,
     since: Mutex<DateTime<Utc>>,
@@ -91,6 +95,7 @@ impl QueryTracker {
         Self {
             inner: Arc::new(Inner {
                 store: Store::new(&config),
+                labels: Mutex::new(Labels::new(&config)),
                 slow_log: Mutex::new(VecDeque::with_capacity(config.slow_log_capacity)),
                 n_plus_one: Mutex::new(HashMap::new()),
                 since: Mutex::new(Utc::now()),
