@@ -170,6 +170,10 @@ impl Labels {
             }
             self.last_ranking = Some(now);
         }
+        let free = self.max.saturating_sub(self.labelled);
+        if !due && free == 0 {
+            return;
+        }
         let heat =
             |shapes: &[Shape], i: usize| shapes[i].heat(totals.get(i).map_or(0, |t| t.count));
 
@@ -183,7 +187,6 @@ impl Labels {
                 .total_cmp(&heat(&self.shapes, a))
                 .then(a.cmp(&b))
         });
-        let free = self.max.saturating_sub(self.labelled);
         for &i in challengers.iter().take(free) {
             self.shapes[i].own = true;
             self.labelled += 1;

@@ -25,8 +25,10 @@
 //! - **Timing by hand.** [`LatencyHistogram`] gives the same percentiles for anything timed
 //!   by the caller (a whole operation, a request).
 //! - **Export.** [`MetricsRegistry`] renders Prometheus text: query latency histograms, slow
-//!   queries, N+1 detections, plus values from any [`MetricsSource`] (cache statistics, pool
-//!   size) and the caller's own metrics. [`QueryReport`] serialises to JSON.
+//!   queries, N+1 detections by operation and fingerprint (the busiest shapes by their id, the
+//!   rest as `other`, re-ranked at scrape time without any series going down), plus values
+//!   from any [`MetricsSource`] (cache statistics, pool size) and the caller's own metrics.
+//!   [`QueryReport`] serialises to JSON.
 //!
 //! The crate knows nothing of HTTP or of any particular schema: the caller hands it connections,
 //! scope labels, expected indexes and hot queries.

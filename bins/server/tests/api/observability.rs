@@ -142,7 +142,7 @@ async fn metrics_follow_prometheus_conventions_and_the_rules_name_real_series(
             );
         }
     }
-    // The fingerprint label is bounded: the first 50 shapes, the rest as `other`.
+    // The fingerprint label is bounded: the 50 busiest shapes, the rest as `other`.
     let fingerprints: BTreeSet<&str> = text
         .lines()
         .filter_map(|l| l.split("fingerprint=\"").nth(1))
