@@ -363,8 +363,20 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
             let options = verify_options(cli, VerifyDepth::Full);
             let policy = retention.policy();
             tracing::info!(every = %humantime::format_duration(*every), source = %source, repository = %repo.location(), "scheduler started");
+            // A first run refused as a mistake (no such database, a wrong URL) would be
+            // refused at every run: the scheduler stops with it (exit 2) instead of logging it
+            // forever. Later refusals are logged and retried (a volume unmounted for a while).
+            let mistake = std::sync::Mutex::new(None);
+            let stop = tokio::sync::Notify::new();
+            let shutdown = async {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = stop.notified() => {}
+                }
+            };
             let runs = backup::schedule::run_every(*every, shutdown, |n| {
                 let (repo, source, options) = (&repo, &source, &options);
+                let (mistake, stop) = (&mistake, &stop);
                 async move {
                     match repo.run_scheduled(source, options, &policy, &|_| {}).await {
                         Ok(run) => {
@@ -382,6 +394,11 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
                                 println!("{line}");
                             }
                         }
+                        Err(e) if n == 1 && e.is_invalid_request() => {
+                            *mistake.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                Some(e);
+                            stop.notify_one();
+                        }
                         Err(e) => {
                             tracing::error!(run = n, error = %backup::error_chain(&e), "scheduled run failed");
                         }
@@ -389,6 +406,12 @@ pub(crate) async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> anyhow
                 }
             })
             .await;
+            if let Some(e) = mistake
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+            {
+                return Err(anyhow::Error::new(e).context("the scheduler's first run"));
+            }
             tracing::info!(runs, "scheduler stopped");
             0
         }

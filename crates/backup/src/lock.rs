@@ -34,17 +34,27 @@ impl RepoLock {
         wait: Duration,
     ) -> Result<Self> {
         let path = path.to_path_buf();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err("open the lock file", &path))?;
+        let open = || {
+            // The directory too may have gone with an empty repository's lock file.
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io_err("create the directory", dir))?;
+            }
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io_err("open the lock file", &path))
+        };
+        let mut file = open()?;
         // A wait too long to represent is a wait without end.
         let deadline = Instant::now().checked_add(wait);
         loop {
             match file.try_lock() {
+                // The holder may have removed the file (a repository that stayed empty is
+                // removed with it): a lock on a file no longer at `path` locks nothing.
+                Ok(()) if !is_at(&file, &path) => file = open()?,
                 Ok(()) => break,
                 Err(TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -74,6 +84,15 @@ impl RepoLock {
             .and_then(|()| file.rewind())
             .and_then(|()| file.write_all(note.as_bytes()));
         Ok(Self { file })
+    }
+}
+
+/// Whether `file` is the file at `path` (and not one unlinked since it was opened).
+fn is_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(there)) => open.dev() == there.dev() && open.ino() == there.ino(),
+        _ => false,
     }
 }
 

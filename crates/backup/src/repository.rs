@@ -183,8 +183,10 @@ impl RepositoryBuilder {
     }
 
     /// Opens the repository: a local directory is created when missing (unless
-    /// [`RepositoryBuilder::create_if_missing`] says not to); for an object store, the client
-    /// is built (no request is sent).
+    /// [`RepositoryBuilder::create_if_missing`] says not to), and removed again when the last
+    /// handle on the repository goes without anything stored in it, so that a first run that
+    /// fails leaves no empty repository; for an object store, the client is built (no request
+    /// is sent).
     ///
     /// # Errors
     ///
@@ -237,7 +239,8 @@ pub struct IgnoredFile {
 }
 
 impl BackupRepository {
-    /// Opens (and creates when missing) a local repository with default settings.
+    /// Opens (and creates when missing) a local repository with default settings; a directory
+    /// it created is removed again if nothing is ever stored in it.
     ///
     /// # Errors
     ///

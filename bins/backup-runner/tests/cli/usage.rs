@@ -79,6 +79,45 @@ async fn commands_that_do_not_take_backups_never_create_a_repository() {
     }
 }
 
+/// Commands that take backups, run against a repository path that does not exist yet with a
+/// database that does not exist (or a mistake in their own arguments): they fail, and leave no
+/// empty repository behind (before: `create`, `pre-migration`, `schedule`, `replicate`,
+/// `wal-push` and `base-backup` each left the directory, some with a lock file in it; and
+/// `schedule` went on failing at every interval instead of stopping with exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_run_that_fails_leaves_no_repository_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing_db = format!("sqlite://{}", dir.path().join("typo.sqlite").display());
+    let unreachable_pg = "postgres://postgres@127.0.0.1:1/nothing";
+    // (`create` from a server that is down is an operational failure: it is recorded, so the
+    // repository that holds the record stays; see the test below.)
+    let runs: [(&str, &[&str]); 6] = [
+        (&missing_db, &["create"]),
+        (&missing_db, &["pre-migration"]),
+        (&missing_db, &["schedule", "--every", "1h"]),
+        (&missing_db, &["replicate"]),
+        (&missing_db, &["wal-push", "/nonexistent/not-a-wal-file"]),
+        (unreachable_pg, &["base-backup"]),
+    ];
+    for (i, (url, args)) in runs.into_iter().enumerate() {
+        let repository = dir.path().join(format!("new-{i}")).join("nested");
+        let started = Instant::now();
+        let out = hotel_backup(url, &repository, args);
+        assert_ne!(out.status.code(), Some(0), "{args:?}: {}", describe(&out));
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{args:?} gave up only after {:?}",
+            started.elapsed()
+        );
+        assert!(
+            !dir.path().join(format!("new-{i}")).exists(),
+            "{args:?} failed and left {}: {}",
+            repository.display(),
+            describe(&out)
+        );
+    }
+}
+
 /// With a healthy repository: a mistaken database URL (a file that does not exist, another
 /// database, a database the server does not have) or a backup id that does not exist is exit
 /// 2, recorded nowhere, and the monitor stays as it was. The repository's own database gone is

@@ -5,6 +5,10 @@
 //! final name with `link(2)`, which fails if the name exists; the directory is fsync'd after.
 //! Temporary files of writers that died are removed by the next operation that takes the
 //! repository's lock.
+//!
+//! A directory created by [`LocalStore::open`] is removed again when the last handle on it
+//! goes while nothing was ever stored in it (see [`CreatedDir`]): a first run that fails (a
+//! mistyped database URL, a usage error) leaves no empty repository behind.
 
 use std::{
     fs::File,
@@ -31,11 +35,21 @@ use crate::{
 #[derive(Debug, Clone)]
 pub(crate) struct LocalStore {
     dir: PathBuf,
+    /// Set when [`open`](Self::open) created the directory; shared by every clone, and held
+    /// only for its `Drop`.
+    _created: Option<Arc<CreatedDir>>,
 }
 
 impl LocalStore {
-    /// Opens `dir`, creating it when missing.
+    /// Opens `dir`, creating it when missing (and removing it again if nothing is ever stored
+    /// in it: see [`CreatedDir`]).
     pub(crate) fn open(dir: &Path) -> Result<Self> {
+        // The outermost directory that does not exist yet: what this open creates.
+        let created_root = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .last()
+            .map(Path::to_path_buf);
         std::fs::create_dir_all(dir).map_err(io_err("create the backup directory", dir))?;
         if !dir.is_dir() {
             return Err(Error::Io {
@@ -46,6 +60,12 @@ impl LocalStore {
         }
         Ok(Self {
             dir: dir.to_path_buf(),
+            _created: created_root.map(|root| {
+                Arc::new(CreatedDir {
+                    root,
+                    dir: dir.to_path_buf(),
+                })
+            }),
         })
     }
 
@@ -291,6 +311,80 @@ impl LocalStore {
     }
 }
 
+/// A repository directory that this process created. When the last handle on it goes and
+/// nothing was ever stored in it (it holds only empty directories and an unheld lock file),
+/// it is removed, with the parent directories the same open created.
+///
+/// The lock file is unlinked while it is held, and [`RepoLock`](crate::lock::RepoLock) makes
+/// sure that whoever was waiting for it locks the file that is there, not the unlinked one.
+#[derive(Debug)]
+pub(crate) struct CreatedDir {
+    /// The outermost directory the open created (`dir` or one of its parents).
+    root: PathBuf,
+    /// The repository directory.
+    dir: PathBuf,
+}
+
+impl Drop for CreatedDir {
+    fn drop(&mut self) {
+        let lock_path = self.dir.join(crate::lock::LOCK_FILE);
+        if !holds_nothing(&self.dir, &lock_path) {
+            return;
+        }
+        // Held while the lock file is unlinked, so that no run is inside the repository.
+        let lock = match File::options().read(true).write(true).open(&lock_path) {
+            Ok(file) => match file.try_lock() {
+                Ok(()) => Some(file),
+                Err(_) => return,
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(_) => return,
+        };
+        if lock.is_some() && std::fs::remove_file(&lock_path).is_err() {
+            return;
+        }
+        remove_empty_dirs(&self.dir);
+        // `remove_dir` fails on a directory someone has put something in since: it stays.
+        let mut at = Some(self.dir.as_path());
+        while let Some(dir) = at.filter(|d| d.starts_with(&self.root)) {
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+            at = dir.parent();
+        }
+        drop(lock);
+    }
+}
+
+/// Whether `dir` holds nothing but empty directories and `lock_path`.
+fn holds_nothing(dir: &Path, lock_path: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.into_iter().all(|entry| {
+        let Ok(entry) = entry else { return false };
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => holds_nothing(&path, lock_path),
+            Ok(kind) if kind.is_file() => path == lock_path,
+            _ => false,
+        }
+    })
+}
+
+/// Removes the empty directories below `dir` (not `dir` itself), deepest first.
+fn remove_empty_dirs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            remove_empty_dirs(&entry.path());
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+}
+
 /// Writes into the temporary file of a local upload.
 pub(crate) struct LocalWriter {
     file: BufWriter<File>,
@@ -375,8 +469,73 @@ async fn blocking<T: Send + 'static>(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::store::{Store, contract};
+
+    #[tokio::test]
+    async fn a_directory_created_for_nothing_goes_with_its_last_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("new");
+        let repo = root.join("nested");
+
+        // Locked and unlocked, nothing stored: removed, with the parent the open created.
+        let store = LocalStore::open(&repo).unwrap();
+        let lock_path = repo.join(crate::lock::LOCK_FILE);
+        let lock = crate::lock::RepoLock::acquire(&lock_path, "r", "create", Duration::ZERO)
+            .await
+            .unwrap();
+        let clone = store.clone();
+        drop(store);
+        assert!(repo.is_dir(), "a clone still holds it");
+        drop(lock);
+        drop(clone);
+        assert!(!root.exists(), "left {}", root.display());
+
+        // Something stored: kept.
+        let store = LocalStore::open(&repo).unwrap();
+        store.put_once("a/object", b"data".to_vec()).await.unwrap();
+        drop(store);
+        assert!(repo.join("a/object").is_file());
+
+        // A directory that existed before is never removed, even empty.
+        let existing = dir.path().join("existing");
+        std::fs::create_dir(&existing).unwrap();
+        drop(LocalStore::open(&existing).unwrap());
+        assert!(existing.is_dir());
+    }
+
+    #[tokio::test]
+    async fn a_lock_held_on_the_removed_lock_file_is_not_taken_for_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("new");
+        let store = LocalStore::open(&repo).unwrap();
+        let lock_path = repo.join(crate::lock::LOCK_FILE);
+        let first = crate::lock::RepoLock::acquire(&lock_path, "r", "create", Duration::ZERO)
+            .await
+            .unwrap();
+        // A second run waits for the lock while the first one fails and its empty repository
+        // goes (lock file and all) as the first one lets go.
+        let waiting = tokio::spawn({
+            let lock_path = lock_path.clone();
+            async move {
+                crate::lock::RepoLock::acquire(&lock_path, "r", "create", Duration::from_secs(10))
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        drop(first);
+        drop(store);
+        let second = waiting.await.unwrap().unwrap();
+        // The second holds the lock file that is there now: nobody else can take it.
+        assert!(lock_path.is_file());
+        assert!(matches!(
+            crate::lock::RepoLock::acquire(&lock_path, "r", "prune", Duration::ZERO).await,
+            Err(Error::LockHeld { .. })
+        ));
+        drop(second);
+    }
 
     #[tokio::test]
     async fn a_directory_honours_the_store_contract() {
