@@ -22,7 +22,6 @@ use crate::{
     },
     progress::ProgressFn,
     run_log::Operation,
-    scratch::ScratchItem,
     sqlite::materialize::materialize,
 };
 
@@ -241,18 +240,9 @@ impl BackupRepository {
             std::process::id()
         );
         let name = derived_name(server.database(), &tag);
-        let claim = self.scratch().claim(
-            ScratchItem::PostgresDatabase {
-                server: server.server_key(),
-                database: name.clone(),
-            },
-            &Operation::Verify.to_string(),
-        )?;
-        if let Err(e) = admin.create(&name).await {
-            claim.release();
-            admin.close().await;
-            return Err(e);
-        }
+        let (mut admin, claim) = self
+            .create_claimed_database(admin, server, &name, Operation::Verify)
+            .await?;
         let scratch = server.with_database(&name);
         let checked = async {
             let restored = restore_into(
