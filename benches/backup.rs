@@ -304,26 +304,18 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
         std::fs::remove_file(s.join("repo-vacuum").join(format!("{}.json", m2.id)))
             .expect("remove");
 
-        let full = VerifyOptions {
-            depth: VerifyDepth::Full,
-            ..VerifyOptions::default()
-        };
-        let t = Instant::now();
-        let r = runtime
-            .block_on(repo.verify(&m.id, &full, &|_| {}))
-            .expect("verify");
-        rows[7].times.push(t.elapsed());
-        assert!(r.ok, "{:?}", r.failure);
-        let quick = VerifyOptions {
-            depth: VerifyDepth::Quick,
-            ..VerifyOptions::default()
-        };
-        let t = Instant::now();
-        let r = runtime
-            .block_on(repo.verify(&m.id, &quick, &|_| {}))
-            .expect("verify");
-        rows[8].times.push(t.elapsed());
-        assert!(r.ok, "{:?}", r.failure);
+        for (row, depth) in [(7, VerifyDepth::Full), (8, VerifyDepth::Quick)] {
+            let options = VerifyOptions {
+                depth,
+                ..VerifyOptions::default()
+            };
+            let t = Instant::now();
+            let r = runtime
+                .block_on(repo.verify(&m.id, &options, &|_| {}))
+                .expect("verify");
+            rows[row].times.push(t.elapsed());
+            assert!(r.ok, "{:?}", r.failure);
+        }
         for (i, (_, _, variant)) in variants.iter().enumerate() {
             let t = Instant::now();
             let v = runtime

@@ -10,13 +10,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Barrier};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
+use benches::{ready, run_threads};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use parking_lot::Mutex;
 use query_cache::{Admission, Cacheable, QueryCache, Ttl};
@@ -48,45 +46,6 @@ fn keys(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| format!("availability:{i}:2025-06-01"))
         .collect()
-}
-
-/// Polls a future that is expected to be ready at once (a hit), without a runtime.
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::hint::spin_loop();
-    }
-}
-
-/// Runs `op(i)` `iters` times on each of `threads` threads, started together; returns the
-/// wall time of the slowest thread.
-fn run_threads<F: Fn(usize) + Sync>(threads: usize, iters: u64, op: &F) -> Duration {
-    let barrier = Barrier::new(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    let offset = t * 7_919;
-                    barrier.wait();
-                    let start = Instant::now();
-                    for i in 0..iters as usize {
-                        op(offset + i);
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .max()
-            .unwrap_or_default()
-    })
 }
 
 fn uniform_sequence(n: usize, seed: u64) -> Vec<usize> {
@@ -239,19 +198,24 @@ fn miss_insert(c: &mut Criterion) {
     group.finish();
 }
 
-fn zipf_mix(c: &mut Criterion) {
-    let keys = keys(ZIPF_KEYS);
+/// The 90/10 read/write mix over Zipf-distributed keys, the same sequence for every cache:
+/// (key index, is a write).
+fn zipf_ops() -> Vec<(usize, bool)> {
     let zipf = Zipf::new(ZIPF_KEYS as f64, 1.0).unwrap_or_else(|e| panic!("{e}"));
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    // (key index, is a write)
-    let ops: Vec<(usize, bool)> = (0..SEQUENCE)
+    (0..SEQUENCE)
         .map(|_| {
             (
                 (zipf.sample(&mut rng) as usize).saturating_sub(1),
                 rng.random_range(0..10) == 0,
             )
         })
-        .collect();
+        .collect()
+}
+
+fn zipf_mix(c: &mut Criterion) {
+    let keys = keys(ZIPF_KEYS);
+    let ops = zipf_ops();
     let op = |i: usize| {
         let (k, write) = ops[i % SEQUENCE];
         (k, &keys[k], write)
@@ -312,16 +276,7 @@ fn zipf_mix(c: &mut Criterion) {
 /// Plain LRU admission, for comparison with the default TinyLFU on the same mix.
 fn zipf_mix_lru(c: &mut Criterion) {
     let keys = keys(ZIPF_KEYS);
-    let zipf = Zipf::new(ZIPF_KEYS as f64, 1.0).unwrap_or_else(|e| panic!("{e}"));
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let ops: Vec<(usize, bool)> = (0..SEQUENCE)
-        .map(|_| {
-            (
-                (zipf.sample(&mut rng) as usize).saturating_sub(1),
-                rng.random_range(0..10) == 0,
-            )
-        })
-        .collect();
+    let ops = zipf_ops();
     let mut group = c.benchmark_group("query_cache/zipf_90_10");
     for threads in THREADS {
         group.throughput(Throughput::Elements(threads as u64));
