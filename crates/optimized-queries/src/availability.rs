@@ -9,7 +9,7 @@ use crate::{
     DateRange, Error, MAX_RANGE_NIGHTS, Result, RoomCount,
     columns::{Decode, Row},
     executor::{self, Cost},
-    sql::{placeholders, statement},
+    sql::{placeholders, room_type_nights, statement},
     views::Availability,
 };
 
@@ -54,11 +54,7 @@ pub(crate) fn availability_statement(
         "SELECT (SELECT COUNT(*) FROM room_types WHERE id = $1) AS room_type_exists, \
          COUNT(*) AS nights_with_inventory, CAST(MIN(available_rooms) AS BIGINT) AS min_available \
          FROM room_inventory WHERE room_type_id = $1 AND date >= $2 AND date < $3",
-        [
-            room_type_id.into(),
-            range.start().into(),
-            range.end().into(),
-        ],
+        room_type_nights(room_type_id, range),
     )
 }
 

@@ -7,7 +7,7 @@ use crate::{
     DateRange, Error, MAX_RANGE_NIGHTS, Result,
     columns::{Decode, Row},
     executor::{self, Cost},
-    sql::statement,
+    sql::{room_type_nights, statement},
     views::{NightInventory, RoomTypeCalendar, RoomTypeSummary, RoomTypeWithNight},
 };
 
@@ -156,11 +156,7 @@ pub(crate) fn room_type_calendar_statement(
              ON i.room_type_id = rt.id AND i.date >= $2 AND i.date < $3 \
              WHERE rt.id = $1 ORDER BY i.date"
         ),
-        [
-            room_type_id.into(),
-            range.start().into(),
-            range.end().into(),
-        ],
+        room_type_nights(room_type_id, range),
     )
 }
 
