@@ -14,12 +14,7 @@ use crate::{
     VerifyDepth, VerifyFailure,
     display::error_chain,
     lock::RepoLock,
-    postgres::{
-        PgUrl,
-        admin::Admin,
-        derived_name,
-        load::{check_database, restore_into},
-    },
+    postgres::{PgUrl, admin::Admin, derived_name},
     progress::ProgressFn,
     run_log::Operation,
     sqlite::materialize::materialize,
@@ -231,8 +226,7 @@ impl BackupRepository {
         if let Some(failure) = crate::data_file::precheck(&self.store, manifest).await? {
             return Ok(Err(failure));
         }
-        let tools = &self.config.pg_tools;
-        let mut admin = Admin::connect(server, tools).await?;
+        let mut admin = Admin::connect(server, &self.config.pg_tools).await?;
         self.recover_databases(&mut admin, server).await;
         let tag = format!(
             "verify_{}_{}",
@@ -244,24 +238,14 @@ impl BackupRepository {
             .create_claimed_database(admin, server, &name, Operation::Verify)
             .await?;
         let scratch = server.with_database(&name);
-        let checked = async {
-            let restored = restore_into(
+        let checked = self
+            .restore_and_check(
                 &scratch,
-                &self.store,
                 manifest,
-                tools,
                 &["--no-owner", "--no-privileges"],
                 progress,
             )
-            .await?;
-            if let Some(failure) = restored {
-                return Ok(Err(failure));
-            }
-            let (tables, failure) =
-                check_database(&scratch, manifest, &self.config.migration_table).await?;
-            Ok(failure.map_or(Ok(tables), Err))
-        }
-        .await;
+            .await;
         if admin.drop_quietly(&name).await {
             claim.release();
         }

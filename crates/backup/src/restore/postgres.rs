@@ -123,7 +123,7 @@ impl BackupRepository {
     }
 
     /// pg_restore into `db`, then the row counts.
-    async fn restore_and_check(
+    pub(crate) async fn restore_and_check(
         &self,
         db: &PgUrl,
         manifest: &BackupManifest,
