@@ -48,6 +48,15 @@ fn keys(n: usize) -> Vec<String> {
         .collect()
 }
 
+/// One `with_cache` lookup of `key`, whose loader (run on a miss) makes row `i`.
+#[inline]
+fn with_cache(cache: &QueryCache, key: &str, i: usize) {
+    let value = ready(cache.with_cache(key, Ttl::LONG, &[], move || async move {
+        Ok::<_, Infallible>(row(i))
+    }));
+    black_box(value.ok());
+}
+
 fn uniform_sequence(n: usize, seed: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..SEQUENCE).map(|_| rng.random_range(0..n)).collect()
@@ -105,15 +114,7 @@ fn hit(c: &mut Criterion) {
             });
         });
         group.bench_function(BenchmarkId::new("query_cache_with_cache", threads), |b| {
-            b.iter_custom(|iters| {
-                run_threads(threads, iters, &|i| {
-                    let value =
-                        ready(ours.with_cache(key(i), Ttl::LONG, &[], move || async move {
-                            Ok::<_, Infallible>(row(i))
-                        }));
-                    black_box(value.ok());
-                })
-            });
+            b.iter_custom(|iters| run_threads(threads, iters, &|i| with_cache(&ours, key(i), i)));
         });
         group.bench_function(BenchmarkId::new("moka_sync", threads), |b| {
             b.iter_custom(|iters| {
@@ -158,15 +159,7 @@ fn miss_insert(c: &mut Criterion) {
         });
         let ours = query_cache(capacity);
         group.bench_function(BenchmarkId::new("query_cache_with_cache", threads), |b| {
-            b.iter_custom(|iters| {
-                run_threads(threads, iters, &|i| {
-                    let value =
-                        ready(ours.with_cache(key(i), Ttl::LONG, &[], move || async move {
-                            Ok::<_, Infallible>(row(i))
-                        }));
-                    black_box(value.ok());
-                })
-            });
+            b.iter_custom(|iters| run_threads(threads, iters, &|i| with_cache(&ours, key(i), i)));
         });
         let sync = moka_sync(capacity);
         group.bench_function(BenchmarkId::new("moka_sync", threads), |b| {
