@@ -77,6 +77,18 @@ fn load() -> String {
         .unwrap_or_default()
 }
 
+/// Generates the `scale` dataset of every run (same seed, same reference date) into the
+/// migrated, empty `db`, and closes it.
+async fn generate(db: sea_orm::DatabaseConnection, scale: Scale) {
+    let options = DatasetOptions::new(scale)
+        .seed(dataset::DEFAULT_SEED)
+        .reference_date(NaiveDate::from_ymd_opt(2026, 11, 25).expect("a date"));
+    dataset::generate(&db, &options, &|_| {})
+        .await
+        .expect("generate");
+    db.close().await.expect("close");
+}
+
 /// The SQLite file of `scale`, generated once, quiesced (WAL checkpointed into the file).
 async fn sqlite_dataset(path: &Path, scale: Scale) -> PathBuf {
     let url = format!("sqlite://{}", path.display());
@@ -89,13 +101,7 @@ async fn sqlite_dataset(path: &Path, scale: Scale) -> PathBuf {
             .await
             .expect("open the bench database");
         migration::Migrator::up(&db, None).await.expect("migrate");
-        let options = DatasetOptions::new(scale)
-            .seed(dataset::DEFAULT_SEED)
-            .reference_date(NaiveDate::from_ymd_opt(2026, 11, 25).expect("a date"));
-        dataset::generate(&db, &options, &|_| {})
-            .await
-            .expect("generate");
-        db.close().await.expect("close");
+        generate(db, scale).await;
     }
     let db = db_connect::connect(&url)
         .await
@@ -304,26 +310,18 @@ fn sqlite_bench(runtime: &tokio::runtime::Runtime, db: &Path, runs: usize) {
         std::fs::remove_file(s.join("repo-vacuum").join(format!("{}.json", m2.id)))
             .expect("remove");
 
-        let full = VerifyOptions {
-            depth: VerifyDepth::Full,
-            ..VerifyOptions::default()
-        };
-        let t = Instant::now();
-        let r = runtime
-            .block_on(repo.verify(&m.id, &full, &|_| {}))
-            .expect("verify");
-        rows[7].times.push(t.elapsed());
-        assert!(r.ok, "{:?}", r.failure);
-        let quick = VerifyOptions {
-            depth: VerifyDepth::Quick,
-            ..VerifyOptions::default()
-        };
-        let t = Instant::now();
-        let r = runtime
-            .block_on(repo.verify(&m.id, &quick, &|_| {}))
-            .expect("verify");
-        rows[8].times.push(t.elapsed());
-        assert!(r.ok, "{:?}", r.failure);
+        for (row, depth) in [(7, VerifyDepth::Full), (8, VerifyDepth::Quick)] {
+            let options = VerifyOptions {
+                depth,
+                ..VerifyOptions::default()
+            };
+            let t = Instant::now();
+            let r = runtime
+                .block_on(repo.verify(&m.id, &options, &|_| {}))
+                .expect("verify");
+            rows[row].times.push(t.elapsed());
+            assert!(r.ok, "{:?}", r.failure);
+        }
         for (i, (_, _, variant)) in variants.iter().enumerate() {
             let t = Instant::now();
             let v = runtime
@@ -454,13 +452,7 @@ async fn postgres_bench(runs: usize) {
             .expect("create the bench database");
         let db = db_connect::connect(&url).await.expect("connect");
         migration::Migrator::up(&db, None).await.expect("migrate");
-        let options = DatasetOptions::new(Scale::Medium)
-            .seed(dataset::DEFAULT_SEED)
-            .reference_date(NaiveDate::from_ymd_opt(2026, 11, 25).expect("a date"));
-        dataset::generate(&db, &options, &|_| {})
-            .await
-            .expect("generate");
-        db.close().await.expect("close");
+        generate(db, Scale::Medium).await;
     }
     let size: i64 = admin
         .query_one_raw(sea_orm::Statement::from_string(

@@ -215,11 +215,10 @@ fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Rou
             http_metrics::track,
         ))
         .with_state(state.clone());
-    // Every tower-http layer of app(), innermost last.
-    let every_layer = || {
+    // The layers from the response's request id inwards; a nested tuple stacks exactly as a
+    // flat one.
+    let from_request_id = || {
         (
-            set_request_id(),
-            trace(),
             propagate_request_id(),
             catch_panic(),
             timeout(l),
@@ -227,6 +226,8 @@ fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Rou
             body_limit(l),
         )
     };
+    // Every tower-http layer of app(), innermost last.
+    let every_layer = || (set_request_id(), trace(), from_request_id());
     vec![
         ("+ body limit", bare().layer(body_limit(l))),
         (
@@ -243,24 +244,11 @@ fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Rou
         ),
         (
             "+ request id on the response",
-            bare().layer((
-                propagate_request_id(),
-                catch_panic(),
-                timeout(l),
-                compression(),
-                body_limit(l),
-            )),
+            bare().layer(from_request_id()),
         ),
         (
             "+ trace span, access log",
-            bare().layer((
-                trace(),
-                propagate_request_id(),
-                catch_panic(),
-                timeout(l),
-                compression(),
-                body_limit(l),
-            )),
+            bare().layer((trace(), from_request_id())),
         ),
         (
             "+ request id made (all of app()'s)",

@@ -10,13 +10,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Barrier};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
+use benches::{ready, run_threads};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use parking_lot::Mutex;
 use query_cache::{Admission, Cacheable, QueryCache, Ttl};
@@ -50,43 +48,13 @@ fn keys(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// Polls a future that is expected to be ready at once (a hit), without a runtime.
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::hint::spin_loop();
-    }
-}
-
-/// Runs `op(i)` `iters` times on each of `threads` threads, started together; returns the
-/// wall time of the slowest thread.
-fn run_threads<F: Fn(usize) + Sync>(threads: usize, iters: u64, op: &F) -> Duration {
-    let barrier = Barrier::new(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    let offset = t * 7_919;
-                    barrier.wait();
-                    let start = Instant::now();
-                    for i in 0..iters as usize {
-                        op(offset + i);
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .max()
-            .unwrap_or_default()
-    })
+/// One `with_cache` lookup of `key`, whose loader (run on a miss) makes row `i`.
+#[inline]
+fn with_cache(cache: &QueryCache, key: &str, i: usize) {
+    let value = ready(cache.with_cache(key, Ttl::LONG, &[], move || async move {
+        Ok::<_, Infallible>(row(i))
+    }));
+    black_box(value.ok());
 }
 
 fn uniform_sequence(n: usize, seed: u64) -> Vec<usize> {
@@ -146,15 +114,7 @@ fn hit(c: &mut Criterion) {
             });
         });
         group.bench_function(BenchmarkId::new("query_cache_with_cache", threads), |b| {
-            b.iter_custom(|iters| {
-                run_threads(threads, iters, &|i| {
-                    let value =
-                        ready(ours.with_cache(key(i), Ttl::LONG, &[], move || async move {
-                            Ok::<_, Infallible>(row(i))
-                        }));
-                    black_box(value.ok());
-                })
-            });
+            b.iter_custom(|iters| run_threads(threads, iters, &|i| with_cache(&ours, key(i), i)));
         });
         group.bench_function(BenchmarkId::new("moka_sync", threads), |b| {
             b.iter_custom(|iters| {
@@ -199,15 +159,7 @@ fn miss_insert(c: &mut Criterion) {
         });
         let ours = query_cache(capacity);
         group.bench_function(BenchmarkId::new("query_cache_with_cache", threads), |b| {
-            b.iter_custom(|iters| {
-                run_threads(threads, iters, &|i| {
-                    let value =
-                        ready(ours.with_cache(key(i), Ttl::LONG, &[], move || async move {
-                            Ok::<_, Infallible>(row(i))
-                        }));
-                    black_box(value.ok());
-                })
-            });
+            b.iter_custom(|iters| run_threads(threads, iters, &|i| with_cache(&ours, key(i), i)));
         });
         let sync = moka_sync(capacity);
         group.bench_function(BenchmarkId::new("moka_sync", threads), |b| {
@@ -239,19 +191,24 @@ fn miss_insert(c: &mut Criterion) {
     group.finish();
 }
 
-fn zipf_mix(c: &mut Criterion) {
-    let keys = keys(ZIPF_KEYS);
+/// The 90/10 read/write mix over Zipf-distributed keys, the same sequence for every cache:
+/// (key index, is a write).
+fn zipf_ops() -> Vec<(usize, bool)> {
     let zipf = Zipf::new(ZIPF_KEYS as f64, 1.0).unwrap_or_else(|e| panic!("{e}"));
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    // (key index, is a write)
-    let ops: Vec<(usize, bool)> = (0..SEQUENCE)
+    (0..SEQUENCE)
         .map(|_| {
             (
                 (zipf.sample(&mut rng) as usize).saturating_sub(1),
                 rng.random_range(0..10) == 0,
             )
         })
-        .collect();
+        .collect()
+}
+
+fn zipf_mix(c: &mut Criterion) {
+    let keys = keys(ZIPF_KEYS);
+    let ops = zipf_ops();
     let op = |i: usize| {
         let (k, write) = ops[i % SEQUENCE];
         (k, &keys[k], write)
@@ -312,16 +269,7 @@ fn zipf_mix(c: &mut Criterion) {
 /// Plain LRU admission, for comparison with the default TinyLFU on the same mix.
 fn zipf_mix_lru(c: &mut Criterion) {
     let keys = keys(ZIPF_KEYS);
-    let zipf = Zipf::new(ZIPF_KEYS as f64, 1.0).unwrap_or_else(|e| panic!("{e}"));
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let ops: Vec<(usize, bool)> = (0..SEQUENCE)
-        .map(|_| {
-            (
-                (zipf.sample(&mut rng) as usize).saturating_sub(1),
-                rng.random_range(0..10) == 0,
-            )
-        })
-        .collect();
+    let ops = zipf_ops();
     let mut group = c.benchmark_group("query_cache/zipf_90_10");
     for threads in THREADS {
         group.throughput(Throughput::Elements(threads as u64));

@@ -15,9 +15,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::task::{Context, Poll, Waker};
 
+use benches::ready;
 use query_cache::{Cacheable, QueryCache, Ttl};
 
 struct Row {
@@ -25,17 +24,6 @@ struct Row {
     _name: String,
 }
 impl Cacheable for Row {}
-
-/// Polls a future that is expected to be ready at once (a hit), without a runtime.
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args()

@@ -16,9 +16,9 @@
 
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use benches::run_threads;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use db_connect::testing::RedisPrefix;
 use query_cache::{Cacheable, QueryCache, RedisConfig, SharedCodec, Ttl};
@@ -61,33 +61,6 @@ fn availability(i: usize) -> Availability {
 
 fn key(i: usize) -> String {
     format!("availability:{i}:2026-06-01:2026-06-04:1")
-}
-
-/// Runs `op(i)` `iters` times on each of `threads` threads, started together; returns the
-/// wall time of the slowest thread.
-fn run_threads<F: Fn(usize) + Sync>(threads: usize, iters: u64, op: &F) -> Duration {
-    let barrier = Barrier::new(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    let offset = t * 7_919;
-                    barrier.wait();
-                    let start = Instant::now();
-                    for i in 0..iters as usize {
-                        op(offset + i);
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .max()
-            .unwrap_or_default()
-    })
 }
 
 struct Setup {

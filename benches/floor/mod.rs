@@ -8,10 +8,9 @@ pub mod sqlite;
 
 use entity::BookingStatus;
 use optimized_queries::{
-    Availability, BookingStatistics, DateRange, Occupancy, RoomCount, RoomTypeOccupancy,
+    BookingStatistics, BookingView, DateRange, Occupancy, PaymentView, RoomTypeOccupancy,
     StatusBreakdown,
 };
-use sea_orm::Iterable;
 
 /// A guest's newest 50 bookings with their room type (the first of two statements).
 pub const USER_PAGE: &str = "SELECT b.id, b.user_id, b.room_type_id, b.start_date, \
@@ -64,47 +63,15 @@ pub const DAILY_OCCUPANCY: &str = "SELECT rt.id AS room_type_id, rt.name AS name
      LEFT JOIN room_inventory i ON i.room_type_id = rt.id AND i.date >= $1 AND i.date < $2 \
      GROUP BY rt.id, rt.name ORDER BY rt.id";
 
-/// Availability from the aggregate row, as the helper answers it.
-pub fn availability(
-    room_type_id: i64,
-    range: DateRange,
-    rooms: RoomCount,
-    nights_with_inventory: i64,
-    min_available: Option<i64>,
-) -> Availability {
-    let min_available = if nights_with_inventory < range.nights() {
-        0
-    } else {
-        min_available.unwrap_or(0) as i32
-    };
-    Availability {
-        room_type_id,
-        start_date: range.start(),
-        end_date: range.end(),
-        rooms_needed: rooms.get(),
-        available: min_available >= rooms.get(),
-        min_available,
-    }
-}
-
-fn rate(sold: i64, available: i64) -> f64 {
-    if available > 0 {
-        sold as f64 / available as f64
-    } else {
-        0.0
-    }
-}
-
 /// The report from its rows, summed as the helpers sum them: `(status, [bookings, rooms,
 /// room-nights, revenue])` and occupancy per room type.
 pub fn summary(
     range: DateRange,
     rows: Vec<(BookingStatus, [i64; 4])>,
-    mut by_room_type: Vec<RoomTypeOccupancy>,
+    by_room_type: Vec<RoomTypeOccupancy>,
 ) -> (BookingStatistics, Occupancy) {
-    let mut by_status: Vec<StatusBreakdown> = rows
+    let by_status = rows
         .into_iter()
-        .filter(|(_, n)| n[0] != 0)
         .map(
             |(status, [bookings, rooms, room_nights, value])| StatusBreakdown {
                 status,
@@ -115,41 +82,29 @@ pub fn summary(
             },
         )
         .collect();
-    by_status.sort_by_key(|b| BookingStatus::iter().position(|s| s == b.status));
-    let active: Vec<&StatusBreakdown> = by_status
-        .iter()
-        .filter(|b| b.status.holds_rooms())
-        .collect();
-    let active_bookings: i64 = active.iter().map(|b| b.bookings).sum();
-    let revenue: i64 = active.iter().map(|b| b.value).sum();
-    let statistics = BookingStatistics {
-        start_date: range.start(),
-        end_date: range.end(),
-        room_type_id: None,
-        total_bookings: by_status.iter().map(|b| b.bookings).sum(),
-        active_bookings,
-        revenue,
-        rooms: active.iter().map(|b| b.rooms).sum(),
-        room_nights: active.iter().map(|b| b.room_nights).sum(),
-        average_value: if active_bookings > 0 {
-            revenue / active_bookings
-        } else {
-            0
-        },
-        by_status,
-    };
-    for r in &mut by_room_type {
-        r.rate = rate(r.room_nights_sold, r.room_nights_available);
+    (
+        BookingStatistics::from_breakdown(range, None, by_status),
+        Occupancy::from_room_types(range, by_room_type),
+    )
+}
+
+/// Folds one row of the page joined to its payments into `out`: the row's booking when it is
+/// not the last one's, then the row's payment when it has one.
+pub fn fold_joined_row(
+    out: &mut Vec<BookingView>,
+    id: i64,
+    booking: impl FnOnce() -> BookingView,
+    payment: Option<PaymentView>,
+) {
+    if out.last().is_none_or(|b| b.id != id) {
+        out.push(booking());
     }
-    let sold = by_room_type.iter().map(|r| r.room_nights_sold).sum();
-    let available = by_room_type.iter().map(|r| r.room_nights_available).sum();
-    let occupancy = Occupancy {
-        start_date: range.start(),
-        end_date: range.end(),
-        room_nights_sold: sold,
-        room_nights_available: available,
-        rate: rate(sold, available),
-        by_room_type,
-    };
-    (statistics, occupancy)
+    if let Some(payment) = payment {
+        out.last_mut()
+            .unwrap()
+            .payments
+            .as_mut()
+            .unwrap()
+            .push(payment);
+    }
 }

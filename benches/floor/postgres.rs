@@ -90,7 +90,7 @@ impl PostgresFloor {
         let rows = self.query(statement).await;
         let row = &rows[0];
         assert_eq!(row.get::<_, i64>(0), 1);
-        super::availability(room_type_id, range, rooms, row.get(1), row.get(2))
+        Availability::from_inventory(room_type_id, range, rooms, row.get(1), row.get(2))
     }
 
     fn booking(row: &Row) -> BookingView {
@@ -133,19 +133,10 @@ impl PostgresFloor {
         let rows = self.query(statement).await;
         let mut out: Vec<BookingView> = Vec::new();
         for row in &rows {
-            let id: i64 = row.get(0);
-            if out.last().is_none_or(|b| b.id != id) {
-                out.push(Self::booking(row));
-            }
-            if row.get::<_, Option<i64>>(14).is_some() {
-                let payment = Self::payment(row, 14);
-                out.last_mut()
-                    .unwrap()
-                    .payments
-                    .as_mut()
-                    .unwrap()
-                    .push(payment);
-            }
+            let payment = row
+                .get::<_, Option<i64>>(14)
+                .map(|_| Self::payment(row, 14));
+            super::fold_joined_row(&mut out, row.get(0), || Self::booking(row), payment);
         }
         out
     }
@@ -204,13 +195,7 @@ impl PostgresFloor {
             .query(occupancy)
             .await
             .iter()
-            .map(|row| RoomTypeOccupancy {
-                room_type_id: row.get(0),
-                name: row.get(1),
-                room_nights_sold: row.get(2),
-                room_nights_available: row.get(3),
-                rate: 0.0,
-            })
+            .map(|row| RoomTypeOccupancy::new(row.get(0), row.get(1), row.get(2), row.get(3)))
             .collect();
         summary(range, by_status, by_room_type)
     }

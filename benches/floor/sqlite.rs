@@ -107,7 +107,7 @@ impl SqliteFloor {
         assert_eq!(exists, 1);
         let nights = row.get_ref(1).unwrap().as_i64().unwrap();
         let min = row.get_ref(2).unwrap().as_i64_or_null().unwrap();
-        super::availability(room_type_id, range, rooms, nights, min)
+        Availability::from_inventory(room_type_id, range, rooms, nights, min)
     }
 
     fn booking(row: &rusqlite::Row<'_>) -> BookingView {
@@ -157,18 +157,9 @@ impl SqliteFloor {
         let mut out: Vec<BookingView> = Vec::new();
         while let Some(row) = rows.next().unwrap() {
             let id = row.get_ref(0).unwrap().as_i64().unwrap();
-            if out.last().is_none_or(|b| b.id != id) {
-                out.push(Self::booking(row));
-            }
-            if !matches!(row.get_ref(14).unwrap(), ValueRef::Null) {
-                let payment = Self::payment(row, 14);
-                out.last_mut()
-                    .unwrap()
-                    .payments
-                    .as_mut()
-                    .unwrap()
-                    .push(payment);
-            }
+            let payment = (!matches!(row.get_ref(14).unwrap(), ValueRef::Null))
+                .then(|| Self::payment(row, 14));
+            super::fold_joined_row(&mut out, id, || Self::booking(row), payment);
         }
         out
     }
@@ -241,13 +232,12 @@ impl SqliteFloor {
             let mut rows = prepared.raw_query();
             while let Some(row) = rows.next().unwrap() {
                 let n = |i| row.get_ref(i).unwrap().as_i64().unwrap();
-                by_room_type.push(RoomTypeOccupancy {
-                    room_type_id: n(0),
-                    name: text(row.get_ref(1).unwrap()).to_owned(),
-                    room_nights_sold: n(2),
-                    room_nights_available: n(3),
-                    rate: 0.0,
-                });
+                by_room_type.push(RoomTypeOccupancy::new(
+                    n(0),
+                    text(row.get_ref(1).unwrap()).to_owned(),
+                    n(2),
+                    n(3),
+                ));
             }
         }
         summary(range, by_status, by_room_type)

@@ -40,22 +40,15 @@ pub async fn holds_data(source: &Source, ignore: &[&str]) -> Result<bool> {
             let tables = sqlite::user_tables(&mut conn)
                 .await
                 .map_err(|e| Error::db(context(), e))?;
-            let mut found = false;
-            for table in tables.iter().filter(|t| !ignore.contains(&t.as_str())) {
-                let any: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT EXISTS (SELECT 1 FROM {})",
-                    sqlite::quote(table)
-                )))
-                .fetch_one(&mut conn)
+            // Collected: a lazy iterator's closures would keep the future from being Send.
+            let probes: Vec<String> = tables
+                .iter()
+                .filter(|t| !ignore.contains(&t.as_str()))
+                .map(|table| sqlite::quote(table))
+                .collect();
+            any_rows::<sqlx::Sqlite>(conn, probes)
                 .await
-                .map_err(|e| Error::db(context(), e))?;
-                if any {
-                    found = true;
-                    break;
-                }
-            }
-            let _ = sqlx::Connection::close(conn).await;
-            Ok(found)
+                .map_err(|e| Error::db(context(), e))
         }
         Source::Postgres { url } => {
             let url = PgUrl::parse(url)?;
@@ -64,26 +57,47 @@ pub async fn holds_data(source: &Source, ignore: &[&str]) -> Result<bool> {
             let tables = postgres::user_tables(&mut conn)
                 .await
                 .map_err(|e| Error::db(context(), e))?;
-            let mut found = false;
-            for (schema, table) in &tables {
-                if ignore.contains(&postgres::table_key(schema, table).as_str()) {
-                    continue;
-                }
-                let any: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT EXISTS (SELECT 1 FROM {}.{})",
-                    postgres::quote(schema),
-                    postgres::quote(table)
-                )))
-                .fetch_one(&mut conn)
+            // Collected: a lazy iterator's closures would keep the future from being Send.
+            let probes: Vec<String> = tables
+                .iter()
+                .filter(|(schema, table)| {
+                    !ignore.contains(&postgres::table_key(schema, table).as_str())
+                })
+                .map(|(schema, table)| {
+                    format!("{}.{}", postgres::quote(schema), postgres::quote(table))
+                })
+                .collect();
+            any_rows::<sqlx::Postgres>(conn, probes)
                 .await
-                .map_err(|e| Error::db(context(), e))?;
-                if any {
-                    found = true;
-                    break;
-                }
-            }
-            let _ = sqlx::Connection::close(conn).await;
-            Ok(found)
+                .map_err(|e| Error::db(context(), e))
         }
     }
+}
+
+/// Whether any of `tables` (quoted names) has a row, asked table by table until one has;
+/// closes `conn` either way.
+async fn any_rows<DB>(
+    mut conn: DB::Connection,
+    tables: Vec<String>,
+) -> std::result::Result<bool, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    (bool,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    let mut found = Ok(false);
+    for table in tables {
+        found = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM {table})"
+        )))
+        .fetch_one(&mut conn)
+        .await;
+        // The first table with a row answers, as does the first failure.
+        if !matches!(found, Ok(false)) {
+            break;
+        }
+    }
+    let _ = sqlx::Connection::close(conn).await;
+    found
 }

@@ -19,7 +19,7 @@ use crate::{
     manifest::{DATA_SUFFIXES, MANIFEST_SUFFIX, manifest_key},
     postgres::{PgUrl, admin::Admin},
     run_log::{Operation, RunLog, RunRecord},
-    scratch::{Leftover, ScratchRegistry},
+    scratch::{Leftover, ScratchClaim, ScratchItem, ScratchRegistry},
     sealed,
     store::{RepositoryLocation, S3Settings, Store},
     stream::ZstdSettings,
@@ -540,6 +540,33 @@ impl BackupRepository {
         self.scratch()
             .recover_databases(&server.server_key(), admin)
             .await
+    }
+
+    /// Creates database `name` on `server`'s server for `operation`, claimed in the scratch
+    /// registry while it exists so that a run killed before dropping it leaves it to be found
+    /// and removed. Gives `admin` back with the claim; when the database cannot be created,
+    /// nothing of this run's is left and `admin` is closed.
+    pub(crate) async fn create_claimed_database(
+        &self,
+        mut admin: Admin,
+        server: &PgUrl,
+        name: &str,
+        operation: Operation,
+    ) -> Result<(Admin, ScratchClaim)> {
+        let claim = self.scratch().claim(
+            ScratchItem::PostgresDatabase {
+                server: server.server_key(),
+                database: name.to_owned(),
+            },
+            &operation.to_string(),
+        )?;
+        if let Err(e) = admin.create(name).await {
+            // Not created (or not by us): nothing of ours to remove.
+            claim.release();
+            admin.close().await;
+            return Err(e);
+        }
+        Ok((admin, claim))
     }
 
     /// What interrupted runs left behind on this host: scratch files and databases claimed by

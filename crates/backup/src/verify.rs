@@ -14,15 +14,9 @@ use crate::{
     VerifyDepth, VerifyFailure,
     display::error_chain,
     lock::RepoLock,
-    postgres::{
-        PgUrl,
-        admin::Admin,
-        derived_name,
-        load::{check_database, restore_into},
-    },
+    postgres::{PgUrl, admin::Admin, derived_name},
     progress::ProgressFn,
     run_log::Operation,
-    scratch::ScratchItem,
     sqlite::materialize::materialize,
 };
 
@@ -232,8 +226,7 @@ impl BackupRepository {
         if let Some(failure) = crate::data_file::precheck(&self.store, manifest).await? {
             return Ok(Err(failure));
         }
-        let tools = &self.config.pg_tools;
-        let mut admin = Admin::connect(server, tools).await?;
+        let mut admin = Admin::connect(server, &self.config.pg_tools).await?;
         self.recover_databases(&mut admin, server).await;
         let tag = format!(
             "verify_{}_{}",
@@ -241,37 +234,18 @@ impl BackupRepository {
             std::process::id()
         );
         let name = derived_name(server.database(), &tag);
-        let claim = self.scratch().claim(
-            ScratchItem::PostgresDatabase {
-                server: server.server_key(),
-                database: name.clone(),
-            },
-            &Operation::Verify.to_string(),
-        )?;
-        if let Err(e) = admin.create(&name).await {
-            claim.release();
-            admin.close().await;
-            return Err(e);
-        }
+        let (mut admin, claim) = self
+            .create_claimed_database(admin, server, &name, Operation::Verify)
+            .await?;
         let scratch = server.with_database(&name);
-        let checked = async {
-            let restored = restore_into(
+        let checked = self
+            .restore_and_check(
                 &scratch,
-                &self.store,
                 manifest,
-                tools,
                 &["--no-owner", "--no-privileges"],
                 progress,
             )
-            .await?;
-            if let Some(failure) = restored {
-                return Ok(Err(failure));
-            }
-            let (tables, failure) =
-                check_database(&scratch, manifest, &self.config.migration_table).await?;
-            Ok(failure.map_or(Ok(tables), Err))
-        }
-        .await;
+            .await;
         if admin.drop_quietly(&name).await {
             claim.release();
         }

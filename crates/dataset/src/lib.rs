@@ -215,6 +215,13 @@ pub async fn generate(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Summary> {
     let started = Instant::now();
+    let phase_done = |phase: &str| {
+        tracing::debug!(
+            phase,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "dataset phase done"
+        );
+    };
     options.check()?;
     ensure_empty(db).await?;
     let spec = options.scale.spec();
@@ -243,11 +250,7 @@ pub async fn generate(
     let deferred = drop_secondary_indexes(&txn, &TABLES).await?;
     insert_rows(&txn, &room_types).await?;
     insert_rows(&txn, &users).await?;
-    tracing::debug!(
-        phase = "users",
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "dataset phase done"
-    );
+    phase_done("users");
     progress(Progress {
         phase: "users",
         done: users.len() as u64,
@@ -278,11 +281,7 @@ pub async fn generate(
             total: spec.bookings as u64,
         });
     }
-    tracing::debug!(
-        phase = "bookings",
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "dataset phase done"
-    );
+    phase_done("bookings");
     let tail = drawer.join().map_err(|_| Error::GeneratorStopped)?;
 
     insert_rows(&txn, &tail.inventory).await?;
@@ -295,11 +294,7 @@ pub async fn generate(
         total: tail.inventory.len() as u64,
     });
     reset_sequences(&txn, &TABLES).await?;
-    tracing::debug!(
-        phase = "tail",
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "dataset phase done"
-    );
+    phase_done("tail");
     progress(Progress {
         phase: "indexes",
         done: 0,
@@ -314,11 +309,7 @@ pub async fn generate(
             .doing("tuning the connection for index builds")?;
     }
     deferred.rebuild(&txn).await?;
-    tracing::debug!(
-        phase = "rebuilt",
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "dataset phase done"
-    );
+    phase_done("rebuilt");
     txn.commit().await.doing("committing the dataset")?;
     if let Some(loader) = dedicated {
         loader
@@ -326,11 +317,7 @@ pub async fn generate(
             .await
             .doing("closing the loader connection")?;
     }
-    tracing::debug!(
-        phase = "commit",
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "dataset phase done"
-    );
+    phase_done("commit");
     progress(Progress {
         phase: "indexes",
         done: 1,

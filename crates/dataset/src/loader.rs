@@ -87,188 +87,42 @@ pub(crate) async fn reset_sequences<C: ConnectionTrait>(conn: &C, tables: &[&str
     Ok(())
 }
 
-impl Row for user::Model {
-    const TABLE: &'static str = "users";
-    const COLUMNS: &'static [&'static str] =
-        &["id", "name", "email", "phone", "role", "created_at"];
-    fn push_values(&self, out: &mut Vec<Value>) {
-        out.extend([
-            self.id.into(),
-            self.name.clone().into(),
-            self.email.clone().into(),
-            self.phone.clone().into(),
-            self.role.into(),
-            self.created_at.into(),
-        ]);
-    }
+/// Implements [`Row`] for an entity's model whose columns are named as its fields, in the
+/// order given.
+macro_rules! row {
+    ($($model:ty => $table:literal: [$($column:ident),+ $(,)?];)+) => {$(
+        impl Row for $model {
+            const TABLE: &'static str = $table;
+            const COLUMNS: &'static [&'static str] = &[$(stringify!($column)),+];
+            // Strings are cloned, the rest copied: the same `.clone()` serves every column.
+            #[allow(clippy::clone_on_copy)]
+            fn push_values(&self, out: &mut Vec<Value>) {
+                out.extend([$(self.$column.clone().into()),+]);
+            }
+        }
+    )+};
 }
 
-impl Row for room_type::Model {
-    const TABLE: &'static str = "room_types";
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "name",
-        "description",
-        "price_per_night",
-        "total_rooms",
-        "created_at",
-        "updated_at",
+row! {
+    user::Model => "users": [id, name, email, phone, role, created_at];
+    room_type::Model => "room_types": [
+        id, name, description, price_per_night, total_rooms, created_at, updated_at
     ];
-    fn push_values(&self, out: &mut Vec<Value>) {
-        out.extend([
-            self.id.into(),
-            self.name.clone().into(),
-            self.description.clone().into(),
-            self.price_per_night.into(),
-            self.total_rooms.into(),
-            self.created_at.into(),
-            self.updated_at.into(),
-        ]);
-    }
-}
-
-impl Row for room_inventory::Model {
-    const TABLE: &'static str = "room_inventory";
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "room_type_id",
-        "date",
-        "total_rooms",
-        "available_rooms",
+    room_inventory::Model => "room_inventory": [
+        id, room_type_id, date, total_rooms, available_rooms
     ];
-    fn push_values(&self, out: &mut Vec<Value>) {
-        out.extend([
-            self.id.into(),
-            self.room_type_id.into(),
-            self.date.into(),
-            self.total_rooms.into(),
-            self.available_rooms.into(),
-        ]);
-    }
-}
-
-impl Row for booking::Model {
-    const TABLE: &'static str = "bookings";
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "user_id",
-        "room_type_id",
-        "start_date",
-        "end_date",
-        "rooms_booked",
-        "status",
-        "total_price",
-        "deposit_amount",
-        "is_deposit_paid",
-        "idempotency_key",
-        "created_at",
-        "updated_at",
+    booking::Model => "bookings": [
+        id, user_id, room_type_id, start_date, end_date, rooms_booked, status, total_price,
+        deposit_amount, is_deposit_paid, idempotency_key, created_at, updated_at
     ];
-    fn push_values(&self, out: &mut Vec<Value>) {
-        out.extend([
-            self.id.into(),
-            self.user_id.into(),
-            self.room_type_id.into(),
-            self.start_date.into(),
-            self.end_date.into(),
-            self.rooms_booked.into(),
-            self.status.into(),
-            self.total_price.into(),
-            self.deposit_amount.into(),
-            self.is_deposit_paid.into(),
-            self.idempotency_key.clone().into(),
-            self.created_at.into(),
-            self.updated_at.into(),
-        ]);
-    }
-}
-
-impl Row for payment::Model {
-    const TABLE: &'static str = "payments";
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "booking_id",
-        "user_id",
-        "amount",
-        "status",
-        "provider",
-        "paid_at",
-        "created_at",
+    payment::Model => "payments": [
+        id, booking_id, user_id, amount, status, provider, paid_at, created_at
     ];
-    fn push_values(&self, out: &mut Vec<Value>) {
-        out.extend([
-            self.id.into(),
-            self.booking_id.into(),
-            self.user_id.into(),
-            self.amount.into(),
-            self.status.into(),
-            self.provider.clone().into(),
-            self.paid_at.into(),
-            self.created_at.into(),
-        ]);
-    }
-}
-
-impl Row for waitlist_entry::Model {
-    const TABLE: &'static str = "waitlist_entries";
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "user_id",
-        "room_type_id",
-        "start_date",
-        "end_date",
-        "status",
-        "created_at",
+    waitlist_entry::Model => "waitlist_entries": [
+        id, user_id, room_type_id, start_date, end_date, status, created_at
     ];
-    fn push_values(&self, out: &mut Vec<Value>) {
-        out.extend([
-            self.id.into(),
-            self.user_id.into(),
-            self.room_type_id.into(),
-            self.start_date.into(),
-            self.end_date.into(),
-            self.status.into(),
-            self.created_at.into(),
-        ]);
-    }
-}
-
-impl Row for notification::Model {
-    const TABLE: &'static str = "notifications";
-    const COLUMNS: &'static [&'static str] =
-        &["id", "user_id", "kind", "status", "scheduled_at", "sent_at"];
-    fn push_values(&self, out: &mut Vec<Value>) {
-        out.extend([
-            self.id.into(),
-            self.user_id.into(),
-            self.kind.clone().into(),
-            self.status.into(),
-            self.scheduled_at.into(),
-            self.sent_at.into(),
-        ]);
-    }
-}
-
-impl Row for booking_daily_stats::Model {
-    const TABLE: &'static str = "booking_daily_stats";
-    const COLUMNS: &'static [&'static str] = &[
-        "arrival_date",
-        "room_type_id",
-        "status",
-        "bookings",
-        "rooms",
-        "room_nights",
-        "revenue",
+    notification::Model => "notifications": [id, user_id, kind, status, scheduled_at, sent_at];
+    booking_daily_stats::Model => "booking_daily_stats": [
+        arrival_date, room_type_id, status, bookings, rooms, room_nights, revenue
     ];
-    fn push_values(&self, out: &mut Vec<Value>) {
-        out.extend([
-            self.arrival_date.into(),
-            self.room_type_id.into(),
-            self.status.into(),
-            self.bookings.into(),
-            self.rooms.into(),
-            self.room_nights.into(),
-            self.revenue.into(),
-        ]);
-    }
 }

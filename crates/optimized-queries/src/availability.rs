@@ -9,7 +9,7 @@ use crate::{
     DateRange, Error, MAX_RANGE_NIGHTS, Result, RoomCount,
     columns::{Decode, Row},
     executor::{self, Cost},
-    sql::{placeholders, statement},
+    sql::{placeholders, room_type_nights, statement},
     views::Availability,
 };
 
@@ -44,29 +44,6 @@ impl Decode for AvailabilityRow {
     }
 }
 
-fn answer(
-    room_type_id: i64,
-    range: DateRange,
-    rooms: RoomCount,
-    nights_with_inventory: i64,
-    min_available: Option<i64>,
-) -> Availability {
-    // A missing night has no rooms to sell.
-    let min_available = if nights_with_inventory < range.nights() {
-        0
-    } else {
-        min_available.unwrap_or(0) as i32
-    };
-    Availability {
-        room_type_id,
-        start_date: range.start(),
-        end_date: range.end(),
-        rooms_needed: rooms.get(),
-        available: min_available >= rooms.get(),
-        min_available,
-    }
-}
-
 pub(crate) fn availability_statement(
     db: &impl ConnectionTrait,
     room_type_id: i64,
@@ -77,11 +54,7 @@ pub(crate) fn availability_statement(
         "SELECT (SELECT COUNT(*) FROM room_types WHERE id = $1) AS room_type_exists, \
          COUNT(*) AS nights_with_inventory, CAST(MIN(available_rooms) AS BIGINT) AS min_available \
          FROM room_inventory WHERE room_type_id = $1 AND date >= $2 AND date < $3",
-        [
-            room_type_id.into(),
-            range.start().into(),
-            range.end().into(),
-        ],
+        room_type_nights(room_type_id, range),
     )
 }
 
@@ -115,7 +88,7 @@ pub async fn availability(
             id: room_type_id,
         });
     }
-    Ok(answer(
+    Ok(Availability::from_inventory(
         room_type_id,
         range,
         rooms,
@@ -175,7 +148,7 @@ pub async fn all_availability(
     Ok(rows
         .into_iter()
         .map(|row| {
-            answer(
+            Availability::from_inventory(
                 row.room_type_id,
                 range,
                 rooms,
@@ -273,7 +246,7 @@ pub async fn batch_availability(
                 id: check.room_type_id,
             });
         }
-        answers.push(answer(
+        answers.push(Availability::from_inventory(
             check.room_type_id,
             check.range,
             check.rooms,

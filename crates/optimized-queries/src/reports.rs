@@ -148,9 +148,8 @@ pub async fn booking_statistics(
         REPORT_COST,
     )
     .await?;
-    let mut by_status: Vec<StatusBreakdown> = rows
+    let by_status = rows
         .into_iter()
-        .filter(|row| row.bookings != 0)
         .map(|row| StatusBreakdown {
             status: row.status,
             bookings: row.bookings,
@@ -159,27 +158,11 @@ pub async fn booking_statistics(
             room_nights: row.room_nights,
         })
         .collect();
-    let order = |status: &BookingStatus| BookingStatus::iter().position(|s| s == *status);
-    by_status.sort_by_key(|b| order(&b.status));
-    let active = by_status.iter().filter(|b| b.status.holds_rooms());
-    let active_bookings: i64 = active.clone().map(|b| b.bookings).sum();
-    let revenue: i64 = active.clone().map(|b| b.value).sum();
-    Ok(BookingStatistics {
-        start_date: range.start(),
-        end_date: range.end(),
+    Ok(BookingStatistics::from_breakdown(
+        range,
         room_type_id,
-        total_bookings: by_status.iter().map(|b| b.bookings).sum(),
-        active_bookings,
-        revenue,
-        rooms: active.clone().map(|b| b.rooms).sum(),
-        room_nights: active.map(|b| b.room_nights).sum(),
-        average_value: if active_bookings > 0 {
-            revenue / active_bookings
-        } else {
-            0
-        },
         by_status,
-    })
+    ))
 }
 
 struct OccupancyRow {
@@ -238,14 +221,6 @@ pub(crate) fn occupancy_statement(
     )
 }
 
-fn rate(sold: i64, available: i64) -> f64 {
-    if available > 0 {
-        sold as f64 / available as f64
-    } else {
-        0.0
-    }
-}
-
 /// Room-nights sold against room-nights in service over `range`, overall and per room type
 /// (optionally one). One statement.
 ///
@@ -263,26 +238,11 @@ pub async fn occupancy(
         REPORT_COST,
     )
     .await?;
-    let by_room_type: Vec<RoomTypeOccupancy> = rows
+    let by_room_type = rows
         .into_iter()
-        .map(|row| RoomTypeOccupancy {
-            room_type_id: row.room_type_id,
-            name: row.name,
-            room_nights_sold: row.sold,
-            room_nights_available: row.available,
-            rate: rate(row.sold, row.available),
-        })
+        .map(|row| RoomTypeOccupancy::new(row.room_type_id, row.name, row.sold, row.available))
         .collect();
-    let sold = by_room_type.iter().map(|r| r.room_nights_sold).sum();
-    let available = by_room_type.iter().map(|r| r.room_nights_available).sum();
-    Ok(Occupancy {
-        start_date: range.start(),
-        end_date: range.end(),
-        room_nights_sold: sold,
-        room_nights_available: available,
-        rate: rate(sold, available),
-        by_room_type,
-    })
+    Ok(Occupancy::from_room_types(range, by_room_type))
 }
 
 struct PaymentRow {

@@ -7,7 +7,7 @@ use crate::{
     DateRange, Error, MAX_RANGE_NIGHTS, Result,
     columns::{Decode, Row},
     executor::{self, Cost},
-    sql::statement,
+    sql::{room_type_nights, statement},
     views::{NightInventory, RoomTypeCalendar, RoomTypeSummary, RoomTypeWithNight},
 };
 
@@ -58,23 +58,16 @@ impl Decode for RoomTypeSummary {
 }
 
 struct RoomTypeNightRow {
-    id: i64,
-    name: String,
-    description: String,
-    price_per_night: i64,
-    total_rooms: i32,
+    room_type: RoomTypeSummary,
     night_total: Option<i32>,
     night_available: Option<i32>,
 }
 
+/// A room type's columns, then the night's `total_rooms, available_rooms`.
 impl Decode for RoomTypeNightRow {
     fn decode(row: &impl Row) -> Result<Self> {
         Ok(Self {
-            id: row.get(0)?,
-            name: row.get(1)?,
-            description: row.get(2)?,
-            price_per_night: row.get(3)?,
-            total_rooms: row.get(4)?,
+            room_type: RoomTypeSummary::decode(row)?,
             night_total: row.get(5)?,
             night_available: row.get(6)?,
         })
@@ -91,14 +84,7 @@ impl RoomTypeNightRow {
             }),
             _ => None,
         };
-        let room_type = RoomTypeSummary {
-            id: self.id,
-            name: self.name,
-            description: self.description,
-            price_per_night: self.price_per_night,
-            total_rooms: self.total_rooms,
-        };
-        (room_type, inventory)
+        (self.room_type, inventory)
     }
 }
 
@@ -138,24 +124,17 @@ pub async fn room_types_on(
 }
 
 struct CalendarRow {
-    id: i64,
-    name: String,
-    description: String,
-    price_per_night: i64,
-    total_rooms: i32,
+    room_type: RoomTypeSummary,
     night: Option<chrono::NaiveDate>,
     night_total: Option<i32>,
     night_available: Option<i32>,
 }
 
+/// A room type's columns, then the night's `date, total_rooms, available_rooms`.
 impl Decode for CalendarRow {
     fn decode(row: &impl Row) -> Result<Self> {
         Ok(Self {
-            id: row.get(0)?,
-            name: row.get(1)?,
-            description: row.get(2)?,
-            price_per_night: row.get(3)?,
-            total_rooms: row.get(4)?,
+            room_type: RoomTypeSummary::decode(row)?,
             night: row.get(5)?,
             night_total: row.get(6)?,
             night_available: row.get(7)?,
@@ -177,11 +156,7 @@ pub(crate) fn room_type_calendar_statement(
              ON i.room_type_id = rt.id AND i.date >= $2 AND i.date < $3 \
              WHERE rt.id = $1 ORDER BY i.date"
         ),
-        [
-            room_type_id.into(),
-            range.start().into(),
-            range.end().into(),
-        ],
+        room_type_nights(room_type_id, range),
     )
 }
 
@@ -226,13 +201,7 @@ pub async fn room_type_calendar(
     let mut nights: Vec<NightInventory> = night(&first).into_iter().collect();
     nights.extend(rows.filter_map(|row| night(&row)));
     Ok(RoomTypeCalendar {
-        room_type: RoomTypeSummary {
-            id: first.id,
-            name: first.name,
-            description: first.description,
-            price_per_night: first.price_per_night,
-            total_rooms: first.total_rooms,
-        },
+        room_type: first.room_type,
         nights,
     })
 }

@@ -4,6 +4,8 @@
 
 use sea_orm::{ConnectionTrait, Statement, Value};
 
+use crate::DateRange;
+
 pub(crate) fn statement(
     db: &impl ConnectionTrait,
     sql: impl Into<String>,
@@ -18,4 +20,14 @@ pub(crate) fn placeholders(first: usize, count: usize) -> String {
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `$1` a room type, `$2` and `$3` the first night and the end of a range: the values of the
+/// statements that read one room type's nights.
+pub(crate) fn room_type_nights(room_type_id: i64, range: DateRange) -> [Value; 3] {
+    [
+        room_type_id.into(),
+        range.start().into(),
+        range.end().into(),
+    ]
 }

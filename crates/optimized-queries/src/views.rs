@@ -3,8 +3,10 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{BookingStatus, PaymentStatus, booking, payment};
-use sea_orm::FromQueryResult;
+use sea_orm::{FromQueryResult, Iterable};
 use serde::{Deserialize, Serialize};
+
+use crate::{DateRange, RoomCount};
 
 /// A room type as guests see it. Read from `id, name, description, price_per_night,
 /// total_rooms`, in that order.
@@ -91,6 +93,35 @@ pub struct Availability {
     pub available: bool,
     /// The fewest free rooms on any night of the range; a night without inventory counts as 0.
     pub min_available: i32,
+}
+
+impl Availability {
+    /// The answer for `rooms` of `room_type_id` over `range`, from how many nights of the range
+    /// have inventory and the fewest free rooms on one of them (`None` without inventory).
+    ///
+    /// A night without inventory has no rooms to sell, so then `min_available` is 0.
+    #[must_use]
+    pub fn from_inventory(
+        room_type_id: i64,
+        range: DateRange,
+        rooms: RoomCount,
+        nights_with_inventory: i64,
+        min_available: Option<i64>,
+    ) -> Self {
+        let min_available = if nights_with_inventory < range.nights() {
+            0
+        } else {
+            min_available.unwrap_or(0) as i32
+        };
+        Self {
+            room_type_id,
+            start_date: range.start(),
+            end_date: range.end(),
+            rooms_needed: rooms.get(),
+            available: min_available >= rooms.get(),
+            min_available,
+        }
+    }
 }
 
 /// The room type a booking is for, as shown with the booking.
@@ -260,6 +291,40 @@ pub struct BookingStatistics {
     pub by_status: Vec<StatusBreakdown>,
 }
 
+impl BookingStatistics {
+    /// The report over `range` (of one room type or all) from its breakdown by status: the
+    /// statuses without bookings are dropped, the rest put in the fixed status order and
+    /// summed.
+    #[must_use]
+    pub fn from_breakdown(
+        range: DateRange,
+        room_type_id: Option<i64>,
+        mut by_status: Vec<StatusBreakdown>,
+    ) -> Self {
+        by_status.retain(|b| b.bookings != 0);
+        by_status.sort_by_key(|b| BookingStatus::iter().position(|s| s == b.status));
+        let active = by_status.iter().filter(|b| b.status.holds_rooms());
+        let active_bookings: i64 = active.clone().map(|b| b.bookings).sum();
+        let revenue: i64 = active.clone().map(|b| b.value).sum();
+        Self {
+            start_date: range.start(),
+            end_date: range.end(),
+            room_type_id,
+            total_bookings: by_status.iter().map(|b| b.bookings).sum(),
+            active_bookings,
+            revenue,
+            rooms: active.clone().map(|b| b.rooms).sum(),
+            room_nights: active.map(|b| b.room_nights).sum(),
+            average_value: if active_bookings > 0 {
+                revenue / active_bookings
+            } else {
+                0
+            },
+            by_status,
+        }
+    }
+}
+
 /// One room type's occupancy within a report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -294,6 +359,46 @@ pub struct Occupancy {
     pub rate: f64,
     /// Per room type, by id.
     pub by_room_type: Vec<RoomTypeOccupancy>,
+}
+
+/// `sold / available`, 0 when nothing is available.
+fn rate(sold: i64, available: i64) -> f64 {
+    if available > 0 {
+        sold as f64 / available as f64
+    } else {
+        0.0
+    }
+}
+
+impl RoomTypeOccupancy {
+    /// One room type's line from the room-nights it sold and had in service (the rate follows).
+    #[must_use]
+    pub fn new(room_type_id: i64, name: String, sold: i64, available: i64) -> Self {
+        Self {
+            room_type_id,
+            name,
+            room_nights_sold: sold,
+            room_nights_available: available,
+            rate: rate(sold, available),
+        }
+    }
+}
+
+impl Occupancy {
+    /// The report over `range` from its lines per room type, summed.
+    #[must_use]
+    pub fn from_room_types(range: DateRange, by_room_type: Vec<RoomTypeOccupancy>) -> Self {
+        let sold = by_room_type.iter().map(|r| r.room_nights_sold).sum();
+        let available = by_room_type.iter().map(|r| r.room_nights_available).sum();
+        Self {
+            start_date: range.start(),
+            end_date: range.end(),
+            room_nights_sold: sold,
+            room_nights_available: available,
+            rate: rate(sold, available),
+            by_room_type,
+        }
+    }
 }
 
 /// A user's payments of one status.

@@ -297,18 +297,23 @@ pub async fn cancel_booking(db: &DatabaseConnection, booking_id: i64) -> Result<
     with_retries("cancel_booking", || try_cancel_booking(db, booking_id)).await
 }
 
+/// Booking `booking_id` as `txn` sees it.
+async fn find_booking(txn: &DatabaseTransaction, booking_id: i64) -> Result<booking::Model> {
+    Booking::find_by_id(booking_id)
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound {
+            what: "booking",
+            id: booking_id,
+        })
+}
+
 async fn try_cancel_booking(
     db: &DatabaseConnection,
     booking_id: i64,
 ) -> Result<Attempt<CancelOutcome>> {
     let (txn, xid) = begin_write(db).await?;
-    let booking = Booking::find_by_id(booking_id)
-        .one(&txn)
-        .await?
-        .ok_or(Error::NotFound {
-            what: "booking",
-            id: booking_id,
-        })?;
+    let booking = find_booking(&txn, booking_id).await?;
     let previous_status = booking.status;
     match previous_status {
         BookingStatus::Cancelled => {
@@ -397,13 +402,7 @@ async fn try_advance_booking(
     to: BookingStatus,
 ) -> Result<Attempt<booking::Model>> {
     let (txn, xid) = begin_write(db).await?;
-    let booking = Booking::find_by_id(booking_id)
-        .one(&txn)
-        .await?
-        .ok_or(Error::NotFound {
-            what: "booking",
-            id: booking_id,
-        })?;
+    let booking = find_booking(&txn, booking_id).await?;
     let from = booking.status;
     if from == to {
         txn.rollback().await?;

@@ -100,13 +100,7 @@ impl fmt::Display for IndexComparison {
             self.unexpected.len()
         )?;
         for index in &self.missing {
-            writeln!(
-                f,
-                "  MISSING     {} ON {} ({})",
-                index.name,
-                index.table,
-                index.columns.join(", ")
-            )?;
+            index_line(f, "MISSING", &index.name, &index.table, &index.columns)?;
         }
         for m in &self.mismatched {
             writeln!(
@@ -120,16 +114,25 @@ impl fmt::Display for IndexComparison {
             )?;
         }
         for index in &self.unexpected {
-            writeln!(
-                f,
-                "  UNEXPECTED  {} ON {} ({})",
-                index.name,
-                index.table,
-                index.columns.join(", ")
-            )?;
+            index_line(f, "UNEXPECTED", &index.name, &index.table, &index.columns)?;
         }
         Ok(())
     }
+}
+
+/// One index of the listing, under its label: `  MISSING     name ON table (columns)`.
+fn index_line(
+    f: &mut fmt::Formatter<'_>,
+    label: &str,
+    name: &str,
+    table: &str,
+    columns: &[String],
+) -> fmt::Result {
+    writeln!(
+        f,
+        "  {label:<11} {name} ON {table} ({})",
+        columns.join(", ")
+    )
 }
 
 /// Lists the indexes of the database's tables (SQLite: `sqlite_master` and its index pragmas;

@@ -102,23 +102,13 @@ pub async fn availability(
         .into_iter()
         .filter(|n| range.contains(n.date))
         .collect();
-    let min_available = if (in_range.len() as i64) < range.nights() {
-        0
-    } else {
-        in_range
-            .iter()
-            .map(|n| n.available_rooms)
-            .min()
-            .unwrap_or(0)
-    };
-    Ok(Availability {
+    Ok(Availability::from_inventory(
         room_type_id,
-        start_date: range.start(),
-        end_date: range.end(),
-        rooms_needed: rooms.get(),
-        available: min_available >= rooms.get(),
-        min_available,
-    })
+        range,
+        rooms,
+        in_range.len() as i64,
+        in_range.iter().map(|n| i64::from(n.available_rooms)).min(),
+    ))
 }
 
 /// One availability check per room type: 1 + 2N statements.

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::CacheKey;
-use crate::entry::{AnyArc, NewEntry};
+use crate::entry::{AnyArc, Entry};
 use crate::flights::{OutcomeReceiver, Ticket};
 use crate::policy::{CacheWide, Lru, ShardPolicy, WTinyLfu, WindowSizing, share};
 use crate::shard::{Lookup, Shard, Store};
@@ -184,10 +184,10 @@ impl Core {
         ttl: Ttl,
         shared_ttl_left: Option<Duration>,
         now: Instant,
-    ) -> Option<NewEntry> {
+    ) -> Option<Entry> {
         let (fresh_for, grace) = self.l1_lifetime(ttl, shared_ttl_left)?;
         let fresh_until = deadline(now, fresh_for);
-        Some(NewEntry {
+        Some(Entry {
             value: Arc::clone(value) as AnyArc,
             type_name: std::any::type_name::<T>(),
             fresh_until,
@@ -199,6 +199,8 @@ impl Core {
             } else {
                 0
             },
+            // The shard gives it its id when it stores it.
+            id: 0,
             hash,
         })
     }
@@ -229,7 +231,7 @@ impl Core {
         key: &CacheKey,
         hash: u64,
         id: u64,
-        new: Option<NewEntry>,
+        new: Option<Entry>,
     ) -> Store {
         let mut shard = self.shard(hash).lock();
         match new {
@@ -259,7 +261,7 @@ impl Core {
     }
 
     /// Stores `new` under `key`, superseding any running load.
-    pub(crate) fn insert(&self, key: CacheKey, new: NewEntry) -> Store {
+    pub(crate) fn insert(&self, key: CacheKey, new: Entry) -> Store {
         let now = Instant::now();
         self.shard(new.hash).lock().insert(key, new, now)
     }

@@ -21,7 +21,8 @@ pub(crate) struct Entry {
     /// Generations of the entry's tags when its load started.
     pub(crate) tags: Box<[TagStamp]>,
     pub(crate) weight: usize,
-    /// Unique within the shard; tells this entry from a later one under the same key.
+    /// Unique within the shard; tells this entry from a later one under the same key. 0 until
+    /// the shard stores the entry and gives it its id.
     pub(crate) id: u64,
     /// The key's hash: where the entry sits in its shard's table, and its frequency in
     /// the admission sketch.
@@ -46,15 +47,4 @@ impl Entry {
             None
         }
     }
-}
-
-/// A value to store, before the shard gives it an id.
-pub(crate) struct NewEntry {
-    pub(crate) value: AnyArc,
-    pub(crate) type_name: &'static str,
-    pub(crate) fresh_until: Instant,
-    pub(crate) stale_until: Instant,
-    pub(crate) tags: Box<[TagStamp]>,
-    pub(crate) weight: usize,
-    pub(crate) hash: u64,
 }

@@ -67,49 +67,16 @@ impl QueryCache {
     }
 }
 
-fn counter(
+/// Encodes one metric, in `unit` when it has one (a counter's name gets `_total` from the
+/// encoder).
+fn encode(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    value: u64,
+    unit: Option<&Unit>,
+    metric: impl EncodeMetric,
 ) -> std::fmt::Result {
-    let metric = ConstCounter::new(value);
-    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
-}
-
-fn seconds_counter(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: f64,
-) -> std::fmt::Result {
-    let metric = ConstCounter::new(value);
-    metric.encode(encoder.encode_descriptor(
-        name,
-        help,
-        Some(&Unit::Seconds),
-        metric.metric_type(),
-    )?)
-}
-
-fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
-    let metric = ConstGauge::new(value);
-    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
-}
-
-fn seconds_gauge(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: f64,
-) -> std::fmt::Result {
-    let metric = ConstGauge::new(value);
-    metric.encode(encoder.encode_descriptor(
-        name,
-        help,
-        Some(&Unit::Seconds),
-        metric.metric_type(),
-    )?)
+    metric.encode(encoder.encode_descriptor(name, help, unit, metric.metric_type())?)
 }
 
 impl Collector for CacheMetrics {
@@ -137,206 +104,274 @@ impl Collector for CacheMetrics {
             ..
         } = self.cache.stats();
         let e = &mut encoder;
-        counter(
+        encode(
             e,
             "cache_hits",
             "Lookups answered from the cache (fresh or stale)",
-            hits,
+            None,
+            ConstCounter::new(hits),
         )?;
-        counter(
+        encode(
             e,
             "cache_misses",
             "Lookups that found nothing usable and loaded or waited for a load",
-            misses,
+            None,
+            ConstCounter::new(misses),
         )?;
-        counter(
+        encode(
             e,
             "cache_stale_hits",
             "Hits served a stale value under stale-while-revalidate (included in hits)",
-            stale_hits,
+            None,
+            ConstCounter::new(stale_hits),
         )?;
-        counter(
+        encode(
             e,
             "cache_loads",
             "Loader runs that finished, with a value or an error",
-            loads,
+            None,
+            ConstCounter::new(loads),
         )?;
-        counter(
+        encode(
             e,
             "cache_load_errors",
             "Loader runs that returned an error (included in loads)",
-            load_errors,
+            None,
+            ConstCounter::new(load_errors),
         )?;
-        seconds_counter(
+        encode(
             e,
             "cache_load",
             "Time spent in loaders that finished",
-            total_load_time.as_secs_f64(),
+            Some(&Unit::Seconds),
+            ConstCounter::new(total_load_time.as_secs_f64()),
         )?;
-        counter(
+        encode(
             e,
             "cache_abandoned_loads",
             "Loader runs that never finished because their caller was dropped or panicked",
-            abandoned_loads,
+            None,
+            ConstCounter::new(abandoned_loads),
         )?;
-        counter(
+        encode(
             e,
             "cache_discarded_loads",
             "Loaded values not stored because their key or a tag was invalidated during the load",
-            discarded_loads,
+            None,
+            ConstCounter::new(discarded_loads),
         )?;
-        counter(
+        encode(
             e,
             "cache_rejected",
             "Values not stored because they alone exceed a shard's weight budget",
-            rejected,
+            None,
+            ConstCounter::new(rejected),
         )?;
-        counter(
+        encode(
             e,
             "cache_single_flight_joins",
             "Misses that joined a load already running for their key",
-            single_flight_joins,
+            None,
+            ConstCounter::new(single_flight_joins),
         )?;
-        counter(e, "cache_inserts", "Values stored", inserts)?;
-        counter(
+        encode(
+            e,
+            "cache_inserts",
+            "Values stored",
+            None,
+            ConstCounter::new(inserts),
+        )?;
+        encode(
             e,
             "cache_evictions",
             "Live entries removed to respect the entry or weight bound",
-            evictions,
+            None,
+            ConstCounter::new(evictions),
         )?;
-        counter(
+        encode(
             e,
             "cache_expirations",
             "Entries removed because they expired",
-            expirations,
+            None,
+            ConstCounter::new(expirations),
         )?;
-        counter(
+        encode(
             e,
             "cache_invalidations",
             "Entries removed by invalidation",
-            invalidations,
+            None,
+            ConstCounter::new(invalidations),
         )?;
-        gauge(e, "cache_entries", "Entries held", entries)?;
-        gauge(e, "cache_capacity_entries", "The entry bound", capacity)?;
+        encode(
+            e,
+            "cache_entries",
+            "Entries held",
+            None,
+            ConstGauge::new(entries),
+        )?;
+        encode(
+            e,
+            "cache_capacity_entries",
+            "The entry bound",
+            None,
+            ConstGauge::new(capacity),
+        )?;
         if let Some(max_weight) = max_weight {
-            gauge(
+            encode(
                 e,
                 "cache_weight",
                 "Weight of the entries held (roughly bytes)",
-                weight,
+                None,
+                ConstGauge::new(weight),
             )?;
-            gauge(e, "cache_max_weight", "The weight bound", max_weight)?;
+            encode(
+                e,
+                "cache_max_weight",
+                "The weight bound",
+                None,
+                ConstGauge::new(max_weight),
+            )?;
         }
         let Some(l2) = l2 else { return Ok(()) };
-        counter(
+        encode(
             e,
             "cache_l2_hits",
             "Misses in this process answered from Redis",
-            l2.hits,
+            None,
+            ConstCounter::new(l2.hits),
         )?;
-        counter(
+        encode(
             e,
             "cache_l2_misses",
             "Misses in this process that Redis could not answer",
-            l2.misses,
+            None,
+            ConstCounter::new(l2.misses),
         )?;
-        counter(
+        encode(
             e,
             "cache_l2_schema_mismatches",
             "Redis entries of another type, schema version or format (included in l2 misses)",
-            l2.schema_mismatches,
+            None,
+            ConstCounter::new(l2.schema_mismatches),
         )?;
-        counter(
+        encode(
             e,
             "cache_l2_codec_errors",
             "Redis entries that failed to decode, and values that failed to encode",
-            l2.codec_errors,
+            None,
+            ConstCounter::new(l2.codec_errors),
         )?;
-        counter(e, "cache_l2_errors", "Redis calls that failed", l2.errors)?;
-        counter(
+        encode(
+            e,
+            "cache_l2_errors",
+            "Redis calls that failed",
+            None,
+            ConstCounter::new(l2.errors),
+        )?;
+        encode(
             e,
             "cache_l2_timeouts",
             "Redis calls that timed out",
-            l2.timeouts,
+            None,
+            ConstCounter::new(l2.timeouts),
         )?;
-        counter(
+        encode(
             e,
             "cache_l2_bypassed",
             "Misses that skipped Redis (it had just failed, or own invalidations were pending)",
-            l2.bypassed,
+            None,
+            ConstCounter::new(l2.bypassed),
         )?;
-        counter(e, "cache_l2_writes", "Values written to Redis", l2.writes)?;
-        counter(
+        encode(
+            e,
+            "cache_l2_writes",
+            "Values written to Redis",
+            None,
+            ConstCounter::new(l2.writes),
+        )?;
+        encode(
             e,
             "cache_l2_stale_writes_refused",
             "Loaded values Redis refused because what they depend on was invalidated meanwhile",
-            l2.stale_writes_refused,
+            None,
+            ConstCounter::new(l2.stale_writes_refused),
         )?;
-        counter(
+        encode(
             e,
             "cache_l2_unshared_loads",
             "Loads of values whose type has no shared codec",
-            l2.unshared_loads,
+            None,
+            ConstCounter::new(l2.unshared_loads),
         )?;
-        counter(
+        encode(
             e,
             "cache_l2_invalidations_sent",
             "Invalidations applied to Redis by this instance",
-            l2.invalidations_sent,
+            None,
+            ConstCounter::new(l2.invalidations_sent),
         )?;
-        counter(
+        encode(
             e,
             "cache_l2_messages_sent",
             "Invalidation messages published",
-            l2.messages_sent,
+            None,
+            ConstCounter::new(l2.messages_sent),
         )?;
-        counter(
+        encode(
             e,
             "cache_l2_messages_received",
             "Invalidation messages from other instances applied here",
-            l2.messages_received,
+            None,
+            ConstCounter::new(l2.messages_received),
         )?;
-        counter(
+        encode(
             e,
             "cache_l2_reconnects",
             "Times the invalidation subscription was re-established",
-            l2.reconnects,
+            None,
+            ConstCounter::new(l2.reconnects),
         )?;
-        counter(
+        encode(
             e,
             "cache_l2_l1_clears",
             "Times the in-process cache was cleared because messages may have been lost",
-            l2.l1_clears,
+            None,
+            ConstCounter::new(l2.l1_clears),
         )?;
-        gauge(
+        encode(
             e,
             "cache_l2_connected",
             "1 if the last Redis call succeeded",
-            u64::from(l2.connected),
+            None,
+            ConstGauge::new(u64::from(l2.connected)),
         )?;
-        gauge(
+        encode(
             e,
             "cache_l2_subscribed",
             "1 if the invalidation subscription is up",
-            u64::from(l2.subscribed),
+            None,
+            ConstGauge::new(u64::from(l2.subscribed)),
         )?;
-        gauge(
+        encode(
             e,
             "cache_l2_invalidations_pending",
             "Invalidations of this instance not yet applied to Redis",
-            l2.invalidations_pending,
+            None,
+            ConstGauge::new(l2.invalidations_pending),
         )?;
-        seconds_gauge(
+        encode(
             e,
             "cache_l2_staleness_bound",
             "The longest an entry stays in this process while the shared tier is configured",
-            l2.staleness_bound_ms as f64 / 1000.0,
+            Some(&Unit::Seconds),
+            ConstGauge::new(l2.staleness_bound_ms as f64 / 1000.0),
         )?;
-        seconds_gauge(
+        encode(
             e,
             "cache_l2_timeout",
             "The timeout of each Redis call on the request path",
-            l2.timeout_ms as f64 / 1000.0,
+            Some(&Unit::Seconds),
+            ConstGauge::new(l2.timeout_ms as f64 / 1000.0),
         )?;
         Ok(())
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::CacheKey;
-use crate::entry::{AnyArc, Dead, Entry, NewEntry};
+use crate::entry::{AnyArc, Dead, Entry};
 use crate::flights::{Ended, Flights, Ticket};
 use crate::policy::{Policy, Removed, ShardPolicy};
 use crate::stats::ShardCounters;
@@ -137,7 +137,7 @@ impl Shard {
         &mut self,
         key: &CacheKey,
         id: u64,
-        mut new: NewEntry,
+        mut new: Entry,
         now: Instant,
     ) -> Store {
         match self.flights.end(key.as_str(), id) {
@@ -160,7 +160,7 @@ impl Shard {
     }
 
     /// Stores an entry given directly (insert): it supersedes any running load.
-    pub(crate) fn insert(&mut self, key: CacheKey, new: NewEntry, now: Instant) -> Store {
+    pub(crate) fn insert(&mut self, key: CacheKey, new: Entry, now: Instant) -> Store {
         self.flights.detach(key.as_str());
         if !all_current(&new.tags) {
             self.counters.discarded_loads += 1;
@@ -170,7 +170,7 @@ impl Shard {
     }
 
     /// Stores an entry through the policy, then restores the weight bound.
-    fn store(&mut self, key: CacheKey, new: NewEntry, now: Instant) -> Store {
+    fn store(&mut self, key: CacheKey, new: Entry, now: Instant) -> Store {
         if self.max_weight.is_some_and(|max| new.weight > max) {
             self.counters.rejected += 1;
             return Store::Rejected;
@@ -182,16 +182,7 @@ impl Shard {
         }
         self.weight += new.weight;
         self.counters.inserts += 1;
-        let entry = Entry {
-            value: new.value,
-            type_name: new.type_name,
-            fresh_until: new.fresh_until,
-            stale_until: new.stale_until,
-            tags: new.tags,
-            weight: new.weight,
-            id,
-            hash: new.hash,
-        };
+        let entry = Entry { id, ..new };
         // A replaced entry keeps its place; it is neither an eviction nor an expiry.
         match self.policy.replace(key.as_str(), entry) {
             Ok(old) => self.forget(&key, &old, None),
@@ -306,14 +297,15 @@ mod tests {
     use crate::policy::Lru;
     use crate::tags::TagRegistry;
 
-    fn entry(registry: &TagRegistry, tags: &[&str], hash: u64, now: Instant) -> NewEntry {
-        NewEntry {
+    fn entry(registry: &TagRegistry, tags: &[&str], hash: u64, now: Instant) -> Entry {
+        Entry {
             value: Arc::new(1_u64),
             type_name: "u64",
             fresh_until: now + Duration::from_secs(60),
             stale_until: now + Duration::from_secs(60),
             tags: registry.stamp(tags),
             weight: 0,
+            id: 0,
             hash,
         }
     }

@@ -13,7 +13,7 @@ use std::{
 
 use sea_orm::sqlx;
 
-use super::{PgTools, PgUrl, migration_version, row_counts, spawn};
+use super::{PgTools, PgUrl, contents, spawn};
 use crate::{
     Error, Result, SnapshotMethod,
     progress::{Phase, ProgressFn, run_blocking},
@@ -106,13 +106,9 @@ pub(crate) async fn take(
         Ok(compressed)
     });
     let count = async {
-        let tables = row_counts(&mut conn)
+        contents(&mut conn, migration_table)
             .await
-            .map_err(|e| Error::db(context(), e))?;
-        let version = migration_version(&mut conn, migration_table)
-            .await
-            .map_err(|e| Error::db(context(), e))?;
-        Ok::<_, Error>((tables, version))
+            .map_err(|e| Error::db(context(), e))
     };
     let (dumped, counted) = tokio::join!(dump, count);
     // The exporting transaction must outlive pg_dump's import of its snapshot: it ends here.

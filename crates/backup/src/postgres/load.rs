@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, path::Path, process::Stdio};
 
 use sea_orm::sqlx;
 
-use super::{PgTools, PgUrl, migration_version, row_counts, spawn};
+use super::{PgTools, PgUrl, contents, spawn};
 use crate::{
     BackupManifest, Error, Result, VerifyFailure,
     data_file::{self, stream_failure},
@@ -85,10 +85,7 @@ pub(crate) async fn check_database(
 ) -> Result<(BTreeMap<String, u64>, Option<VerifyFailure>)> {
     let context = || format!("checking the restored database {}", db.public());
     let mut conn = db.connect().await?;
-    let tables = row_counts(&mut conn)
-        .await
-        .map_err(|e| Error::db(context(), e))?;
-    let version = migration_version(&mut conn, migration_table)
+    let (tables, version) = contents(&mut conn, migration_table)
         .await
         .map_err(|e| Error::db(context(), e))?;
     let _ = sqlx::Connection::close(conn).await;

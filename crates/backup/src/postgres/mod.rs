@@ -247,6 +247,17 @@ pub(crate) async fn migration_version(
     .await
 }
 
+/// The row count of every user table, then the migration version: what a manifest records of
+/// a database's contents.
+pub(crate) async fn contents(
+    conn: &mut PgConnection,
+    migration_table: &str,
+) -> Result<(BTreeMap<String, u64>, Option<String>), sqlx::Error> {
+    let tables = row_counts(conn).await?;
+    let version = migration_version(conn, migration_table).await?;
+    Ok((tables, version))
+}
+
 /// Collects the end of a child's stderr on a thread of its own, so a chatty child never
 /// blocks on a full pipe.
 struct StderrTail(Option<JoinHandle<String>>);

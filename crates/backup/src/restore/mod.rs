@@ -15,9 +15,10 @@ mod postgres;
 mod sqlite;
 
 use crate::{
-    BackupId, BackupManifest, BackupRepository, Error, Result, Source, Verification, VerifyDepth,
-    VerifyFailure,
+    BackupId, BackupManifest, BackupRepository, Error, Reason, Result, Source, Verification,
+    VerifyDepth, VerifyFailure,
     display::{error_chain, millis},
+    lock::RepoLock,
     progress::ProgressFn,
     run_log::Operation,
 };
@@ -92,6 +93,23 @@ pub struct RestoreReport {
     pub replayed: Option<crate::replicate::Replayed>,
 }
 
+impl RestoreReport {
+    /// The report of `plan` with nothing done: a dry run's, and the start of an executed one's.
+    fn planned(plan: RestorePlan) -> Self {
+        Self {
+            plan,
+            executed: false,
+            safety_backup: None,
+            removed_files: Vec::new(),
+            replaced_database: None,
+            tables: BTreeMap::new(),
+            duration: Duration::ZERO,
+            check_duration: Duration::ZERO,
+            replayed: None,
+        }
+    }
+}
+
 impl BackupRepository {
     /// Restores backup `id` into `target`.
     ///
@@ -128,17 +146,7 @@ impl BackupRepository {
         }
         if options.dry_run {
             let plan = self.plan(&manifest, target, options).await?;
-            return Ok(RestoreReport {
-                plan,
-                executed: false,
-                safety_backup: None,
-                removed_files: Vec::new(),
-                replaced_database: None,
-                tables: BTreeMap::new(),
-                duration: Duration::ZERO,
-                check_duration: Duration::ZERO,
-                replayed: None,
-            });
+            return Ok(RestoreReport::planned(plan));
         }
         let lock = self.lock(Operation::Restore).await?;
         let started = Utc::now();
@@ -162,6 +170,25 @@ impl BackupRepository {
             report.duration = timer.elapsed();
             report
         })
+    }
+
+    /// The safety backup of a target about to be replaced (reason `pre-restore`): none when
+    /// the target does not exist or the caller chose to go without.
+    async fn safety_backup(
+        &self,
+        lock: &RepoLock,
+        target: &Source,
+        plan: &RestorePlan,
+        options: &RestoreOptions,
+        progress: &ProgressFn<'_>,
+    ) -> Result<Option<BackupId>> {
+        if !plan.target_exists || options.skip_safety_backup {
+            return Ok(None);
+        }
+        let backup = self
+            .create_locked(lock, target, Reason::PreRestore, progress)
+            .await?;
+        Ok(Some(backup.id))
     }
 
     /// Records a restore's checks as the backup's verification; a failure becomes

@@ -1,11 +1,7 @@
 //! Restoring a replicated SQLite database to a point in time: the newest snapshot before it,
 //! the segments after it, into a new file that is checked before it replaces anything.
 
-use std::{
-    collections::BTreeMap,
-    fs::OpenOptions,
-    time::{Duration, Instant},
-};
+use std::{fs::OpenOptions, time::Instant};
 
 use chrono::Utc;
 
@@ -96,17 +92,7 @@ impl BackupRepository {
             );
         }
         if options.dry_run {
-            return Ok(RestoreReport {
-                plan,
-                executed: false,
-                safety_backup: None,
-                removed_files: Vec::new(),
-                replaced_database: None,
-                tables: BTreeMap::new(),
-                duration: Duration::ZERO,
-                check_duration: Duration::ZERO,
-                replayed: None,
-            });
+            return Ok(RestoreReport::planned(plan));
         }
         let lock = self.lock(Operation::Restore).await?;
         let started = Utc::now();
@@ -186,15 +172,14 @@ impl BackupRepository {
                 "replicated database restored"
             );
             Ok::<_, Error>(RestoreReport {
-                plan,
                 executed: true,
                 safety_backup,
                 removed_files,
-                replaced_database: None,
                 tables: checked.tables,
                 duration: timer.elapsed(),
                 check_duration,
                 replayed: Some(replayed),
+                ..RestoreReport::planned(plan)
             })
         }
         .await;

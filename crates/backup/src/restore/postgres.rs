@@ -1,15 +1,12 @@
 //! Restoring a PostgreSQL backup: into a new database then a swap of names, or `--clean` into
 //! the target in one transaction.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, time::Instant};
 
 use chrono::Utc;
 
 use crate::{
-    BackupManifest, BackupRepository, Error, Reason, Result, Source, VerifyFailure,
+    BackupManifest, BackupRepository, Error, Result, Source, VerifyFailure,
     data_file::checksum_only,
     lock::RepoLock,
     postgres::{
@@ -20,7 +17,6 @@ use crate::{
     },
     progress::ProgressFn,
     run_log::Operation,
-    scratch::ScratchItem,
 };
 
 use super::{RestoreMode, RestoreOptions, RestoreReport, lower, refuse_if_in_use};
@@ -57,26 +53,14 @@ impl BackupRepository {
             });
         }
         let db = target.database().to_owned();
-        let safety_backup = if plan.target_exists && !options.skip_safety_backup {
-            Some(
-                self.create_locked(lock, &source, Reason::PreRestore, progress)
-                    .await?
-                    .id,
-            )
-        } else {
-            None
-        };
+        let safety_backup = self
+            .safety_backup(lock, &source, &plan, options, progress)
+            .await?;
         let mut admin = Admin::connect(&target, tools).await?;
         let mut report = RestoreReport {
-            plan,
             executed: true,
             safety_backup,
-            removed_files: Vec::new(),
-            replaced_database: None,
-            tables: BTreeMap::new(),
-            duration: Duration::ZERO,
-            check_duration: Duration::ZERO,
-            replayed: None,
+            ..RestoreReport::planned(plan)
         };
         let outcome = if report.plan.target_exists && options.mode == RestoreMode::Clean {
             // One transaction: a run that dies leaves the target as it was.
@@ -94,19 +78,10 @@ impl BackupRepository {
                 &db,
                 &format!("restoring_{}_{}", lower(&manifest.id), std::process::id()),
             );
-            let claim = self.scratch().claim(
-                ScratchItem::PostgresDatabase {
-                    server: target.server_key(),
-                    database: new_name.clone(),
-                },
-                &Operation::Restore.to_string(),
-            )?;
-            if let Err(e) = admin.create(&new_name).await {
-                // Not created (or not by us): nothing of ours to remove.
-                claim.release();
-                admin.close().await;
-                return Err(e);
-            }
+            let (given_back, claim) = self
+                .create_claimed_database(admin, &target, &new_name, Operation::Restore)
+                .await?;
+            admin = given_back;
             let fresh = target.with_database(&new_name);
             let checked = self
                 .restore_and_check(&fresh, &manifest, &[], progress)
@@ -148,7 +123,7 @@ impl BackupRepository {
     }
 
     /// pg_restore into `db`, then the row counts.
-    async fn restore_and_check(
+    pub(crate) async fn restore_and_check(
         &self,
         db: &PgUrl,
         manifest: &BackupManifest,

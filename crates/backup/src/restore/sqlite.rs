@@ -3,11 +3,11 @@
 
 use std::{
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use crate::{
-    BackupId, BackupManifest, BackupRepository, Error, Reason, Result, Source, VerifyDepth,
+    BackupId, BackupManifest, BackupRepository, Error, Result, Source, VerifyDepth,
     durable::TempFile,
     lock::RepoLock,
     progress::ProgressFn,
@@ -60,15 +60,11 @@ impl BackupRepository {
             .await?;
         tracing::info!(id = %manifest.id, target = %target.display(), "backup restored");
         Ok(RestoreReport {
-            plan,
             executed: true,
             safety_backup,
             removed_files,
-            replaced_database: None,
             tables,
-            duration: Duration::ZERO,
-            check_duration: Duration::ZERO,
-            replayed: None,
+            ..RestoreReport::planned(plan)
         })
     }
 
@@ -84,15 +80,9 @@ impl BackupRepository {
         progress: &ProgressFn<'_>,
     ) -> Result<(Option<BackupId>, Vec<PathBuf>)> {
         let source = Source::sqlite(target);
-        let safety_backup = if plan.target_exists && !options.skip_safety_backup {
-            Some(
-                self.create_locked(lock, &source, Reason::PreRestore, progress)
-                    .await?
-                    .id,
-            )
-        } else {
-            None
-        };
+        let safety_backup = self
+            .safety_backup(lock, &source, plan, options, progress)
+            .await?;
         if !options.force {
             // The check again, just before the swap: something may have opened it meanwhile.
             if let Some(holder) =

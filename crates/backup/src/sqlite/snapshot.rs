@@ -83,42 +83,34 @@ pub(crate) async fn take(
         });
     }
     let mut conn = open_source(path).await?;
-    let result = match method {
+    let quiet = match method {
         SqliteSnapshotMethod::PageStream => {
-            if begin_quiet_read(&mut conn, path).await? {
-                let taken =
-                    page_stream(&mut conn, path, out, zstd, migration_table, progress).await;
-                end_read(&mut conn).await;
-                taken
-            } else {
+            let quiet = begin_quiet_read(&mut conn, path).await?;
+            if !quiet {
                 tracing::warn!(
                     database = %path.display(),
                     "writers left no moment to empty the WAL; falling back to VACUUM INTO"
                 );
-                vacuum_into(
-                    &mut conn,
-                    path,
-                    out,
-                    scratch,
-                    zstd,
-                    migration_table,
-                    progress,
-                )
-                .await
             }
+            quiet
         }
-        SqliteSnapshotMethod::VacuumInto => {
-            vacuum_into(
-                &mut conn,
-                path,
-                out,
-                scratch,
-                zstd,
-                migration_table,
-                progress,
-            )
-            .await
-        }
+        SqliteSnapshotMethod::VacuumInto => false,
+    };
+    let result = if quiet {
+        let taken = page_stream(&mut conn, path, out, zstd, migration_table, progress).await;
+        end_read(&mut conn).await;
+        taken
+    } else {
+        vacuum_into(
+            &mut conn,
+            path,
+            out,
+            scratch,
+            zstd,
+            migration_table,
+            progress,
+        )
+        .await
     };
     let _ = sea_orm::sqlx::Connection::close(conn).await;
     result

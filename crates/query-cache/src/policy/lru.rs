@@ -34,17 +34,11 @@ impl Policy for Lru {
     }
 
     fn peek(&self, key: &str, hash: u64) -> Option<&Entry> {
-        self.table.find(key, hash).map(|i| self.table.entry(i))
+        self.table.get(key, hash)
     }
 
     fn replace(&mut self, key: &str, entry: Entry) -> Result<Entry, Entry> {
-        match self.table.find(key, entry.hash) {
-            Some(i) => {
-                self.table.make_newest(i, 0);
-                Ok(std::mem::replace(self.table.entry_mut(i), entry))
-            }
-            None => Err(entry),
-        }
+        self.table.replace(key, entry)
     }
 
     fn insert(&mut self, key: CacheKey, entry: Entry, _now: Instant, removed: &mut Removed) {
@@ -58,8 +52,7 @@ impl Policy for Lru {
     }
 
     fn remove(&mut self, key: &str, hash: u64) -> Option<(CacheKey, Entry)> {
-        let i = self.table.find(key, hash)?;
-        Some(self.table.remove(i))
+        self.table.remove_key(key, hash)
     }
 
     fn pop_victim(&mut self, keep: &str) -> Option<(CacheKey, Entry)> {

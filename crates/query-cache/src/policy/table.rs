@@ -82,8 +82,27 @@ impl<const LISTS: usize> Table<LISTS> {
         &self.nodes[i as usize].entry
     }
 
-    pub(crate) fn entry_mut(&mut self, i: u32) -> &mut Entry {
-        &mut self.nodes[i as usize].entry
+    /// The entry under `key`, without touching its recency.
+    pub(crate) fn get(&self, key: &str, hash: u64) -> Option<&Entry> {
+        self.find(key, hash).map(|i| self.entry(i))
+    }
+
+    /// Puts `entry` in place of the one under its key, which becomes the newest of its list,
+    /// and returns the old one; gives `entry` back when the key is absent.
+    pub(crate) fn replace(&mut self, key: &str, entry: Entry) -> Result<Entry, Entry> {
+        match self.find(key, entry.hash) {
+            Some(i) => {
+                self.make_newest(i, self.list_of(i));
+                Ok(std::mem::replace(&mut self.nodes[i as usize].entry, entry))
+            }
+            None => Err(entry),
+        }
+    }
+
+    /// Removes the entry under `key`.
+    pub(crate) fn remove_key(&mut self, key: &str, hash: u64) -> Option<(CacheKey, Entry)> {
+        let i = self.find(key, hash)?;
+        Some(self.remove(i))
     }
 
     pub(crate) fn key(&self, i: u32) -> &CacheKey {
@@ -152,15 +171,8 @@ impl<const LISTS: usize> Table<LISTS> {
             if let Some(slot) = self.index.find_mut(spread(moved_hash), |&j| j == last) {
                 *slot = i;
             }
-            let ends = &mut self.lists[usize::from(list)];
-            match older {
-                NIL => ends.oldest = i,
-                older => self.nodes[older as usize].newer = i,
-            }
-            match newer {
-                NIL => ends.newest = i,
-                newer => self.nodes[newer as usize].older = i,
-            }
+            // The moved node's neighbours follow it to `i`.
+            self.relink(usize::from(list), older, newer, i, i);
         }
         (node.key, node.entry)
     }
@@ -187,16 +199,24 @@ impl<const LISTS: usize> Table<LISTS> {
             let node = &self.nodes[i as usize];
             (node.older, node.newer, usize::from(node.list))
         };
+        self.relink(list, older, newer, newer, older);
+        self.lists[list].len -= 1;
+    }
+
+    /// Points the neighbours `older` and `newer` of a place in `list` elsewhere: `older`'s
+    /// newer link (the list's oldest end when `older` is NIL) at `after_older`, and `newer`'s
+    /// older link (the newest end when `newer` is NIL) at `before_newer`.
+    #[inline]
+    fn relink(&mut self, list: usize, older: u32, newer: u32, after_older: u32, before_newer: u32) {
         let ends = &mut self.lists[list];
         match older {
-            NIL => ends.oldest = newer,
-            older => self.nodes[older as usize].newer = newer,
+            NIL => ends.oldest = after_older,
+            older => self.nodes[older as usize].newer = after_older,
         }
         match newer {
-            NIL => ends.newest = older,
-            newer => self.nodes[newer as usize].older = older,
+            NIL => ends.newest = before_newer,
+            newer => self.nodes[newer as usize].older = before_newer,
         }
-        ends.len -= 1;
     }
 
     fn link_newest(&mut self, i: u32, list: usize) {

@@ -227,18 +227,11 @@ impl Policy for WTinyLfu {
     }
 
     fn peek(&self, key: &str, hash: u64) -> Option<&Entry> {
-        self.table.find(key, hash).map(|i| self.table.entry(i))
+        self.table.get(key, hash)
     }
 
     fn replace(&mut self, key: &str, entry: Entry) -> Result<Entry, Entry> {
-        match self.table.find(key, entry.hash) {
-            Some(i) => {
-                let list = self.table.list_of(i);
-                self.table.make_newest(i, list);
-                Ok(std::mem::replace(self.table.entry_mut(i), entry))
-            }
-            None => Err(entry),
-        }
+        self.table.replace(key, entry)
     }
 
     fn insert(&mut self, key: CacheKey, entry: Entry, now: Instant, removed: &mut Removed) {
@@ -259,8 +252,7 @@ impl Policy for WTinyLfu {
     }
 
     fn remove(&mut self, key: &str, hash: u64) -> Option<(CacheKey, Entry)> {
-        let i = self.table.find(key, hash)?;
-        Some(self.table.remove(i))
+        self.table.remove_key(key, hash)
     }
 
     fn pop_victim(&mut self, keep: &str) -> Option<(CacheKey, Entry)> {

@@ -7,6 +7,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::L2Stats;
+
 /// A Redis key namespace: the prefix and the names derived from it.
 #[derive(Debug)]
 pub(crate) struct Names {
@@ -15,50 +17,54 @@ pub(crate) struct Names {
     pub(crate) channel: String,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) schema_mismatches: AtomicU64,
-    pub(crate) codec_errors: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) timeouts: AtomicU64,
-    pub(crate) bypassed: AtomicU64,
-    pub(crate) writes: AtomicU64,
-    pub(crate) stale_writes_refused: AtomicU64,
-    pub(crate) unshared_loads: AtomicU64,
-    pub(crate) invalidations_sent: AtomicU64,
-    pub(crate) messages_sent: AtomicU64,
-    pub(crate) messages_received: AtomicU64,
-    pub(crate) reconnects: AtomicU64,
-    pub(crate) l1_clears: AtomicU64,
+/// Declares the tier's counters once: the struct, its reset, and the reading of each into
+/// the [`L2Stats`] field of the same name.
+macro_rules! counters {
+    ($($name:ident),+ $(,)?) => {
+        /// The tier's counters, each named as the [`L2Stats`] field it is read into.
+        #[derive(Debug, Default)]
+        pub(crate) struct Counters {
+            $(pub(crate) $name: AtomicU64,)+
+        }
+
+        impl Counters {
+            pub(crate) fn reset(&self) {
+                $(self.$name.store(0, Ordering::Relaxed);)+
+            }
+
+            /// The counters now, with the fields of [`L2Stats`] that are no counter left at
+            /// their defaults.
+            pub(crate) fn stats(&self) -> L2Stats {
+                L2Stats {
+                    $($name: self.$name.load(Ordering::Relaxed),)+
+                    ..L2Stats::default()
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    hits,
+    misses,
+    schema_mismatches,
+    codec_errors,
+    errors,
+    timeouts,
+    bypassed,
+    writes,
+    stale_writes_refused,
+    unshared_loads,
+    invalidations_sent,
+    messages_sent,
+    messages_received,
+    reconnects,
+    l1_clears,
 }
 
 impl Counters {
     pub(crate) fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn reset(&self) {
-        for counter in [
-            &self.hits,
-            &self.misses,
-            &self.schema_mismatches,
-            &self.codec_errors,
-            &self.errors,
-            &self.timeouts,
-            &self.bypassed,
-            &self.writes,
-            &self.stale_writes_refused,
-            &self.unshared_loads,
-            &self.invalidations_sent,
-            &self.messages_sent,
-            &self.messages_received,
-            &self.reconnects,
-            &self.l1_clears,
-        ] {
-            counter.store(0, Ordering::Relaxed);
-        }
     }
 }
 

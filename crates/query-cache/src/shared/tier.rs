@@ -337,31 +337,15 @@ impl SharedTier {
     }
 
     pub(crate) fn stats(&self) -> L2Stats {
-        let c = &self.state.counters;
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let issued = self.state.issued.load(Ordering::Relaxed);
         let applied = *self.state.applied.borrow();
         L2Stats {
-            hits: load(&c.hits),
-            misses: load(&c.misses),
-            schema_mismatches: load(&c.schema_mismatches),
-            codec_errors: load(&c.codec_errors),
-            errors: load(&c.errors),
-            timeouts: load(&c.timeouts),
-            bypassed: load(&c.bypassed),
-            writes: load(&c.writes),
-            stale_writes_refused: load(&c.stale_writes_refused),
-            unshared_loads: load(&c.unshared_loads),
-            invalidations_sent: load(&c.invalidations_sent),
-            messages_sent: load(&c.messages_sent),
-            messages_received: load(&c.messages_received),
             invalidations_pending: issued.saturating_sub(applied),
-            reconnects: load(&c.reconnects),
-            l1_clears: load(&c.l1_clears),
             connected: self.state.connected.load(Ordering::Relaxed),
             subscribed: *self.state.subscribed.borrow(),
             staleness_bound_ms: millis(self.l1_max_ttl),
             timeout_ms: millis(self.timeout),
+            ..self.state.counters.stats()
         }
     }
 
