@@ -27,7 +27,11 @@
 //!   backup crate.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use sea_orm_migration::prelude::*;
+/// The trait that runs [`Migrator`] (`Migrator::up(&db, None)`), re-exported so that a caller
+/// needs no direct dependency on sea-orm-migration.
+#[doc(no_inline)]
+pub use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::prelude::*;
 
 pub mod exclusive;
 #[cfg(feature = "backup")]

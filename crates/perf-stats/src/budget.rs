@@ -184,7 +184,7 @@ impl<'a> IntoIterator for &'a QueryLog {
 /// use sea_orm::{ConnectionTrait, Statement};
 ///
 /// let tracker = perf_stats::QueryTracker::new();
-/// let mut db = db_connect::connect("sqlite::memory:").await.unwrap();
+/// let mut db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
 /// tracker.attach(&mut db);
 /// let (_, queries) = tracker
 ///     .capture(async {
@@ -223,7 +223,7 @@ macro_rules! assert_queries {
 /// use sea_orm::{ConnectionTrait, Statement};
 ///
 /// let tracker = perf_stats::QueryTracker::new();
-/// let mut db = db_connect::connect("sqlite::memory:").await.unwrap();
+/// let mut db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
 /// tracker.attach(&mut db);
 /// let (_, queries) = tracker
 ///     .capture(db.execute_raw(Statement::from_string(db.get_database_backend(), "SELECT 1")))

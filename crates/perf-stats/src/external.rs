@@ -97,7 +97,7 @@ pub(crate) fn attach(db: &DatabaseConnection, tracker: &QueryTracker) {
 ///
 /// let tracker = perf_stats::QueryTracker::new();
 /// let dir = tempfile::tempdir()?;
-/// let mut db = db_connect::connect(&format!("sqlite://{}/x.db", dir.path().display())).await?;
+/// let mut db = sea_orm::Database::connect(format!("sqlite://{}/x.db?mode=rwc", dir.path().display())).await?;
 /// tracker.attach(&mut db);
 ///
 /// let (_, log) = tracker

@@ -230,7 +230,7 @@ fn same_columns(a: &[String], b: &[String]) -> bool {
 /// use perf_stats::{ExpectedIndex, compare_indexes};
 /// use sea_orm::ConnectionTrait;
 ///
-/// let db = db_connect::connect("sqlite::memory:").await?;
+/// let db = sea_orm::Database::connect("sqlite::memory:").await?;
 /// db.execute_unprepared(
 ///     "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, status TEXT, note TEXT);
 ///      CREATE INDEX idx_orders_note ON orders (note);",

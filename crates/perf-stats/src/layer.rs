@@ -42,7 +42,7 @@ use crate::QueryTracker;
 /// use tower_service::Service;
 ///
 /// let tracker = QueryTracker::new();
-/// let mut db = db_connect::connect("sqlite::memory:").await?;
+/// let mut db = sea_orm::Database::connect("sqlite::memory:").await?;
 /// tracker.attach(&mut db);
 ///
 /// // A "service" that loads ten rows one at a time: an N+1.

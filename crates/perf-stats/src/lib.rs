@@ -42,7 +42,7 @@
 //! use sea_orm::{ConnectionTrait, Statement};
 //!
 //! let tracker = QueryTracker::new();
-//! let mut db = db_connect::connect("sqlite::memory:").await?;
+//! let mut db = sea_orm::Database::connect("sqlite::memory:").await?;
 //! tracker.attach(&mut db);
 //! let backend = db.get_database_backend();
 //! db.execute_unprepared("CREATE TABLE rooms (id INTEGER PRIMARY KEY, kind_id INTEGER)").await?;

@@ -31,7 +31,7 @@ use crate::{
 /// use sea_orm::{ConnectionTrait, Statement};
 ///
 /// let tracker = perf_stats::QueryTracker::new();
-/// let mut db = db_connect::connect("sqlite::memory:").await?;
+/// let mut db = sea_orm::Database::connect("sqlite::memory:").await?;
 /// tracker.attach(&mut db);
 ///
 /// let backend = db.get_database_backend();
@@ -194,7 +194,7 @@ impl QueryTracker {
     /// use sea_orm::{ConnectionTrait, Statement};
     ///
     /// let tracker = perf_stats::QueryTracker::new();
-    /// let mut db = db_connect::connect("sqlite::memory:").await?;
+    /// let mut db = sea_orm::Database::connect("sqlite::memory:").await?;
     /// tracker.attach(&mut db);
     ///
     /// let (_, scope) = tracker
@@ -239,7 +239,7 @@ impl QueryTracker {
     /// use sea_orm::{ConnectionTrait, Statement};
     ///
     /// let tracker = perf_stats::QueryTracker::new();
-    /// let mut db = db_connect::connect("sqlite::memory:").await?;
+    /// let mut db = sea_orm::Database::connect("sqlite::memory:").await?;
     /// tracker.attach(&mut db);
     ///
     /// let (rows, queries) = tracker

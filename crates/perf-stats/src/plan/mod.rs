@@ -301,7 +301,7 @@ impl PlanReport {
 /// use perf_stats::{HotQuery, PlanOptions, PlanVerdict, explain};
 /// use sea_orm::{ConnectionTrait, Statement};
 ///
-/// let db = db_connect::connect("sqlite::memory:").await?;
+/// let db = sea_orm::Database::connect("sqlite::memory:").await?;
 /// db.execute_unprepared("CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, status TEXT)")
 ///     .await?;
 /// let query = HotQuery::new(
