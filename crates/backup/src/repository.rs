@@ -17,7 +17,6 @@ use crate::{
     identity::IDENTITY_KEY,
     lock::{LOCK_FILE, RepoLock},
     manifest::{DATA_SUFFIXES, MANIFEST_SUFFIX, manifest_key},
-    postgres::{PgUrl, admin::Admin},
     run_log::{Operation, RunLog, RunRecord},
     scratch::{Leftover, ScratchRegistry},
     sealed,
@@ -529,10 +528,11 @@ impl BackupRepository {
 
     /// Drops the scratch databases that dead runs left on `server`'s server, through an
     /// administrative connection to it (the caller holds the lock).
+    #[cfg(feature = "postgres")]
     pub(crate) async fn recover_databases(
         &self,
-        admin: &mut Admin,
-        server: &PgUrl,
+        admin: &mut crate::postgres::admin::Admin,
+        server: &crate::postgres::PgUrl,
     ) -> Vec<Leftover> {
         self.scratch()
             .recover_databases(&server.server_key(), admin)
@@ -573,8 +573,15 @@ impl BackupRepository {
     /// [`Error::LockHeld`] while another operation runs; [`Error::Database`] when `server`
     /// cannot be reached.
     pub async fn clean_leftovers(&self, server: Option<&Source>) -> Result<Vec<Leftover>> {
+        #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
         let (_lock, mut removed) = self.lock_and_recover("cleanup").await?;
+        #[cfg(not(feature = "postgres"))]
+        if let Some(Source::Postgres { .. }) = server {
+            return Err(Error::postgres_not_compiled());
+        }
+        #[cfg(feature = "postgres")]
         if let Some(Source::Postgres { url }) = server {
+            use crate::postgres::{PgUrl, admin::Admin};
             let server = PgUrl::parse(url)?;
             let mut admin = Admin::connect(&server, &self.config.pg_tools).await?;
             removed.extend(self.recover_databases(&mut admin, &server).await);

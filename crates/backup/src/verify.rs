@@ -9,22 +9,20 @@ use std::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+#[cfg(feature = "postgres")]
+use crate::postgres::{
+    PgUrl,
+    admin::Admin,
+    derived_name,
+    load::{check_database, restore_into},
+};
 use crate::{
-    BackupId, BackupManifest, BackupRepository, DatabaseKind, Error, Result, Source, Verification,
-    VerifyDepth, VerifyFailure,
-    display::error_chain,
-    lock::RepoLock,
-    postgres::{
-        PgUrl,
-        admin::Admin,
-        derived_name,
-        load::{check_database, restore_into},
-    },
-    progress::ProgressFn,
-    run_log::Operation,
-    scratch::ScratchItem,
+    BackupId, BackupRepository, DatabaseKind, Error, Result, Source, Verification, VerifyDepth,
+    VerifyFailure, display::error_chain, lock::RepoLock, progress::ProgressFn, run_log::Operation,
     sqlite::materialize::materialize,
 };
+#[cfg(feature = "postgres")]
+use crate::{BackupManifest, scratch::ScratchItem};
 
 /// Options of [`BackupRepository::verify`].
 #[derive(Debug, Clone, Default)]
@@ -176,6 +174,9 @@ impl BackupRepository {
                 .await?;
                 copy.outcome
             }
+            #[cfg(not(feature = "postgres"))]
+            DatabaseKind::Postgres => return Err(Error::postgres_not_compiled()),
+            #[cfg(feature = "postgres")]
             DatabaseKind::Postgres => {
                 let server = match &options.postgres_server {
                     Some(server) => server.clone(),
@@ -222,6 +223,7 @@ impl BackupRepository {
     }
 
     /// Restores into a scratch database on `server`'s server, checks it, drops it.
+    #[cfg(feature = "postgres")]
     async fn verify_postgres(
         &self,
         server: &PgUrl,

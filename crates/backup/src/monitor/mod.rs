@@ -18,6 +18,7 @@
 
 mod checks;
 mod export;
+#[cfg(feature = "postgres")]
 mod pitr;
 
 use std::{fmt, time::Duration};
@@ -25,7 +26,9 @@ use std::{fmt, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{BackupManifest, BackupRepository, PitrHealthPolicy, run_log::Operation};
+#[cfg(feature = "postgres")]
+use crate::PitrHealthPolicy;
+use crate::{BackupManifest, BackupRepository, run_log::Operation};
 
 use self::checks::{
     age_check, disk_check, last_run_check, leftovers_check, replication_check, size_check,
@@ -67,6 +70,8 @@ pub struct HealthPolicy {
     pub crit_lag: Duration,
     /// PostgreSQL point-in-time recovery (base backups and archived WAL): base backup age and
     /// archiver backlog thresholds.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub pitr: PitrHealthPolicy,
 }
 
@@ -83,6 +88,7 @@ impl Default for HealthPolicy {
             min_free_bytes: 1 << 30,
             warn_lag: Duration::from_secs(60),
             crit_lag: Duration::from_secs(300),
+            #[cfg(feature = "postgres")]
             pitr: PitrHealthPolicy::default(),
         }
     }
@@ -270,7 +276,14 @@ pub async fn assess_with_server(
     metrics.newest_raw_bytes = newest.map(|m| m.raw_bytes);
     metrics.newest_compressed_bytes = newest.map(|m| m.compressed_bytes);
 
+    #[cfg(feature = "postgres")]
     let pitr_checks = pitr::checks(repo, &policy.pitr, server_url, now, &mut metrics).await;
+    // Without the `postgres` feature there is no point-in-time recovery to assess.
+    #[cfg(not(feature = "postgres"))]
+    let pitr_checks: Vec<Check> = {
+        let _ = server_url;
+        Vec::new()
+    };
     let pitr_only =
         listing.backups.is_empty() && metrics.pitr.as_ref().is_some_and(|p| p.base_backups > 0);
     let last_run = last_run_check(repo, &mut metrics).await;

@@ -492,6 +492,7 @@ pub(crate) async fn scalar_in(txn: &sea_orm::DatabaseTransaction, sql: &str) -> 
 
 /// A TCP proxy in front of a server, which a test can cut (every connection dropped, new ones
 /// refused) and restore: an object store that goes down and comes back.
+#[cfg(feature = "s3")]
 pub(crate) struct Proxy {
     port: u16,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -499,6 +500,7 @@ pub(crate) struct Proxy {
     accept: tokio::task::JoinHandle<()>,
 }
 
+#[cfg(feature = "s3")]
 impl Proxy {
     pub(crate) async fn start(upstream: u16) -> Self {
         use std::sync::atomic::Ordering;
@@ -548,6 +550,7 @@ impl Proxy {
     }
 }
 
+#[cfg(feature = "s3")]
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.accept.abort();
