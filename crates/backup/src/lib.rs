@@ -196,13 +196,14 @@ pub use manifest::{
     BackupManifest, Compression, DatabaseKind, FORMAT_VERSION, Reason, ReplicaPoint,
     SnapshotMethod, Verification, VerifyDepth,
 };
+pub use monitor::PitrHealthPolicy;
 pub use pg_tools::PgTools;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::base_backup::{BaseBackupManifest, BaseBackupOptions, DatabaseCounts, Lsn};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::pitr_health::{ArchiverStats, PitrHealth, PitrHealthPolicy};
+pub use postgres::pitr_health::{ArchiverStats, PitrHealth};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::pitr_prune::PitrPruneReport;

@@ -26,8 +26,6 @@ use std::{fmt, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-#[cfg(feature = "postgres")]
-use crate::PitrHealthPolicy;
 use crate::{BackupManifest, BackupRepository, run_log::Operation};
 
 use self::checks::{
@@ -70,8 +68,6 @@ pub struct HealthPolicy {
     pub crit_lag: Duration,
     /// PostgreSQL point-in-time recovery (base backups and archived WAL): base backup age and
     /// archiver backlog thresholds.
-    #[cfg(feature = "postgres")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub pitr: PitrHealthPolicy,
 }
 
@@ -88,8 +84,32 @@ impl Default for HealthPolicy {
             min_free_bytes: 1 << 30,
             warn_lag: Duration::from_secs(60),
             crit_lag: Duration::from_secs(300),
-            #[cfg(feature = "postgres")]
             pitr: PitrHealthPolicy::default(),
+        }
+    }
+}
+
+/// Thresholds of `BackupRepository::pitr_health` (and of the PITR checks of
+/// [`assess_with_server`]), feature `postgres`. Part of [`HealthPolicy`] in every build, so
+/// that a policy written without the feature still compiles with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PitrHealthPolicy {
+    /// WARNING when the newest base backup is older than this.
+    #[serde(with = "secs")]
+    pub warn_base_age: Duration,
+    /// CRITICAL when it is older than this.
+    #[serde(with = "secs")]
+    pub crit_base_age: Duration,
+    /// WARNING when this many finished segments wait to be archived.
+    pub warn_segments_behind: u64,
+}
+
+impl Default for PitrHealthPolicy {
+    fn default() -> Self {
+        Self {
+            warn_base_age: Duration::from_secs(26 * 3600),
+            crit_base_age: Duration::from_secs(50 * 3600),
+            warn_segments_behind: 4,
         }
     }
 }
@@ -281,7 +301,7 @@ pub async fn assess_with_server(
     // Without the `postgres` feature there is no point-in-time recovery to assess.
     #[cfg(not(feature = "postgres"))]
     let pitr_checks: Vec<Check> = {
-        let _ = server_url;
+        let _ = (server_url, &policy.pitr);
         Vec::new()
     };
     let pitr_only =
