@@ -10,7 +10,6 @@ use crate::{
     display::error_chain,
     lock::RepoLock,
     manifest::{FORMAT_VERSION, ReplicaPoint, data_file_name, manifest_key},
-    postgres,
     progress::ProgressFn,
     run_log::Operation,
     sqlite,
@@ -137,11 +136,19 @@ impl BackupRepository {
                     .await
                     .map(|s| (s.compressed, s.tables, s.migration_version, s.method))
             }
-            (Source::Postgres { url }, Snapshot::Take(progress)) => {
-                postgres::dump::take(url, writer, &self.config.pg_tools, zstd, &table, progress)
-                    .await
-                    .map(|d| (d.compressed, d.tables, d.migration_version, d.method))
-            }
+            #[cfg(not(feature = "postgres"))]
+            (Source::Postgres { .. }, Snapshot::Take(_)) => Err(Error::postgres_not_compiled()),
+            #[cfg(feature = "postgres")]
+            (Source::Postgres { url }, Snapshot::Take(progress)) => crate::postgres::dump::take(
+                url,
+                writer,
+                &self.config.pg_tools,
+                zstd,
+                &table,
+                progress,
+            )
+            .await
+            .map(|d| (d.compressed, d.tables, d.migration_version, d.method)),
             (Source::Postgres { .. }, Snapshot::Pinned(_)) => Err(Error::Internal(
                 "a pinned snapshot is of a SQLite database".to_owned(),
             )),

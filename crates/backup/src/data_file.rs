@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::{
-    BackupManifest, Error, Result, VerifyFailure,
+    BackupManifest, Result, VerifyFailure,
     store::{ObjectReader, Store},
     stream,
 };
@@ -79,6 +79,7 @@ pub(crate) fn stream_failure(
 }
 
 /// Hashes a data object without decompressing it (the cheap check before a restore).
+#[cfg(feature = "postgres")]
 pub(crate) async fn checksum_only(
     store: &Store,
     manifest: &BackupManifest,
@@ -89,7 +90,7 @@ pub(crate) async fn checksum_only(
     };
     let actual = tokio::task::spawn_blocking(move || stream::sha256_of(data.reader, &data.path))
         .await
-        .map_err(|e| Error::Internal(format!("a checksum worker failed: {e}")))??;
+        .map_err(|e| crate::Error::Internal(format!("a checksum worker failed: {e}")))??;
     Ok(
         (actual != manifest.sha256).then(|| VerifyFailure::ChecksumMismatch {
             expected: manifest.sha256.clone(),

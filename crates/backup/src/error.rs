@@ -269,6 +269,16 @@ impl Error {
         )
     }
 
+    /// A PostgreSQL source in a build without the `postgres` feature.
+    #[cfg(not(feature = "postgres"))]
+    pub(crate) fn postgres_not_compiled() -> Self {
+        Self::InvalidConfig(
+            "PostgreSQL is not supported by this build: enable the backup crate's `postgres` \
+             feature"
+                .to_owned(),
+        )
+    }
+
     /// An I/O error on `path`, telling a full disk apart from other failures.
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         if is_disk_full(&source) {

@@ -2,11 +2,9 @@
 
 use sea_orm::sqlx;
 
-use crate::{
-    Error, Result, Source,
-    postgres::{self, PgUrl},
-    sqlite,
-};
+#[cfg(feature = "postgres")]
+use crate::postgres::{self, PgUrl};
+use crate::{Error, Result, Source, sqlite};
 
 /// Whether any table of `source`, other than those in `ignore`, has at least one row.
 ///
@@ -50,6 +48,9 @@ pub async fn holds_data(source: &Source, ignore: &[&str]) -> Result<bool> {
                 .await
                 .map_err(|e| Error::db(context(), e))
         }
+        #[cfg(not(feature = "postgres"))]
+        Source::Postgres { .. } => Err(Error::postgres_not_compiled()),
+        #[cfg(feature = "postgres")]
         Source::Postgres { url } => {
             let url = PgUrl::parse(url)?;
             let context = || format!("inspecting {}", url.public());

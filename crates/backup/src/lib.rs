@@ -99,6 +99,11 @@
 //!
 //! # Features
 //!
+//! - `postgres` (default): PostgreSQL databases (`pg_dump` backups, their restores and
+//!   verifications, point-in-time recovery), through sqlx's PostgreSQL driver. SQLite is
+//!   always supported; a SQLite-only user takes `default-features = false` and compiles no
+//!   PostgreSQL driver. Without it a PostgreSQL source is refused with
+//!   [`Error::InvalidConfig`], and the point-in-time recovery API is absent.
 //! - `s3`: repositories in S3-compatible object stores, through the `object_store` crate
 //!   (which brings an HTTP client and TLS). Without it, repositories are local directories
 //!   and an `s3://` location is refused with [`Error::InvalidConfig`]. Its tests run against
@@ -162,6 +167,8 @@ mod inspect;
 mod lock;
 mod manifest;
 pub mod monitor;
+mod pg_tools;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod progress;
 mod prune;
@@ -189,14 +196,27 @@ pub use manifest::{
     BackupManifest, Compression, DatabaseKind, FORMAT_VERSION, Reason, ReplicaPoint,
     SnapshotMethod, Verification, VerifyDepth,
 };
-pub use postgres::PgTools;
+pub use monitor::PitrHealthPolicy;
+pub use pg_tools::PgTools;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::base_backup::{BaseBackupManifest, BaseBackupOptions, DatabaseCounts, Lsn};
-pub use postgres::pitr_health::{ArchiverStats, PitrHealth, PitrHealthPolicy};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::pitr_health::{ArchiverStats, PitrHealth};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::pitr_prune::PitrPruneReport;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::pitr_restore::{
     PitrRestoreOptions, PitrRestoreReport, RecoveredServer, RecoveryTarget,
 };
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::pitr_verify::{BaseVerifyOptions, BaseVerifyReport};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::wal::{
     ArchivedWal, ArchivedWalHeader, WalFetch, WalFileKind, WalPushOutcome, WalPushReport,
 };

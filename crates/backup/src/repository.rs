@@ -17,9 +17,8 @@ use crate::{
     identity::IDENTITY_KEY,
     lock::{LOCK_FILE, RepoLock},
     manifest::{DATA_SUFFIXES, MANIFEST_SUFFIX, manifest_key},
-    postgres::{PgUrl, admin::Admin},
     run_log::{Operation, RunLog, RunRecord},
-    scratch::{Leftover, ScratchClaim, ScratchItem, ScratchRegistry},
+    scratch::{Leftover, ScratchRegistry},
     sealed,
     store::{RepositoryLocation, S3Settings, Store},
     stream::ZstdSettings,
@@ -532,10 +531,11 @@ impl BackupRepository {
 
     /// Drops the scratch databases that dead runs left on `server`'s server, through an
     /// administrative connection to it (the caller holds the lock).
+    #[cfg(feature = "postgres")]
     pub(crate) async fn recover_databases(
         &self,
-        admin: &mut Admin,
-        server: &PgUrl,
+        admin: &mut crate::postgres::admin::Admin,
+        server: &crate::postgres::PgUrl,
     ) -> Vec<Leftover> {
         self.scratch()
             .recover_databases(&server.server_key(), admin)
@@ -546,15 +546,16 @@ impl BackupRepository {
     /// registry while it exists so that a run killed before dropping it leaves it to be found
     /// and removed. Gives `admin` back with the claim; when the database cannot be created,
     /// nothing of this run's is left and `admin` is closed.
+    #[cfg(feature = "postgres")]
     pub(crate) async fn create_claimed_database(
         &self,
-        mut admin: Admin,
-        server: &PgUrl,
+        mut admin: crate::postgres::admin::Admin,
+        server: &crate::postgres::PgUrl,
         name: &str,
         operation: Operation,
-    ) -> Result<(Admin, ScratchClaim)> {
+    ) -> Result<(crate::postgres::admin::Admin, crate::scratch::ScratchClaim)> {
         let claim = self.scratch().claim(
-            ScratchItem::PostgresDatabase {
+            crate::scratch::ScratchItem::PostgresDatabase {
                 server: server.server_key(),
                 database: name.to_owned(),
             },
@@ -603,8 +604,15 @@ impl BackupRepository {
     /// [`Error::LockHeld`] while another operation runs; [`Error::Database`] when `server`
     /// cannot be reached.
     pub async fn clean_leftovers(&self, server: Option<&Source>) -> Result<Vec<Leftover>> {
+        #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
         let (_lock, mut removed) = self.lock_and_recover("cleanup").await?;
+        #[cfg(not(feature = "postgres"))]
+        if let Some(Source::Postgres { .. }) = server {
+            return Err(Error::postgres_not_compiled());
+        }
+        #[cfg(feature = "postgres")]
         if let Some(Source::Postgres { url }) = server {
+            use crate::postgres::{PgUrl, admin::Admin};
             let server = PgUrl::parse(url)?;
             let mut admin = Admin::connect(&server, &self.config.pg_tools).await?;
             removed.extend(self.recover_databases(&mut admin, &server).await);

@@ -337,6 +337,7 @@ impl ScratchRegistry {
 
     /// Drops the databases of dead claims on the server `server` (`postgres://host:port`)
     /// through `admin`, then the claims. Returns what was removed.
+    #[cfg(feature = "postgres")]
     pub(crate) async fn recover_databases(
         &self,
         server: &str,

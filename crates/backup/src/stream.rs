@@ -226,6 +226,7 @@ pub(crate) fn decompress(
 }
 
 /// SHA-256 of an object read to its end, lowercase hex.
+#[cfg(feature = "postgres")]
 pub(crate) fn sha256_of(mut file: ObjectReader, path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];

@@ -9,14 +9,14 @@ use std::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+#[cfg(feature = "postgres")]
 use crate::{
-    BackupId, BackupManifest, BackupRepository, DatabaseKind, Error, Result, Source, Verification,
-    VerifyDepth, VerifyFailure,
-    display::error_chain,
-    lock::RepoLock,
+    BackupManifest,
     postgres::{PgUrl, admin::Admin, derived_name},
-    progress::ProgressFn,
-    run_log::Operation,
+};
+use crate::{
+    BackupId, BackupRepository, DatabaseKind, Error, Result, Source, Verification, VerifyDepth,
+    VerifyFailure, display::error_chain, lock::RepoLock, progress::ProgressFn, run_log::Operation,
     sqlite::materialize::materialize,
 };
 
@@ -170,6 +170,9 @@ impl BackupRepository {
                 .await?;
                 copy.outcome
             }
+            #[cfg(not(feature = "postgres"))]
+            DatabaseKind::Postgres => return Err(Error::postgres_not_compiled()),
+            #[cfg(feature = "postgres")]
             DatabaseKind::Postgres => {
                 let server = match &options.postgres_server {
                     Some(server) => server.clone(),
@@ -216,6 +219,7 @@ impl BackupRepository {
     }
 
     /// Restores into a scratch database on `server`'s server, checks it, drops it.
+    #[cfg(feature = "postgres")]
     async fn verify_postgres(
         &self,
         server: &PgUrl,

@@ -46,6 +46,15 @@ impl Backend {
         }
     }
 
+    /// Whether this build can connect to the backend: db-connect's feature of the same name
+    /// (`sqlite`, `postgres`) is on.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Self::Sqlite => cfg!(feature = "sqlite"),
+            Self::Postgres => cfg!(feature = "postgres"),
+        }
+    }
+
     /// A short lowercase name, as used in logs, file names and test names.
     pub fn name(self) -> &'static str {
         match self {

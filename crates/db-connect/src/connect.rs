@@ -1,11 +1,12 @@
-use std::{path::Path, time::Duration};
+#[cfg(feature = "sqlite")]
+use std::path::Path;
+use std::time::Duration;
 
-use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection,
-    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
-};
+#[cfg(feature = "sqlite")]
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
-use crate::{Backend, Error, Result, liveness, redact_password};
+use crate::{Backend, Error, Result, redact_password};
 
 /// The embedded default database: a SQLite file under `data/`, created when missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/hotel.sqlite";
@@ -68,8 +69,9 @@ impl Default for ConnectionSettings {
 ///
 /// # Errors
 ///
-/// [`Error::UnsupportedUrl`] for a URL of another kind, [`Error::CreateDirectory`] when the
-/// SQLite file's directory cannot be made, [`Error::Connect`] when the database refuses.
+/// [`Error::UnsupportedUrl`] for a URL of another kind, [`Error::BackendNotCompiled`] for a
+/// backend whose feature is off, [`Error::CreateDirectory`] when the SQLite file's directory
+/// cannot be made, [`Error::Connect`] when the database refuses.
 pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     connect_with(url, &ConnectionSettings::default()).await
 }
@@ -81,6 +83,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
 /// As [`connect`].
 pub async fn connect_with(url: &str, settings: &ConnectionSettings) -> Result<DatabaseConnection> {
     let backend = Backend::of_url(url)?;
+    if !backend.is_compiled() {
+        return Err(Error::BackendNotCompiled { backend });
+    }
     let mut options = ConnectOptions::new(url);
     options
         .sqlx_logging(false)
@@ -90,6 +95,7 @@ pub async fn connect_with(url: &str, settings: &ConnectionSettings) -> Result<Da
         .test_before_acquire(false)
         .connect_lazy(settings.connect_lazily);
     match backend {
+        #[cfg(feature = "sqlite")]
         Backend::Sqlite => {
             let in_memory = is_in_memory(url);
             let create = settings.create_if_missing;
@@ -135,20 +141,21 @@ pub async fn connect_with(url: &str, settings: &ConnectionSettings) -> Result<Da
                 }
             });
         }
+        #[cfg(feature = "postgres")]
         Backend::Postgres => {
             let ping_idle_after = settings.ping_idle_after;
             options
                 .max_connections(settings.max_connections.unwrap_or(10))
                 .map_sqlx_postgres_before_acquire(move |connection, meta| {
                     Box::pin(async move {
-                        if !liveness::must_check(meta.idle_for, ping_idle_after) {
+                        if !crate::liveness::must_check(meta.idle_for, ping_idle_after) {
                             return Ok(true);
                         }
                         match sea_orm::sqlx::Connection::ping(connection).await {
                             Ok(()) => Ok(true),
                             Err(error) => {
                                 // The others idle as long most likely died with it.
-                                liveness::note_connection_lost();
+                                crate::liveness::note_connection_lost();
                                 tracing::info!(%error, "dead pooled connection replaced");
                                 Ok(false)
                             }
@@ -156,6 +163,9 @@ pub async fn connect_with(url: &str, settings: &ConnectionSettings) -> Result<Da
                     })
                 });
         }
+        // A backend without its feature: refused above (`is_compiled`).
+        #[allow(unreachable_patterns)]
+        _ => {}
     }
     Database::connect(options)
         .await
@@ -166,6 +176,7 @@ pub async fn connect_with(url: &str, settings: &ConnectionSettings) -> Result<Da
 fn connect_error(url: &str, source: sea_orm::DbErr) -> Error {
     let url = redact_password(url);
     let missing = match &source {
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
         sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(sqlx)) => sqlx
             .as_database_error()
             .and_then(|db| db.code())
@@ -179,16 +190,19 @@ fn connect_error(url: &str, source: sea_orm::DbErr) -> Error {
     }
 }
 
+#[cfg(feature = "sqlite")]
 fn is_in_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
+#[cfg(feature = "sqlite")]
 /// The path of a SQLite URL's file: `sqlite://data/x.sqlite?mode=rwc` → `data/x.sqlite`.
 fn sqlite_path(url: &str) -> &str {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     rest.split('?').next().unwrap_or(rest)
 }
 
+#[cfg(feature = "sqlite")]
 fn create_parent_directory(url: &str) -> Result<()> {
     let path = Path::new(sqlite_path(url));
     match path.parent() {

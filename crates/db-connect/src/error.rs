@@ -8,6 +8,13 @@ pub enum Error {
         /// The URL, with any password removed.
         url: String,
     },
+    /// The URL names a backend this build has no driver for: db-connect's feature of that
+    /// name (`sqlite` or `postgres`) is off.
+    #[error("no {backend} driver in this build: enable db-connect's `{backend}` feature")]
+    BackendNotCompiled {
+        /// The backend the URL names.
+        backend: crate::Backend,
+    },
     /// The directory that should hold the SQLite file could not be created.
     #[error("cannot create the directory {path} for the SQLite database")]
     CreateDirectory {

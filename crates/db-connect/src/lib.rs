@@ -20,6 +20,15 @@
 //!
 //! Statement logging by sqlx is switched off; statement timing belongs to `perf-stats`.
 //!
+//! # Feature flags
+//!
+//! - `sqlite` (default): SQLite URLs, through sqlx's SQLite driver.
+//! - `postgres` (default): PostgreSQL URLs, through sqlx's PostgreSQL driver. A SQLite-only
+//!   user turns it off (`default-features = false, features = ["sqlite"]`) and compiles no
+//!   PostgreSQL driver; a URL of a backend left out is refused with
+//!   [`Error::BackendNotCompiled`] ([`Backend::is_compiled`] says which are in).
+//! - `testing`: the fixtures below (both backends).
+//!
 //! With the `testing` feature, the `testing` module creates throw-away databases on both
 //! backends for tests.
 //!

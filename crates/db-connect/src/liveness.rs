@@ -26,10 +26,15 @@ use std::{
         OnceLock,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
+// The pool's idle check, PostgreSQL's only.
+#[cfg(feature = "postgres")]
+use std::time::Duration;
 
-use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, sqlx};
+use sea_orm::{ConnAcquireErr, DbErr};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use sea_orm::{RuntimeErr, sqlx};
 
 /// Microseconds after [`origin`] at which a lost connection was last noted, plus one (0: never).
 static LAST_LOST_MICROS: AtomicU64 = AtomicU64::new(0);
@@ -48,6 +53,7 @@ pub fn note_connection_lost() {
 }
 
 /// Whether a connection idle for `idle_for` must be pinged before it is handed out.
+#[cfg(feature = "postgres")]
 pub(crate) fn must_check(idle_for: Duration, ping_idle_after: Duration) -> bool {
     if idle_for >= ping_idle_after {
         return true;
@@ -70,19 +76,23 @@ pub(crate) fn must_check(idle_for: Duration, ping_idle_after: Duration) -> bool 
 /// A pool that cannot open a connection at all (the server is down) is not a lost connection:
 /// see [`is_unavailable`].
 pub fn is_connection_lost(err: &DbErr) -> bool {
-    let (DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime)) = err else {
-        return false;
-    };
-    let RuntimeErr::SqlxError(sqlx) = runtime else {
-        return false;
-    };
-    match sqlx.as_ref() {
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
-        }),
-        _ => false,
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    if let DbErr::Conn(RuntimeErr::SqlxError(sqlx))
+    | DbErr::Exec(RuntimeErr::SqlxError(sqlx))
+    | DbErr::Query(RuntimeErr::SqlxError(sqlx)) = err
+    {
+        return match sqlx.as_ref() {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        };
     }
+    // Without a driver (no `sqlite` or `postgres` feature) there is no connection to lose.
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    let _ = err;
+    false
 }
 
 /// Whether `err` says that the database cannot be reached right now: a lost connection
@@ -95,6 +105,7 @@ pub fn is_unavailable(err: &DbErr) -> bool {
     }
     match err {
         DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => true,
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
         DbErr::Conn(RuntimeErr::SqlxError(sqlx)) => matches!(
             sqlx.as_ref(),
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_)

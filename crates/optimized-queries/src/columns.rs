@@ -7,9 +7,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{BookingStatus, PaymentStatus};
-use sea_orm::{ActiveEnum, DbErr, QueryResult};
+use sea_orm::QueryResult;
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// A row whose columns can be read by position.
 pub(crate) trait Row {
@@ -34,8 +34,10 @@ pub(crate) trait Decode: Sized {
     fn decode(row: &impl Row) -> Result<Self>;
 }
 
-pub(crate) fn type_error(message: impl Into<String>) -> Error {
-    Error::Database(DbErr::Type(message.into()))
+// The other drivers' decoding errors (sea-orm reports its own).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn type_error(message: impl Into<String>) -> crate::Error {
+    crate::Error::Database(sea_orm::DbErr::Type(message.into()))
 }
 
 impl Row for QueryResult {
@@ -229,8 +231,8 @@ string_enum_column!(BookingStatus);
 string_enum_column!(PaymentStatus);
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-fn enum_from_str<T: ActiveEnum<Value = String>>(text: &str) -> Result<T> {
-    T::try_from_value(&text.to_owned()).map_err(Error::Database)
+fn enum_from_str<T: sea_orm::ActiveEnum<Value = String>>(text: &str) -> Result<T> {
+    T::try_from_value(&text.to_owned()).map_err(crate::Error::Database)
 }
 
 impl<T: Column> Column for Option<T>

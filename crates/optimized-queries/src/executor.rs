@@ -31,7 +31,8 @@ pub(crate) enum Cost {
     Long,
 }
 
-/// How many rows a statement is read for.
+/// How many rows a statement is read for (by the SQLite reader).
+#[cfg(feature = "sqlite")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fetch {
     /// The first row, if any.

@@ -8,14 +8,14 @@
 //! pool (clones share their pool); a pool without a tracker records nothing, at the cost of one
 //! shared-lock lookup.
 
-use std::{
-    any::Any,
-    sync::{Arc, Weak},
-    time::Duration,
-};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use std::sync::Arc;
+use std::{any::Any, sync::Weak, time::Duration};
 
 use parking_lot::RwLock;
-use sea_orm::{DatabaseConnection, DatabaseConnectionType};
+use sea_orm::DatabaseConnection;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use sea_orm::DatabaseConnectionType;
 
 use crate::QueryTracker;
 
@@ -33,6 +33,7 @@ static ATTACHED: RwLock<Vec<Attached>> = RwLock::new(Vec::new());
 /// The pool of `db`: its identity and a weak reference that dies with it.
 fn pool_of(db: &DatabaseConnection) -> Option<(usize, Weak<dyn Any + Send + Sync>)> {
     match &db.inner {
+        #[cfg(feature = "sqlite")]
         DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
             let pool = db.get_sqlite_connection_pool();
             let options: Arc<dyn Any + Send + Sync> = pool.connect_options();
@@ -41,6 +42,7 @@ fn pool_of(db: &DatabaseConnection) -> Option<(usize, Weak<dyn Any + Send + Sync
                 Arc::downgrade(&options),
             ))
         }
+        #[cfg(feature = "postgres")]
         DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
             let pool = db.get_postgres_connection_pool();
             let options: Arc<dyn Any + Send + Sync> = pool.connect_options();
@@ -55,9 +57,11 @@ fn pool_of(db: &DatabaseConnection) -> Option<(usize, Weak<dyn Any + Send + Sync
 
 fn pool_id(db: &DatabaseConnection) -> Option<usize> {
     match &db.inner {
+        #[cfg(feature = "sqlite")]
         DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
             Some(std::ptr::from_ref(db.get_sqlite_connection_pool().options()) as usize)
         }
+        #[cfg(feature = "postgres")]
         DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
             Some(std::ptr::from_ref(db.get_postgres_connection_pool().options()) as usize)
         }

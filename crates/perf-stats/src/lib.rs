@@ -24,10 +24,10 @@
 //!   records them like the others (budgets, scopes and N+1 detection included).
 //! - **Timing by hand.** [`LatencyHistogram`] gives the same percentiles for anything timed
 //!   by the caller (a whole operation, a request).
-//! - **Export.** [`MetricsRegistry`] renders Prometheus text: query latency histograms, slow
+//! - **Export** (feature `prometheus`). `MetricsRegistry` renders Prometheus text: query latency histograms, slow
 //!   queries, N+1 detections by operation and fingerprint (the busiest shapes by their id, the
 //!   rest as `other`, re-ranked at scrape time without any series going down), plus values
-//!   from any [`MetricsSource`] (cache statistics, pool size) and the caller's own metrics.
+//!   from any `MetricsSource` (cache statistics, pool size) and the caller's own metrics.
 //!   [`QueryReport`] serialises to JSON.
 //!
 //! The crate knows nothing of HTTP or of any particular schema: the caller hands it connections,
@@ -76,11 +76,17 @@
 //!
 //! # Feature flags
 //!
+//! - `sqlite` and `postgres` (both default): sea-orm's SQLx driver for that backend. Tracking,
+//!   scopes, budgets and plans work through sea-orm on any connection; the drivers are needed
+//!   to attribute [`record_external`] statements to a connection's pool and to export a pool's
+//!   size. A SQLite service takes `default-features = false, features = ["sqlite"]` and
+//!   compiles no PostgreSQL driver.
+//! - `prometheus`: `MetricsRegistry`, the statistics in the Prometheus text format through
+//!   `prometheus-client` (re-exported as `prometheus_client`).
 //! - `tower`: `QueryScopeLayer`, a tower layer that runs each request of a service in a
 //!   [`QueryTracker::scope`] (statement counts and N+1 detection per route) in one line.
 //!
-//! The crate uses sea-orm's SQLx drivers for SQLite and PostgreSQL, as the workspace does. Its
-//! API takes sea-orm types (`DatabaseConnection`, `Statement`, `DbBackend`): [`sea_orm`] is
+//! The crate's API takes sea-orm types (`DatabaseConnection`, `Statement`, `DbBackend`): [`sea_orm`] is
 //! re-exported so a caller names the version this crate was built with.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -101,8 +107,11 @@ mod error;
 mod external;
 mod fingerprint;
 mod indexes;
+// The bounded `fingerprint` label of the exported metrics.
+#[cfg(feature = "prometheus")]
 mod labels;
 mod latency;
+#[cfg(feature = "prometheus")]
 mod metrics;
 mod plan;
 mod report;
@@ -120,11 +129,17 @@ pub use indexes::{
     ActualIndex, ExpectedIndex, IndexComparison, IndexMismatch, compare_indexes, list_indexes,
 };
 pub use latency::{LatencyHistogram, LatencySummary};
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use metrics::{MetricsRegistry, MetricsSource, PROMETHEUS_CONTENT_TYPE, Sample, SampleKind};
 pub use plan::{
     Access, HotQuery, IndexSuggestion, PlanCheck, PlanOptions, PlanReport, PlanStep, PlanVerdict,
     check_plans, explain,
 };
+/// The `prometheus-client` [`MetricsRegistry`] renders with, so the caller's own metrics use
+/// the same version.
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use prometheus_client;
 pub use report::{NPlusOneFinding, QueryReport, QueryStats, SlowQuery, SortKey};
 pub use scope::{RepeatedQuery, ScopeReport};

@@ -9,7 +9,9 @@ use prometheus_client::{
     metrics::MetricType,
     registry::{Registry, Unit},
 };
-use sea_orm::{DatabaseConnection, DatabaseConnectionType};
+use sea_orm::DatabaseConnection;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use sea_orm::DatabaseConnectionType;
 
 use crate::{Error, QueryTracker, Result, labels::SeriesKey, store::Cumulative, tracker::Inner};
 
@@ -103,10 +105,21 @@ impl MetricsRegistry {
     /// with no idle connection makes callers wait, and that wait is not part of the query
     /// latency.
     pub fn register_pool(&mut self, db: &DatabaseConnection) {
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        self.register_sqlx_pool(db);
+        // Without a driver feature there is no pool to read.
+        #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+        let _ = db;
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    fn register_sqlx_pool(&mut self, db: &DatabaseConnection) {
         let pool = match &db.inner {
+            #[cfg(feature = "sqlite")]
             DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
                 Pool::Sqlite(db.get_sqlite_connection_pool().clone())
             }
+            #[cfg(feature = "postgres")]
             DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
                 Pool::Postgres(db.get_postgres_connection_pool().clone())
             }
@@ -114,7 +127,9 @@ impl MetricsRegistry {
         };
         self.register_source(move || {
             let (size, idle, max) = match &pool {
+                #[cfg(feature = "sqlite")]
                 Pool::Sqlite(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+                #[cfg(feature = "postgres")]
                 Pool::Postgres(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
             };
             vec![
@@ -157,9 +172,12 @@ impl MetricsRegistry {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[derive(Debug)]
 enum Pool {
+    #[cfg(feature = "sqlite")]
     Sqlite(sea_orm::sqlx::SqlitePool),
+    #[cfg(feature = "postgres")]
     Postgres(sea_orm::sqlx::PgPool),
 }
 

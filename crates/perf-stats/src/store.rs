@@ -34,6 +34,8 @@ pub(crate) struct Entry {
     pub(crate) fingerprint: Fingerprint,
     /// The entry of every statement past `max_fingerprints`: never given its own metric label
     /// (its id is no shape's id).
+    // Read by the metric labels (feature `prometheus`) and the tests.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) overflow: bool,
     pub(crate) state: Mutex<EntryState>,
 }
@@ -67,6 +69,8 @@ pub(crate) struct Cumulative {
     pub(crate) n_plus_one: u64,
 }
 
+// The arithmetic of the metric labels' split counts.
+#[cfg(feature = "prometheus")]
 impl Cumulative {
     /// Adds `other`, field by field.
     pub(crate) fn add(&mut self, other: &Cumulative) {

@@ -11,7 +11,6 @@ use crate::{
     budget::QueryLog,
     config::{TrackerBuilder, TrackerConfig},
     fingerprint::{FingerprintId, mask_literals},
-    labels::Labels,
     report::{NPlusOneFinding, QueryReport, QueryStats, SlowQuery},
     scope::{self, Frame, ScopeReport, ScopeRun},
     store::{Entry, Store},
@@ -55,7 +54,8 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     /// Which shapes have their own metric label. Taken only to render the metrics: recording
     /// never waits for it.
-    pub(crate) labels: Mutex<Labels>,
+    #[cfg(feature = "prometheus")]
+    pub(crate) labels: Mutex<crate::labels::Labels>,
     slow_log: Mutex<VecDeque<SlowQuery>>,
     n_plus_one: Mutex<HashMap<(FingerprintId, String), NPlusOneFinding>>,
     since: Mutex<DateTime<Utc>>,
@@ -95,7 +95,8 @@ impl QueryTracker {
         Self {
             inner: Arc::new(Inner {
                 store: Store::new(&config),
-                labels: Mutex::new(Labels::new(&config)),
+                #[cfg(feature = "prometheus")]
+                labels: Mutex::new(crate::labels::Labels::new(&config)),
                 slow_log: Mutex::new(VecDeque::with_capacity(config.slow_log_capacity)),
                 n_plus_one: Mutex::new(HashMap::new()),
                 since: Mutex::new(Utc::now()),

@@ -18,6 +18,7 @@
 
 mod checks;
 mod export;
+#[cfg(feature = "postgres")]
 mod pitr;
 
 use std::{fmt, time::Duration};
@@ -25,7 +26,7 @@ use std::{fmt, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{BackupManifest, BackupRepository, PitrHealthPolicy, run_log::Operation};
+use crate::{BackupManifest, BackupRepository, run_log::Operation};
 
 use self::checks::{
     age_check, disk_check, last_run_check, leftovers_check, replication_check, size_check,
@@ -84,6 +85,31 @@ impl Default for HealthPolicy {
             warn_lag: Duration::from_secs(60),
             crit_lag: Duration::from_secs(300),
             pitr: PitrHealthPolicy::default(),
+        }
+    }
+}
+
+/// Thresholds of `BackupRepository::pitr_health` (and of the PITR checks of
+/// [`assess_with_server`]), feature `postgres`. Part of [`HealthPolicy`] in every build, so
+/// that a policy written without the feature still compiles with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PitrHealthPolicy {
+    /// WARNING when the newest base backup is older than this.
+    #[serde(with = "secs")]
+    pub warn_base_age: Duration,
+    /// CRITICAL when it is older than this.
+    #[serde(with = "secs")]
+    pub crit_base_age: Duration,
+    /// WARNING when this many finished segments wait to be archived.
+    pub warn_segments_behind: u64,
+}
+
+impl Default for PitrHealthPolicy {
+    fn default() -> Self {
+        Self {
+            warn_base_age: Duration::from_secs(26 * 3600),
+            crit_base_age: Duration::from_secs(50 * 3600),
+            warn_segments_behind: 4,
         }
     }
 }
@@ -270,7 +296,14 @@ pub async fn assess_with_server(
     metrics.newest_raw_bytes = newest.map(|m| m.raw_bytes);
     metrics.newest_compressed_bytes = newest.map(|m| m.compressed_bytes);
 
+    #[cfg(feature = "postgres")]
     let pitr_checks = pitr::checks(repo, &policy.pitr, server_url, now, &mut metrics).await;
+    // Without the `postgres` feature there is no point-in-time recovery to assess.
+    #[cfg(not(feature = "postgres"))]
+    let pitr_checks: Vec<Check> = {
+        let _ = (server_url, &policy.pitr);
+        Vec::new()
+    };
     let pitr_only =
         listing.backups.is_empty() && metrics.pitr.as_ref().is_some_and(|p| p.base_backups > 0);
     let last_run = last_run_check(repo, &mut metrics).await;

@@ -15,7 +15,6 @@ pub(crate) mod wal;
 use std::{
     collections::BTreeMap,
     io::Read,
-    path::PathBuf,
     process::{Child, Command, Stdio},
     thread::JoinHandle,
 };
@@ -27,29 +26,8 @@ use sea_orm::sqlx::{
     postgres::{PgConnectOptions, PgConnection},
 };
 
+pub(crate) use crate::pg_tools::PgTools;
 use crate::{Error, Result};
-
-/// The PostgreSQL client programs and the database used for administration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PgTools {
-    /// `pg_dump` (default: found on `PATH`). Its major version must be at least the server's.
-    pub pg_dump: PathBuf,
-    /// `pg_restore` (default: found on `PATH`).
-    pub pg_restore: PathBuf,
-    /// The database to connect to for creating, renaming and dropping databases.
-    /// Default: `postgres`.
-    pub maintenance_database: String,
-}
-
-impl Default for PgTools {
-    fn default() -> Self {
-        Self {
-            pg_dump: PathBuf::from("pg_dump"),
-            pg_restore: PathBuf::from("pg_restore"),
-            maintenance_database: "postgres".to_owned(),
-        }
-    }
-}
 
 /// A PostgreSQL URL split for the client programs: the password goes in `PGPASSWORD`, never
 /// on a command line another user could read with `ps`.

@@ -1,41 +1,15 @@
 //! The health of PostgreSQL point-in-time recovery: is the WAL being archived, how far behind,
 //! how old is the newest base backup, what window can be restored.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::{self, Connection};
 use serde::Serialize;
 
 use super::PgUrl;
 use crate::{
-    BackupRepository, Result, WalFileKind,
+    BackupRepository, PitrHealthPolicy, Result, WalFileKind,
     monitor::{Check, Status, check},
 };
-
-/// Thresholds of [`BackupRepository::pitr_health`] (and of the PITR checks of
-/// [`crate::monitor::assess_with_server`]).
-#[derive(Debug, Clone, Serialize)]
-pub struct PitrHealthPolicy {
-    /// WARNING when the newest base backup is older than this.
-    #[serde(with = "crate::monitor::secs")]
-    pub warn_base_age: Duration,
-    /// CRITICAL when it is older than this.
-    #[serde(with = "crate::monitor::secs")]
-    pub crit_base_age: Duration,
-    /// WARNING when this many finished segments wait to be archived.
-    pub warn_segments_behind: u64,
-}
-
-impl Default for PitrHealthPolicy {
-    fn default() -> Self {
-        Self {
-            warn_base_age: Duration::from_secs(26 * 3600),
-            crit_base_age: Duration::from_secs(50 * 3600),
-            warn_segments_behind: 4,
-        }
-    }
-}
 
 /// What `pg_stat_archiver` and the server's WAL position say.
 #[derive(Debug, Clone, Serialize)]

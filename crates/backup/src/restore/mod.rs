@@ -11,6 +11,7 @@ use serde::Serialize;
 
 mod plan;
 mod point_in_time;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod sqlite;
 
@@ -156,6 +157,9 @@ impl BackupRepository {
                 self.restore_sqlite(&lock, manifest, path, options, progress)
                     .await
             }
+            #[cfg(not(feature = "postgres"))]
+            Source::Postgres { .. } => Err(Error::postgres_not_compiled()),
+            #[cfg(feature = "postgres")]
             Source::Postgres { url } => {
                 self.restore_postgres(&lock, manifest, url, options, progress)
                     .await
@@ -269,6 +273,7 @@ fn restore_temp_path(target: &Path, id: &BackupId) -> PathBuf {
     ))
 }
 
+#[cfg(feature = "postgres")]
 fn lower(id: &BackupId) -> String {
     id.as_str().to_lowercase().replace('-', "_")
 }

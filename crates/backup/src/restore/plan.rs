@@ -2,11 +2,10 @@
 
 use crate::{
     BackupManifest, BackupRepository, Error, Result, Source,
-    postgres::{PgUrl, admin::Admin, derived_name},
     sqlite::{self, live_file},
 };
 
-use super::{RestoreMode, RestoreOptions, RestorePlan, lower, restore_temp_path};
+use super::{RestoreOptions, RestorePlan, restore_temp_path};
 
 impl BackupRepository {
     /// Works out the plan without changing anything.
@@ -54,7 +53,12 @@ impl BackupRepository {
                 ));
                 (exists, in_use)
             }
+            #[cfg(not(feature = "postgres"))]
+            Source::Postgres { .. } => return Err(Error::postgres_not_compiled()),
+            #[cfg(feature = "postgres")]
             Source::Postgres { url } => {
+                use super::{RestoreMode, lower};
+                use crate::postgres::{PgUrl, admin::Admin, derived_name};
                 let pg = PgUrl::parse(url)?;
                 let mut admin = Admin::connect(&pg, &self.config.pg_tools).await?;
                 let exists = admin.exists(pg.database()).await?;
