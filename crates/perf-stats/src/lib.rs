@@ -127,5 +127,5 @@ pub use plan::{
 };
 pub use prometheus_client;
 pub use report::{NPlusOneFinding, QueryReport, QueryStats, SlowQuery, SortKey};
-pub use scope::{RepeatedQuery, ScopeReport};
+pub use scope::{RepeatedQuery, ScopeReport, Scoped};
 pub use tracker::QueryTracker;
