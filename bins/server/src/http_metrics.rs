@@ -329,6 +329,10 @@ mod tests {
         let status = answered.await.ok().and_then(|r| r.ok()).map(|r| r.status());
         assert_eq!(status, Some(StatusCode::OK));
         let summary = metrics.summary();
-        assert_eq!((summary.requests, summary.in_flight), (1, 0), "only answers count");
+        assert_eq!(
+            (summary.requests, summary.in_flight),
+            (1, 0),
+            "only answers count"
+        );
     }
 }

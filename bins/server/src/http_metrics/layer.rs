@@ -102,7 +102,10 @@ where
         series.counters.in_flight.inc();
         let scope = series.scope();
         TrackedFuture {
-            inner: self.endpoint.tracker.scoped(scope, self.inner.call(request)),
+            inner: self
+                .endpoint
+                .tracker
+                .scoped(scope, self.inner.call(request)),
             in_flight: InFlight {
                 series,
                 counted: true,

@@ -99,7 +99,9 @@ impl RouteSeries {
     /// Records one request answered with `status` after `seconds`.
     pub(super) fn observe(&self, status: u16, seconds: f64) {
         let (first_status, first) = self.first.get_or_init(|| {
-            let series = self.counters.latency_series(&self.method, &self.route, status);
+            let series = self
+                .counters
+                .latency_series(&self.method, &self.route, status);
             (status, series)
         });
         if *first_status == status {
@@ -122,7 +124,9 @@ impl RouteSeries {
         }
         let mut others = self.others.write();
         find(&others).unwrap_or_else(|| {
-            let series = self.counters.latency_series(&self.method, &self.route, status);
+            let series = self
+                .counters
+                .latency_series(&self.method, &self.route, status);
             others.push((status, series.clone()));
             series
         })
