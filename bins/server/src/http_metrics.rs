@@ -181,13 +181,6 @@ impl HttpMetrics {
     }
 }
 
-/// The perf-stats scope of a request (`perf_stats::QueryScopeLayer`): its method and route
-/// pattern, e.g. `GET /api/rooms/{id}`. [`HttpMetricsLayer`] gives each request the same
-/// label without formatting it.
-pub fn scope_label(request: &axum::extract::Request) -> String {
-    format!("{} {}", request.method(), series::route(request))
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
