@@ -198,7 +198,8 @@ fn bare() -> Router {
 
 /// The constant handler under the server's middleware, one layer more at a time from the
 /// innermost outwards, as `app()` stacks them; the last also has the router's own layers (HTTP
-/// metrics and the in-flight cap, which need the server's state).
+/// metrics with the perf-stats query scope, and the in-flight cap, which need the server's
+/// state).
 fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Router)> {
     use middleware::{
         body_limit, catch_panic, compression, propagate_request_id, set_request_id, timeout, trace,
@@ -210,9 +211,9 @@ fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Rou
             l.max_requests_in_flight,
             state.http.shed_counter(),
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            http_metrics::track,
+        .layer(http_metrics::HttpMetricsLayer::new(
+            state.http.clone(),
+            state.tracker.clone(),
         ))
         .with_state(state.clone());
     // The layers from the response's request id inwards; a nested tuple stacks exactly as a
@@ -255,7 +256,7 @@ fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Rou
             bare().layer(every_layer()),
         ),
         (
-            "+ HTTP metrics, in-flight cap",
+            "+ HTTP metrics, query scope, in-flight",
             metered.layer(every_layer()),
         ),
     ]

@@ -140,14 +140,11 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
         ));
     let api = probes
         .merge(api)
-        // Each request in a perf-stats scope: statement counts and N+1 detection per route.
-        .layer(perf_stats::QueryScopeLayer::new(
+        // Latency by route and status, requests in flight, and each request in a perf-stats
+        // scope (statement counts and N+1 detection per route).
+        .layer(http_metrics::HttpMetricsLayer::new(
+            state.http.clone(),
             state.tracker.clone(),
-            http_metrics::scope_label,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            http_metrics::track,
         ))
         .with_state(state);
 

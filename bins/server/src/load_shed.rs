@@ -32,8 +32,14 @@ const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
 /// Caps the requests in flight through the services it wraps (they share one count).
 #[derive(Debug, Clone)]
 pub struct InFlightLimitLayer {
+    /// One `Arc` for everything: axum clones a route's service for every request.
+    shared: Arc<Limit>,
+}
+
+#[derive(Debug)]
+struct Limit {
     limit: usize,
-    in_flight: Arc<AtomicUsize>,
+    in_flight: AtomicUsize,
     shed: Counter,
 }
 
@@ -41,9 +47,11 @@ impl InFlightLimitLayer {
     /// At most `limit` requests at once; every one refused is counted in `shed`.
     pub fn new(limit: usize, shed: Counter) -> Self {
         Self {
-            limit: limit.max(1),
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            shed,
+            shared: Arc::new(Limit {
+                limit: limit.max(1),
+                in_flight: AtomicUsize::new(0),
+                shed,
+            }),
         }
     }
 }
@@ -68,11 +76,11 @@ pub struct InFlightLimit<S> {
 
 /// Holds one place among the requests in flight.
 #[derive(Debug)]
-struct Place(Arc<AtomicUsize>);
+struct Place(Arc<Limit>);
 
 impl Drop for Place {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -89,20 +97,20 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let counter = &self.layer.in_flight;
-        if counter.fetch_add(1, Ordering::Relaxed) >= self.layer.limit {
-            counter.fetch_sub(1, Ordering::Relaxed);
-            self.layer.shed.inc();
+        let shared = &self.layer.shared;
+        if shared.in_flight.fetch_add(1, Ordering::Relaxed) >= shared.limit {
+            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+            shared.shed.inc();
             return InFlightFuture {
                 state: State::Shed {
-                    limit: self.layer.limit,
+                    limit: shared.limit,
                 },
             };
         }
         InFlightFuture {
             state: State::Admitted {
                 inner: self.inner.call(request),
-                place: Place(Arc::clone(counter)),
+                place: Place(Arc::clone(shared)),
             },
         }
     }

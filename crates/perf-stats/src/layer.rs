@@ -3,21 +3,22 @@
 //! route), without wrapping every handler.
 
 use std::{
-    future::Future,
-    pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::QueryTracker;
+use crate::{QueryTracker, Scoped};
 
 /// Wraps a service so each request runs in a [`QueryTracker::scope`] labelled by `label`.
 ///
 /// The layer knows nothing of HTTP: `label` turns the service's request type into the scope's
 /// label (for an HTTP service, its method and route pattern; never the raw path, whose ids
-/// would make a label per request).
+/// would make a label per request). It may return a `String`, a `&'static str` or an
+/// `Arc<str>`: a label function that hands out one shared `Arc<str>` per route allocates
+/// nothing per request, and neither does the layer (its future is not boxed).
 ///
 /// # Examples
 ///
@@ -101,24 +102,22 @@ pub struct QueryScopeService<S, L> {
     label: L,
 }
 
-impl<S, L, Request> Service<Request> for QueryScopeService<S, L>
+impl<S, L, Request, T> Service<Request> for QueryScopeService<S, L>
 where
     S: Service<Request>,
-    S::Future: Send + 'static,
-    L: Fn(&Request) -> String,
+    L: Fn(&Request) -> T,
+    T: Into<Arc<str>>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = Scoped<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let label = (self.label)(&request);
-        let future = self.inner.call(request);
-        let tracker = self.tracker.clone();
-        Box::pin(async move { tracker.scope(label, future).await.0 })
+        let label = (self.label)(&request).into();
+        self.tracker.scoped(label, self.inner.call(request))
     }
 }

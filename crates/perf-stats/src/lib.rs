@@ -142,5 +142,5 @@ pub use plan::{
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use prometheus_client;
 pub use report::{NPlusOneFinding, QueryReport, QueryStats, SlowQuery, SortKey};
-pub use scope::{RepeatedQuery, ScopeReport};
+pub use scope::{RepeatedQuery, ScopeReport, Scoped};
 pub use tracker::QueryTracker;

@@ -2,11 +2,19 @@
 //! (query budgets). A tokio task-local carries the innermost frame; frames link to the enclosing
 //! one so a statement counts in every scope around it.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
 
 use hashbrown::HashMap;
 use parking_lot::Mutex;
+use pin_project_lite::pin_project;
 use serde::{Deserialize, Serialize};
+use tokio::task::futures::TaskLocalFuture;
 
 use crate::{
     QueryTracker,
@@ -31,10 +39,55 @@ pub(crate) async fn run_in<F: Future>(frame: Arc<Frame>, future: F) -> F::Output
     CURRENT.scope(frame, future).await
 }
 
+pin_project! {
+    /// A future running in a [scope](QueryTracker::scope) whose report nobody reads: made by
+    /// [`QueryTracker::scoped`]. The scope is evaluated (N+1 findings logged and counted) when
+    /// the future finishes or is dropped unfinished, as with [`QueryTracker::scope`].
+    ///
+    /// A named type rather than an `async` block, so a tower service can return it without
+    /// boxing it once per request.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Scoped<F: Future> {
+        #[pin]
+        future: TaskLocalFuture<Arc<Frame>, F>,
+        run: ScopeRun,
+    }
+}
+
+impl<F: Future> Scoped<F> {
+    pub(crate) fn new(tracker: QueryTracker, label: Arc<str>, future: F) -> Self {
+        let frame = Arc::new(Frame::scope(current(), label));
+        Self {
+            run: ScopeRun::new(tracker, Arc::clone(&frame)),
+            future: CURRENT.scope(frame, future),
+        }
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let output = ready!(this.future.poll(cx));
+        this.run.evaluate();
+        Poll::Ready(output)
+    }
+}
+
+impl<F: Future> std::fmt::Debug for Scoped<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scoped")
+            .field("label", &self.run.frame.kind)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug)]
 enum FrameKind {
-    /// Counts shapes for N+1 detection.
-    Scope { label: String },
+    /// Counts shapes for N+1 detection. The label is shared: a server hands every request of a
+    /// route the same one instead of formatting it per request.
+    Scope { label: Arc<str> },
     /// Keeps every statement, for query budgets.
     Capture,
 }
@@ -57,7 +110,7 @@ struct FrameState {
 }
 
 impl Frame {
-    pub(crate) fn scope(parent: Option<Arc<Frame>>, label: String) -> Self {
+    pub(crate) fn scope(parent: Option<Arc<Frame>>, label: Arc<str>) -> Self {
         Self {
             parent,
             kind: FrameKind::Scope { label },
@@ -165,28 +218,11 @@ impl ScopeRun {
         }
     }
 
+    /// Evaluates the scope and reports what it ran.
     pub(crate) fn finish(&mut self) -> ScopeReport {
-        self.finished = true;
-        let threshold = self.tracker.n_plus_one_threshold();
-        let label = match &self.frame.kind {
-            FrameKind::Scope { label } => label.clone(),
-            FrameKind::Capture => String::new(),
-        };
-        let state = std::mem::take(&mut *self.frame.state.lock());
-        let mut repeated: Vec<(Arc<Entry>, u32)> = state
-            .shapes
-            .into_values()
-            .filter(|(_, count)| *count >= threshold)
-            .collect();
-        repeated.sort_by(|a, b| {
-            b.1.cmp(&a.1)
-                .then_with(|| a.0.fingerprint.text().cmp(b.0.fingerprint.text()))
-        });
-        for (entry, count) in &repeated {
-            self.tracker.inner.n_plus_one(entry, &label, *count);
-        }
+        let (state, repeated) = self.evaluate_state();
         ScopeReport {
-            label,
+            label: self.label().to_owned(),
             statements: state.statements,
             errors: state.errors,
             database_time: state.total,
@@ -201,12 +237,47 @@ impl ScopeRun {
                 .collect(),
         }
     }
+
+    /// Evaluates the scope (its N+1 findings are logged and counted) without a report: what a
+    /// request whose report nobody reads needs, with no allocation when nothing repeated.
+    pub(crate) fn evaluate(&mut self) {
+        self.evaluate_state();
+    }
+
+    fn label(&self) -> &str {
+        match &self.frame.kind {
+            FrameKind::Scope { label } => label,
+            FrameKind::Capture => "",
+        }
+    }
+
+    /// Takes the frame's counts and records each shape repeated at least the threshold, most
+    /// repeated first.
+    fn evaluate_state(&mut self) -> (FrameState, Vec<(Arc<Entry>, u32)>) {
+        self.finished = true;
+        let threshold = self.tracker.n_plus_one_threshold();
+        let state = std::mem::take(&mut *self.frame.state.lock());
+        let mut repeated: Vec<(Arc<Entry>, u32)> = state
+            .shapes
+            .iter()
+            .filter(|(_, (_, count))| *count >= threshold)
+            .map(|(_, (entry, count))| (Arc::clone(entry), *count))
+            .collect();
+        repeated.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then_with(|| a.0.fingerprint.text().cmp(b.0.fingerprint.text()))
+        });
+        for (entry, count) in &repeated {
+            self.tracker.inner.n_plus_one(entry, self.label(), *count);
+        }
+        (state, repeated)
+    }
 }
 
 impl Drop for ScopeRun {
     fn drop(&mut self) {
         if !self.finished {
-            self.finish();
+            self.evaluate();
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::{
     config::{TrackerBuilder, TrackerConfig},
     fingerprint::{FingerprintId, mask_literals},
     report::{NPlusOneFinding, QueryReport, QueryStats, SlowQuery},
-    scope::{self, Frame, ScopeReport, ScopeRun},
+    scope::{self, Frame, ScopeReport, ScopeRun, Scoped},
     store::{Entry, Store},
 };
 
@@ -219,10 +219,46 @@ impl QueryTracker {
         label: impl Into<String>,
         future: F,
     ) -> (F::Output, ScopeReport) {
-        let frame = Arc::new(Frame::scope(scope::current(), label.into()));
+        let frame = Arc::new(Frame::scope(scope::current(), Arc::from(label.into())));
         let mut run = ScopeRun::new(self.clone(), Arc::clone(&frame));
         let output = scope::run_in(frame, future).await;
         (output, run.finish())
+    }
+
+    /// Runs `future` in a scope labelled `label`, as [`scope`](Self::scope) does (statement
+    /// counts, N+1 findings logged, counted and listed in the report), for a caller that does
+    /// not read the scope's own report: a server scoping every request.
+    ///
+    /// The label is shared rather than copied, and the returned future is a named type, so a
+    /// tower service can scope each request without formatting a label or boxing a future
+    /// ([`QueryScopeLayer`](crate::QueryScopeLayer) does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let tracker = perf_stats::QueryTracker::new();
+    /// let route: Arc<str> = Arc::from("GET /rooms/{id}");
+    /// for _ in 0..2 {
+    ///     tracker
+    ///         .scoped(Arc::clone(&route), async {
+    ///             for _ in 0..6 {
+    ///                 tracker.record("SELECT * FROM rooms WHERE id = ?", Duration::from_micros(5), false);
+    ///             }
+    ///         })
+    ///         .await;
+    /// }
+    /// let findings = tracker.report().n_plus_one;
+    /// assert_eq!(findings[0].scope, "GET /rooms/{id}");
+    /// assert_eq!(findings[0].occurrences, 2);
+    /// # }
+    /// ```
+    pub fn scoped<F: Future>(&self, label: Arc<str>, future: F) -> Scoped<F> {
+        Scoped::new(self.clone(), label, future)
     }
 
     /// Runs `future` and returns its output with every statement it ran, in order: the basis of
