@@ -9,15 +9,15 @@ use std::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-#[cfg(feature = "postgres")]
-use crate::{
-    BackupManifest,
-    postgres::{PgUrl, admin::Admin, derived_name},
-};
 use crate::{
     BackupId, BackupRepository, DatabaseKind, Error, Result, Source, Verification, VerifyDepth,
     VerifyFailure, display::error_chain, lock::RepoLock, progress::ProgressFn, run_log::Operation,
     sqlite::materialize::materialize,
+};
+#[cfg(feature = "postgres")]
+use crate::{
+    BackupManifest,
+    postgres::{PgUrl, admin::Admin, derived_name},
 };
 
 /// Options of [`BackupRepository::verify`].
