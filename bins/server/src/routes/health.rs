@@ -54,7 +54,8 @@ async fn ping(db: &sea_orm::DatabaseConnection) -> &'static str {
     tag = "operations",
     responses(
         (status = 200, description = "The database answers", body = Health),
-        (status = 503, description = "The database does not answer", body = Health),
+        (status = 503, description = "The database does not answer", body = Health,
+            headers(("Retry-After" = u32, description = "Seconds to wait before asking again"))),
     )
 )]
 pub async fn healthz(State(state): State<AppState>) -> Response {
@@ -79,7 +80,12 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         replica,
         replica_lag_seconds,
     };
-    (status, Json(body)).into_response()
+    if healthy {
+        (status, Json(body)).into_response()
+    } else {
+        // Like every 503 of the server: when to ask again.
+        (status, [(header::RETRY_AFTER, "1")], Json(body)).into_response()
+    }
 }
 
 /// `GET /metrics`: every metric in the Prometheus text format.

@@ -235,6 +235,10 @@ async fn a_database_that_is_down_is_503_with_retry_after_and_recovery_is_seamles
     let (health, mine, booking) = tokio::join!(health, mine, booking);
     let health = health.unwrap();
     assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        health.headers().contains_key("retry-after"),
+        "/healthz's 503 says when to ask again, as every 503 does"
+    );
     for response in [mine.unwrap(), booking] {
         let status = response.status();
         let retry_after = response.headers().get("retry-after").cloned();
