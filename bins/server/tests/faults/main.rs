@@ -2,7 +2,8 @@
 //!
 //! - `concurrent_start`: hotel-server processes started together on a fresh database;
 //! - `dead_connections`: backends terminated under the pool, idle and under load;
-//! - `database_restart`: the PostgreSQL server killed with SIGKILL and restarted mid-storm;
+//! - `database_restart`: the PostgreSQL server killed with SIGKILL and restarted mid-storm, or
+//!   paused with SIGSTOP for longer than the request timeout;
 //! - `read_replica`: a streaming standby behind the reports, paused, killed and restarted;
 //! - `redis_outage`: the shared Redis stopped, restarted empty and paused under two instances;
 //! - `server_kill`: a hotel-server killed mid-storm and restarted, on SQLite and PostgreSQL.

@@ -270,6 +270,25 @@ impl PostgresCluster {
             .map_or(0, |n| u64::try_from(n).unwrap_or(0))
     }
 
+    /// `SIGSTOP` of the postmaster and every process it started: a server that hangs (a
+    /// paused VM, a frozen disk) with every connection still open and nothing answered, until
+    /// [`resume`](Self::resume).
+    pub fn pause(&self) {
+        // Twice: the second pass stops a backend the postmaster forked during the first.
+        for _ in 0..2 {
+            for pid in processes_in(&self.data_dir()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGSTOP);
+            }
+        }
+    }
+
+    /// `SIGCONT` after [`pause`](Self::pause): the server goes on where it stopped.
+    pub fn resume(&self) {
+        for pid in processes_in(&self.data_dir()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
+        }
+    }
+
     /// `SIGKILL` of the postmaster and every process it started, at once: what a crash or an
     /// OOM kill does. The next [`restart`](Self::restart) runs crash recovery.
     ///
