@@ -40,8 +40,10 @@ pub(crate) fn parse() -> Cli {
         };
         sub.after_help(codes)
     });
-    let matches = command.get_matches();
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    let matches = command
+        .try_get_matches()
+        .unwrap_or_else(|e| cli_support::exit_on_usage_error(e));
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| cli_support::exit_on_usage_error(e))
 }
 
 /// Takes, verifies, restores, prunes and monitors backups of a SQLite or PostgreSQL database.

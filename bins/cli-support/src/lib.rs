@@ -7,6 +7,8 @@
 //!   the binary's output), pretty on a terminal and JSON when piped under `auto`.
 //! - [`shutdown_signal`]: completes at the first SIGINT or SIGTERM (a second one ends the
 //!   process at once), and [`wait_for_signal`] for binaries that stop on the first signal.
+//! - [`exit_on_usage_error`]: a command line clap refuses is also a JSON error on stdout when
+//!   `--json` was asked for, as every other failure of the binaries is.
 //! - `progress` (feature `progress`): progress bars on stderr that are hidden off a terminal
 //!   and never show a position past their length.
 //!
@@ -41,5 +43,8 @@ mod signal;
 #[cfg_attr(docsrs, doc(cfg(feature = "table")))]
 pub mod table;
 
+mod usage;
+
 pub use logs::{LogArgs, LogFormat};
 pub use signal::{Signal, shutdown_signal, wait_for_signal};
+pub use usage::exit_on_usage_error;

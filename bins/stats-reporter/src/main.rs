@@ -9,7 +9,7 @@ use stats_reporter::{Cli, EXIT_ERROR};
 #[tokio::main]
 async fn main() -> ExitCode {
     // clap exits 2 on a usage error and 0 after --help or --version.
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| cli_support::exit_on_usage_error(e));
     // Warnings only by default: stdout is the report, stderr stays quiet.
     cli.log.init("warn");
     let json = cli.json;

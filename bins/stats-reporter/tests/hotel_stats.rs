@@ -613,6 +613,32 @@ test_on_backends!(
     perf_table_measures_the_five_operations
 );
 
+/// A command line clap refuses is, with `--json`, a JSON error on stdout like every other
+/// failure (before: clap's message on stderr only, and stdout empty).
+#[tokio::test]
+async fn a_refused_command_line_with_json_is_a_json_error_on_stdout() {
+    for args in [
+        &["--json", "perf-table", "--scale", "nope"][..],
+        &["--json", "no-such-command"],
+        &["analyze-queries", "--top", "many", "--json"],
+    ] {
+        let out = hotel_stats(args).await;
+        assert_exit(&out, 2);
+        let error = json(&out);
+        assert_eq!(error["ok"], false, "{args:?}: {error}");
+        assert_eq!(error["exit_code"], 2, "{args:?}: {error}");
+        assert!(
+            error["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{error}"
+        );
+    }
+    // Without --json, stdout stays empty; help is still help.
+    let out = hotel_stats(&["perf-table", "--scale", "nope"]).await;
+    assert_exit(&out, 2);
+    assert_eq!(stdout(&out), "");
+    assert_exit(&hotel_stats(&["--json", "--help"]).await, 0);
+}
+
 #[tokio::test]
 async fn usage_errors_exit_2_and_help_documents_the_exit_codes() {
     let help = hotel_stats(&["--help"]).await;

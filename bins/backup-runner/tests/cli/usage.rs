@@ -118,6 +118,25 @@ async fn a_first_run_that_fails_leaves_no_repository_behind() {
     }
 }
 
+/// A command line clap refuses is, with `--json`, a JSON error on stdout like every other
+/// failure (before: clap's message on stderr only).
+#[test]
+fn a_refused_command_line_with_json_is_a_json_error_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--json", "schedule", "--every", "1ns"][..],
+        &["--json", "no-such-command"],
+        &["restore", "--to-time", "yesterday", "--json"],
+    ] {
+        let out = hotel_backup("sqlite::memory:", dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", describe(&out));
+        let error: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: no JSON on stdout ({e}): {}", describe(&out)));
+        assert_eq!(error["ok"], false, "{error}");
+        assert_eq!(error["exit_code"], 2, "{error}");
+    }
+}
+
 /// With a healthy repository: a mistaken database URL (a file that does not exist, another
 /// database, a database the server does not have) or a backup id that does not exist is exit
 /// 2, recorded nowhere, and the monitor stays as it was. The repository's own database gone is
