@@ -5,12 +5,16 @@
 //! fresh PostgreSQL database, reading the status creates the migration table, and two
 //! processes creating it at once collide in PostgreSQL's catalog (`duplicate key value
 //! violates unique constraint "pg_type_typname_nsp_index"`).
+//!
+//! SQLite needs it as much: several processes may open one database file (servers started
+//! together, the `migration` binary beside a running server), and without it all but one of
+//! four servers started together on a fresh file exited with `table "users" already exists`.
 
 use sea_orm_migration::{
     MigratorTrait,
     sea_orm::{
         ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseExecutor,
-        DatabaseTransaction, DbErr, TransactionTrait,
+        DatabaseTransaction, DbErr, Statement, TransactionTrait,
     },
 };
 
@@ -26,7 +30,11 @@ pub const MIGRATION_LOCK_KEY: i64 = 0x686f_7465_6c6d_6967;
 /// ([`MIGRATION_LOCK_KEY`]): another process's [`acquire`](Self::acquire) waits until this one
 /// is [released](Self::release) (its changes committed) or dropped (its changes rolled back,
 /// so the schema is never left half-migrated). Each migration runs in its own savepoint. On
-/// SQLite, an embedded database with one server process, it is the connection itself.
+/// SQLite it is an exclusive `flock` on a file beside the database,
+/// `<database file>.migration-lock` (kept there; the kernel drops the lock when its holder
+/// dies), which another process's [`acquire`](Self::acquire) waits for. Not SQLite's own write
+/// lock: the pre-migration backup, taken while the lock is held, checkpoints the database and
+/// would wait for it. An in-memory database needs none.
 ///
 /// # Examples
 ///
@@ -49,6 +57,8 @@ pub const MIGRATION_LOCK_KEY: i64 = 0x686f_7465_6c6d_6967;
 pub struct MigrationLock<'a> {
     db: &'a DatabaseConnection,
     transaction: Option<DatabaseTransaction>,
+    /// SQLite: the locked file beside the database, unlocked when it is dropped.
+    _file_lock: Option<std::fs::File>,
 }
 
 impl<'a> MigrationLock<'a> {
@@ -58,10 +68,22 @@ impl<'a> MigrationLock<'a> {
     ///
     /// When the database cannot be reached.
     pub async fn acquire(db: &'a DatabaseConnection) -> Result<Self, DbErr> {
+        if db.get_database_backend() == DatabaseBackend::Sqlite {
+            let file_lock = match sqlite_file(db).await? {
+                Some(file) => Some(lock_file_beside(&file).await?),
+                None => None,
+            };
+            return Ok(Self {
+                db,
+                transaction: None,
+                _file_lock: file_lock,
+            });
+        }
         if db.get_database_backend() != DatabaseBackend::Postgres {
             return Ok(Self {
                 db,
                 transaction: None,
+                _file_lock: None,
             });
         }
         let transaction = db.begin().await?;
@@ -73,6 +95,7 @@ impl<'a> MigrationLock<'a> {
         Ok(Self {
             db,
             transaction: Some(transaction),
+            _file_lock: None,
         })
     }
 
@@ -141,6 +164,47 @@ impl<'a> MigrationLock<'a> {
         match self.transaction {
             Some(transaction) => transaction.commit().await,
             None => Ok(()),
+        }
+    }
+}
+
+/// The file of `db`'s main database (`None` in memory).
+async fn sqlite_file(db: &DatabaseConnection) -> Result<Option<String>, DbErr> {
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DatabaseBackend::Sqlite,
+            "PRAGMA database_list",
+        ))
+        .await?;
+    for row in rows {
+        let name: String = row.try_get_by_index(1)?;
+        let file: String = row.try_get_by_index(2)?;
+        if name == "main" {
+            return Ok(Some(file).filter(|file| !file.is_empty()));
+        }
+    }
+    Ok(None)
+}
+
+/// Locks `<file>.migration-lock` exclusively, waiting for whoever holds it.
+async fn lock_file_beside(file: &str) -> Result<std::fs::File, DbErr> {
+    let path = format!("{file}.migration-lock");
+    let failed =
+        |action: &str, e: std::io::Error| DbErr::Custom(format!("cannot {action} {path}: {e}"));
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| failed("open the migration lock", e))?;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(failed("lock", e)),
         }
     }
 }
