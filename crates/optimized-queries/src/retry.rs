@@ -104,8 +104,18 @@ fn backoff(tries: u32) -> Duration {
 /// restarts and when it recovers from a crash in place (the statistics are reset then). A
 /// deliberate `pg_stat_reset_shared('bgwriter')` changes it too, which only makes [`commit`]
 /// more cautious.
-const INCARNATION_SQL: &str = "pg_postmaster_start_time()::text || ' / ' || \
-     coalesce(pg_stat_get_bgwriter_stat_reset_time()::text, '')";
+macro_rules! incarnation_sql {
+    () => {
+        "pg_postmaster_start_time()::text || ' / ' || \
+         coalesce(pg_stat_get_bgwriter_stat_reset_time()::text, '')"
+    };
+}
+
+/// Read at the start of every write transaction (one constant string: no formatting per write).
+const TRANSACTION_ID_SQL: &str = concat!("SELECT txid_current(), ", incarnation_sql!());
+
+/// Read after a connection was lost during `COMMIT`.
+const TRANSACTION_STATUS_SQL: &str = concat!("SELECT txid_status($1), ", incarnation_sql!());
 
 /// A PostgreSQL write transaction, as [`commit`] needs to know it to learn its fate when the
 /// connection is lost while it commits.
@@ -113,7 +123,7 @@ const INCARNATION_SQL: &str = "pg_postmaster_start_time()::text || ' / ' || \
 pub(crate) struct TransactionIdentity {
     /// `txid_current()`: the id with its epoch.
     xid: i64,
-    /// [`INCARNATION_SQL`] when the transaction began.
+    /// The server's incarnation (`incarnation_sql!`) when the transaction began.
     incarnation: String,
 }
 
@@ -127,7 +137,7 @@ pub(crate) async fn transaction_id(
     let row = txn
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
-            format!("SELECT txid_current(), {INCARNATION_SQL}"),
+            TRANSACTION_ID_SQL,
         ))
         .await?;
     Ok(row.and_then(|row| {
@@ -180,7 +190,7 @@ async fn committed(db: &DatabaseConnection, identity: &TransactionIdentity) -> O
         let row = db_connect::retry_on_lost_connection(|| {
             db.query_one_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                format!("SELECT txid_status($1), {INCARNATION_SQL}"),
+                TRANSACTION_STATUS_SQL,
                 [identity.xid.into()],
             ))
         })
@@ -209,6 +219,18 @@ mod tests {
 
     use super::*;
 
+    /// A transaction begun on `db`, with its identity.
+    async fn begin_identified(
+        db: &DatabaseConnection,
+    ) -> (DatabaseTransaction, TransactionIdentity) {
+        let txn = db.begin().await.expect("begin");
+        let identity = transaction_id(&txn)
+            .await
+            .expect("transaction id")
+            .expect("PostgreSQL");
+        (txn, identity)
+    }
+
     /// Issue 16: a booking answered 201 was missing after PostgreSQL was killed mid-storm. The
     /// connection broke during `COMMIT`, crash recovery gave the lost transaction's id to the
     /// next transaction, and `txid_status` reported that stranger's commit as this one's.
@@ -219,21 +241,13 @@ mod tests {
         };
         let url = cluster.create_database("reused_xid").await;
         let db = db_connect::connect(&url).await.expect("connect");
-        let lost = db.begin().await.expect("begin");
-        let identity = transaction_id(&lost)
-            .await
-            .expect("transaction id")
-            .expect("PostgreSQL");
+        let (lost, identity) = begin_identified(&db).await;
         // Nothing of `lost` reached the log: the crash takes its id with it.
         tokio::task::block_in_place(|| cluster.kill());
         tokio::task::block_in_place(|| cluster.restart());
 
         let other = db_connect::connect(&url).await.expect("connect again");
-        let stranger = other.begin().await.expect("begin");
-        let reused = transaction_id(&stranger)
-            .await
-            .expect("transaction id")
-            .expect("PostgreSQL");
+        let (stranger, reused) = begin_identified(&other).await;
         stranger.commit().await.expect("the stranger commits");
         assert_eq!(
             reused.xid, identity.xid,
@@ -257,11 +271,7 @@ mod tests {
         };
         let url = cluster.create_database("terminated_xid").await;
         let db = db_connect::connect(&url).await.expect("connect");
-        let txn = db.begin().await.expect("begin");
-        let identity = transaction_id(&txn)
-            .await
-            .expect("transaction id")
-            .expect("PostgreSQL");
+        let (txn, identity) = begin_identified(&db).await;
         let terminated = cluster.terminate_backends("terminated_xid").await;
         assert!(terminated >= 1, "the transaction's backend was terminated");
         let outcome = commit(&db, txn, Some(identity)).await;
