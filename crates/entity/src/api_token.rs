@@ -5,6 +5,7 @@ use sea_orm::entity::prelude::*;
 /// A row of `api_tokens`. It holds the token's hash, never the token.
 ///
 /// Deliberately not `Serialize`: token rows never leave the server.
+#[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "api_tokens")]
 pub struct Model {
@@ -22,24 +23,9 @@ pub struct Model {
     pub last_used_at: Option<DateTimeUtc>,
     /// When the token was revoked; a revoked token authenticates nothing.
     pub revoked_at: Option<DateTimeUtc>,
-}
-
-/// Relations of `api_tokens`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// The owner.
-    #[sea_orm(
-        belongs_to = "super::user::Entity",
-        from = "Column::UserId",
-        to = "super::user::Column::Id"
-    )]
-    User,
-}
-
-impl Related<super::user::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::User.def()
-    }
+    #[sea_orm(belongs_to, from = "user_id", to = "id")]
+    pub user: BelongsTo<super::user::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::BookingStatus;
 
 /// A row of `bookings`: `rooms_booked` rooms of one type for the nights `[start_date, end_date)`.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(model_attrs(derive(Serialize, Deserialize)))]
 #[sea_orm(table_name = "bookings")]
 pub struct Model {
     /// Primary key.
@@ -37,52 +39,21 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When the booking last changed.
     pub updated_at: DateTimeUtc,
+    /// The guest.
+    #[sea_orm(belongs_to, from = "user_id", to = "id")]
+    pub user: BelongsTo<super::user::Entity>,
+    /// The room type.
+    #[sea_orm(belongs_to, from = "room_type_id", to = "id")]
+    pub room_type: BelongsTo<super::room_type::Entity>,
+    /// Payments made for the booking.
+    #[sea_orm(has_many)]
+    pub payments: HasMany<super::payment::Entity>,
 }
 
 impl Model {
     /// Number of nights of the stay.
     pub fn nights(&self) -> i64 {
         (self.end_date - self.start_date).num_days()
-    }
-}
-
-/// Relations of `bookings`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
-    /// The guest.
-    #[sea_orm(
-        belongs_to = "super::user::Entity",
-        from = "Column::UserId",
-        to = "super::user::Column::Id"
-    )]
-    User,
-    /// The room type.
-    #[sea_orm(
-        belongs_to = "super::room_type::Entity",
-        from = "Column::RoomTypeId",
-        to = "super::room_type::Column::Id"
-    )]
-    RoomType,
-    /// Payments made for the booking.
-    #[sea_orm(has_many = "super::payment::Entity")]
-    Payments,
-}
-
-impl Related<super::user::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::User.def()
-    }
-}
-
-impl Related<super::room_type::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::RoomType.def()
-    }
-}
-
-impl Related<super::payment::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Payments.def()
     }
 }
 

@@ -7,7 +7,9 @@ use crate::BookingStatus;
 
 /// A row of `booking_daily_stats`: the bookings arriving on `arrival_date` for one room type in
 /// one status. The booking write helpers keep it exact.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(model_attrs(derive(Serialize, Deserialize)))]
 #[sea_orm(table_name = "booking_daily_stats")]
 pub struct Model {
     /// The arrival date (`bookings.start_date`).
@@ -27,18 +29,9 @@ pub struct Model {
     pub room_nights: i64,
     /// Sum of their total prices, in minor units.
     pub revenue: i64,
-}
-
-/// Relations of `booking_daily_stats`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// The room type.
-    #[sea_orm(
-        belongs_to = "super::room_type::Entity",
-        from = "Column::RoomTypeId",
-        to = "super::room_type::Column::Id"
-    )]
-    RoomType,
+    #[sea_orm(belongs_to, from = "room_type_id", to = "id")]
+    pub room_type: BelongsTo<super::room_type::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::NotificationStatus;
 
 /// A row of `notifications`.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(model_attrs(derive(Serialize, Deserialize)))]
 #[sea_orm(table_name = "notifications")]
 pub struct Model {
     /// Primary key.
@@ -22,18 +24,9 @@ pub struct Model {
     pub scheduled_at: DateTimeUtc,
     /// When it was sent.
     pub sent_at: Option<DateTimeUtc>,
-}
-
-/// Relations of `notifications`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// The recipient.
-    #[sea_orm(
-        belongs_to = "super::user::Entity",
-        from = "Column::UserId",
-        to = "super::user::Column::Id"
-    )]
-    User,
+    #[sea_orm(belongs_to, from = "user_id", to = "id")]
+    pub user: BelongsTo<super::user::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

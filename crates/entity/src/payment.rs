@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::PaymentStatus;
 
 /// A row of `payments`. Payment data is never cached.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(model_attrs(derive(Serialize, Deserialize)))]
 #[sea_orm(table_name = "payments")]
 pub struct Model {
     /// Primary key.
@@ -26,37 +28,12 @@ pub struct Model {
     pub paid_at: Option<DateTimeUtc>,
     /// When the payment was initiated.
     pub created_at: DateTimeUtc,
-}
-
-/// Relations of `payments`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// The booking paid for.
-    #[sea_orm(
-        belongs_to = "super::booking::Entity",
-        from = "Column::BookingId",
-        to = "super::booking::Column::Id"
-    )]
-    Booking,
+    #[sea_orm(belongs_to, from = "booking_id", to = "id")]
+    pub booking: BelongsTo<super::booking::Entity>,
     /// The payer.
-    #[sea_orm(
-        belongs_to = "super::user::Entity",
-        from = "Column::UserId",
-        to = "super::user::Column::Id"
-    )]
-    User,
-}
-
-impl Related<super::booking::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Booking.def()
-    }
-}
-
-impl Related<super::user::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::User.def()
-    }
+    #[sea_orm(belongs_to, from = "user_id", to = "id")]
+    pub user: BelongsTo<super::user::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 /// A row of `room_inventory`: the rooms of one room type on the night starting at `date`.
 ///
 /// The schema keeps `0 <= available_rooms <= total_rooms` and one row per (room type, date).
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(model_attrs(derive(Serialize, Deserialize)))]
 #[sea_orm(table_name = "room_inventory")]
 pub struct Model {
     /// Primary key.
@@ -20,24 +22,9 @@ pub struct Model {
     pub total_rooms: i32,
     /// Rooms not held by a booking that night.
     pub available_rooms: i32,
-}
-
-/// Relations of `room_inventory`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// The room type.
-    #[sea_orm(
-        belongs_to = "super::room_type::Entity",
-        from = "Column::RoomTypeId",
-        to = "super::room_type::Column::Id"
-    )]
-    RoomType,
-}
-
-impl Related<super::room_type::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::RoomType.def()
-    }
+    #[sea_orm(belongs_to, from = "room_type_id", to = "id")]
+    pub room_type: BelongsTo<super::room_type::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -4,7 +4,9 @@ use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// A row of `room_types`.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(model_attrs(derive(Serialize, Deserialize)))]
 #[sea_orm(table_name = "room_types")]
 pub struct Model {
     /// Primary key.
@@ -23,29 +25,12 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When the room type last changed.
     pub updated_at: DateTimeUtc,
-}
-
-/// Relations of `room_types`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// Bookings of this room type.
-    #[sea_orm(has_many = "super::booking::Entity")]
-    Bookings,
+    #[sea_orm(has_many)]
+    pub bookings: HasMany<super::booking::Entity>,
     /// Inventory nights of this room type.
-    #[sea_orm(has_many = "super::room_inventory::Entity")]
-    Inventory,
-}
-
-impl Related<super::booking::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Bookings.def()
-    }
-}
-
-impl Related<super::room_inventory::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Inventory.def()
-    }
+    #[sea_orm(has_many)]
+    pub inventory: HasMany<super::room_inventory::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::UserRole;
 
 /// A row of `users`.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(model_attrs(derive(Serialize, Deserialize)))]
 #[sea_orm(table_name = "users")]
 pub struct Model {
     /// Primary key.
@@ -23,38 +25,15 @@ pub struct Model {
     pub role: UserRole,
     /// When the user was created.
     pub created_at: DateTimeUtc,
-}
-
-/// Relations of `users`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// The user's bookings.
-    #[sea_orm(has_many = "super::booking::Entity")]
-    Bookings,
+    #[sea_orm(has_many)]
+    pub bookings: HasMany<super::booking::Entity>,
     /// The user's payments.
-    #[sea_orm(has_many = "super::payment::Entity")]
-    Payments,
+    #[sea_orm(has_many)]
+    pub payments: HasMany<super::payment::Entity>,
     /// The user's API tokens.
-    #[sea_orm(has_many = "super::api_token::Entity")]
-    ApiTokens,
-}
-
-impl Related<super::booking::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Bookings.def()
-    }
-}
-
-impl Related<super::payment::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Payments.def()
-    }
-}
-
-impl Related<super::api_token::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::ApiTokens.def()
-    }
+    #[sea_orm(has_many)]
+    pub api_tokens: HasMany<super::api_token::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

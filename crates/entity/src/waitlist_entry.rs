@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::WaitlistStatus;
 
 /// A row of `waitlist_entries`.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(model_attrs(derive(Serialize, Deserialize)))]
 #[sea_orm(table_name = "waitlist_entries")]
 pub struct Model {
     /// Primary key.
@@ -24,25 +26,12 @@ pub struct Model {
     pub status: WaitlistStatus,
     /// When the guest joined the waitlist.
     pub created_at: DateTimeUtc,
-}
-
-/// Relations of `waitlist_entries`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// The waiting guest.
-    #[sea_orm(
-        belongs_to = "super::user::Entity",
-        from = "Column::UserId",
-        to = "super::user::Column::Id"
-    )]
-    User,
+    #[sea_orm(belongs_to, from = "user_id", to = "id")]
+    pub user: BelongsTo<super::user::Entity>,
     /// The room type wanted.
-    #[sea_orm(
-        belongs_to = "super::room_type::Entity",
-        from = "Column::RoomTypeId",
-        to = "super::room_type::Column::Id"
-    )]
-    RoomType,
+    #[sea_orm(belongs_to, from = "room_type_id", to = "id")]
+    pub room_type: BelongsTo<super::room_type::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}
