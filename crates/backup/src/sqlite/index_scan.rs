@@ -285,7 +285,7 @@ fn plan(conn: &Connection, workers: usize) -> rusqlite::Result<Plan> {
         pages.saturating_mul(16),
         Job::Pragma(format!("PRAGMA quick_check({MAX_MESSAGES})")),
     ));
-    costed.sort_by(|a, b| b.0.cmp(&a.0));
+    costed.sort_by_key(|(cost, _)| std::cmp::Reverse(*cost));
     plan.jobs = costed.into_iter().map(|(_, job)| job).collect();
     Ok(plan)
 }
@@ -456,12 +456,12 @@ fn scan_index(conn: &Connection, plan: &Plan, position: usize) -> rusqlite::Resu
         let mut hasher = DefaultHasher::new();
         let mut order = Ordering::Equal;
         let mut has_null = false;
-        for column in 0..width {
+        for (column, held) in before.iter().enumerate() {
             let value = row.get_ref(column)?;
             hash_value(&mut hasher, value);
             has_null |= value == ValueRef::Null;
             if order == Ordering::Equal && before_rowid.is_some() {
-                order = compare(before[column].as_value(), value);
+                order = compare(held.as_value(), value);
                 if index.desc[column] {
                     order = order.reverse();
                 }
@@ -584,7 +584,7 @@ fn hash_value(hasher: &mut DefaultHasher, value: ValueRef<'_>) {
 fn exact_integer(r: f64) -> Option<i64> {
     // 2^63 is exact as an f64; every integral f64 in [-2^63, 2^63) converts exactly.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    (r.fract() == 0.0 && (-LIMIT..LIMIT).contains(&r)).then(|| r as i64)
+    (r.fract() == 0.0 && (-LIMIT..LIMIT).contains(&r)).then_some(r as i64)
 }
 
 /// SQLite's order of two values under BINARY collation: NULL, then numbers by value, then text
