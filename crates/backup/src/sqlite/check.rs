@@ -4,11 +4,11 @@ use std::{collections::BTreeMap, path::Path};
 
 use sea_orm::sqlx::{self, Row, sqlite::SqliteConnection};
 
-use super::{migration_version, open_copy, quote, row_counts};
+use super::{
+    index_scan::{self, MAX_MESSAGES},
+    migration_version, open_copy, row_counts,
+};
 use crate::{BackupManifest, VerifyDepth, VerifyFailure, failure::compare_counts};
-
-/// At most this many messages are kept from the integrity and foreign key checks.
-const MAX_MESSAGES: usize = 20;
 
 /// What the checks of a restored copy found.
 #[derive(Debug)]
@@ -24,7 +24,7 @@ pub(crate) struct CheckOutcome {
 /// Anything SQLite reports, including "file is not a database", is a verification failure,
 /// not an error.
 ///
-/// The integrity check runs on a few connections (see [`integrity_jobs`]) while the foreign key
+/// The integrity check runs on a few connections (see [`index_scan`]) while the foreign key
 /// check and the counts run on another: they share nothing, and the integrity check dominates
 /// on large databases.
 pub(crate) async fn check_copy(
@@ -86,94 +86,17 @@ pub(crate) async fn check_copy(
     CheckOutcome { tables, failure }
 }
 
+/// The integrity check ([`index_scan::integrity`]) on a blocking thread: its connections are
+/// threads of its own, reading the copy side by side.
 async fn integrity(path: &Path, depth: VerifyDepth) -> Result<Vec<String>, sqlx::Error> {
-    let jobs = match depth {
-        VerifyDepth::Full => integrity_jobs(path).await?,
-        VerifyDepth::Quick => vec![format!("PRAGMA quick_check({MAX_MESSAGES})")],
-    };
     let workers = std::thread::available_parallelism()
         .map_or(2, std::num::NonZeroUsize::get)
-        .clamp(2, 4)
-        .min(jobs.len());
-    // Each worker takes the next job (the largest first) on a connection of its own: the
-    // copy is immutable, so they share nothing but the page cache of the kernel.
-    let queue = std::sync::Mutex::new(jobs.into_iter());
-    let next = || queue.lock().ok().and_then(|mut q| q.next());
-    let work = (0..workers).map(|_| async {
-        let mut conn = open_copy(path).await?;
-        let mut messages = Vec::new();
-        while let Some(sql) = next() {
-            let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_all(&mut conn)
-                .await?;
-            messages.extend(found.into_iter().filter(|m| m != "ok"));
-        }
-        let _ = sqlx::Connection::close(conn).await;
-        Ok::<_, sqlx::Error>(messages)
-    });
-    let mut messages: Vec<String> = futures::future::try_join_all(work)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
-    if messages.is_empty() {
-        return Ok(vec!["ok".to_owned()]);
-    }
-    messages.truncate(MAX_MESSAGES);
-    Ok(messages)
-}
-
-/// `PRAGMA integrity_check` cut into statements that together check exactly as much and can
-/// run side by side (SQLite checks on one thread): `quick_check` for what spans the whole
-/// file (every b-tree's pages and records, the freelist, no page used twice or never), and
-/// `integrity_check(<table>)` for each table (its rows against each of its indexes, UNIQUE,
-/// NOT NULL and CHECK constraints), the largest first. A database with a virtual table gets
-/// the single statement, since only that one asks the module to check itself.
-async fn integrity_jobs(path: &Path) -> Result<Vec<String>, sqlx::Error> {
-    let whole = vec![format!("PRAGMA integrity_check({MAX_MESSAGES})")];
-    let mut conn = open_copy(path).await?;
-    let tables: Vec<(String, String)> = sqlx::query_as(
-        "SELECT name, type FROM pragma_table_list WHERE schema = 'main' \
-         AND name NOT IN ('sqlite_schema', 'sqlite_master')",
-    )
-    .fetch_all(&mut conn)
-    .await?;
-    if tables.iter().any(|(_, kind)| kind == "virtual") {
-        let _ = sqlx::Connection::close(conn).await;
-        return Ok(whole);
-    }
-    let mut sized = Vec::new();
-    for (name, kind) in tables {
-        if kind != "table" && kind != "shadow" {
-            continue;
-        }
-        // The work is about rows times indexes; the largest rowid estimates the rows in
-        // O(log n) (a WITHOUT ROWID table has none: it goes last).
-        let rows: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT max(rowid) FROM {}",
-            quote(&name)
-        )))
-        .fetch_one(&mut conn)
+        .clamp(2, 4);
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || index_scan::integrity(&path, depth, workers))
         .await
-        .unwrap_or(None);
-        let indexes: i64 = sqlx::query_scalar("SELECT count(*) FROM pragma_index_list(?)")
-            .bind(&name)
-            .fetch_one(&mut conn)
-            .await?;
-        sized.push((rows.unwrap_or(0).saturating_mul(1 + indexes), name));
-    }
-    let _ = sqlx::Connection::close(conn).await;
-    sized.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    let mut jobs: Vec<String> = sized
-        .into_iter()
-        .map(|(_, name)| format!("PRAGMA integrity_check({})", quote(&name)))
-        .collect();
-    // Second: beside the largest table, before the small ones.
-    jobs.insert(
-        jobs.len().min(1),
-        format!("PRAGMA quick_check({MAX_MESSAGES})"),
-    );
-    Ok(jobs)
+        .map_err(|e| sqlx::Error::Protocol(format!("the integrity check stopped: {e}")))?
+        .map_err(|e| sqlx::Error::Protocol(e.to_string()))
 }
 
 /// The number of foreign key violations and a sample of them.
