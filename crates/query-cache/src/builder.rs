@@ -14,7 +14,8 @@ pub enum Admission {
     /// when it leaves the window it joins the main segment only if a count-min sketch of
     /// recent access frequencies (with aging) says its key is requested more often than
     /// the entry it would evict. One-off keys then cannot push out popular ones. The
-    /// window's size is adapted by hill climbing on the hit ratio, from 1 % of the
+    /// window's size is adapted to the workload (by misses on keys that just left the
+    /// window or the main segment), from 1 % of the
     /// capacity (frequency-heavy traffic) up to all of it (recency-heavy traffic, where
     /// it behaves as an LRU). The sketch and the window are sized for the cache as a
     /// whole, so the hit ratio does not depend on the shard count. See

@@ -98,8 +98,9 @@
 //! and tag generations without touching shared state (but the frequency sketch, updated
 //! without a lock). With [`Admission::TinyLfu`] (the default) eviction is adaptive
 //! W-TinyLFU, as in Caffeine: an LRU window, then probation and protected segments
-//! guarded by a count-min frequency sketch; the sketch and the window's size (moved by
-//! hill climbing on the hit ratio) are kept for the whole cache, so the hit ratio does
+//! guarded by a count-min frequency sketch; the sketch, the window's size (moved by
+//! *shadow hits*, misses on keys that just left the window or main) and the clocks that
+//! say which departures are recent are kept for the whole cache, so the hit ratio does
 //! not depend on the shard count. Every path that stores a value goes through it. Tags
 //! are generation counters: invalidating one is a counter bump plus the removal of the
 //! entries recorded under it.

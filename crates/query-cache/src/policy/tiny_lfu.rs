@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::sketch::FrequencySketch;
 use super::table::Table;
-use super::window::{Shadow, Window, WindowSizing};
+use super::window::{Shadow, ShadowClock, Window, WindowSizing};
 use super::{Policy, Removed, servable, share};
 use crate::CacheKey;
 use crate::entry::Entry;
@@ -38,11 +38,20 @@ const PROTECTED_PERCENT: usize = 80;
 /// key out (Caffeine's defence against hash flooding).
 const WARM_CANDIDATE: u8 = 6;
 
+/// Each shadow (keys rejected by the window, keys evicted by main) counts the last
+/// departures of the whole cache, this fraction of its capacity.
+const SHADOW_DIVISOR: usize = 128;
+
 /// The parts of W-TinyLFU sized for the whole cache, shared by its shards.
 #[derive(Debug)]
 pub(crate) struct CacheWide {
     sketch: FrequencySketch,
     window: Window,
+    /// The cache's capacity in entries, which sizes the shadows.
+    capacity: usize,
+    /// Departures without admission from the window, and evictions from main.
+    rejections: ShadowClock,
+    evictions: ShadowClock,
 }
 
 impl CacheWide {
@@ -50,6 +59,9 @@ impl CacheWide {
         CacheWide {
             sketch: FrequencySketch::new(capacity),
             window: Window::new(capacity, sizing),
+            capacity,
+            rejections: ShadowClock::default(),
+            evictions: ShadowClock::default(),
         }
     }
 
@@ -87,9 +99,17 @@ pub(crate) struct WTinyLfu {
 impl WTinyLfu {
     /// Shard `shard` of `shards`, holding `capacity` entries (its share of the cache's).
     pub(crate) fn new(capacity: usize, shard: usize, shards: usize, wide: Arc<CacheWide>) -> Self {
-        // A sixteenth of the shard on each side: enough misses land there to steer, few
-        // enough that they measure the value of the entries at the margin.
-        let shadow = capacity.div_ceil(16);
+        // The last 128th of the cache's departures on each side, counted cache-wide
+        // (`ShadowClock`) so that the climber sees the same evidence whatever the shard
+        // count: enough misses land there to steer, few enough that they measure the value
+        // of the entries at the margin. Longer shadows (a 16th of each shard, counted per
+        // shard) caught a loop slightly longer than the cache on both sides, and the
+        // climber then wandered by the shard count (64.1 / 62.8 / 53.2 % with 1, 8 and 64
+        // shards at 20 000 entries); see `docs/PERFORMANCE.md`.
+        let horizon = wide.capacity.div_ceil(SHADOW_DIVISOR);
+        // Twice this shard's share, and some: the stamps decide, not the room.
+        let room = 2 * share(horizon, shard, shards) + 8;
+        let horizon = horizon as u64;
         let mut policy = WTinyLfu {
             table: Table::new(),
             wide,
@@ -99,8 +119,8 @@ impl WTinyLfu {
             window_total: usize::MAX,
             window_cap: 0,
             protected_cap: 0,
-            rejected: Shadow::new(shadow),
-            evicted: Shadow::new(shadow),
+            rejected: Shadow::new(room, horizon),
+            evicted: Shadow::new(room, horizon),
             random: 0x9e37_79b9_7f4a_7c15 ^ shard as u64,
         };
         policy.follow_window();
@@ -183,7 +203,8 @@ impl WTinyLfu {
                     self.evict(victim, removed);
                 }
                 _ => {
-                    self.rejected.push(candidate_hash);
+                    self.rejected
+                        .push(candidate_hash, self.wide.rejections.tick());
                     removed.push(self.table.remove(candidate));
                 }
             }
@@ -192,7 +213,8 @@ impl WTinyLfu {
 
     /// Evicts main's entry `victim`, remembering it.
     fn evict(&mut self, victim: u32, removed: &mut Removed) {
-        self.evicted.push(self.table.entry(victim).hash);
+        self.evicted
+            .push(self.table.entry(victim).hash, self.wide.evictions.tick());
         removed.push(self.table.remove(victim));
     }
 }
@@ -206,9 +228,9 @@ impl Policy for WTinyLfu {
     fn access(&mut self, key: &str, hash: u64) -> Option<&Entry> {
         self.wide.sketch.increment(hash);
         let Some(i) = self.table.find(key, hash) else {
-            if self.rejected.take(hash) {
+            if self.rejected.take(hash, self.wide.rejections.now()) {
                 self.wide.window.grow();
-            } else if self.evicted.take(hash) {
+            } else if self.evicted.take(hash, self.wide.evictions.now()) {
                 self.wide.window.shrink();
             }
             return None;
@@ -243,7 +265,8 @@ impl Policy for WTinyLfu {
             if let Some(victim) = self.main_victim() {
                 self.evict(victim, removed);
             } else if let Some(oldest) = self.table.oldest(WINDOW) {
-                self.rejected.push(self.table.entry(oldest).hash);
+                let stamp = self.wide.rejections.tick();
+                self.rejected.push(self.table.entry(oldest).hash, stamp);
                 removed.push(self.table.remove(oldest));
             } else {
                 break;

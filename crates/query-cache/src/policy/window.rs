@@ -8,7 +8,8 @@
 //!
 //! - every shard remembers the hashes of the last keys its window let go without admission
 //!   (rejected by the frequency filter) and of the last keys its main segment evicted
-//!   ([`Shadow`], each as many as a sixteenth of the shard);
+//!   ([`Shadow`]), counting as recent the last 128th of the cache's departures on that
+//!   side, over all shards ([`ShadowClock`]), whatever the shard count;
 //! - a miss on a key the window just let go is a hit a slightly larger window would have
 //!   had: the window grows; a miss on a key main just evicted is a hit a slightly larger
 //!   main segment would have had: the window shrinks;
@@ -26,7 +27,7 @@
 //! wandered too far: see `docs/PERFORMANCE.md`.) Shards read the size without a lock and
 //! each keeps its exact share of it.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use hashbrown::HashTable;
 use parking_lot::Mutex;
@@ -132,49 +133,74 @@ impl Window {
     }
 }
 
+/// Counts the keys that left one side (the window without admission, or main) over the
+/// whole cache: a shadow entry's stamp, so that "recent" means the same number of
+/// departures whatever the shard count.
+#[derive(Debug, Default)]
+pub(crate) struct ShadowClock(AtomicU64);
+
+impl ShadowClock {
+    /// A departure: its stamp.
+    pub(crate) fn tick(&self) -> u64 {
+        self.0.fetch_add(1, Relaxed)
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
 /// The hashes of the last keys to leave one side of a shard (the window without admission,
-/// or main), to recognise a miss that a larger side would have hit.
+/// or main), stamped by the side's cache-wide [`ShadowClock`], to recognise a miss that a
+/// larger side would have hit: one among the last `horizon` departures of the whole cache.
 pub(crate) struct Shadow {
     /// Oldest first.
     order: std::collections::VecDeque<u64>,
-    members: HashTable<u64>,
+    /// Hash and stamp.
+    members: HashTable<(u64, u64)>,
     capacity: usize,
+    horizon: u64,
 }
 
 impl Shadow {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A shadow that counts departures within the last `horizon` of the cache, holding up
+    /// to `capacity` of them (more than this shard's share of the horizon, so that the
+    /// stamps decide, not how many happened to land on this shard).
+    pub(crate) fn new(capacity: usize, horizon: u64) -> Self {
         Shadow {
             order: std::collections::VecDeque::with_capacity(capacity),
             members: HashTable::with_capacity(capacity),
             capacity,
+            horizon,
         }
     }
 
-    /// Remembers `hash`, forgetting the oldest beyond the capacity.
-    pub(crate) fn push(&mut self, hash: u64) {
+    /// Remembers `hash`, which left at `stamp`, forgetting the oldest beyond the capacity.
+    pub(crate) fn push(&mut self, hash: u64, stamp: u64) {
         if self.capacity == 0 {
             return;
         }
         if self.order.len() == self.capacity
             && let Some(oldest) = self.order.pop_front()
-            && let Ok(found) = self.members.find_entry(oldest, |&h| h == oldest)
+            && let Ok(found) = self.members.find_entry(oldest, |&(h, _)| h == oldest)
         {
             found.remove();
         }
-        if self.members.find(hash, |&h| h == hash).is_none() {
-            self.members.insert_unique(hash, hash, |&h| h);
+        if self.members.find(hash, |&(h, _)| h == hash).is_none() {
+            self.members.insert_unique(hash, (hash, stamp), |&(h, _)| h);
             self.order.push_back(hash);
         }
     }
 
-    /// Whether `hash` is remembered; forgets it (a shadow hit counts once).
-    pub(crate) fn take(&mut self, hash: u64) -> bool {
-        match self.members.find_entry(hash, |&h| h == hash) {
+    /// Whether `hash` left within the horizon before `now`; forgets it (a shadow hit
+    /// counts once).
+    pub(crate) fn take(&mut self, hash: u64, now: u64) -> bool {
+        match self.members.find_entry(hash, |&(h, _)| h == hash) {
             Ok(found) => {
-                found.remove();
+                let ((_, stamp), _) = found.remove();
                 // Its place in `order` is freed when it comes round: a stale slot that
                 // `push` skips removing (the hash is gone from `members`).
-                true
+                now.saturating_sub(stamp) < self.horizon
             }
             Err(_) => false,
         }
@@ -187,14 +213,15 @@ mod tests {
 
     #[test]
     fn shadows_remember_the_last_hashes_once() {
-        let mut shadow = Shadow::new(3);
+        let mut shadow = Shadow::new(3, 10);
         for hash in 1..=4 {
-            shadow.push(hash);
+            shadow.push(hash, hash);
         }
-        assert!(!shadow.take(1), "pushed out by 4");
-        assert!(shadow.take(3));
-        assert!(!shadow.take(3), "counted once");
-        assert!(shadow.take(4) && shadow.take(2));
+        assert!(!shadow.take(1, 5), "pushed out by 4");
+        assert!(shadow.take(3, 5));
+        assert!(!shadow.take(3, 5), "counted once");
+        assert!(!shadow.take(2, 12), "beyond the horizon");
+        assert!(shadow.take(4, 12));
     }
 
     #[test]
