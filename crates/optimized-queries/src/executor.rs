@@ -61,6 +61,30 @@ pub(crate) async fn query_all<T: Decode + Send + 'static>(
         .collect()
 }
 
+/// Every row of `statement`, a constant statement (no values) whose small answer changes only
+/// with a write: on the SQLite reader each read connection keeps the decoded rows until any
+/// connection commits (see `sqlite_reader::query_until_write`), so a repeated read costs a
+/// `PRAGMA data_version` and a clone instead of the statement and its decoding. Elsewhere,
+/// exactly [`query_all`].
+pub(crate) async fn query_all_until_write<T: Decode + Clone + Send + 'static>(
+    db: &(impl ConnectionTrait + 'static),
+    statement: Statement,
+    cost: Cost,
+) -> Result<Vec<T>> {
+    #[cfg(feature = "sqlite")]
+    let statement = match crate::sqlite_reader::query_until_write(db, statement, cost).await {
+        Ok(rows) => return rows,
+        Err(statement) => statement,
+    };
+    #[cfg(not(feature = "sqlite"))]
+    let _ = cost;
+    run(db, statement, |db, statement| db.query_all_raw(statement))
+        .await?
+        .iter()
+        .map(T::decode)
+        .collect()
+}
+
 /// The first row of `statement`, decoded.
 pub(crate) async fn query_one<T: Decode + Send + 'static>(
     db: &(impl ConnectionTrait + 'static),
