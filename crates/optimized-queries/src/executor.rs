@@ -8,7 +8,9 @@
 //! the statement itself for the point reads here (the crate docs give the measurements). Any
 //! other connection, and a SQLite reader that finds the database busy, runs the statement
 //! through sea-orm. Either way the rows decode through the same [`Decode`] implementation and
-//! the statement is timed by the `perf-stats` tracker attached to the connection.
+//! the statement is timed by the `perf-stats` tracker attached to the connection. A constant
+//! read whose answer changes only with a write ([`query_all_until_write`], room types) is kept
+//! by each SQLite read connection until any connection commits.
 //!
 //! A read whose pooled connection turns out to be dead (a PostgreSQL backend terminated or
 //! restarted since the connection was last used) runs once more, on a connection the pool has
