@@ -569,7 +569,7 @@ fn bench_room_types_after_commit(c: &mut Criterion, runtime: &Runtime, url: &str
     // Untimed, but criterion runs ~10^5 of them: no fsync per commit.
     writer.pragma_update(None, "synchronous", "OFF").unwrap();
     // No change to the data, but a commit: every other connection's data_version moves.
-    let mut commit = || {
+    let commit = || {
         writer
             .execute(
                 "UPDATE room_types SET total_rooms = total_rooms WHERE id = 1",
