@@ -8,7 +8,9 @@
 //! the statement itself for the point reads here (the crate docs give the measurements). Any
 //! other connection, and a SQLite reader that finds the database busy, runs the statement
 //! through sea-orm. Either way the rows decode through the same [`Decode`] implementation and
-//! the statement is timed by the `perf-stats` tracker attached to the connection.
+//! the statement is timed by the `perf-stats` tracker attached to the connection. A constant
+//! read whose answer changes only with a write ([`query_all_until_write`], room types) is kept
+//! by each SQLite read connection until any connection commits.
 //!
 //! A read whose pooled connection turns out to be dead (a PostgreSQL backend terminated or
 //! restarted since the connection was last used) runs once more, on a connection the pool has
@@ -49,6 +51,30 @@ pub(crate) async fn query_all<T: Decode + Send + 'static>(
 ) -> Result<Vec<T>> {
     #[cfg(feature = "sqlite")]
     let statement = match crate::sqlite_reader::query(db, statement, cost, Fetch::All).await {
+        Ok(rows) => return rows,
+        Err(statement) => statement,
+    };
+    #[cfg(not(feature = "sqlite"))]
+    let _ = cost;
+    run(db, statement, |db, statement| db.query_all_raw(statement))
+        .await?
+        .iter()
+        .map(T::decode)
+        .collect()
+}
+
+/// Every row of `statement`, a constant statement (no values) whose small answer changes only
+/// with a write: on the SQLite reader each read connection keeps the decoded rows until any
+/// connection commits (see `sqlite_reader::query_until_write`), so a repeated read costs a
+/// `PRAGMA data_version` and a clone instead of the statement and its decoding. Elsewhere,
+/// exactly [`query_all`].
+pub(crate) async fn query_all_until_write<T: Decode + Clone + Send + 'static>(
+    db: &(impl ConnectionTrait + 'static),
+    statement: Statement,
+    cost: Cost,
+) -> Result<Vec<T>> {
+    #[cfg(feature = "sqlite")]
+    let statement = match crate::sqlite_reader::query_until_write(db, statement, cost).await {
         Ok(rows) => return rows,
         Err(statement) => statement,
     };

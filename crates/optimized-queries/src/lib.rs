@@ -19,6 +19,36 @@
 //! | [`booking_details`] | 2 |
 //! | [`booking_statistics`], [`occupancy`], [`payment_summary`] | 1 |
 //!
+//! # Where a read runs on SQLite, and what each way costs
+//!
+//! With the `sqlite` feature, a read on a SQLite file runs on the calling thread through
+//! SQLite's C API, on read connections of the crate's own with cached prepared statements
+//! (`sqlite_reader`); reports and long ranges go to tokio's blocking pool. The bench
+//! `optimized_queries/sqlite/hops/*` measures each way of reaching SQLite around the same
+//! 7-night availability statement and around no work: sea-orm on sqlx's worker thread (a
+//! channel each way), rusqlite on tokio's blocking pool (`spawn_blocking`), rusqlite inline
+//! (what short reads do); docs/PERFORMANCE.md "Beside the floor" has its figures.
+//!
+//! Beyond the hop, a read pays its statement's construction, a lookup of the pool's reader
+//! (a shared lock), an idle connection from a mutex, the statement cache's lookup, binding,
+//! decoding and one `perf-stats` record (a hash lookup by SQL text when a tracker is attached,
+//! a shared-lock lookup otherwise): lookups and uncontended locks, no hop. Dates are bound from a
+//! ten-byte buffer rather than through chrono's formatter, and strings are bound borrowed
+//! (SQLite copies them anyway).
+//!
+//! [`room_types`] does less than its statement: each read connection keeps the decoded room
+//! types with the connection's `PRAGMA data_version`, and answers from them while that
+//! version is unchanged. SQLite changes it on that connection whenever any other connection
+//! commits, in this process or another one (the reader's connections never write); the version
+//! is read before and after the statement, and rows read while something was committed are
+//! not kept. A read then costs one `PRAGMA data_version` and a clone of the rows instead of
+//! the statement and the decoding of every row (bench `optimized_queries/sqlite/room_types/*`:
+//! `optimized` against `floor`, and `optimized_after_commit` for the first read after a
+//! commit, which costs the statement and two pragmas). The
+//! `perf-stats` tracker still records the room types statement for each call, timed as the
+//! caller waited. Reads inside a transaction, on PostgreSQL or without a file go through
+//! sea-orm as before and keep nothing.
+//!
 //! # Examples
 //!
 //! ```

@@ -150,9 +150,133 @@ async fn a_closed_pool_fails_the_read_as_sqlx_does(test_db: TestDatabase) {
     ));
 }
 
+/// Room types as the next read returns them, by name.
+async fn room_type_names(db: &sea_orm::DatabaseConnection) -> Vec<String> {
+    oq::room_types(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect()
+}
+
+async fn rename_room_type(db: &impl ConnectionTrait, id: i64, name: &str) {
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE room_types SET name = $1 WHERE id = $2",
+        [name.into(), id.into()],
+    ))
+    .await
+    .unwrap();
+}
+
+/// The environment variables that make [`writer_process`] rename a room type.
+const WRITER_URL: &str = "HOTEL_TEST_WRITER_URL";
+const WRITER_NAME: &str = "HOTEL_TEST_WRITER_NAME";
+
+/// Renames room type 3 from another process: this test binary again, running only
+/// [`writer_process`].
+fn rename_attic_from_another_process(url: &str, name: &str) {
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "executor::writer_process",
+            "--ignored",
+            "--quiet",
+        ])
+        .env(WRITER_URL, url)
+        .env(WRITER_NAME, name)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the writer process failed: {status}");
+}
+
+/// The other process of [`rename_attic_from_another_process`] (ignored: it only runs there).
+#[test]
+#[ignore = "run by rename_attic_from_another_process in a process of its own"]
+fn writer_process() {
+    let url = std::env::var(WRITER_URL).expect("run by rename_attic_from_another_process");
+    let name = std::env::var(WRITER_NAME).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let db = db_connect::connect(&url).await.unwrap();
+        rename_room_type(&db, ATTIC, &name).await;
+        db.close().await.unwrap();
+    });
+}
+
+/// On a SQLite file each read connection keeps the room types until the database changes: a
+/// commit through the same pool, through another pool and from another process is each seen
+/// by the very next read, and so is a change that keeps every count and size.
+async fn room_types_are_never_older_than_the_last_commit(test_db: TestDatabase) {
+    let (test_db, _) = known_hotel(test_db).await;
+    let db = test_db.connection();
+    assert_eq!(room_type_names(db).await, ["Standard", "Suite", "Attic"]);
+    // Read twice: the second answer may come from what the first kept.
+    assert_eq!(room_type_names(db).await, ["Standard", "Suite", "Attic"]);
+
+    rename_room_type(db, STANDARD, "Standarx").await;
+    assert_eq!(room_type_names(db).await, ["Standarx", "Suite", "Attic"]);
+    assert_eq!(room_type_names(db).await, ["Standarx", "Suite", "Attic"]);
+
+    let other_pool = db_connect::connect(test_db.url()).await.unwrap();
+    rename_room_type(&other_pool, SUITE, "Suitx").await;
+    assert_eq!(room_type_names(db).await, ["Standarx", "Suitx", "Attic"]);
+
+    rename_attic_from_another_process(test_db.url(), "Attix");
+    assert_eq!(room_type_names(db).await, ["Standarx", "Suitx", "Attix"]);
+
+    // A new row, then the same row count as before with a write in between.
+    let id = insert_room_type(&other_pool, "Loft", 8_000, 2).await;
+    assert_eq!(
+        room_type_names(db).await,
+        ["Standarx", "Suitx", "Attix", "Loft"]
+    );
+    rename_attic_from_another_process(test_db.url(), "Attic");
+    assert_eq!(
+        room_type_names(db).await,
+        ["Standarx", "Suitx", "Attic", "Loft"]
+    );
+    assert!(id > ATTIC);
+}
+
+/// Reads on other tasks keep several read connections in use (each keeping its own room
+/// types): after every rename, whichever connection the next read gets, it sees the rename.
+async fn every_rename_is_seen_by_the_next_read_on_any_connection(test_db: TestDatabase) {
+    let (test_db, _) = known_hotel(test_db).await;
+    let db = test_db.connection().clone();
+    let stop = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (db, stop) = (db.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                while stop.load(Ordering::Relaxed) == 0 {
+                    assert_eq!(oq::room_types(&db).await.unwrap().len(), 3);
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for round in 0..40 {
+        let name = format!("Standard {round}");
+        rename_room_type(&db, STANDARD, &name).await;
+        for _ in 0..3 {
+            assert_eq!(
+                room_type_names(&db).await[0],
+                name,
+                "round {round}: the rename is seen"
+            );
+        }
+    }
+    stop.store(1, Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+}
+
 test_on_backends!(
     reads_of_a_sqlite_file_run_beside_sqlx_and_are_still_timed,
     a_transaction_reads_its_own_writes,
     a_closed_pool_fails_the_read_as_sqlx_does,
+    room_types_are_never_older_than_the_last_commit,
 );
-test_on_backends!(multi_thread; every_write_is_seen_by_the_next_read);
+test_on_backends!(multi_thread; every_write_is_seen_by_the_next_read, every_rename_is_seen_by_the_next_read_on_any_connection);
