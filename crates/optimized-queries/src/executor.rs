@@ -56,11 +56,7 @@ pub(crate) async fn query_all<T: Decode + Send + 'static>(
     };
     #[cfg(not(feature = "sqlite"))]
     let _ = cost;
-    run(db, statement, |db, statement| db.query_all_raw(statement))
-        .await?
-        .iter()
-        .map(T::decode)
-        .collect()
+    query_all_through_sea_orm(db, statement).await
 }
 
 /// Every row of `statement`, a constant statement (no values) whose small answer changes only
@@ -80,6 +76,15 @@ pub(crate) async fn query_all_until_write<T: Decode + Clone + Send + 'static>(
     };
     #[cfg(not(feature = "sqlite"))]
     let _ = cost;
+    query_all_through_sea_orm(db, statement).await
+}
+
+/// Every row of `statement` through sea-orm, decoded: the path of every connection the SQLite
+/// reader does not serve.
+async fn query_all_through_sea_orm<T: Decode + Send + 'static>(
+    db: &(impl ConnectionTrait + 'static),
+    statement: Statement,
+) -> Result<Vec<T>> {
     run(db, statement, |db, statement| db.query_all_raw(statement))
         .await?
         .iter()
