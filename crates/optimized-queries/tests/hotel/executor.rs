@@ -90,22 +90,14 @@ async fn every_write_is_seen_by_the_next_read(test_db: TestDatabase) {
     let (test_db, _) = known_hotel(test_db).await;
     let db = test_db.connection().clone();
     // Readers on other tasks keep the read connections busy meanwhile.
-    let stop = Arc::new(AtomicUsize::new(0));
-    let readers: Vec<_> = (0..3)
-        .map(|_| {
-            let (db, stop) = (db.clone(), Arc::clone(&stop));
-            tokio::spawn(async move {
-                while stop.load(Ordering::Relaxed) == 0 {
-                    oq::all_availability(&db, range(0, 10), rooms(1))
-                        .await
-                        .unwrap();
-                    oq::user_bookings(&db, BOB, UserBookingsQuery::default())
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
+    let readers = BusyReaders::start(&db, |db| async move {
+        oq::all_availability(&db, range(0, 10), rooms(1))
+            .await
+            .unwrap();
+        oq::user_bookings(&db, BOB, UserBookingsQuery::default())
+            .await
+            .unwrap();
+    });
     let stay = range(6, 8);
     for round in 0..20 {
         let id = book(&db, ANN, STANDARD, stay, 1).await;
@@ -132,10 +124,7 @@ async fn every_write_is_seen_by_the_next_read(test_db: TestDatabase) {
             "round {round}: the cancellation is seen"
         );
     }
-    stop.store(1, Ordering::Relaxed);
-    for reader in readers {
-        reader.await.unwrap();
-    }
+    readers.stop().await;
 }
 
 async fn a_closed_pool_fails_the_read_as_sqlx_does(test_db: TestDatabase) {
@@ -244,18 +233,9 @@ async fn room_types_are_never_older_than_the_last_commit(test_db: TestDatabase) 
 async fn every_rename_is_seen_by_the_next_read_on_any_connection(test_db: TestDatabase) {
     let (test_db, _) = known_hotel(test_db).await;
     let db = test_db.connection().clone();
-    let stop = Arc::new(AtomicUsize::new(0));
-    let readers: Vec<_> = (0..3)
-        .map(|_| {
-            let (db, stop) = (db.clone(), Arc::clone(&stop));
-            tokio::spawn(async move {
-                while stop.load(Ordering::Relaxed) == 0 {
-                    assert_eq!(oq::room_types(&db).await.unwrap().len(), 3);
-                    tokio::task::yield_now().await;
-                }
-            })
-        })
-        .collect();
+    let readers = BusyReaders::start(&db, |db| async move {
+        assert_eq!(oq::room_types(&db).await.unwrap().len(), 3);
+    });
     for round in 0..40 {
         let name = format!("Standard {round}");
         rename_room_type(&db, STANDARD, &name).await;
@@ -267,9 +247,43 @@ async fn every_rename_is_seen_by_the_next_read_on_any_connection(test_db: TestDa
             );
         }
     }
-    stop.store(1, Ordering::Relaxed);
-    for reader in readers {
-        reader.await.unwrap();
+    readers.stop().await;
+}
+
+/// Tasks that read in a loop, keeping several read connections in use, until stopped.
+struct BusyReaders {
+    stop: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl BusyReaders {
+    /// Three tasks, each running `read` over and over on its own clone of `db`.
+    fn start<F, Fut>(db: &sea_orm::DatabaseConnection, read: F) -> Self
+    where
+        F: Fn(sea_orm::DatabaseConnection) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let stop = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..3)
+            .map(|_| {
+                let (db, stop, read) = (db.clone(), Arc::clone(&stop), read.clone());
+                tokio::spawn(async move {
+                    while stop.load(Ordering::Relaxed) == 0 {
+                        read(db.clone()).await;
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        Self { stop, tasks }
+    }
+
+    /// Stops the tasks; a read that failed in one of them fails the test here.
+    async fn stop(self) {
+        self.stop.store(1, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
     }
 }
 
