@@ -559,49 +559,6 @@ fn bench_hops(c: &mut Criterion, runtime: &Runtime, url: &str, path: &Path) {
     drop(shared.lock().unwrap().take());
 }
 
-/// Room types as `optimized` reads them, but each read after a commit by another connection
-/// (not timed): what a read costs when the rows its connection kept are out of date (the
-/// statement, its decoding and two `PRAGMA data_version`), beside the floor.
-fn bench_room_types_after_commit(c: &mut Criterion, runtime: &Runtime, url: &str, path: &Path) {
-    let db = runtime.block_on(db_connect::connect(url)).expect("connect");
-    let writer = rusqlite::Connection::open(path).unwrap();
-    writer.busy_timeout(Duration::from_secs(5)).unwrap();
-    // Untimed, but criterion runs ~10^5 of them: no fsync per commit.
-    writer.pragma_update(None, "synchronous", "OFF").unwrap();
-    // No change to the data, but a commit: every other connection's data_version moves.
-    let commit = || {
-        writer
-            .execute(
-                "UPDATE room_types SET total_rooms = total_rooms WHERE id = 1",
-                [],
-            )
-            .unwrap()
-    };
-    let mut group = c.benchmark_group("optimized_queries/sqlite/room_types");
-    for (id, after_commit) in [
-        ("optimized_after_commit", true),
-        ("optimized_unchanged", false),
-    ] {
-        group.bench_function(id, |b| {
-            b.iter_custom(|iters| {
-                runtime.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        if after_commit {
-                            commit();
-                        }
-                        let started = Instant::now();
-                        std::hint::black_box(optimized_queries::room_types(&db).await.unwrap());
-                        total += started.elapsed();
-                    }
-                    total
-                })
-            })
-        });
-    }
-    group.finish();
-}
-
 fn mmap_bytes(runtime: &Runtime, db: &DatabaseConnection) -> i64 {
     runtime.block_on(async {
         db.query_one_raw(Statement::from_string(
@@ -701,7 +658,6 @@ fn benches(c: &mut Criterion) {
         }
         let (path, _) = &databases[0];
         bench_hops(c, &runtime, &sqlite_url(path), path);
-        bench_room_types_after_commit(c, &runtime, &sqlite_url(path), path);
         python_reference(&runtime, &sqlite_url(path), path);
     }
     if wanted.iter().any(|b| b == "postgres") {
