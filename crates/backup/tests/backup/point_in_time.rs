@@ -166,7 +166,7 @@ async fn assert_state_as_of(
 /// Bookings stream in while the replicator ships them (its small log is checkpointed and
 /// restarted many times). At quiet instants (the writer held for the moment of the copy) the
 /// restore to the instant equals the test's copy table by table. At busy instants (a copy
-/// taken while the writer writes) the restore is the copy less the bookings the replicator
+/// taken just after the instant, once the insert in flight returned) the restore is the copy less the bookings the replicator
 /// had not observed by the instant, never one sent after it; restoring to its `as_of` gives
 /// the same state (inclusive to the nanosecond), and one nanosecond earlier leaves out the
 /// transactions observed at `as_of`, and nothing else.
@@ -189,9 +189,15 @@ async fn restores_to_each_instant_are_exact(db: TestDatabase, r: TestRepo) {
         quiet.push((at, path));
 
         tokio::time::sleep(Duration::from_millis(400)).await;
-        // Busy: the instant first, then a copy while the writer goes on (a superset).
+        // Busy: the instant first, then a copy that holds everything committed by then (a
+        // superset). The copy waits for the insert in flight at the instant to return: its
+        // commit frame can be in the log (durable, and so observed and restorable) before
+        // SQLite publishes it to new readers, and a copy started in that window would miss
+        // it (seen in CI on a loaded machine).
         let at = Utc::now();
+        let held = stream.gate.lock().await;
         let path = copy(&db, r.scratch.path().join(format!("busy-{i}.sqlite"))).await;
+        drop(held);
         busy.push((at, path));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
