@@ -303,8 +303,10 @@ def run_phase(args, moto, name, workdir):
         )
         observer = Observer(moto, name, lambda k: k.endswith(".seg"),
                             decompress_with("zstd", "-dcq"), args.list_every)
-        # The base snapshot (data, then its manifest) uploads beside the first segments.
-        ready = lambda objs: any(k.endswith(".seg") for k in objs) and any(
+        # Restorable once the base snapshot (data, then its manifest) is uploaded: an idle
+        # database ships no segment until the heartbeat (15 s), so waiting for one would time
+        # the heartbeat, not the snapshot.
+        ready = lambda objs: any(
             k.endswith(".sqlite.zst") and k[: -len(".sqlite.zst")] + ".json" in objs for k in objs)
     elif name == "litestream":
         with open(config, "w") as f:
