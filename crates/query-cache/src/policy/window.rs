@@ -9,7 +9,7 @@
 //! - every shard remembers the hashes of the last keys its window let go without admission
 //!   (rejected by the frequency filter) and of the last keys its main segment evicted
 //!   ([`Shadow`]), counting as recent the last 128th of the cache's departures on that
-//!   side, over all shards ([`ShadowClock`]), whatever the shard count;
+//!   side (at least 128), over all shards ([`ShadowClock`]), whatever the shard count;
 //! - a miss on a key the window just let go is a hit a slightly larger window would have
 //!   had: the window grows; a miss on a key main just evicted is a hit a slightly larger
 //!   main segment would have had: the window shrinks;
@@ -21,13 +21,17 @@
 //! - the window never goes below Caffeine's 1 % (at least one entry): on a loop larger
 //!   than the cache, an empty window lost a point of hit ratio.
 //!
+//! While the last shadow hits lean towards growing ([`Window::growing`]), the shards also
+//! let keys asked for again soon after a rejection into main without a duel (the ghost of
+//! `tiny_lfu`): the popular keys have changed and the sketch's counts are the old ones'.
+//!
 //! The window thus settles where one more entry is worth as much on either side, which is
 //! where the hit ratio peaks. (Caffeine compares the hit ratios of consecutive samples of
 //! 10 × the capacity instead; on this crate's trace suite that moved too slowly and
 //! wandered too far: see `docs/PERFORMANCE.md`.) Shards read the size without a lock and
 //! each keeps its exact share of it.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use hashbrown::HashTable;
 use parking_lot::Mutex;
@@ -47,6 +51,10 @@ pub(crate) enum WindowSizing {
 pub(crate) struct Window {
     /// In entries, for the whole cache: `climb.size`, readable without the lock.
     size: AtomicUsize,
+    /// Whether the recent shadow hits lean towards growing (`climb.trend` above 0): keys
+    /// the window let go come back more than keys main evicted, as after a shift of
+    /// popularity. Readable without the lock; always false for a fixed window.
+    growing: AtomicBool,
     /// `None` for a fixed window.
     climb: Option<Mutex<Climb>>,
 }
@@ -105,6 +113,7 @@ impl Window {
         });
         Window {
             size: AtomicUsize::new(size),
+            growing: AtomicBool::new(false),
             climb,
         }
     }
@@ -113,6 +122,12 @@ impl Window {
     #[inline]
     pub(crate) fn size(&self) -> usize {
         self.size.load(Relaxed)
+    }
+
+    /// Whether the last shadow hits mostly said that a larger window would have hit.
+    #[inline]
+    pub(crate) fn growing(&self) -> bool {
+        self.growing.load(Relaxed)
     }
 
     /// A larger window would have hit.
@@ -129,6 +144,7 @@ impl Window {
         if let Some(climb) = &self.climb {
             let mut climb = climb.lock();
             self.size.store(climb.step(grow), Relaxed);
+            self.growing.store(climb.trend > 0.0, Relaxed);
         }
     }
 }
