@@ -54,8 +54,9 @@ const WARM_CANDIDATE: u8 = 6;
 const SHADOW_DIVISOR: usize = 128;
 /// ...and at least this many: fewer are too little evidence for a small cache (at 1 000
 /// entries a 128th is 8 departures, and the window stayed too small on a recency-heavy
-/// trace: 6.06 % against LRU's 6.80 %).
-const SHADOW_FLOOR: usize = 128;
+/// trace: 6.06 % against LRU's 6.80 %). 128 cost the Zipf rows at 1 000 entries 0.1–0.3
+/// points more than 64 (see `docs/PERFORMANCE.md`).
+const SHADOW_FLOOR: usize = 64;
 
 /// The parts of W-TinyLFU sized for the whole cache, shared by its shards.
 #[derive(Debug)]
@@ -117,7 +118,7 @@ pub(crate) struct WTinyLfu {
 impl WTinyLfu {
     /// Shard `shard` of `shards`, holding `capacity` entries (its share of the cache's).
     pub(crate) fn new(capacity: usize, shard: usize, shards: usize, wide: Arc<CacheWide>) -> Self {
-        // The last 128th of the cache's departures on each side (at least 128 of them),
+        // The last 128th of the cache's departures on each side (at least 64 of them),
         // counted cache-wide
         // (`ShadowClock`) so that the climber sees the same evidence whatever the shard
         // count: enough misses land there to steer, few enough that they measure the value

@@ -9,7 +9,7 @@
 //! - every shard remembers the hashes of the last keys its window let go without admission
 //!   (rejected by the frequency filter) and of the last keys its main segment evicted
 //!   ([`Shadow`]), counting as recent the last 128th of the cache's departures on that
-//!   side (at least 128), over all shards ([`ShadowClock`]), whatever the shard count;
+//!   side (at least 64), over all shards ([`ShadowClock`]), whatever the shard count;
 //! - a miss on a key the window just let go is a hit a slightly larger window would have
 //!   had: the window grows; a miss on a key main just evicted is a hit a slightly larger
 //!   main segment would have had: the window shrinks;
@@ -51,7 +51,8 @@ pub(crate) enum WindowSizing {
 pub(crate) struct Window {
     /// In entries, for the whole cache: `climb.size`, readable without the lock.
     size: AtomicUsize,
-    /// Whether the recent shadow hits lean towards growing (`climb.trend` above 0): keys
+    /// Whether the recent shadow hits lean towards growing (`climb.trend` above
+    /// [`GROWING_TREND`]): keys
     /// the window let go come back more than keys main evicted, as after a shift of
     /// popularity. Readable without the lock; always false for a fixed window.
     growing: AtomicBool,
@@ -72,6 +73,11 @@ struct Climb {
 
 /// The number of recent shadow hits the trend follows.
 const TREND_EVENTS: f64 = 128.0;
+
+/// The trend above which the window is [`Window::growing`]: at 0, the noise of a stationary
+/// Zipf trace at 20 000 entries crossed it and let keys into main without a duel (88.72 %
+/// instead of 88.91 % on Zipf 1); at 0.1 it stays below.
+const GROWING_TREND: f64 = 0.1;
 
 impl Climb {
     fn step(&mut self, grow: bool) -> usize {
@@ -144,7 +150,7 @@ impl Window {
         if let Some(climb) = &self.climb {
             let mut climb = climb.lock();
             self.size.store(climb.step(grow), Relaxed);
-            self.growing.store(climb.trend > 0.0, Relaxed);
+            self.growing.store(climb.trend > GROWING_TREND, Relaxed);
         }
     }
 }
