@@ -54,7 +54,7 @@ const WARM_CANDIDATE: u8 = 6;
 const SHADOW_DIVISOR: usize = 128;
 /// ...and at least this many: fewer are too little evidence for a small cache (at 1 000
 /// entries a 128th is 8 departures, and the window stayed too small on a recency-heavy
-/// trace: 6.06 % against LRU's 6.80 %). 128 cost the Zipf rows at 1 000 entries 0.1–0.3
+/// trace: 6.06 % against LRU's 6.80 %). 128 cost the Zipf rows at 1 000 entries 0.1–0.15
 /// points more than 64 (see `docs/PERFORMANCE.md`).
 const SHADOW_FLOOR: usize = 64;
 
