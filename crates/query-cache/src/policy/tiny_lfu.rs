@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use super::sketch::FrequencySketch;
 use super::table::Table;
-use super::window::{Shadow, ShadowClock, Window, WindowSizing};
+use super::window::{Ghost, Shadow, ShadowClock, Window, WindowSizing};
 use super::{Policy, Removed, servable, share};
 use crate::CacheKey;
 use crate::entry::Entry;
@@ -110,7 +110,7 @@ pub(crate) struct WTinyLfu {
     evicted: Shadow,
     /// Keys rejected at the duel, as many as the shard holds: one asked for again while
     /// the climber leans towards growing is admitted to protected without a duel.
-    ghost: Shadow,
+    ghost: Ghost,
     /// Xorshift state for the warm-candidate lottery: seeded, so a replay is exact.
     random: u64,
 }
@@ -141,8 +141,7 @@ impl WTinyLfu {
             protected_cap: 0,
             rejected: Shadow::new(room, horizon),
             evicted: Shadow::new(room, horizon),
-            // Counted by place, not by stamp: every member is recent enough.
-            ghost: Shadow::new(capacity, u64::MAX),
+            ghost: Ghost::new(capacity),
             random: 0x9e37_79b9_7f4a_7c15 ^ shard as u64,
         };
         policy.follow_window();
@@ -192,7 +191,7 @@ impl WTinyLfu {
         let candidate_hash = self.table.entry(candidate).hash;
         // Taken from the ghost whatever the verdict: a candidate rejected again is
         // remembered again, as the newest.
-        if self.ghost.take(candidate_hash, 0) && self.wide.window.growing() {
+        if self.ghost.take(candidate_hash) && self.wide.window.growing() {
             return Some(PROTECTED);
         }
         let sketch = &self.wide.sketch;
@@ -241,7 +240,7 @@ impl WTinyLfu {
                     self.evict(victim, removed);
                 }
                 None => {
-                    self.ghost.push(candidate_hash, 0);
+                    self.ghost.push(candidate_hash);
                     self.rejected
                         .push(candidate_hash, self.wide.rejections.tick());
                     removed.push(self.table.remove(candidate));
