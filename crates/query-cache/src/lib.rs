@@ -101,7 +101,9 @@
 //! guarded by a count-min frequency sketch; the sketch, the window's size (moved by
 //! *shadow hits*, misses on keys that just left the window or main) and the clocks that
 //! say which departures are recent are kept for the whole cache, so the hit ratio does
-//! not depend on the shard count. Every path that stores a value goes through it. Tags
+//! not depend on the shard count. While those shadow hits say the popular keys have changed,
+//! a key asked for again soon after it lost its duel (each shard keeps a ghost of the keys
+//! it rejected) enters main without one. Every path that stores a value goes through it. Tags
 //! are generation counters: invalidating one is a counter bump plus the removal of the
 //! entries recorded under it.
 //!

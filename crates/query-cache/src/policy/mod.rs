@@ -12,7 +12,8 @@
 //!   default), which uses the two cache-wide parts below through [`CacheWide`];
 //! - [`sketch`]: the frequency sketch, one for the whole cache;
 //! - [`window`]: the admission window's size for the whole cache, climbing towards the
-//!   best hit ratio on shadow hits.
+//!   best hit ratio on shadow hits, and the shadows and ghosts that remember the keys that
+//!   left a shard.
 //!
 //! Everything that depends on the traffic (frequencies, the window size) is kept for the
 //! cache as a whole, not per shard, so the hit ratio does not depend on the shard count

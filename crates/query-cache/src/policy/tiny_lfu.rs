@@ -11,6 +11,17 @@
 //! - **protected** (80 % of the main segment): entries hit again while on probation; the
 //!   oldest protected entry falls back to probation when protected is full.
 //!
+//! Each shard also keeps a **ghost** of the keys it rejected last (their hashes, as many
+//! as the shard holds entries; quick_cache keeps such ghosts of the keys it let go). While the
+//! window's climber leans towards growing (keys let go come back more often than keys
+//! evicted from main: the popular keys have changed), a candidate found in the ghost, a
+//! key asked for again soon after it was rejected, skips the duel and goes straight to
+//! protected. Counts in the sketch fade only by halving every 10 × the capacity's
+//! accesses, so after a shift main's victims keep the counts of the old popular keys for
+//! most of that time and the new ones lose their duels; the ghost lets them in within
+//! one pass over it. On a stationary workload the climber does not lean one way, and the
+//! duel decides as before.
+//!
 //! The window's size is the shard's share of a size chosen for the whole cache
 //! ([`Window`]), moved by shadow hits: small on frequency-heavy workloads, large (up to all
 //! but one entry of the shard, nearly a plain LRU) on recency-heavy ones.
@@ -21,7 +32,7 @@ use tokio::time::Instant;
 
 use super::sketch::FrequencySketch;
 use super::table::Table;
-use super::window::{Shadow, ShadowClock, Window, WindowSizing};
+use super::window::{Ghost, Shadow, ShadowClock, Window, WindowSizing};
 use super::{Policy, Removed, servable, share};
 use crate::CacheKey;
 use crate::entry::Entry;
@@ -39,8 +50,13 @@ const PROTECTED_PERCENT: usize = 80;
 const WARM_CANDIDATE: u8 = 6;
 
 /// Each shadow (keys rejected by the window, keys evicted by main) counts the last
-/// departures of the whole cache, this fraction of its capacity.
+/// departures of the whole cache, this fraction of its capacity...
 const SHADOW_DIVISOR: usize = 128;
+/// ...and at least this many: fewer are too little evidence for a small cache (at 1 000
+/// entries a 128th is 8 departures, and the window stayed too small on a recency-heavy
+/// trace: 6.06 % against LRU's 6.80 %). 128 cost the Zipf rows at 1 000 entries 0.1–0.15
+/// points more than 64 (see `docs/PERFORMANCE.md`).
+const SHADOW_FLOOR: usize = 64;
 
 /// The parts of W-TinyLFU sized for the whole cache, shared by its shards.
 #[derive(Debug)]
@@ -92,6 +108,9 @@ pub(crate) struct WTinyLfu {
     /// them moves the window.
     rejected: Shadow,
     evicted: Shadow,
+    /// Keys rejected at the duel, as many as the shard holds: one asked for again while
+    /// the climber leans towards growing is admitted to protected without a duel.
+    ghost: Ghost,
     /// Xorshift state for the warm-candidate lottery: seeded, so a replay is exact.
     random: u64,
 }
@@ -99,14 +118,15 @@ pub(crate) struct WTinyLfu {
 impl WTinyLfu {
     /// Shard `shard` of `shards`, holding `capacity` entries (its share of the cache's).
     pub(crate) fn new(capacity: usize, shard: usize, shards: usize, wide: Arc<CacheWide>) -> Self {
-        // The last 128th of the cache's departures on each side, counted cache-wide
+        // The last 128th of the cache's departures on each side (at least 64 of them),
+        // counted cache-wide
         // (`ShadowClock`) so that the climber sees the same evidence whatever the shard
         // count: enough misses land there to steer, few enough that they measure the value
         // of the entries at the margin. Longer shadows (a 16th of each shard, counted per
         // shard) caught a loop slightly longer than the cache on both sides, and the
         // climber then wandered by the shard count (64.1 / 62.8 / 53.2 % with 1, 8 and 64
         // shards at 20 000 entries); see `docs/PERFORMANCE.md`.
-        let horizon = wide.capacity.div_ceil(SHADOW_DIVISOR);
+        let horizon = wide.capacity.div_ceil(SHADOW_DIVISOR).max(SHADOW_FLOOR);
         // Twice this shard's share, and some: the stamps decide, not the room.
         let room = 2 * share(horizon, shard, shards) + 8;
         let horizon = horizon as u64;
@@ -121,6 +141,7 @@ impl WTinyLfu {
             protected_cap: 0,
             rejected: Shadow::new(room, horizon),
             evicted: Shadow::new(room, horizon),
+            ghost: Ghost::new(capacity),
             random: 0x9e37_79b9_7f4a_7c15 ^ shard as u64,
         };
         policy.follow_window();
@@ -160,16 +181,23 @@ impl WTinyLfu {
             .or_else(|| self.table.oldest(PROTECTED))
     }
 
-    /// Whether `candidate` (leaving the window) should take `victim`'s place in main.
-    fn admit(&mut self, candidate: u32, victim: u32, now: Instant) -> bool {
+    /// Whether `candidate` (leaving the window) should take `victim`'s place in main: the
+    /// list it goes to, or `None` if it is rejected.
+    fn admit(&mut self, candidate: u32, victim: u32, now: Instant) -> Option<usize> {
         let victim = self.table.entry(victim);
         if !servable(victim, now) {
-            return true;
+            return Some(PROBATION);
+        }
+        let candidate_hash = self.table.entry(candidate).hash;
+        // Taken from the ghost whatever the verdict: a candidate rejected again is
+        // remembered again, as the newest.
+        if self.ghost.take(candidate_hash) && self.wide.window.growing() {
+            return Some(PROTECTED);
         }
         let sketch = &self.wide.sketch;
-        let candidate_frequency = sketch.frequency(self.table.entry(candidate).hash);
+        let candidate_frequency = sketch.frequency(candidate_hash);
         let victim_frequency = sketch.frequency(victim.hash);
-        if candidate_frequency > victim_frequency {
+        let admitted = if candidate_frequency > victim_frequency {
             true
         } else if candidate_frequency >= WARM_CANDIDATE {
             self.random ^= self.random << 13;
@@ -178,7 +206,8 @@ impl WTinyLfu {
             self.random & 127 == 0
         } else {
             false
-        }
+        };
+        admitted.then_some(PROBATION)
     }
 
     /// Moves the window's overflow to main, each entry against a victim once main is full.
@@ -196,13 +225,22 @@ impl WTinyLfu {
                 self.table.make_newest(candidate, PROBATION);
                 continue;
             }
-            match self.main_victim() {
-                Some(victim) if self.admit(candidate, victim, now) => {
+            let admitted = self
+                .main_victim()
+                .and_then(|victim| Some((victim, self.admit(candidate, victim, now)?)));
+            match admitted {
+                Some((victim, list)) => {
                     // Moved before the removal: a removal renumbers the last node.
-                    self.table.make_newest(candidate, PROBATION);
+                    self.table.make_newest(candidate, list);
+                    if self.table.list_len(PROTECTED) > self.protected_cap {
+                        // Protected's least recently hit entry falls back to probation,
+                        // where after a shift of popularity it soon leaves.
+                        self.demote_oldest_protected();
+                    }
                     self.evict(victim, removed);
                 }
-                _ => {
+                None => {
+                    self.ghost.push(candidate_hash);
                     self.rejected
                         .push(candidate_hash, self.wide.rejections.tick());
                     removed.push(self.table.remove(candidate));
