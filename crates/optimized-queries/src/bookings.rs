@@ -252,8 +252,12 @@ pub(crate) fn user_bookings_statement(
         }
         None => "",
     };
-    values.push((query.limit as i64).into());
-    let limit = values.len();
+    // The limit is written into the statement, not bound: with `LIMIT ?` SQLite 3.51 runs the
+    // same plan 1.8 times slower (80 against 150 µs for a guest's page with payments on the
+    // medium dataset, rusqlite, cached statements; see the crate docs). It is an integer
+    // checked by `check_limit`, so nothing a caller sends reaches the SQL text, and a handful
+    // of page sizes in use keep a handful of cached statements.
+    let limit = query.limit;
     let (payment_columns, payments_join, payment_order) = if query.include_payments {
         (
             ", p.id, p.amount, p.status, p.provider, p.paid_at, p.created_at",
@@ -268,7 +272,7 @@ pub(crate) fn user_bookings_statement(
         format!(
             "SELECT {BOOKING_WITH_ROOM_TYPE}{payment_columns} \
              FROM (SELECT * FROM bookings WHERE user_id = $1{status_filter} \
-             ORDER BY created_at DESC, id DESC LIMIT ${limit}) b \
+             ORDER BY created_at DESC, id DESC LIMIT {limit}) b \
              JOIN room_types r ON r.id = b.room_type_id{payments_join} \
              ORDER BY b.created_at DESC, b.id DESC{payment_order}"
         ),

@@ -40,6 +40,14 @@
 //! was tried and measured (medium dataset, quiet machine): a read answered from the kept rows
 //! took 8.2 µs, a read that ran the statement right after a commit 6.8 µs, so it was removed.
 //!
+//! A guest's page of bookings with room types and payments is one statement: the page is
+//! chosen first, then joined. Measured against two statements (the page, then its payments
+//! with `IN`) on the same file, rusqlite with cached statements, 256 guests with 5–15
+//! bookings each, medium dataset: about the same time (80–90 µs against 70–90 µs), *once the
+//! page size is written into the statement*. With `LIMIT ?` bound, SQLite 3.51 shows the same
+//! query plan and takes 145–170 µs; so [`user_bookings`] writes the (checked) limit into the
+//! SQL.
+//!
 //! # Examples
 //!
 //! ```
