@@ -8,7 +8,9 @@
 //! the statement itself for the point reads here (the crate docs give the measurements). Any
 //! other connection, and a SQLite reader that finds the database busy, runs the statement
 //! through sea-orm. Either way the rows decode through the same [`Decode`] implementation and
-//! the statement is timed by the `perf-stats` tracker attached to the connection.
+//! the statement is timed by the `perf-stats` tracker attached to the connection. A constant
+//! read whose answer changes only with a write ([`query_all_until_write`], room types) is kept
+//! by each SQLite read connection until any connection commits.
 //!
 //! A read whose pooled connection turns out to be dead (a PostgreSQL backend terminated or
 //! restarted since the connection was last used) runs once more, on a connection the pool has
@@ -54,6 +56,35 @@ pub(crate) async fn query_all<T: Decode + Send + 'static>(
     };
     #[cfg(not(feature = "sqlite"))]
     let _ = cost;
+    query_all_through_sea_orm(db, statement).await
+}
+
+/// Every row of `statement`, a constant statement (no values) whose small answer changes only
+/// with a write: on the SQLite reader each read connection keeps the decoded rows until any
+/// connection commits (see `sqlite_reader::query_until_write`), so a repeated read costs a
+/// `PRAGMA data_version` and a clone instead of the statement and its decoding. Elsewhere,
+/// exactly [`query_all`].
+pub(crate) async fn query_all_until_write<T: Decode + Clone + Send + 'static>(
+    db: &(impl ConnectionTrait + 'static),
+    statement: Statement,
+    cost: Cost,
+) -> Result<Vec<T>> {
+    #[cfg(feature = "sqlite")]
+    let statement = match crate::sqlite_reader::query_until_write(db, statement, cost).await {
+        Ok(rows) => return rows,
+        Err(statement) => statement,
+    };
+    #[cfg(not(feature = "sqlite"))]
+    let _ = cost;
+    query_all_through_sea_orm(db, statement).await
+}
+
+/// Every row of `statement` through sea-orm, decoded: the path of every connection the SQLite
+/// reader does not serve.
+async fn query_all_through_sea_orm<T: Decode + Send + 'static>(
+    db: &(impl ConnectionTrait + 'static),
+    statement: Statement,
+) -> Result<Vec<T>> {
     run(db, statement, |db, statement| db.query_all_raw(statement))
         .await?
         .iter()

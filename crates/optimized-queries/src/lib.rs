@@ -36,9 +36,21 @@
 //! ten-byte buffer rather than through chrono's formatter, and strings are bound borrowed
 //! (SQLite copies them anyway).
 //!
-//! Keeping `room_types`' decoded rows per read connection until `PRAGMA data_version` changed
-//! was tried and measured (medium dataset, quiet machine): a read answered from the kept rows
-//! took 8.2 µs, a read that ran the statement right after a commit 6.8 µs, so it was removed.
+//! [`room_types`] does less than its statement: each read connection keeps the decoded room
+//! types with the connection's `PRAGMA data_version`, and answers from them while that
+//! version is unchanged. SQLite changes it on that connection whenever any other connection
+//! commits, in this process or another one (the reader's connections never write); the version
+//! is read before and after the statement, and rows read while something was committed are
+//! not kept. Rows are kept only when two reads in a row on the connection found the same
+//! version, so a database written between every read pays no copy. A read then costs one
+//! `PRAGMA data_version` and a clone of the rows instead of the statement and the decoding of
+//! every row (bench `optimized_queries/sqlite/room_types/*`, medium / large: `optimized`
+//! 4.9 / 6.8 µs against `floor` 10.8 / 20.6 µs; right after another connection's commit,
+//! `optimized_after_commit` 33.9 / 64.6 µs against `floor_after_commit` 30.9 / 52.9 µs: a commit
+//! drops every connection's page cache). The
+//! `perf-stats` tracker still records the room types statement for each call, timed as the
+//! caller waited. Reads inside a transaction, on PostgreSQL or without a file go through
+//! sea-orm as before and keep nothing.
 //!
 //! A guest's page of bookings with room types and payments is one statement: the page is
 //! chosen first, then joined. Measured against two statements (the page, then its payments

@@ -41,7 +41,9 @@ pub(crate) fn room_types_statement(db: &impl ConnectionTrait) -> Statement {
 /// # }
 /// ```
 pub async fn room_types(db: &(impl ConnectionTrait + 'static)) -> Result<Vec<RoomTypeSummary>> {
-    executor::query_all(db, room_types_statement(db), Cost::Short).await
+    // Tens of rows that change only when a room type is written: kept per SQLite read
+    // connection until the next commit (the crate docs give the measurements).
+    executor::query_all_until_write(db, room_types_statement(db), Cost::Short).await
 }
 
 /// `id, name, description, price_per_night, total_rooms` from the first five columns.
