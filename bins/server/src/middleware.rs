@@ -17,11 +17,10 @@ use tower_http::{
     classify::{ServerErrorsAsFailures, SharedClassifier},
     compression::CompressionLayer,
     request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
-    timeout::TimeoutLayer,
     trace::{DefaultOnRequest, MakeSpan, OnResponse, TraceLayer},
 };
 
-use crate::{app::HttpLimits, error::ApiError};
+use crate::{app::HttpLimits, error::ApiError, request_timeout::RequestTimeoutLayer};
 
 /// The header that carries a request's id, taken from the client when it sends one.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -66,9 +65,10 @@ pub fn catch_panic() -> CatchPanicLayer<PanicResponse> {
     CatchPanicLayer::custom(internal as PanicResponse)
 }
 
-/// Requests taking longer than [`HttpLimits::request_timeout`] are answered 408.
-pub fn timeout(limits: &HttpLimits) -> TimeoutLayer {
-    TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout)
+/// Requests taking longer than [`HttpLimits::request_timeout`] are answered 408 (a timer only
+/// for the requests not answered on their first poll: see [`crate::request_timeout`]).
+pub fn timeout(limits: &HttpLimits) -> RequestTimeoutLayer {
+    RequestTimeoutLayer::new(limits.request_timeout)
 }
 
 /// Compresses a response when the client accepts it (gzip) and the body is worth it.
