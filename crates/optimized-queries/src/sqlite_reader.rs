@@ -150,6 +150,15 @@ struct Memo {
 const MAX_MEMOS: usize = 4;
 
 impl ReadConnection {
+    /// A connection that keeps nothing yet.
+    fn new(connection: rusqlite::Connection) -> Self {
+        Self {
+            connection,
+            memos: Vec::new(),
+            last_version: None,
+        }
+    }
+
     /// Every row of `statement` (which has no values), from the memo when the database has not
     /// changed since the rows were read on this connection, otherwise from SQLite (memoized for
     /// next time when nothing was committed while they were read).
@@ -272,11 +281,7 @@ impl SqliteReader {
         let first = reader
             .open()
             .map_err(|err| sqlx::Error::Protocol(err.to_string()))?;
-        reader.idle().push(ReadConnection {
-            connection: first,
-            memos: Vec::new(),
-            last_version: None,
-        });
+        reader.idle().push(ReadConnection::new(first));
         tracing::debug!(
             target: "optimized_queries",
             path = %reader.path.display(),
@@ -311,11 +316,7 @@ impl SqliteReader {
         let mut connection = match popped {
             Some(connection) => connection,
             None => match self.open() {
-                Ok(connection) => ReadConnection {
-                    connection,
-                    memos: Vec::new(),
-                    last_version: None,
-                },
+                Ok(connection) => ReadConnection::new(connection),
                 Err(_) => return Ran::Elsewhere,
             },
         };
@@ -595,11 +596,7 @@ mod tests {
             mmap_bytes: 0,
             idle: Mutex::new(Vec::new()),
         };
-        let connection = ReadConnection {
-            connection: reader.open().unwrap(),
-            memos: Vec::new(),
-            last_version: None,
-        };
+        let connection = ReadConnection::new(reader.open().unwrap());
         (dir, connection, writer)
     }
 
@@ -634,11 +631,16 @@ mod tests {
             .execute("UPDATE t SET name = 'uno' WHERE id = 1", [])
             .unwrap();
         assert_eq!(memoized(&mut reader, SELECT_T), [Pair(1, "uno".into())]);
-        // A commit from a connection opened later, after a checkpoint.
+        // A commit from a connection opened later, after a checkpoint: first the rows are kept
+        // as of the checkpointed file (two reads at its version), so that only the late
+        // commit can make the next read run the statement.
         writer
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .unwrap();
+        assert_eq!(memoized(&mut reader, SELECT_T), [Pair(1, "uno".into())]);
+        assert_eq!(memoized(&mut reader, SELECT_T), [Pair(1, "uno".into())]);
         plant(&mut reader, SELECT_T, vec![Pair(9, "kept".into())]);
+        assert_eq!(memoized(&mut reader, SELECT_T), [Pair(9, "kept".into())]);
         let late = rusqlite::Connection::open(reader.connection.path().unwrap()).unwrap();
         late.execute("INSERT INTO t VALUES (2, 'two')", []).unwrap();
         assert_eq!(
