@@ -174,6 +174,9 @@ struct Statements {
     room_types: Statement,
     availability: Vec<(i64, DateRange, Statement)>,
     user_bookings: Vec<(i64, Statement)>,
+    /// The same statements with the page size bound (`LIMIT $n`) instead of written in: what
+    /// the helper ran before it wrote the limit into the SQL.
+    user_bookings_bound_limit: Vec<(i64, Statement)>,
     report: (Statement, Statement),
     daily_report: (Statement, Statement),
 }
@@ -200,6 +203,10 @@ impl Statements {
             availability.push((sample.room_type_id, week, named(&sample, "availability")));
             user_bookings.push((sample.user_id, named(&sample, "user_bookings")));
         }
+        let user_bookings_bound_limit = user_bookings
+            .iter()
+            .map(|(user, statement)| (*user, bound_limit(statement)))
+            .collect();
         let year = HotQuerySample {
             room_type_id: 1,
             user_id: 1,
@@ -213,6 +220,7 @@ impl Statements {
             room_types: Statement::from_string(backend, ROOM_TYPES_SQL),
             availability,
             user_bookings,
+            user_bookings_bound_limit,
             report: (
                 named(&year, "booking_statistics"),
                 named(&year, "occupancy"),
@@ -229,6 +237,19 @@ impl Statements {
     }
 }
 
+/// `statement` (a guest's page, its limit written in) with the limit bound as its last value.
+fn bound_limit(statement: &Statement) -> Statement {
+    let (head, tail) = statement
+        .sql
+        .split_once(" LIMIT ")
+        .expect("the page has a LIMIT");
+    let (limit, rest) = tail.split_once(')').expect("the LIMIT ends the page");
+    let mut values = statement.values.clone().map_or_else(Vec::new, |v| v.0);
+    values.push(limit.parse::<i64>().expect("a written limit").into());
+    let sql = format!("{head} LIMIT ${}){rest}", values.len());
+    Statement::from_sql_and_values(statement.db_backend, sql, values)
+}
+
 /// A floor of one backend.
 enum Floor {
     Sqlite(SqliteFloor),
@@ -241,6 +262,7 @@ enum FloorRun {
     RoomTypes,
     Availability,
     UserBookingsJoin,
+    UserBookingsBoundLimit,
     UserBookingsJson,
     UserBookingsTwoStatements,
     Report,
@@ -268,6 +290,13 @@ impl Floor {
             }
             (Floor::Postgres(f), FloorRun::UserBookingsJoin) => drop(
                 f.user_bookings_join(&Statements::at(&statements.user_bookings, i).1)
+                    .await,
+            ),
+            (Floor::Sqlite(f), FloorRun::UserBookingsBoundLimit) => drop(
+                f.user_bookings_join(&Statements::at(&statements.user_bookings_bound_limit, i).1),
+            ),
+            (Floor::Postgres(f), FloorRun::UserBookingsBoundLimit) => drop(
+                f.user_bookings_join(&Statements::at(&statements.user_bookings_bound_limit, i).1)
                     .await,
             ),
             (Floor::Sqlite(f), FloorRun::UserBookingsJson) => {
@@ -366,6 +395,7 @@ fn floor_runs(operation: Operation) -> &'static [(&'static str, FloorRun)] {
         Operation::Availability => &[("floor", FloorRun::Availability)],
         Operation::UserBookings => &[
             ("floor", FloorRun::UserBookingsJoin),
+            ("floor_bound_limit", FloorRun::UserBookingsBoundLimit),
             ("floor_json", FloorRun::UserBookingsJson),
             ("floor_two_statements", FloorRun::UserBookingsTwoStatements),
         ],

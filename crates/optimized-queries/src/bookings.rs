@@ -253,7 +253,7 @@ pub(crate) fn user_bookings_statement(
         None => "",
     };
     // The limit is written into the statement, not bound: with `LIMIT ?` SQLite 3.51 runs the
-    // same plan 1.8 times slower (80 against 150 µs for a guest's page with payments on the
+    // same plan 1.9 times slower (123 against 66 µs for a guest's page with payments on the
     // medium dataset, rusqlite, cached statements; see the crate docs). It is an integer
     // checked by `check_limit`, so nothing a caller sends reaches the SQL text, and a handful
     // of page sizes in use keep a handful of cached statements.

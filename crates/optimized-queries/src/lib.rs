@@ -53,12 +53,12 @@
 //! sea-orm as before and keep nothing.
 //!
 //! A guest's page of bookings with room types and payments is one statement: the page is
-//! chosen first, then joined. Measured against two statements (the page, then its payments
-//! with `IN`) on the same file, rusqlite with cached statements, 256 guests with 5–15
-//! bookings each, medium dataset: about the same time (80–90 µs against 70–90 µs), *once the
-//! page size is written into the statement*. With `LIMIT ?` bound, SQLite 3.51 shows the same
-//! query plan and takes 145–170 µs; so [`user_bookings`] writes the (checked) limit into the
-//! SQL.
+//! chosen first, then joined. Against two statements (the page, then its payments with `IN`)
+//! on the same file, rusqlite with cached statements, 256 guests with 5–15 bookings each, medium
+//! dataset, the one statement takes 65.7 µs and the two 62.2 µs *once the page size is written
+//! into the statement*; with `LIMIT $2` bound, SQLite 3.51 shows the same query plan and takes
+//! 123.1 µs (bench `optimized_queries/sqlite/user_bookings/{floor,floor_bound_limit,
+//! floor_two_statements}`). So [`user_bookings`] writes the (checked) limit into the SQL.
 //!
 //! # Examples
 //!
