@@ -8,6 +8,7 @@ pub(crate) mod check;
 pub(crate) mod index_scan;
 pub(crate) mod live_file;
 pub(crate) mod materialize;
+pub(crate) mod page_accounting;
 pub(crate) mod snapshot;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
