@@ -2,12 +2,9 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use sea_orm::sqlx::{self, Row, sqlite::SqliteConnection};
+use sea_orm::sqlx;
 
-use super::{
-    index_scan::{self, MAX_MESSAGES},
-    migration_version, open_copy, row_counts,
-};
+use super::{foreign_keys, index_scan, migration_version, open_copy, row_counts};
 use crate::{BackupManifest, VerifyDepth, VerifyFailure, failure::compare_counts};
 
 /// What the checks of a restored copy found.
@@ -34,15 +31,15 @@ pub(crate) async fn check_copy(
     migration_table: &str,
 ) -> CheckOutcome {
     let integrity = integrity(path, depth);
+    let fk = foreign_key_violations(path, depth);
     let rest = async {
         let mut conn = open_copy(path).await?;
-        let fk = foreign_keys(&mut conn).await?;
         let tables = row_counts(&mut conn).await?;
         let version = migration_version(&mut conn, migration_table).await?;
         let _ = sqlx::Connection::close(conn).await;
-        Ok::<_, sqlx::Error>((fk, tables, version))
+        Ok::<_, sqlx::Error>((tables, version))
     };
-    let (integrity, rest) = tokio::join!(integrity, rest);
+    let (integrity, fk, rest) = tokio::join!(integrity, fk, rest);
     let broken = |e: sqlx::Error| VerifyFailure::Integrity {
         messages: vec![e.to_string()],
     };
@@ -55,7 +52,7 @@ pub(crate) async fn check_copy(
             };
         }
     };
-    let (fk, tables, version) = match rest {
+    let (fk, (tables, version)) = match fk.and_then(|fk| Ok((fk, rest?))) {
         Ok(found) => found,
         Err(e) => {
             return CheckOutcome {
@@ -68,10 +65,10 @@ pub(crate) async fn check_copy(
         Some(VerifyFailure::Integrity {
             messages: integrity,
         })
-    } else if fk.0 > 0 {
+    } else if fk.count > 0 {
         Some(VerifyFailure::ForeignKeys {
-            violations: fk.0,
-            sample: fk.1,
+            violations: fk.count,
+            sample: fk.sample,
         })
     } else if let Some(counts) = manifest.and_then(|m| compare_counts(&m.tables, &tables)) {
         Some(counts)
@@ -99,30 +96,29 @@ async fn integrity(path: &Path, depth: VerifyDepth) -> Result<Vec<String>, sqlx:
         .map_err(|e| sqlx::Error::Protocol(e.to_string()))
 }
 
-/// The number of foreign key violations and a sample of them.
-async fn foreign_keys(conn: &mut SqliteConnection) -> Result<(u64, Vec<String>), sqlx::Error> {
-    let rows = sqlx::query("PRAGMA foreign_key_check")
-        .fetch_all(&mut *conn)
-        .await?;
-    let sample = rows
-        .iter()
-        .take(MAX_MESSAGES)
-        .map(|row| {
-            let table: String = row.try_get(0).unwrap_or_default();
-            let rowid: Option<i64> = row.try_get(1).unwrap_or(None);
-            let parent: String = row.try_get(2).unwrap_or_default();
-            match rowid {
-                Some(rowid) => format!("{table} row {rowid} → {parent}"),
-                None => format!("{table} → {parent}"),
-            }
-        })
-        .collect();
-    Ok((rows.len() as u64, sample))
+/// The foreign key check ([`foreign_keys::check`]) on a blocking thread of its own, beside
+/// the integrity check's; index contents are trusted only by the full check, which proves
+/// them.
+async fn foreign_key_violations(
+    path: &Path,
+    depth: VerifyDepth,
+) -> Result<foreign_keys::Violations, sqlx::Error> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let conn = index_scan::open(&path)?;
+        foreign_keys::check(&conn, depth == VerifyDepth::Full)
+    })
+    .await
+    .map_err(|e| sqlx::Error::Protocol(format!("the foreign key check stopped: {e}")))?
+    .map_err(|e| sqlx::Error::Protocol(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::sqlx::{Connection, Executor, sqlite::SqliteConnectOptions};
+    use sea_orm::sqlx::{
+        Connection, Executor,
+        sqlite::{SqliteConnectOptions, SqliteConnection},
+    };
 
     use super::*;
 

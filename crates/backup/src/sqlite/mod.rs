@@ -5,6 +5,7 @@
 //! are what `connect` does for an application.
 
 pub(crate) mod check;
+pub(crate) mod foreign_keys;
 pub(crate) mod index_scan;
 pub(crate) mod live_file;
 pub(crate) mod materialize;
