@@ -21,9 +21,9 @@ pub(crate) struct CheckOutcome {
 /// Anything SQLite reports, including "file is not a database", is a verification failure,
 /// not an error.
 ///
-/// The integrity check runs on a few connections (see [`index_scan`]) while the foreign key
-/// check and the counts run on another: they share nothing, and the integrity check dominates
-/// on large databases.
+/// The integrity check runs on a few connections (see [`index_scan`]), the foreign key check
+/// ([`foreign_keys`]) on another and the counts on a third: they share nothing, and the
+/// integrity check dominates on large databases.
 pub(crate) async fn check_copy(
     path: &Path,
     manifest: Option<&BackupManifest>,
