@@ -12,7 +12,8 @@
 //! ```
 //!
 //! `HOTEL_BENCH_MODES=layers` runs only the ceiling, the layer stacks, the handler alone and the
-//! cached server; `HOTEL_BENCH_ROUNDS` repeats those in turn and reports each one's median (the
+//! cached server (`HOTEL_BENCH_ONLY=<part of a mode's name>` keeps the ceiling and the modes
+//! so named, to profile one); `HOTEL_BENCH_ROUNDS` repeats those in turn and reports each one's median (the
 //! machine is shared: interleaved rounds keep a slow minute from landing on one mode only).
 //!
 //! Load comes from `wrk` (Debian package `wrk`) with 10 connections on one thread, on the same
@@ -205,17 +206,6 @@ fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Rou
         body_limit, catch_panic, compression, propagate_request_id, set_request_id, timeout, trace,
     };
     let l = limits;
-    let metered = Router::new()
-        .route("/api/availability", get(constant))
-        .layer(InFlightLimitLayer::new(
-            l.max_requests_in_flight,
-            state.http.shed_counter(),
-        ))
-        .layer(http_metrics::HttpMetricsLayer::new(
-            state.http.clone(),
-            state.tracker.clone(),
-        ))
-        .with_state(state.clone());
     // The layers from the response's request id inwards; a nested tuple stacks exactly as a
     // flat one.
     let from_request_id = || {
@@ -257,7 +247,15 @@ fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Rou
         ),
         (
             "+ HTTP metrics, query scope, in-flight",
-            metered.layer(every_layer()),
+            // In one `layer` call, as app() gives them.
+            Router::new()
+                .route("/api/availability", get(constant))
+                .layer((
+                    every_layer(),
+                    http_metrics::HttpMetricsLayer::new(state.http.clone(), state.tracker.clone()),
+                    InFlightLimitLayer::new(l.max_requests_in_flight, state.http.shed_counter()),
+                ))
+                .with_state(state.clone()),
         ),
     ]
 }
@@ -371,9 +369,13 @@ end
         ));
         let cached = start_server(&database_url, None).await;
         modes.push(("hotel-server, cached (L1)".to_owned(), cached.clone()));
+        // The ceiling, and only the modes named in HOTEL_BENCH_ONLY when it is set (to profile one).
+        let only = std::env::var("HOTEL_BENCH_ONLY").ok();
         let modes: Vec<(String, String)> = modes
             .into_iter()
-            .map(|(name, url)| (name, format!("{url}/api/availability")))
+            .enumerate()
+            .filter(|(i, (name, _))| *i == 0 || only.as_ref().is_none_or(|o| name.contains(o.as_str())))
+            .map(|(_, (name, url))| (name, format!("{url}/api/availability")))
             .collect();
         (modes, cached)
     });
