@@ -202,23 +202,12 @@ fn bare() -> Router {
 /// metrics with the perf-stats query scope, and the in-flight cap, which need the server's
 /// state).
 fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Router)> {
-    use middleware::{
-        body_limit, catch_panic, compression, propagate_request_id, set_request_id, timeout, trace,
-    };
+    use middleware::{body_limit, catch_panic, compression, request_id, timeout, trace};
     let l = limits;
-    // The layers from the response's request id inwards; a nested tuple stacks exactly as a
-    // flat one.
-    let from_request_id = || {
-        (
-            propagate_request_id(),
-            catch_panic(),
-            timeout(l),
-            compression(),
-            body_limit(l),
-        )
-    };
-    // Every tower-http layer of app(), innermost last.
-    let every_layer = || (set_request_id(), trace(), from_request_id());
+    // The layers from the tracing span inwards; a nested tuple stacks exactly as a flat one.
+    let from_trace = || (trace(), catch_panic(), timeout(l), compression(), body_limit(l));
+    // Every layer of app()'s middleware, innermost last.
+    let every_layer = || (request_id(), from_trace());
     vec![
         ("+ body limit", bare().layer(body_limit(l))),
         (
@@ -233,16 +222,9 @@ fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Rou
             "+ catch panic",
             bare().layer((catch_panic(), timeout(l), compression(), body_limit(l))),
         ),
+        ("+ trace span, access log", bare().layer(from_trace())),
         (
-            "+ request id on the response",
-            bare().layer(from_request_id()),
-        ),
-        (
-            "+ trace span, access log",
-            bare().layer((trace(), from_request_id())),
-        ),
-        (
-            "+ request id made (all of app()'s)",
+            "+ request id, made and on the response",
             bare().layer(every_layer()),
         ),
         (

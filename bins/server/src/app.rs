@@ -113,17 +113,16 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
         .routes(routes!(routes::dashboard::data))
         .split_for_parts();
     document.merge(api_document);
-    // Every request goes through the same layers, outermost first: request id, tracing span and
-    // access log, the id copied onto the response, panics turned into 500s, the request
-    // timeout, compression negotiation, the body limit, then latency by route and status with
-    // requests in flight and each request in a perf-stats scope (statement counts and N+1
-    // detection per route). They are given to the router in one `layer` call per group of
+    // Every request goes through the same layers, outermost first: request id (copied onto the
+    // response), tracing span and access log, panics turned into 500s, the request timeout,
+    // compression negotiation, the body limit, then latency by route and status with requests
+    // in flight and each request in a perf-stats scope (statement counts and N+1 detection per
+    // route). They are given to the router in one `layer` call per group of
     // routes: axum boxes each endpoint once per call (a boxed service cloned and a boxed future
     // per request and call), so one call instead of three saves two of each on every request.
     let layers = ServiceBuilder::new()
-        .layer(middleware::set_request_id())
+        .layer(middleware::request_id())
         .layer(middleware::trace())
-        .layer(middleware::propagate_request_id())
         .layer(middleware::catch_panic())
         .layer(middleware::timeout(&limits))
         .layer(middleware::compression())
