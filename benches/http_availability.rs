@@ -12,7 +12,8 @@
 //! ```
 //!
 //! `HOTEL_BENCH_MODES=layers` runs only the ceiling, the layer stacks, the handler alone and the
-//! cached server; `HOTEL_BENCH_ROUNDS` repeats those in turn and reports each one's median (the
+//! cached server (`HOTEL_BENCH_ONLY=<part of a mode's name>` keeps the ceiling and the modes
+//! so named, to profile one); `HOTEL_BENCH_ROUNDS` repeats those in turn and reports each one's median (the
 //! machine is shared: interleaved rounds keep a slow minute from landing on one mode only).
 //!
 //! Load comes from `wrk` (Debian package `wrk`) with 10 connections on one thread, on the same
@@ -201,34 +202,12 @@ fn bare() -> Router {
 /// metrics with the perf-stats query scope, and the in-flight cap, which need the server's
 /// state).
 fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Router)> {
-    use middleware::{
-        body_limit, catch_panic, compression, propagate_request_id, set_request_id, timeout, trace,
-    };
+    use middleware::{body_limit, catch_panic, compression, request_id, timeout, trace};
     let l = limits;
-    let metered = Router::new()
-        .route("/api/availability", get(constant))
-        .layer(InFlightLimitLayer::new(
-            l.max_requests_in_flight,
-            state.http.shed_counter(),
-        ))
-        .layer(http_metrics::HttpMetricsLayer::new(
-            state.http.clone(),
-            state.tracker.clone(),
-        ))
-        .with_state(state.clone());
-    // The layers from the response's request id inwards; a nested tuple stacks exactly as a
-    // flat one.
-    let from_request_id = || {
-        (
-            propagate_request_id(),
-            catch_panic(),
-            timeout(l),
-            compression(),
-            body_limit(l),
-        )
-    };
-    // Every tower-http layer of app(), innermost last.
-    let every_layer = || (set_request_id(), trace(), from_request_id());
+    // The layers from the tracing span inwards; a nested tuple stacks exactly as a flat one.
+    let from_trace = || (trace(), catch_panic(), timeout(l), compression(), body_limit(l));
+    // Every layer of app()'s middleware, innermost last.
+    let every_layer = || (request_id(), from_trace());
     vec![
         ("+ body limit", bare().layer(body_limit(l))),
         (
@@ -243,21 +222,22 @@ fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Rou
             "+ catch panic",
             bare().layer((catch_panic(), timeout(l), compression(), body_limit(l))),
         ),
+        ("+ trace span, access log", bare().layer(from_trace())),
         (
-            "+ request id on the response",
-            bare().layer(from_request_id()),
-        ),
-        (
-            "+ trace span, access log",
-            bare().layer((trace(), from_request_id())),
-        ),
-        (
-            "+ request id made (all of app()'s)",
+            "+ request id, made and on the response",
             bare().layer(every_layer()),
         ),
         (
             "+ HTTP metrics, query scope, in-flight",
-            metered.layer(every_layer()),
+            // In one `layer` call, as app() gives them.
+            Router::new()
+                .route("/api/availability", get(constant))
+                .layer((
+                    every_layer(),
+                    http_metrics::HttpMetricsLayer::new(state.http.clone(), state.tracker.clone()),
+                    InFlightLimitLayer::new(l.max_requests_in_flight, state.http.shed_counter()),
+                ))
+                .with_state(state.clone()),
         ),
     ]
 }
@@ -371,9 +351,13 @@ end
         ));
         let cached = start_server(&database_url, None).await;
         modes.push(("hotel-server, cached (L1)".to_owned(), cached.clone()));
+        // The ceiling, and only the modes named in HOTEL_BENCH_ONLY when it is set (to profile one).
+        let only = std::env::var("HOTEL_BENCH_ONLY").ok();
         let modes: Vec<(String, String)> = modes
             .into_iter()
-            .map(|(name, url)| (name, format!("{url}/api/availability")))
+            .enumerate()
+            .filter(|(i, (name, _))| *i == 0 || only.as_ref().is_none_or(|o| name.contains(o.as_str())))
+            .map(|(_, (name, url))| (name, format!("{url}/api/availability")))
             .collect();
         (modes, cached)
     });

@@ -23,6 +23,7 @@ pub mod load_shed;
 pub mod middleware;
 pub mod openapi;
 pub mod replica_metrics;
+pub mod request_id;
 pub mod request_timeout;
 pub mod routes;
 pub mod serving;

@@ -1,6 +1,6 @@
-//! The layers every request goes through, one function each, outermost first: request id,
-//! tracing span and access log, the id copied onto the response, panics turned into 500s,
-//! the request timeout, compression negotiation and the body limit.
+//! The layers every request goes through, one function each, outermost first: the request id
+//! (made or the client's, and copied onto the response), tracing span and access log, panics
+//! turned into 500s, the request timeout, compression negotiation and the body limit.
 //!
 //! [`crate::app()`] stacks all of them; the bench `http_availability` stacks them one at a time
 //! on a bare handler to measure what each costs (docs/PERFORMANCE.md).
@@ -9,18 +9,20 @@ use std::{any::Any, time::Duration};
 
 use axum::{
     extract::DefaultBodyLimit,
-    http::{HeaderName, HeaderValue, Request, Response, StatusCode},
+    http::{HeaderName, Request, Response, StatusCode},
     response::IntoResponse,
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
     classify::{ServerErrorsAsFailures, SharedClassifier},
     compression::CompressionLayer,
-    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     trace::{DefaultOnRequest, MakeSpan, OnResponse, TraceLayer},
 };
 
-use crate::{app::HttpLimits, error::ApiError, request_timeout::RequestTimeoutLayer};
+use crate::{
+    app::HttpLimits, error::ApiError, request_id::RequestIdLayer,
+    request_timeout::RequestTimeoutLayer,
+};
 
 /// The header that carries a request's id, taken from the client when it sends one.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -30,9 +32,10 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// `RUST_LOG=info,access_log=off`, or down to errors with `access_log=error`.
 pub const ACCESS_LOG_TARGET: &str = "access_log";
 
-/// Gives a request without an `x-request-id` a random (version 4) UUID.
-pub fn set_request_id() -> SetRequestIdLayer<RandomRequestId> {
-    SetRequestIdLayer::new(REQUEST_ID, RandomRequestId)
+/// Gives a request without an `x-request-id` a random (version 4) UUID, and copies the
+/// request's id onto its response (see [`crate::request_id`]).
+pub fn request_id() -> RequestIdLayer {
+    RequestIdLayer
 }
 
 /// The request span (`request_id`, `method`, `path`) and the access log.
@@ -41,11 +44,6 @@ pub fn trace()
     TraceLayer::new_for_http()
         .make_span_with(RequestSpan)
         .on_response(AccessLog)
-}
-
-/// Copies the request's id onto its response.
-pub fn propagate_request_id() -> PropagateRequestIdLayer {
-    PropagateRequestIdLayer::new(REQUEST_ID)
 }
 
 /// The answer to a panicking handler: 500, with the panic sent to tracing.
@@ -81,22 +79,13 @@ pub fn body_limit(limits: &HttpLimits) -> DefaultBodyLimit {
     DefaultBodyLimit::max(limits.max_body_bytes)
 }
 
-/// Makes request ids: random version 4 UUIDs, as `uuid::Uuid::new_v4` makes them, but drawn
-/// from the thread's random generator (rand's `ThreadRng`, a CSPRNG seeded by the OS) instead of
-/// a `getrandom` system call per request, and written into the header without formatting
-/// machinery. tower-http's `MakeRequestUuid` spent a system call and two allocations per
-/// request here (docs/PERFORMANCE.md).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RandomRequestId;
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        Some(RequestId::new(uuid_v4(rand::random())))
-    }
-}
-
-/// `bits` as a version 4 (random) UUID in its hyphenated lowercase form.
-fn uuid_v4(bits: u128) -> HeaderValue {
+/// `bits` as a version 4 (random) UUID in its hyphenated lowercase form: the ids of requests
+/// that come without one, as `uuid::Uuid::new_v4` makes them, but drawn from the thread's
+/// random generator (rand's `ThreadRng`, a CSPRNG seeded by the OS) instead of a `getrandom`
+/// system call per request, and written without formatting machinery. tower-http's
+/// `MakeRequestUuid` spent a system call and two allocations per request here
+/// (docs/PERFORMANCE.md).
+pub(crate) fn uuid_v4_text(bits: u128) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     // Version 4 in the 13th hex digit, variant 10xx in the 17th: RFC 9562, section 5.4.
     let bits = (bits & 0xFFFF_FFFF_FFFF_4FFF_BFFF_FFFF_FFFF_FFFF) | 0x4000_8000_0000_0000_0000;
@@ -112,7 +101,7 @@ fn uuid_v4(bits: u128) -> HeaderValue {
         text[at + 1] = HEX[usize::from(byte & 0xF)];
         at += 2;
     }
-    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    text
 }
 
 /// The span of one request: `request_id`, `method` and `path`.
@@ -150,22 +139,18 @@ impl<B> OnResponse<B> for AccessLog {
 mod tests {
     use super::*;
 
+    fn uuid_v4(bits: u128) -> String {
+        String::from_utf8_lossy(&uuid_v4_text(bits)).into_owned()
+    }
+
     #[test]
     fn request_ids_are_version_4_uuids() {
-        let zeros = uuid_v4(0);
-        assert_eq!(
-            zeros.to_str().ok(),
-            Some("00000000-0000-4000-8000-000000000000")
-        );
-        let ones = uuid_v4(u128::MAX);
-        assert_eq!(
-            ones.to_str().ok(),
-            Some("ffffffff-ffff-4fff-bfff-ffffffffffff")
-        );
+        assert_eq!(uuid_v4(0), "00000000-0000-4000-8000-000000000000");
+        assert_eq!(uuid_v4(u128::MAX), "ffffffff-ffff-4fff-bfff-ffffffffffff");
         let a = uuid_v4(rand::random());
         let b = uuid_v4(rand::random());
         assert_ne!(a, b, "two ids drawn at random differ");
-        let text = a.to_str().unwrap_or_default();
+        let text = a.as_str();
         assert_eq!(text.len(), 36);
         assert_eq!(text.as_bytes()[14], b'4', "version 4: {text}");
         assert!(

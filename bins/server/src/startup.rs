@@ -164,7 +164,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         tracing::warn!(key = %failure.key, error = %failure.error, "pre-warm failed");
     }
 
-    Ok(AppState {
+    Ok(AppState::new(crate::state::Shared {
         primary,
         reads,
         hotel,
@@ -172,7 +172,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         metrics: Arc::new(metrics),
         http,
         backups,
-    })
+    }))
 }
 
 /// How often the read replica's lag and reachability are measured.

@@ -1,6 +1,6 @@
 //! What every handler shares.
 
-use std::sync::Arc;
+use std::{ops::Deref, sync::Arc};
 
 use db_connect::ReadRouter;
 use optimized_queries::HotelCache;
@@ -9,9 +9,18 @@ use sea_orm::DatabaseConnection;
 
 use crate::http_metrics::HttpMetrics;
 
-/// The server's shared state. Cheap to clone: every field is a handle.
+/// The server's shared state: one `Arc` around [`Shared`], whose fields it derefs to
+/// (`state.primary`, `state.hotel`, ...).
+///
+/// axum clones the state about three times per request (the route's service, the handler's
+/// call, the `State` extractor). Cloning the fields themselves was about fifteen reference
+/// counts, each a cache line both workers write, and the largest single cost of a cached
+/// request in the server's handler (docs/PERFORMANCE.md); a clone of this is one.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The fields of [`AppState`].
+pub struct Shared {
     /// The primary database: every write, and reads that must see their own writes.
     pub primary: DatabaseConnection,
     /// Where reports go: a streaming standby when there is one and it has replayed every
@@ -30,8 +39,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Where reports and other heavy reads go (see [`AppState::reads`]).
+    /// The state holding `shared`.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+
+    /// Where reports and other heavy reads go (see [`Shared::reads`]).
     pub fn reports(&self) -> &ReadRouter {
-        &self.reads
+        &self.0.reads
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }

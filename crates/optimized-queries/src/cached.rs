@@ -163,6 +163,13 @@ fn range_tags(scope: &str, range: DateRange) -> Vec<String> {
     }
 }
 
+/// The tags of an all-room availability entry: its nights' (or months') and the room types'.
+fn all_availability_tags(range: DateRange) -> Vec<String> {
+    let mut tags = range_tags("all", range);
+    tags.push(ROOM_TYPES_TAG.to_owned());
+    tags
+}
+
 /// The tags a change to `scope`'s nights in `range` must invalidate: every night and month.
 fn change_tags(scope: &str, range: DateRange) -> Vec<String> {
     let mut tags: Vec<String> = range
@@ -195,13 +202,14 @@ fn from_load(err: LoadError<Error>) -> Error {
 
 /// Reads `key` through `cache`, running `load` on its own handle to `db` on a miss (the loader
 /// may outlive the caller's borrow): the one way every read wrapper below goes through the
-/// cache, so a loader's own error reaches the caller unchanged.
+/// cache, so a loader's own error reaches the caller unchanged. The entry's `tags` and the
+/// loader's handle are made only on a miss: a hit, the common case, makes neither.
 async fn cached<T, F, Fut>(
     cache: &QueryCache,
     db: &DatabaseConnection,
     key: impl AsRef<str>,
     ttl: Ttl,
-    tags: &[&str],
+    tags: impl FnOnce() -> Vec<String>,
     load: F,
 ) -> Result<Arc<T>>
 where
@@ -209,11 +217,38 @@ where
     F: FnOnce(DatabaseConnection) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T>> + Send + 'static,
 {
-    let db = db.clone();
     cache
-        .with_cache(key, ttl, tags, move || load(db))
+        .with_cache_lazy(key, ttl, || {
+            let db = db.clone();
+            (tags(), move || load(db))
+        })
         .await
         .map_err(from_load)
+}
+
+/// `{prefix}{start}:{end}:{rooms}`, as `format!` would write it with the dates' `Display`,
+/// without the formatting machinery: the key of every availability read, made on every hit.
+fn range_key(prefix: &str, range: DateRange, rooms: RoomCount) -> String {
+    let mut key = String::with_capacity(prefix.len() + 24);
+    key.push_str(prefix);
+    push_date(&mut key, range.start());
+    key.push(':');
+    push_date(&mut key, range.end());
+    key.push(':');
+    let rooms = rooms.get();
+    if (0..10).contains(&rooms) {
+        key.push(char::from(b'0' + rooms as u8));
+    } else {
+        key.push_str(&rooms.to_string());
+    }
+    key
+}
+
+fn push_date(key: &mut String, date: NaiveDate) {
+    match crate::domain::iso_date(date) {
+        Some(text) => key.extend(text.iter().map(|b| char::from(*b))),
+        None => key.push_str(&date.to_string()),
+    }
 }
 
 /// Reads the report `key` through `cache` for [`ttl::REPORTS`]; on a miss `load` runs where
@@ -287,7 +322,7 @@ impl HotelCache {
             db,
             "room-types",
             ttl::ROOM_TYPES,
-            &[ROOM_TYPES_TAG],
+            || vec![ROOM_TYPES_TAG.to_owned()],
             move |db| async move { crate::room_types(&db).await },
         )
         .await
@@ -306,20 +341,13 @@ impl HotelCache {
         rooms: RoomCount,
     ) -> Result<Arc<Availability>> {
         let range = range.ensure_at_most(crate::MAX_RANGE_NIGHTS)?;
-        let key = format!(
-            "availability:{room_type_id}:{}:{}:{}",
-            range.start(),
-            range.end(),
-            rooms.get()
-        );
-        let tags = range_tags(&room_type_id.to_string(), range);
-        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let key = range_key(&format!("availability:{room_type_id}:"), range, rooms);
         cached(
             &self.cache,
             db,
             key,
             ttl::AVAILABILITY,
-            &tags,
+            || range_tags(&room_type_id.to_string(), range),
             move |db| async move { crate::availability(&db, room_type_id, range, rooms).await },
         )
         .await
@@ -337,21 +365,12 @@ impl HotelCache {
         rooms: RoomCount,
     ) -> Result<Arc<Vec<Availability>>> {
         let range = range.ensure_at_most(crate::MAX_RANGE_NIGHTS)?;
-        let key = format!(
-            "availability:all:{}:{}:{}",
-            range.start(),
-            range.end(),
-            rooms.get()
-        );
-        let mut tags = range_tags("all", range);
-        tags.push(ROOM_TYPES_TAG.to_owned());
-        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         cached(
             &self.cache,
             db,
-            key,
+            range_key("availability:all:", range, rooms),
             ttl::AVAILABILITY,
-            &tags,
+            || all_availability_tags(range),
             move |db| async move { crate::all_availability(&db, range, rooms).await },
         )
         .await
@@ -380,13 +399,12 @@ impl HotelCache {
             entity::BookingStatus::CheckedOut => "CHECKED_OUT",
         });
         let key = format!("user-bookings:{user_id}:{status}:{}", query.limit);
-        let tag = user_bookings_tag(user_id);
         cached(
             &self.cache,
             db,
             key,
             ttl::USER_BOOKINGS,
-            &[tag.as_str()],
+            || vec![user_bookings_tag(user_id)],
             move |db| async move { crate::user_bookings(&db, user_id, query).await },
         )
         .await
@@ -554,8 +572,7 @@ impl HotelCache {
     /// cache, for [`QueryCache::prewarm`].
     pub fn prewarm_jobs(&self, db: &DatabaseConnection, today: NaiveDate) -> Vec<PrewarmJob> {
         let tonight = DateRange::night_of(today);
-        let mut all_tags = range_tags("all", tonight);
-        all_tags.push(ROOM_TYPES_TAG.to_owned());
+        let all_tags = all_availability_tags(tonight);
         let (db1, db2) = (db.clone(), db.clone());
         vec![
             PrewarmJob::new(
@@ -565,7 +582,7 @@ impl HotelCache {
                 move || async move { crate::room_types(&db1).await },
             ),
             PrewarmJob::new(
-                format!("availability:all:{}:{}:1", tonight.start(), tonight.end()),
+                range_key("availability:all:", tonight, RoomCount::ONE),
                 ttl::AVAILABILITY,
                 &all_tags.iter().map(String::as_str).collect::<Vec<_>>(),
                 move || async move { crate::all_availability(&db2, tonight, RoomCount::ONE).await },
@@ -590,6 +607,27 @@ mod tests {
 
     fn d(day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 1, day).unwrap()
+    }
+
+    #[test]
+    fn range_keys_are_what_format_writes() {
+        let date = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        for (start, end) in [
+            (d(1), d(2)),
+            (date(2026, 12, 31), date(2027, 1, 9)),
+            (date(1, 1, 1), date(1, 2, 3)),
+            (date(999, 9, 9), date(1000, 10, 10)),
+            (date(9999, 12, 30), date(9999, 12, 31)),
+        ] {
+            let range = DateRange::new(start, end).unwrap();
+            for rooms in [1, 9, 10, 50] {
+                let rooms = RoomCount::new(rooms).unwrap();
+                assert_eq!(
+                    range_key("availability:all:", range, rooms),
+                    format!("availability:all:{start}:{end}:{}", rooms.get())
+                );
+            }
+        }
     }
 
     /// Encodes with the type's shared codec and decodes again.

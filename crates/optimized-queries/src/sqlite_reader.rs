@@ -430,7 +430,7 @@ fn sqlite_value(value: &Value) -> Option<Bound<'_>> {
         Value::Bytes(v) => or_null(v, |b| {
             Bound::Output(ToSqlOutput::Borrowed(ValueRef::Blob(b)))
         }),
-        Value::ChronoDate(v) => or_null(v, |d| match iso_date(*d) {
+        Value::ChronoDate(v) => or_null(v, |d| match crate::domain::iso_date(*d) {
             Some(text) => Bound::Date(text),
             None => owned(SqliteValue::Text(d.format("%F").to_string())),
         }),
@@ -441,27 +441,6 @@ fn sqlite_value(value: &Value) -> Option<Bound<'_>> {
         }),
         _ => return None,
     })
-}
-
-/// `date` as chrono's `%F` writes it (what sqlx binds), for years 0 to 9999 (every date the
-/// helpers accept): a tenth of the time of the formatting machinery, on every date bound.
-fn iso_date(date: chrono::NaiveDate) -> Option<[u8; 10]> {
-    use chrono::Datelike;
-    let year = u32::try_from(date.year()).ok().filter(|y| *y <= 9999)?;
-    let digit = |n: u32| b'0' + (n % 10) as u8;
-    let (month, day) = (date.month(), date.day());
-    Some([
-        digit(year / 1000),
-        digit(year / 100),
-        digit(year / 10),
-        digit(year),
-        b'-',
-        digit(month / 10),
-        digit(month),
-        b'-',
-        digit(day / 10),
-        digit(day),
-    ])
 }
 
 /// Which reader belongs to which sqlx pool. A pool is known by the address of its options,

@@ -219,6 +219,74 @@ impl QueryCache {
         }
     }
 
+    /// [`with_cache`](Self::with_cache), with what only a miss needs made by `miss`: the
+    /// entry's tags and its loader. A fresh hit answers without calling it. For entries whose
+    /// tags cost more than the hit itself (one tag per night of a date range, each a formatted
+    /// date) or whose loader holds clones of handles (a connection pool), which every hit
+    /// would otherwise make and throw away.
+    ///
+    /// # Errors
+    ///
+    /// As [`with_cache`](Self::with_cache).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use query_cache::{Cacheable, QueryCache, Ttl};
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct Free { rooms: u32 }
+    /// impl Cacheable for Free {}
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cache = QueryCache::builder().max_entries(1_000).build()?;
+    /// let free = cache
+    ///     .with_cache_lazy("free:2026-12-01", Ttl::LONG, || {
+    ///         let tags = vec!["night:2026-12-01".to_owned()];
+    ///         (tags, || async { Ok::<_, Infallible>(Free { rooms: 5 }) })
+    ///     })
+    ///     .await?;
+    /// assert_eq!(free.rooms, 5);
+    ///
+    /// // A hit calls neither `miss` nor a loader.
+    /// let again = cache
+    ///     .with_cache_lazy("free:2026-12-01", Ttl::LONG, || -> (Vec<String>, fn() -> std::future::Ready<Result<Free, Infallible>>) {
+    ///         unreachable!("a hit needs no tags and no loader")
+    ///     })
+    ///     .await?;
+    /// assert_eq!(again, free);
+    /// assert_eq!(cache.stats().hits, 1);
+    ///
+    /// // The tags made on the miss are the entry's.
+    /// cache.invalidate_tags(&["night:2026-12-01"]);
+    /// assert!(cache.get::<Free>("free:2026-12-01")?.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn with_cache_lazy<T, E, F, Fut, M>(
+        &self,
+        key: impl AsRef<str>,
+        ttl: impl Into<Ttl>,
+        miss: M,
+    ) -> Result<Arc<T>, LoadError<E>>
+    where
+        T: Cacheable,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        M: FnOnce() -> (Vec<String>, F),
+    {
+        let key = key.as_ref();
+        if let Some((value, found)) = self.core.fresh(key, self.core.hash(key)) {
+            return Ok(downcast(value, found, key)?);
+        }
+        let (tags, loader) = miss();
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        self.with_cache(key, ttl, &tags, loader).await
+    }
+
     /// Runs a stale-while-revalidate refresh as a task of its own.
     fn spawn_refresh<T, E, F, Fut>(&self, ticket: Ticket, ttl: Ttl, tags: &[&str], loader: F)
     where

@@ -154,6 +154,18 @@ impl Core {
         Begin::Lead(shard.start_flight(CacheKey::from(key), hash, self.tags.stamp(tags)))
     }
 
+    /// A fresh value for `key` (a hit, counted), or `None` without counting anything: the
+    /// first look of [`QueryCache::with_cache_lazy`](crate::QueryCache::with_cache_lazy), whose caller then goes through
+    /// [`Core::begin`] (which counts the miss, or serves a stale value).
+    #[inline]
+    pub(crate) fn fresh(&self, key: &str, hash: u64) -> Option<(AnyArc, &'static str)> {
+        let now = Instant::now();
+        match self.shard(hash).lock().lookup(key, hash, now, false) {
+            Lookup::Fresh(value, found) => Some((value, found)),
+            Lookup::Stale(..) | Lookup::Missing => None,
+        }
+    }
+
     /// Looks `key` up for `get`: a fresh value, or `None` (a miss, counted).
     #[inline]
     pub(crate) fn get(&self, key: &str, hash: u64) -> Option<(AnyArc, &'static str)> {

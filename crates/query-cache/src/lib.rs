@@ -9,7 +9,8 @@
 //!
 //! - [`QueryCache`]: the cache handle (cheap to clone). Built with [`QueryCache::builder`].
 //! - [`QueryCache::with_cache`]: get a value or load it (single flight, TTL, tags,
-//!   optional stale-while-revalidate).
+//!   optional stale-while-revalidate); [`QueryCache::with_cache_lazy`] makes the tags and
+//!   the loader only on a miss, for entries whose tags cost more than a hit.
 //! - [`Ttl`]: freshness tiers ([`Ttl::VERY_SHORT`] 1 min … [`Ttl::VERY_LONG`] 24 h) or any
 //!   `Duration`, with an optional stale grace.
 //! - [`Cacheable`]: the opt-in marker for cacheable types, with an optional weight and an

@@ -2,6 +2,7 @@
 //! request's head until its response body is written (or dropped).
 
 use std::{
+    cell::RefCell,
     convert::Infallible,
     future::Future,
     pin::Pin,
@@ -34,15 +35,21 @@ impl Drop for Busy {
 }
 
 /// The router, serving one connection.
-#[derive(Clone)]
 pub(crate) struct CountedService {
-    router: Router,
+    /// The connection's own handle on the router. hyper calls its service through `&self`,
+    /// while `Router` is called through `&mut self` (though it changes nothing); the cell lends
+    /// it out instead of cloning it per request as `axum::serve` does: a clone is a reference
+    /// count on the router that every connection's requests, on both workers, write.
+    router: RefCell<Router>,
     connection: Arc<Connection>,
 }
 
 impl CountedService {
     pub(crate) fn new(router: Router, connection: Arc<Connection>) -> Self {
-        Self { router, connection }
+        Self {
+            router: RefCell::new(router),
+            connection,
+        }
     }
 }
 
@@ -53,8 +60,9 @@ impl hyper::service::Service<Request<Incoming>> for CountedService {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let busy = Busy::begin(&self.connection);
-        // Router is always ready: calling a clone without poll_ready is what axum::serve does.
-        let response = self.router.clone().call(request.map(Body::new));
+        // Router is always ready (its poll_ready is always Ready), and its future borrows
+        // nothing from it: the borrow ends with this call, so no other call can find it taken.
+        let response = self.router.borrow_mut().call(request.map(Body::new));
         CountedFuture {
             response,
             busy: Some(busy),

@@ -5,7 +5,7 @@
 use std::{collections::BTreeSet, path::Path, process::Command};
 
 use db_connect::{test_on_backends, testing::TestDatabase};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::{
@@ -269,6 +269,63 @@ fn alert_and_recording_rules_pass_promtool() {
     );
 }
 
+/// Routes, probes, the fallback and a method a route does not take all go through every layer
+/// of `app()`, which gives them to the router per group of routes (probes and the API, so
+/// that probes are never shed): each answer carries a request id (the client's when it sends
+/// one), compression is negotiated, and each request is counted under its route and status.
+async fn every_kind_of_request_goes_through_every_layer(test_db: TestDatabase) {
+    let app = TestApp::spawn(test_db).await;
+    let cases = [
+        (Method::GET, "/api/availability", StatusCode::OK),
+        (Method::GET, "/healthz", StatusCode::OK),
+        (Method::GET, "/nowhere", StatusCode::NOT_FOUND),
+        (
+            Method::DELETE,
+            "/api/availability",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ];
+    for (method, path, status) in &cases {
+        let made = app.request(method.clone(), path, None).send().await.unwrap();
+        assert_eq!(made.status(), *status, "{method} {path}");
+        let id = made.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!(id.len(), 36, "{method} {path}: a UUID, not {id:?}");
+        let given = app
+            .request(method.clone(), path, None)
+            .header("x-request-id", "given-7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(given.headers()["x-request-id"], "given-7", "{method} {path}");
+    }
+    let gzip = app
+        .request(Method::GET, "/api/room-types", None)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzip.status(), StatusCode::OK);
+    assert_eq!(gzip.headers()["content-encoding"], "gzip");
+
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    for (method, path, status) in &cases {
+        let route = if *status == StatusCode::NOT_FOUND {
+            "unmatched"
+        } else {
+            path
+        };
+        let series = format!(
+            "hotel_http_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\",status=\"{}\"}} ",
+            status.as_u16()
+        );
+        let count = text
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|count| count.parse::<u64>().ok());
+        assert!(count >= Some(2), "{series}:\n{text}");
+    }
+}
+
 /// One INFO line per answered request under the `access_log` target, with the request's
 /// method, path and status; `RUST_LOG=…,access_log=off` turns it off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,5 +410,6 @@ async fn every_request_gets_an_access_log_line_unless_turned_off() {
 
 test_on_backends!(
     multi_thread;
-    metrics_follow_prometheus_conventions_and_the_rules_name_real_series
+    metrics_follow_prometheus_conventions_and_the_rules_name_real_series,
+    every_kind_of_request_goes_through_every_layer
 );
