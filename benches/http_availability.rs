@@ -205,7 +205,15 @@ fn layer_stacks(state: &AppState, limits: &HttpLimits) -> Vec<(&'static str, Rou
     use middleware::{body_limit, catch_panic, compression, request_id, timeout, trace};
     let l = limits;
     // The layers from the tracing span inwards; a nested tuple stacks exactly as a flat one.
-    let from_trace = || (trace(), catch_panic(), timeout(l), compression(), body_limit(l));
+    let from_trace = || {
+        (
+            trace(),
+            catch_panic(),
+            timeout(l),
+            compression(),
+            body_limit(l),
+        )
+    };
     // Every layer of app()'s middleware, innermost last.
     let every_layer = || (request_id(), from_trace());
     vec![
@@ -356,7 +364,9 @@ end
         let modes: Vec<(String, String)> = modes
             .into_iter()
             .enumerate()
-            .filter(|(i, (name, _))| *i == 0 || only.as_ref().is_none_or(|o| name.contains(o.as_str())))
+            .filter(|(i, (name, _))| {
+                *i == 0 || only.as_ref().is_none_or(|o| name.contains(o.as_str()))
+            })
             .map(|(_, (name, url))| (name, format!("{url}/api/availability")))
             .collect();
         (modes, cached)

@@ -135,7 +135,11 @@ mod tests {
         let id = first.headers()[REQUEST_ID].to_str().unwrap_or_default();
         assert_eq!(id.len(), 36, "{id}");
         assert_eq!(id.as_bytes()[14], b'4', "version 4: {id}");
-        assert_eq!(first.headers()["x-seen-id"], id, "the handler saw the same id");
+        assert_eq!(
+            first.headers()["x-seen-id"],
+            id,
+            "the handler saw the same id"
+        );
         let second = answer(Request::new(Body::empty()), None).await;
         assert_ne!(second.headers()[REQUEST_ID], id, "ids differ");
     }

@@ -286,7 +286,11 @@ async fn every_kind_of_request_goes_through_every_layer(test_db: TestDatabase) {
         ),
     ];
     for (method, path, status) in &cases {
-        let made = app.request(method.clone(), path, None).send().await.unwrap();
+        let made = app
+            .request(method.clone(), path, None)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(made.status(), *status, "{method} {path}");
         let id = made.headers()["x-request-id"].to_str().unwrap();
         assert_eq!(id.len(), 36, "{method} {path}: a UUID, not {id:?}");
@@ -296,7 +300,11 @@ async fn every_kind_of_request_goes_through_every_layer(test_db: TestDatabase) {
             .send()
             .await
             .unwrap();
-        assert_eq!(given.headers()["x-request-id"], "given-7", "{method} {path}");
+        assert_eq!(
+            given.headers()["x-request-id"],
+            "given-7",
+            "{method} {path}"
+        );
     }
     let gzip = app
         .request(Method::GET, "/api/room-types", None)
