@@ -171,6 +171,12 @@ fn by_rowids<'a>(
     parents: &mut BTreeMap<&'a str, Vec<i64>>,
 ) -> rusqlite::Result<Option<Violations>> {
     let hint = if trust_indexes { "" } else { " NOT INDEXED" };
+    // A WITHOUT ROWID child has no rowid to report (the pragma reports NULL too).
+    let rowid = if rowid_table(conn, child)? == Some(true) {
+        "rowid"
+    } else {
+        "NULL"
+    };
     let mut found = Violations::default();
     for key in keys {
         if !parents.contains_key(key.parent.as_str()) {
@@ -186,12 +192,6 @@ fn by_rowids<'a>(
             parents.insert(&key.parent, rowids);
         }
         let rowids = &parents[key.parent.as_str()];
-        // A WITHOUT ROWID child has no rowid to report (the pragma reports NULL too).
-        let rowid = if rowid_table(conn, child)? == Some(true) {
-            "rowid"
-        } else {
-            "NULL"
-        };
         let mut statement = conn.prepare(&format!(
             "SELECT {rowid}, {} FROM {}{hint}",
             quote(&key.column),
@@ -229,6 +229,7 @@ fn by_pragma(conn: &Connection, child: &str, violations: &mut Violations) -> rus
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sqlite::test_support::table_names;
 
     /// Runs `sql` on a new in-memory database (no foreign key enforcement, so violations can
     /// be written) and returns it.
@@ -242,14 +243,7 @@ mod tests {
     /// What SQLite's own pragma finds.
     fn pragma(conn: &Connection) -> Violations {
         let mut found = Violations::default();
-        let children: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        for child in children {
+        for child in table_names(conn) {
             by_pragma(conn, &child, &mut found).unwrap();
         }
         found

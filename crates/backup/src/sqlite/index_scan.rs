@@ -717,6 +717,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::sqlite::test_support::{Damage, sqlite_pragma, table_names};
 
     /// Two tables with indexes (one UNIQUE, one on two columns with one descending) and a
     /// few hundred rows, then each step of `damage` on a connection of its own (a schema
@@ -763,18 +764,6 @@ mod tests {
     /// Puts back the index [`hide`] hid.
     const SHOW: &str = "PRAGMA writable_schema = ON;
          INSERT INTO sqlite_schema SELECT * FROM hidden;";
-
-    /// SQLite's own `pragma` (`integrity_check` or `quick_check`) of the whole file, its
-    /// error as the one message if it fails.
-    fn sqlite_pragma(path: &Path, pragma: &str) -> Vec<String> {
-        let said = open(path).and_then(|conn| {
-            let mut statement = conn.prepare(&format!("PRAGMA {pragma}"))?;
-            statement
-                .query_map([], |row| row.get(0))?
-                .collect::<rusqlite::Result<_>>()
-        });
-        said.unwrap_or_else(|e| vec![e.to_string()])
-    }
 
     fn sqlite_says(path: &Path) -> Vec<String> {
         sqlite_pragma(path, "integrity_check")
@@ -1075,13 +1064,7 @@ mod tests {
             assert_ne!(theirs, ["ok"], "{name}: the damage is not one SQLite sees");
             // Each table's own statement passes: only the bookkeeping can find it.
             let conn = open(&path).unwrap();
-            let tables: Vec<String> = conn
-                .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
-                .unwrap()
-                .query_map([], |row| row.get(0))
-                .unwrap()
-                .collect::<rusqlite::Result<_>>()
-                .unwrap();
+            let tables = table_names(&conn);
             for table in tables {
                 let alone: String = conn
                     .query_row(&format!("PRAGMA quick_check({table})"), [], |row| {
@@ -1113,31 +1096,16 @@ mod tests {
         );
         let original = std::fs::read(&pristine).unwrap();
         // Another seed: HOTEL_DAMAGE_SEED (40 seeds of 160 cases each agreed when written).
-        let mut state: u64 = std::env::var("HOTEL_DAMAGE_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0x9E37_79B9_7F4A_7C15);
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut damage = Damage::new(0x9E37_79B9_7F4A_7C15);
         let (mut found, mut sound) = (0, 0);
         for case in 0..160 {
             let path = dir.path().join(format!("case-{case}.sqlite"));
             let mut bytes = original.clone();
-            // A few bytes of one page: half the cases in a page's header and cell pointers
-            // (structure), half anywhere (mostly records).
-            let at = if case % 2 == 0 {
-                let pages = bytes.len() / 4096;
-                (next() as usize % pages) * 4096 + next() as usize % 48
-            } else {
-                next() as usize % bytes.len()
-            };
-            for k in 0..1 + next() % 3 {
+            // A few bytes of one page, in its structure or anywhere (see `Damage::offset`).
+            let at = damage.offset(case, bytes.len());
+            for k in 0..1 + damage.next() % 3 {
                 let i = (at + k as usize * 7).min(bytes.len() - 1);
-                bytes[i] ^= 1 << (next() % 8);
+                damage.flip(&mut bytes[i]);
             }
             std::fs::write(&path, &bytes).unwrap();
             let full = sqlite_says(&path) == ["ok"];

@@ -11,6 +11,8 @@ pub(crate) mod live_file;
 pub(crate) mod materialize;
 pub(crate) mod page_accounting;
 pub(crate) mod snapshot;
+#[cfg(test)]
+mod test_support;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
