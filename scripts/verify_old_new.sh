@@ -9,7 +9,7 @@ trap 'rm -rf "$work"' EXIT
 export DATABASE_URL="sqlite://$db"
 for bin in "$a" "$b"; do
   d="$work/$(basename "$bin")"; mkdir -p "$d"
-  BACKUP_DIR="$d" "$bin" create --quiet >/dev/null 2>&1 || BACKUP_DIR="$d" "$bin" create >/dev/null
+  BACKUP_DIR="$d" "$bin" create >/dev/null
 done
 for r in $(seq "$rounds"); do
   for bin in "$a" "$b"; do
