@@ -50,6 +50,9 @@ pub struct ConnectionSettings {
     pub connect_lazily: bool,
 }
 
+/// [`ConnectionSettings::ping_idle_after`]'s default: 10 s.
+pub const DEFAULT_PING_IDLE_AFTER: Duration = Duration::from_secs(10);
+
 impl Default for ConnectionSettings {
     fn default() -> Self {
         Self {
@@ -59,7 +62,7 @@ impl Default for ConnectionSettings {
             durable_commits: true,
             sqlite_mmap_bytes: 1 << 30,
             create_if_missing: true,
-            ping_idle_after: Duration::from_secs(10),
+            ping_idle_after: DEFAULT_PING_IDLE_AFTER,
             connect_lazily: false,
         }
     }
@@ -148,7 +151,7 @@ pub async fn connect_with(url: &str, settings: &ConnectionSettings) -> Result<Da
                 .max_connections(settings.max_connections.unwrap_or(10))
                 .map_sqlx_postgres_before_acquire(move |connection, meta| {
                     Box::pin(async move {
-                        if !crate::liveness::must_check(meta.idle_for, ping_idle_after) {
+                        if !crate::liveness::must_ping(meta.idle_for, ping_idle_after) {
                             return Ok(true);
                         }
                         match sea_orm::sqlx::Connection::ping(connection).await {

@@ -55,8 +55,12 @@ mod replica;
 pub mod testing;
 
 pub use backend::{Backend, redact_password};
-pub use connect::{ConnectionSettings, DEFAULT_DATABASE_URL, connect, connect_with};
+pub use connect::{
+    ConnectionSettings, DEFAULT_DATABASE_URL, DEFAULT_PING_IDLE_AFTER, connect, connect_with,
+};
 pub use error::{Error, Result};
+#[cfg(feature = "postgres")]
+pub use liveness::must_ping;
 pub use liveness::{
     ConnectionFailure, LOST_CONNECTION_ATTEMPTS, is_connection_lost, is_unavailable,
     note_connection_lost, retry_on_lost_connection,

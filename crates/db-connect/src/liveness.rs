@@ -52,9 +52,13 @@ pub fn note_connection_lost() {
     LAST_LOST_MICROS.fetch_max(micros + 1, Ordering::Relaxed);
 }
 
-/// Whether a connection idle for `idle_for` must be pinged before it is handed out.
+/// Whether a PostgreSQL connection idle for `idle_for` must be pinged before it is used again:
+/// it has been idle for `ping_idle_after` (a server, proxy or firewall may have ended it), or
+/// since before the last lost connection this process noted ([`note_connection_lost`]). The
+/// pools [`connect`](crate::connect) builds follow this rule; so should connections held
+/// outside a pool.
 #[cfg(feature = "postgres")]
-pub(crate) fn must_check(idle_for: Duration, ping_idle_after: Duration) -> bool {
+pub fn must_ping(idle_for: Duration, ping_idle_after: Duration) -> bool {
     if idle_for >= ping_idle_after {
         return true;
     }
@@ -234,13 +238,13 @@ mod tests {
     #[test]
     fn only_connections_idle_since_a_loss_are_checked() {
         let after = Duration::from_secs(10);
-        assert!(must_check(Duration::from_secs(11), after));
+        assert!(must_ping(Duration::from_secs(11), after));
         note_connection_lost();
         // Idle for longer than the loss is old: it was in the pool when the loss was seen.
-        assert!(must_check(Duration::from_secs(5), after));
+        assert!(must_ping(Duration::from_secs(5), after));
         std::thread::sleep(Duration::from_millis(20));
         // Returned to the pool (and pinged by sqlx) after the loss.
-        assert!(!must_check(Duration::from_millis(5), after));
+        assert!(!must_ping(Duration::from_millis(5), after));
     }
 
     #[test]

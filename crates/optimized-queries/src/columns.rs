@@ -1,8 +1,9 @@
 //! Rows read by column position, whichever driver returned them.
 //!
 //! A read helper decodes its rows with one [`Decode`] implementation, whether they came through
-//! sea-orm or straight from SQLite's C API or PostgreSQL's wire protocol (the `executor`
-//! module): the same statement gives the same values either way. Columns are read by position,
+//! sea-orm (PostgreSQL rows, from sea-orm's pool or the crate's own connections, are sea-orm
+//! rows) or straight from SQLite's C API (the `executor` module): the same statement gives the
+//! same values either way. Columns are read by position,
 //! never by name, which is what decoding costs least on every driver.
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -24,9 +25,6 @@ pub(crate) trait Column: Sized {
     /// From a row of SQLite's C API.
     #[cfg(feature = "sqlite")]
     fn from_sqlite(value: rusqlite::types::ValueRef<'_>) -> Result<Self>;
-    /// From a row of PostgreSQL's wire protocol.
-    #[cfg(feature = "postgres")]
-    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<Self>;
 }
 
 /// A result type decoded from one row.
@@ -35,7 +33,7 @@ pub(crate) trait Decode: Sized {
 }
 
 // The other drivers' decoding errors (sea-orm reports its own).
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "sqlite")]
 pub(crate) fn type_error(message: impl Into<String>) -> crate::Error {
     crate::Error::Database(sea_orm::DbErr::Type(message.into()))
 }
@@ -56,24 +54,8 @@ impl Row for rusqlite::Row<'_> {
     }
 }
 
-#[cfg(feature = "postgres")]
-impl Row for tokio_postgres::Row {
-    fn get<T: Column>(&self, index: usize) -> Result<T> {
-        T::from_postgres(self, index)
-    }
-}
-
 fn sea_orm_get<T: sea_orm::TryGetable>(row: &QueryResult, index: usize) -> Result<T> {
     Ok(row.try_get_by_index(index)?)
-}
-
-#[cfg(feature = "postgres")]
-fn postgres_get<'a, T: tokio_postgres::types::FromSql<'a>>(
-    row: &'a tokio_postgres::Row,
-    index: usize,
-) -> Result<T> {
-    row.try_get(index)
-        .map_err(|err| type_error(format!("column {index}: {err}")))
 }
 
 #[cfg(feature = "sqlite")]
@@ -98,10 +80,6 @@ impl Column for i64 {
     fn from_sqlite(value: rusqlite::types::ValueRef<'_>) -> Result<Self> {
         sqlite_integer(value)
     }
-    #[cfg(feature = "postgres")]
-    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<Self> {
-        postgres_get(row, index)
-    }
 }
 
 impl Column for i32 {
@@ -113,10 +91,6 @@ impl Column for i32 {
         let wide = sqlite_integer(value)?;
         i32::try_from(wide).map_err(|_| type_error(format!("{wide} does not fit a 32-bit column")))
     }
-    #[cfg(feature = "postgres")]
-    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<Self> {
-        postgres_get(row, index)
-    }
 }
 
 impl Column for bool {
@@ -127,10 +101,6 @@ impl Column for bool {
     fn from_sqlite(value: rusqlite::types::ValueRef<'_>) -> Result<Self> {
         Ok(sqlite_integer(value)? != 0)
     }
-    #[cfg(feature = "postgres")]
-    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<Self> {
-        postgres_get(row, index)
-    }
 }
 
 impl Column for String {
@@ -140,10 +110,6 @@ impl Column for String {
     #[cfg(feature = "sqlite")]
     fn from_sqlite(value: rusqlite::types::ValueRef<'_>) -> Result<Self> {
         sqlite_text(value).map(str::to_owned)
-    }
-    #[cfg(feature = "postgres")]
-    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<Self> {
-        postgres_get(row, index)
     }
 }
 
@@ -158,10 +124,6 @@ impl Column for NaiveDate {
         text.parse()
             .map_err(|err| type_error(format!("invalid date {text:?}: {err}")))
     }
-    #[cfg(feature = "postgres")]
-    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<Self> {
-        postgres_get(row, index)
-    }
 }
 
 impl Column for DateTime<Utc> {
@@ -172,10 +134,6 @@ impl Column for DateTime<Utc> {
     fn from_sqlite(value: rusqlite::types::ValueRef<'_>) -> Result<Self> {
         let text = sqlite_text(value)?;
         sqlite_timestamp(text).ok_or_else(|| type_error(format!("invalid timestamp {text:?}")))
-    }
-    #[cfg(feature = "postgres")]
-    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<Self> {
-        postgres_get(row, index)
     }
 }
 
@@ -219,10 +177,6 @@ macro_rules! string_enum_column {
             fn from_sqlite(value: rusqlite::types::ValueRef<'_>) -> Result<Self> {
                 enum_from_str(sqlite_text(value)?)
             }
-            #[cfg(feature = "postgres")]
-            fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<Self> {
-                enum_from_str(postgres_get::<&str>(row, index)?)
-            }
         }
     };
 }
@@ -230,7 +184,7 @@ macro_rules! string_enum_column {
 string_enum_column!(BookingStatus);
 string_enum_column!(PaymentStatus);
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "sqlite")]
 fn enum_from_str<T: sea_orm::ActiveEnum<Value = String>>(text: &str) -> Result<T> {
     T::try_from_value(&text.to_owned()).map_err(crate::Error::Database)
 }
@@ -248,31 +202,6 @@ where
             rusqlite::types::ValueRef::Null => Ok(None),
             value => T::from_sqlite(value).map(Some),
         }
-    }
-    #[cfg(feature = "postgres")]
-    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<Self> {
-        // Every column type here accepts NULL as `Option`, so the driver checks the type.
-        match row.try_get::<_, Option<PostgresAny>>(index) {
-            Ok(None) => Ok(None),
-            _ => T::from_postgres(row, index).map(Some),
-        }
-    }
-}
-
-/// Accepts any PostgreSQL type: only to ask whether a column is NULL.
-#[cfg(feature = "postgres")]
-struct PostgresAny;
-
-#[cfg(feature = "postgres")]
-impl<'a> tokio_postgres::types::FromSql<'a> for PostgresAny {
-    fn from_sql(
-        _: &tokio_postgres::types::Type,
-        _: &'a [u8],
-    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(PostgresAny)
-    }
-    fn accepts(_: &tokio_postgres::types::Type) -> bool {
-        true
     }
 }
 

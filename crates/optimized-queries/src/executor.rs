@@ -5,9 +5,13 @@
 //! database), and with the `sqlite` feature, the statement runs on the calling thread through
 //! SQLite's C API with a cached prepared statement ([`crate::sqlite_reader`]): sqlx's SQLite
 //! driver sends every statement to a worker thread and every row back, which costs more than
-//! the statement itself for the point reads here (the crate docs give the measurements). Any
-//! other connection, and a SQLite reader that finds the database busy, runs the statement
-//! through sea-orm. Either way the rows decode through the same [`Decode`] implementation and
+//! the statement itself for the point reads here (the crate docs give the measurements). On a
+//! PostgreSQL `DatabaseConnection`, with the `postgres` feature, it runs on a connection the
+//! crate holds beside the pool ([`crate::postgres_reader`]): sqlx returns each pooled
+//! connection through a spawned task that pings the server first. Any other connection (a
+//! transaction, a mock), a SQLite reader that finds the database busy, and a PostgreSQL reader
+//! without a free connection or whose connection broke, run the statement through sea-orm.
+//! Either way the rows decode through the same [`Decode`] implementation and
 //! the statement is timed by the `perf-stats` tracker attached to the connection. A constant
 //! read whose answer changes only with a write ([`query_all_until_write`], room types) is kept
 //! by each SQLite read connection until any connection commits.
@@ -33,8 +37,7 @@ pub(crate) enum Cost {
     Long,
 }
 
-/// How many rows a statement is read for (by the SQLite reader).
-#[cfg(feature = "sqlite")]
+/// How many rows a statement is read for (by a reader of the crate's own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fetch {
     /// The first row, if any.
@@ -43,20 +46,51 @@ pub(crate) enum Fetch {
     All,
 }
 
+/// What a reader of the crate's own (SQLite or PostgreSQL) did with a statement.
+pub(crate) enum Ran<T> {
+    /// It ran (or failed for good).
+    Rows(Result<Vec<T>>),
+    /// It should run through sea-orm: the reader could not run it here (a busy SQLite file, a
+    /// value without a SQLite form, a PostgreSQL connection found broken).
+    Elsewhere,
+}
+
 /// Every row of `statement`, decoded.
 pub(crate) async fn query_all<T: Decode + Send + 'static>(
     db: &(impl ConnectionTrait + 'static),
     statement: Statement,
     cost: Cost,
 ) -> Result<Vec<T>> {
+    match on_own_connection(db, statement, cost, Fetch::All).await {
+        Ok(rows) => rows,
+        Err(statement) => query_all_through_sea_orm(db, statement).await,
+    }
+}
+
+/// Runs `statement` on the crate's own connections of `db`'s database (the SQLite reader, the
+/// PostgreSQL reader), or hands it back when `db` has none or they could not run it.
+async fn on_own_connection<T: Decode + Send + 'static>(
+    db: &(impl ConnectionTrait + 'static),
+    statement: Statement,
+    cost: Cost,
+    fetch: Fetch,
+) -> std::result::Result<Result<Vec<T>>, Statement> {
     #[cfg(feature = "sqlite")]
-    let statement = match crate::sqlite_reader::query(db, statement, cost, Fetch::All).await {
-        Ok(rows) => return rows,
+    let statement = match crate::sqlite_reader::query(db, statement, cost, fetch).await {
+        Ok(rows) => return Ok(rows),
         Err(statement) => statement,
     };
+    // PostgreSQL's statements wait on the network, not on a thread: the cost changes nothing.
     #[cfg(not(feature = "sqlite"))]
     let _ = cost;
-    query_all_through_sea_orm(db, statement).await
+    #[cfg(feature = "postgres")]
+    let statement = match crate::postgres_reader::query(db, statement, fetch).await {
+        Ok(rows) => return Ok(rows),
+        Err(statement) => statement,
+    };
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    let _ = (db, fetch);
+    Err(statement)
 }
 
 /// Every row of `statement`, a constant statement (no values) whose small answer changes only
@@ -74,13 +108,11 @@ pub(crate) async fn query_all_until_write<T: Decode + Clone + Send + 'static>(
         Ok(rows) => return rows,
         Err(statement) => statement,
     };
-    #[cfg(not(feature = "sqlite"))]
-    let _ = cost;
-    query_all_through_sea_orm(db, statement).await
+    query_all(db, statement, cost).await
 }
 
-/// Every row of `statement` through sea-orm, decoded: the path of every connection the SQLite
-/// reader does not serve.
+/// Every row of `statement` through sea-orm, decoded: the path of every connection the crate's
+/// own readers do not serve.
 async fn query_all_through_sea_orm<T: Decode + Send + 'static>(
     db: &(impl ConnectionTrait + 'static),
     statement: Statement,
@@ -98,13 +130,10 @@ pub(crate) async fn query_one<T: Decode + Send + 'static>(
     statement: Statement,
     cost: Cost,
 ) -> Result<Option<T>> {
-    #[cfg(feature = "sqlite")]
-    let statement = match crate::sqlite_reader::query(db, statement, cost, Fetch::One).await {
+    let statement = match on_own_connection(db, statement, cost, Fetch::One).await {
         Ok(rows) => return rows.map(|rows| rows.into_iter().next()),
         Err(statement) => statement,
     };
-    #[cfg(not(feature = "sqlite"))]
-    let _ = cost;
     run(db, statement, |db, statement| db.query_one_raw(statement))
         .await?
         .as_ref()

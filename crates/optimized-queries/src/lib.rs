@@ -102,6 +102,10 @@ mod domain;
 mod error;
 mod executor;
 mod hot_queries;
+#[cfg(feature = "postgres")]
+mod postgres_reader;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod reader_registry;
 mod reports;
 mod retry;
 mod rooms;

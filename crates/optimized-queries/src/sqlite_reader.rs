@@ -5,8 +5,7 @@
 //! (`PRAGMA database_list`), with the pool's memory-map size, read-only (`query_only`). In WAL
 //! mode its reads see every transaction committed before they start, as the pool's own
 //! connections do, so reading here or there gives the same answer. It is found again from the
-//! pool's address, checked against a weak reference that dies with the pool (see
-//! [`Registry`]); an in-memory database gets no reader, since another connection would see
+//! pool (see [`Registry`]); an in-memory database gets no reader, since another connection would see
 //! another database.
 //!
 //! Reader connections never wait for a lock (`busy_timeout` 0): a statement that finds the
@@ -16,7 +15,7 @@
 use std::{
     any::Any,
     path::PathBuf,
-    sync::{Arc, Mutex, PoisonError, RwLock, Weak},
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -33,7 +32,8 @@ use sea_orm::{
 use crate::{
     Error, Result,
     columns::Decode,
-    executor::{Cost, Fetch},
+    executor::{Cost, Fetch, Ran},
+    reader_registry::Registry,
 };
 
 /// Idle read connections kept per database; more are opened while more callers read at once.
@@ -110,14 +110,6 @@ async fn run_with<T: Send + 'static>(
         }
         Ran::Elsewhere => Err(statement),
     }
-}
-
-/// What a reader did with a statement.
-enum Ran<T> {
-    /// It ran (or failed for good).
-    Rows(Result<Vec<T>>),
-    /// It should run through sea-orm: the database was busy, or a value has no SQLite form here.
-    Elsewhere,
 }
 
 /// The read connections of one SQLite file.
@@ -443,49 +435,7 @@ fn sqlite_value(value: &Value) -> Option<Bound<'_>> {
     })
 }
 
-/// Which reader belongs to which sqlx pool. A pool is known by the address of its options,
-/// which stays put while it lives; the weak reference to its connect options dies with it and,
-/// while held, keeps that address from being reused by a later pool.
-struct Registry(RwLock<Vec<Registered>>);
-
-struct Registered {
-    pool: usize,
-    alive: Weak<dyn Any + Send + Sync>,
-    reader: Option<Arc<SqliteReader>>,
-}
-
-static REGISTRY: Registry = Registry(RwLock::new(Vec::new()));
-
-fn pool_id(pool: &SqlitePool) -> usize {
-    std::ptr::from_ref(pool.options()) as usize
-}
-
-impl Registry {
-    /// `Some(reader)` when the pool is known (`Some(None)`: known to have none).
-    fn find(&self, pool: &SqlitePool) -> Option<Option<Arc<SqliteReader>>> {
-        let id = pool_id(pool);
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .find(|r| r.pool == id && r.alive.strong_count() > 0)
-            .map(|r| r.reader.clone())
-    }
-
-    /// Notes `pool`'s reader, forgetting the readers of pools that are gone (which closes
-    /// their connections) or closed.
-    fn insert(&self, pool: &SqlitePool, reader: Option<Arc<SqliteReader>>) {
-        let id = pool_id(pool);
-        let options: Arc<dyn Any + Send + Sync> = pool.connect_options();
-        let mut registered = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        registered.retain(|r| r.alive.strong_count() > 0 && r.pool != id);
-        registered.push(Registered {
-            pool: id,
-            alive: Arc::downgrade(&options),
-            reader,
-        });
-    }
-}
+static REGISTRY: Registry<SqliteReader> = Registry::new();
 
 #[cfg(test)]
 mod tests {
