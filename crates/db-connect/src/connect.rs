@@ -16,7 +16,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/hotel.sqlite";
 pub struct ConnectionSettings {
     /// The most connections the pool opens. Default: 8 on SQLite (WAL lets readers run beside
     /// the one writer), 10 on PostgreSQL. An in-memory SQLite database always gets one, since
-    /// each connection would otherwise see a database of its own.
+    /// each connection would otherwise see a database of its own. On PostgreSQL, count the
+    /// connections a library holds beside the pool on top: `optimized-queries` takes up to 4
+    /// idle ones out of it for its reads, which the pool then replaces.
     pub max_connections: Option<u32>,
     /// How long a SQLite writer waits for the lock before failing. Default: 5 s.
     pub busy_timeout: Duration,

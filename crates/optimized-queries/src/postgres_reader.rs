@@ -114,15 +114,19 @@ impl PostgresReader {
         });
         // Its connections close with the pool: a closed pool's database may be dropped next,
         // which PostgreSQL refuses while anything is connected to it.
-        let closed = pool.close_event();
-        let weak = Arc::downgrade(&reader);
-        tokio::spawn(async move {
-            closed.await;
-            if let Some(reader) = weak.upgrade() {
-                let closed = reader.idle().drain(..).count();
-                reader.open.fetch_sub(closed, Ordering::Relaxed);
-            }
-        });
+        // (sqlx's PostgreSQL driver runs on tokio, so a runtime is at hand; without one the
+        // connections close when the reader is dropped with its pool.)
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let closed = pool.close_event();
+            let weak = Arc::downgrade(&reader);
+            runtime.spawn(async move {
+                closed.await;
+                if let Some(reader) = weak.upgrade() {
+                    let closed = reader.idle().drain(..).count();
+                    reader.open.fetch_sub(closed, Ordering::Relaxed);
+                }
+            });
+        }
         REGISTRY.insert(pool, Some(reader.clone()));
         reader
     }
