@@ -49,8 +49,23 @@
 //! `optimized_after_commit` 33.9 / 64.6 µs against `floor_after_commit` 30.9 / 52.9 µs: a commit
 //! drops every connection's page cache). The
 //! `perf-stats` tracker still records the room types statement for each call, timed as the
-//! caller waited. Reads inside a transaction, on PostgreSQL or without a file go through
-//! sea-orm as before and keep nothing.
+//! caller waited. Reads inside a transaction, on PostgreSQL or without a file keep nothing.
+//!
+//! # Where a read runs on PostgreSQL
+//!
+//! With the `postgres` feature (on by default), a read on a PostgreSQL `DatabaseConnection`
+//! runs on one of up to four connections the crate holds beside sqlx's pool
+//! (`postgres_reader`): idle connections taken out of the pool once (pinged, then detached, so
+//! they keep its credentials, TLS and statement cache) and put back on a list of their own after
+//! each statement. Through sea-orm, sqlx gives every pooled connection back from a task it
+//! spawns, and that task pings the server before the connection is idle again: a spawn, a
+//! wake-up of another thread and a second round trip for every read (a profile of the guest's
+//! bookings read showed the task's ping at 44 % of samples and context switches at 44 %). The
+//! statement, its binding (sea-orm's own) and the decoding (sea-orm's rows) are the same either
+//! way; docs/PERFORMANCE.md "PostgreSQL reads on held connections" has the before and after
+//! against tokio-postgres. A read that finds all four busy, or no idle connection in the pool
+//! to take, goes through sea-orm; so does one whose held connection broke (then with sea-orm's
+//! retry on a lost connection). Reads in a transaction always run in it.
 //!
 //! A guest's page of bookings with room types and payments is one statement: the page is
 //! chosen first, then joined. Against two statements (the page, then its payments with `IN`)
