@@ -591,8 +591,9 @@ fn bench_hops(c: &mut Criterion, runtime: &Runtime, url: &str, path: &Path) {
 
 /// Room types as `optimized` reads them, but each read after a commit by another connection
 /// (not timed): what a read costs when the rows its connection kept are out of date (the
-/// statement, its decoding and one `PRAGMA data_version`: rows read right after a commit are
-/// not kept), beside the floor's read after the same commit.
+/// statement and its decoding; rows read right after a commit are not kept, and while every
+/// read follows a commit most reads skip `PRAGMA data_version`), beside the floor's read after
+/// the same commit.
 fn bench_room_types_after_commit(c: &mut Criterion, runtime: &Runtime, url: &str, path: &Path) {
     let db = runtime.block_on(db_connect::connect(url)).expect("connect");
     let writer = rusqlite::Connection::open(path).unwrap();
