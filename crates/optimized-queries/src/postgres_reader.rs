@@ -32,7 +32,7 @@ use std::{
     any::Any,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -95,6 +95,8 @@ pub(crate) struct PostgresReader {
     idle: Mutex<Vec<IdleConnection>>,
     /// Connections held, idle or in use.
     open: AtomicUsize,
+    /// Set once the pool is closed: a connection given back after that is closed instead.
+    closed: AtomicBool,
 }
 
 struct IdleConnection {
@@ -111,6 +113,7 @@ impl PostgresReader {
         let reader = Arc::new(Self {
             idle: Mutex::new(Vec::new()),
             open: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
         });
         // Its connections close with the pool: a closed pool's database may be dropped next,
         // which PostgreSQL refuses while anything is connected to it.
@@ -122,6 +125,7 @@ impl PostgresReader {
             runtime.spawn(async move {
                 closed.await;
                 if let Some(reader) = weak.upgrade() {
+                    reader.closed.store(true, Ordering::Relaxed);
                     let closed = reader.idle().drain(..).count();
                     reader.open.fetch_sub(closed, Ordering::Relaxed);
                 }
@@ -242,13 +246,16 @@ impl Held {
         }
     }
 
-    /// Back on the idle list (or closed, when as many are idle as may be open).
+    /// Back on the idle list (or closed, when as many are idle as may be open, or the pool is
+    /// closed).
     fn give_back(mut self) {
         let Some(connection) = self.connection.take() else {
             return;
         };
         let mut idle = self.reader.idle();
-        if idle.len() < MAX_OPEN {
+        // (The flag is read under the idle list's lock, which the close watcher takes after
+        // setting it: a connection is either drained by the watcher or not put back.)
+        if idle.len() < MAX_OPEN && !self.reader.closed.load(Ordering::Relaxed) {
             idle.push(IdleConnection {
                 connection,
                 since: Instant::now(),
