@@ -47,6 +47,7 @@ pub(crate) enum Fetch {
 }
 
 /// What a reader of the crate's own (SQLite or PostgreSQL) did with a statement.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) enum Ran<T> {
     /// It ran (or failed for good).
     Rows(Result<Vec<T>>),
