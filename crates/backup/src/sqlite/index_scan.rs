@@ -52,11 +52,12 @@ use std::{
     sync::Mutex,
 };
 
-use rusqlite::{Connection, OpenFlags, types::ValueRef};
+use rusqlite::{Connection, OpenFlags, functions::Context, types::ValueRef};
 
 use super::{
     foreign_keys::{self, KeyPlan},
     page_accounting, quote,
+    row_feed::{RowFeed, RowVisitor},
 };
 use crate::VerifyDepth;
 
@@ -253,10 +254,11 @@ pub(crate) fn run_plan(path: &Path, plan: &Plan, workers: usize) -> rusqlite::Re
             .map(|_| {
                 scope.spawn(|| {
                     let conn = open(path)?;
+                    let feeds = Feeds::register(&conn)?;
                     let mut found = Vec::new();
                     while let Some(job) = next() {
                         let timer = PieceTimer::start();
-                        found.push(run(&conn, path, plan, job)?);
+                        found.push(run(&conn, &feeds, path, plan, job)?);
                         timer.done(&describe(plan, job));
                     }
                     Ok::<_, rusqlite::Error>(found)
@@ -602,6 +604,10 @@ fn table_plan(
             leading: false,
         });
     }
+    // The row scans pass the rowid and every column as arguments.
+    if columns.len() + 1 > MAX_SCAN_COLUMNS {
+        return Ok(None);
+    }
     Ok(Some((
         TablePlan {
             name: name.to_owned(),
@@ -613,8 +619,136 @@ fn table_plan(
     )))
 }
 
-/// Runs one job on `conn`, a connection to the copy at `path`.
-fn run(conn: &Connection, path: &Path, plan: &Plan, job: &Job) -> rusqlite::Result<Found> {
+/// The aggregates of a worker's connection that feed the scans their rows ([`row_feed`]).
+struct Feeds {
+    rows: RowFeed<RowsScan>,
+    entries: RowFeed<EntriesScan>,
+}
+
+impl Feeds {
+    fn register(conn: &Connection) -> rusqlite::Result<Self> {
+        Ok(Self {
+            rows: RowFeed::register(conn, "hotel_check_rows")?,
+            entries: RowFeed::register(conn, "hotel_check_entries")?,
+        })
+    }
+}
+
+/// At most this many columns are read by one scan: the arguments of an aggregate are limited
+/// (`SQLITE_MAX_FUNCTION_ARG`, 127 by default). A table whose indexes hold more gets
+/// `integrity_check(<table>)`.
+const MAX_SCAN_COLUMNS: usize = 100;
+
+/// The digests of a table's indexes from its rows ([`Job::Rows`]).
+struct RowsScan {
+    /// Each index's key columns, as argument positions (after the rowid).
+    keys: Vec<Vec<usize>>,
+    digests: Vec<Digest>,
+    /// The rowids read, when the table is a parent of a [`FusedKey`].
+    rowids: Option<Vec<i64>>,
+}
+
+impl RowVisitor for RowsScan {
+    fn row(&mut self, values: &Context<'_>) {
+        let rowid = match values.get_raw(0) {
+            ValueRef::Integer(rowid) => rowid,
+            // A rowid is always an integer; anything else hashes apart from every entry.
+            _ => i64::MIN,
+        };
+        if let Some(rowids) = &mut self.rowids {
+            rowids.push(rowid);
+        }
+        for (key, digest) in self.keys.iter().zip(&mut self.digests) {
+            let mut hasher = tuple_hasher();
+            for &at in key {
+                hash_value(&mut hasher, values.get_raw(at));
+            }
+            hasher.write_i64(rowid);
+            digest.add(hasher.finish());
+        }
+    }
+}
+
+/// An index's entries in b-tree order ([`Job::Entries`]): their digest, and whether they are
+/// in strictly increasing order and, for a UNIQUE index, distinct.
+struct EntriesScan {
+    name: String,
+    unique: bool,
+    desc: Vec<bool>,
+    digest: Digest,
+    messages: Vec<String>,
+    /// The previous entry's key (buffers reused from entry to entry) and rowid.
+    before: Vec<Held>,
+    before_rowid: Option<i64>,
+    leading: Option<Leading>,
+}
+
+impl RowVisitor for EntriesScan {
+    fn row(&mut self, values: &Context<'_>) {
+        // Past the last message kept, the rest of the index only needs reading.
+        if self.messages.len() >= MAX_MESSAGES {
+            return;
+        }
+        let width = self.before.len();
+        let rowid = match values.get_raw(width) {
+            ValueRef::Integer(rowid) => rowid,
+            _ => i64::MIN,
+        };
+        let mut hasher = tuple_hasher();
+        let mut order = Ordering::Equal;
+        let mut has_null = false;
+        // Each value is hashed, compared with the previous entry's, then held.
+        for (column, held) in self.before.iter_mut().enumerate() {
+            let value = values.get_raw(column);
+            hash_value(&mut hasher, value);
+            if column == 0
+                && let Some(leading) = &mut self.leading
+            {
+                leading.add(value);
+            }
+            has_null |= value == ValueRef::Null;
+            let mut same = false;
+            if order == Ordering::Equal && self.before_rowid.is_some() {
+                order = compare(held.as_value(), value);
+                same = order == Ordering::Equal;
+                if self.desc[column] {
+                    order = order.reverse();
+                }
+            }
+            // A value equal to the one held orders as it does against any other: the copy
+            // (of a leading column's text, mostly) is kept.
+            if !same {
+                held.hold(value);
+            }
+        }
+        hasher.write_i64(rowid);
+        self.digest.add(hasher.finish());
+        if let Some(before_rowid) = self.before_rowid {
+            if order == Ordering::Equal && self.unique && !has_null {
+                self.messages.push(format!(
+                    "non-unique entry in index {} (rowid {rowid})",
+                    self.name
+                ));
+            }
+            if order.then(before_rowid.cmp(&rowid)) != Ordering::Less {
+                self.messages.push(format!(
+                    "entries out of order in index {} (at rowid {rowid})",
+                    self.name
+                ));
+            }
+        }
+        self.before_rowid = Some(rowid);
+    }
+}
+
+/// Runs one job on `conn`, a connection to the copy at `path` on which `feeds` are registered.
+fn run(
+    conn: &Connection,
+    feeds: &Feeds,
+    path: &Path,
+    plan: &Plan,
+    job: &Job,
+) -> rusqlite::Result<Found> {
     match job {
         Job::Pragma(sql) => {
             let messages = conn
@@ -626,50 +760,46 @@ fn run(conn: &Connection, path: &Path, plan: &Plan, job: &Job) -> rusqlite::Resu
         }
         Job::Rows { table, lo, hi } => {
             let t = &plan.tables[*table];
-            let indexes: Vec<&IndexPlan> = t.indexes.iter().map(|&i| &plan.indexes[i]).collect();
-            let mut digests = vec![Digest::default(); indexes.len()];
-            let columns = t
+            let columns: String = t
                 .columns
                 .iter()
-                .map(|c| quote(c))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut statement = conn.prepare(&format!(
-                "SELECT rowid{}{columns} FROM {} NOT INDEXED WHERE rowid BETWEEN ?1 AND ?2",
-                if columns.is_empty() { "" } else { ", " },
+                .map(|c| format!(", {}", quote(c)))
+                .collect();
+            let scan = RowsScan {
+                // Argument 0 is the rowid.
+                keys: t
+                    .indexes
+                    .iter()
+                    .map(|&i| plan.indexes[i].key.iter().map(|at| at + 1).collect())
+                    .collect(),
+                digests: vec![Digest::default(); t.indexes.len()],
+                rowids: t.rowids.then(Vec::new),
+            };
+            let sql = format!(
+                "SELECT {}(rowid{columns}) FROM {} NOT INDEXED WHERE rowid BETWEEN ?1 AND ?2",
+                feeds.rows.name(),
                 quote(&t.name)
-            ))?;
-            let mut rows = statement.query([lo, hi])?;
-            let mut rowids = Vec::new();
-            while let Some(row) = rows.next()? {
-                let rowid: i64 = row.get(0)?;
-                if t.rowids {
-                    rowids.push(rowid);
-                }
-                for (index, digest) in indexes.iter().zip(&mut digests) {
-                    let mut hasher = tuple_hasher();
-                    for &at in &index.key {
-                        hash_value(&mut hasher, row.get_ref(at + 1)?);
-                    }
-                    hasher.write_i64(rowid);
-                    digest.add(hasher.finish());
-                }
-            }
+            );
+            let scan = feeds.rows.run(conn, &sql, [lo, hi], scan)?;
             Ok(Found::Rows {
                 table: *table,
                 lo: *lo,
-                digests,
-                rowids,
+                digests: scan.digests,
+                rowids: scan.rowids.unwrap_or_default(),
             })
         }
-        Job::Entries { index } => scan_index(conn, plan, *index),
+        Job::Entries { index } => scan_index(conn, &feeds.entries, plan, *index),
         Job::Pages => Ok(Found::Messages(page_accounting::account(conn, path)?)),
     }
 }
 
-/// Reads an index's entries in b-tree order: their digest, and whether they are in strictly
-/// increasing order and, for a UNIQUE index, distinct.
-fn scan_index(conn: &Connection, plan: &Plan, position: usize) -> rusqlite::Result<Found> {
+/// Reads an index's entries in b-tree order ([`EntriesScan`]).
+fn scan_index(
+    conn: &Connection,
+    feed: &RowFeed<EntriesScan>,
+    plan: &Plan,
+    position: usize,
+) -> rusqlite::Result<Found> {
     let index = &plan.indexes[position];
     let table = &plan.tables[index.table];
     let select = index
@@ -678,73 +808,26 @@ fn scan_index(conn: &Connection, plan: &Plan, position: usize) -> rusqlite::Resu
         .map(|&at| quote(&table.columns[at]))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut statement = conn.prepare(&format!(
-        "SELECT {select}, rowid FROM {} INDEXED BY {}",
+    let sql = format!(
+        "SELECT {}({select}, rowid) FROM {} INDEXED BY {}",
+        feed.name(),
         quote(&table.name),
         quote(&index.name)
-    ))?;
-    let width = index.key.len();
-    let mut rows = statement.query([])?;
-    let mut digest = Digest::default();
-    let mut messages = Vec::new();
-    // The previous entry's key (buffers reused from entry to entry) and rowid.
-    let mut before = vec![Held::default(); width];
-    let mut before_rowid: Option<i64> = None;
-    let mut leading = index.leading.then(Leading::default);
-    while let Some(row) = rows.next()? {
-        let rowid: i64 = row.get(width)?;
-        let mut hasher = tuple_hasher();
-        let mut order = Ordering::Equal;
-        let mut has_null = false;
-        // Each value is fetched once (every fetch is a few calls into SQLite's C API, which
-        // were most of a scan's time): hashed, compared with the previous entry's, then held.
-        for (column, held) in before.iter_mut().enumerate() {
-            let value = row.get_ref(column)?;
-            hash_value(&mut hasher, value);
-            if column == 0
-                && let Some(leading) = &mut leading
-            {
-                leading.add(value);
-            }
-            has_null |= value == ValueRef::Null;
-            let mut same = false;
-            if order == Ordering::Equal && before_rowid.is_some() {
-                order = compare(held.as_value(), value);
-                same = order == Ordering::Equal;
-                if index.desc[column] {
-                    order = order.reverse();
-                }
-            }
-            // A value equal to the one held orders as it does against any other: the copy
-            // (of a leading column's text, mostly) is kept.
-            if !same {
-                held.hold(value);
-            }
-        }
-        hasher.write_i64(rowid);
-        digest.add(hasher.finish());
-        if let Some(before_rowid) = before_rowid {
-            let key_order = order;
-            if key_order == Ordering::Equal && index.unique && !has_null {
-                messages.push(format!(
-                    "non-unique entry in index {} (rowid {rowid})",
-                    index.name
-                ));
-            }
-            if key_order.then(before_rowid.cmp(&rowid)) != Ordering::Less {
-                messages.push(format!(
-                    "entries out of order in index {} (at rowid {rowid})",
-                    index.name
-                ));
-            }
-            if messages.len() >= MAX_MESSAGES {
-                break;
-            }
-        }
-        before_rowid = Some(rowid);
-    }
+    );
+    let scan = EntriesScan {
+        name: index.name.clone(),
+        unique: index.unique,
+        desc: index.desc.clone(),
+        digest: Digest::default(),
+        messages: Vec::new(),
+        before: vec![Held::default(); index.key.len()],
+        before_rowid: None,
+        leading: index.leading.then(Leading::default),
+    };
+    let mut scan = feed.run(conn, &sql, [], scan)?;
     // A descending first column gave its values in descending order.
-    if let Some(leading) = leading
+    if let Some(leading) = scan
+        .leading
         .as_mut()
         .filter(|_| index.desc.first() == Some(&true))
     {
@@ -752,9 +835,9 @@ fn scan_index(conn: &Connection, plan: &Plan, position: usize) -> rusqlite::Resu
     }
     Ok(Found::Entries {
         index: position,
-        digest,
-        messages,
-        leading,
+        digest: scan.digest,
+        messages: scan.messages,
+        leading: scan.leading,
     })
 }
 
