@@ -620,7 +620,7 @@ fn table_plan(
     )))
 }
 
-/// The aggregates of a worker's connection that feed the scans their rows ([`row_feed`]).
+/// The aggregates of a worker's connection that feed the scans their rows ([`super::row_feed`]).
 struct Feeds {
     rows: RowFeed<RowsScan>,
     entries: RowFeed<EntriesScan>,
