@@ -22,16 +22,17 @@ pub(crate) struct CheckOutcome {
 /// not an error.
 ///
 /// The integrity check runs on a few connections (see [`index_scan`]), the foreign key check
-/// ([`foreign_keys`]) on another and the counts on a third: they share nothing, and the
-/// integrity check dominates on large databases.
+/// ([`foreign_keys`]) on another and the counts on a third: the integrity check dominates on
+/// large databases. The full check's scans read every foreign key's values and every parent's
+/// rowids anyway; the keys they can prove are left out of the foreign key check (see
+/// [`integrity_and_keys`]).
 pub(crate) async fn check_copy(
     path: &Path,
     manifest: Option<&BackupManifest>,
     depth: VerifyDepth,
     migration_table: &str,
 ) -> CheckOutcome {
-    let integrity = integrity(path, depth);
-    let fk = foreign_key_violations(path, depth);
+    let checks = integrity_and_keys(path, depth);
     let rest = async {
         let mut conn = open_copy(path).await?;
         let tables = row_counts(&mut conn).await?;
@@ -39,20 +40,11 @@ pub(crate) async fn check_copy(
         let _ = sqlx::Connection::close(conn).await;
         Ok::<_, sqlx::Error>((tables, version))
     };
-    let (integrity, fk, rest) = tokio::join!(integrity, fk, rest);
+    let (checks, rest) = tokio::join!(checks, rest);
     let broken = |e: sqlx::Error| VerifyFailure::Integrity {
         messages: vec![e.to_string()],
     };
-    let integrity = match integrity {
-        Ok(messages) => messages,
-        Err(e) => {
-            return CheckOutcome {
-                tables: BTreeMap::new(),
-                failure: Some(broken(e)),
-            };
-        }
-    };
-    let (fk, (tables, version)) = match fk.and_then(|fk| Ok((fk, rest?))) {
+    let ((integrity, fk), (tables, version)) = match checks.and_then(|c| Ok((c, rest?))) {
         Ok(found) => found,
         Err(e) => {
             return CheckOutcome {
@@ -83,34 +75,63 @@ pub(crate) async fn check_copy(
     CheckOutcome { tables, failure }
 }
 
-/// The integrity check ([`index_scan::integrity`]) on a blocking thread: its connections are
-/// threads of its own, reading the copy side by side.
-async fn integrity(path: &Path, depth: VerifyDepth) -> Result<Vec<String>, sqlx::Error> {
+/// The integrity check ([`index_scan`]) and the foreign key check ([`foreign_keys`]) on a
+/// blocking thread, with threads of their own reading the copy side by side: its messages
+/// (`["ok"]` when sound) and the violations.
+async fn integrity_and_keys(
+    path: &Path,
+    depth: VerifyDepth,
+) -> Result<(Vec<String>, foreign_keys::Violations), sqlx::Error> {
     let workers = std::thread::available_parallelism()
         .map_or(2, std::num::NonZeroUsize::get)
         .clamp(2, 4);
     let path = path.to_owned();
-    tokio::task::spawn_blocking(move || index_scan::integrity(&path, depth, workers))
+    tokio::task::spawn_blocking(move || checks(&path, depth, workers))
         .await
         .map_err(|e| sqlx::Error::Protocol(format!("the integrity check stopped: {e}")))?
         .map_err(|e| sqlx::Error::Protocol(e.to_string()))
 }
 
-/// The foreign key check ([`foreign_keys::check`]) on a blocking thread of its own, beside
-/// the integrity check's; index contents are trusted only by the full check, which proves
-/// them.
-async fn foreign_key_violations(
+/// Plans the integrity check, then runs it on `workers` threads and the foreign key check on
+/// one more.
+///
+/// With the full check, the foreign keys of the child tables the scans prove
+/// ([`index_scan::Plan::proven_children`]) are not read again: the scans of the child's
+/// indexes gave the keys' values, those of the parent's rows its rowids. That is sound because
+/// the result of the foreign key check only counts when the integrity check passes, and then
+/// every index holds exactly its table's entries. A child they do not prove (a value with no
+/// parent, or not an integer) gets the whole foreign key check again the ordinary way, so that
+/// a report of violations is the one it always was.
+fn checks(
     path: &Path,
     depth: VerifyDepth,
-) -> Result<foreign_keys::Violations, sqlx::Error> {
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let conn = index_scan::open(&path)?;
-        foreign_keys::check(&conn, depth == VerifyDepth::Full)
-    })
-    .await
-    .map_err(|e| sqlx::Error::Protocol(format!("the foreign key check stopped: {e}")))?
-    .map_err(|e| sqlx::Error::Protocol(e.to_string()))
+    workers: usize,
+) -> rusqlite::Result<(Vec<String>, foreign_keys::Violations)> {
+    let full = depth == VerifyDepth::Full;
+    let conn = index_scan::open(path)?;
+    let keys = foreign_keys::plan(&conn)?;
+    let plan = index_scan::plan(&conn, depth, workers, full.then_some(&keys))?;
+    let proven = plan.proven_children();
+    let (checked, violations) = std::thread::scope(|scope| {
+        let fk = scope.spawn(|| {
+            let timer = index_scan::PieceTimer::start();
+            let conn = index_scan::open(path)?;
+            // Index contents are trusted only by the full check, which proves them.
+            let found = foreign_keys::check_planned(&conn, &keys, full, &proven);
+            timer.done("foreign keys");
+            found
+        });
+        let checked = index_scan::run_plan(path, &plan, workers);
+        match fk.join() {
+            Ok(violations) => (checked, violations),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    let (checked, mut violations) = (checked?, violations?);
+    if checked.messages == ["ok"] && !checked.unproven.is_empty() {
+        violations = foreign_keys::check(&conn, full)?;
+    }
+    Ok((checked.messages, violations))
 }
 
 #[cfg(test)]
@@ -220,6 +241,56 @@ mod tests {
             "{:?}",
             outcome.failure
         );
+    }
+
+    /// The full check proves the foreign key of `stays` from its scans (its index on
+    /// `guest_id`, the rows of `guests`) and leaves it out of the foreign key check; the quick
+    /// check, which proves no index, does not. A key value with no parent, or one that is not
+    /// an integer, is still reported with SQLite's own count.
+    #[tokio::test]
+    async fn foreign_keys_proven_by_the_scans_are_reported_as_sqlite_reports_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = database(dir.path(), "good.sqlite", "").await;
+        let conn = index_scan::open(&good).unwrap();
+        let keys = foreign_keys::plan(&conn).unwrap();
+        let full = index_scan::plan(&conn, VerifyDepth::Full, 2, Some(&keys)).unwrap();
+        assert_eq!(
+            full.proven_children(),
+            std::collections::BTreeSet::from(["stays".to_owned()])
+        );
+        let quick = index_scan::plan(&conn, VerifyDepth::Quick, 2, Some(&keys)).unwrap();
+        assert!(quick.proven_children().is_empty());
+        let cases = [
+            (
+                "missing-parents",
+                "PRAGMA foreign_keys = OFF; DELETE FROM guests WHERE id IN (5, 6);",
+            ),
+            (
+                "text-key",
+                "PRAGMA foreign_keys = OFF; UPDATE stays SET guest_id = 'nobody' WHERE id = 10;",
+            ),
+            (
+                "real-key",
+                "PRAGMA foreign_keys = OFF; UPDATE stays SET guest_id = 2.5 WHERE id IN (10, 11);",
+            ),
+            // A real that is a parent's rowid is no violation.
+            (
+                "real-parent",
+                "UPDATE stays SET guest_id = 3.0 WHERE id = 12;",
+            ),
+        ];
+        for (name, damage) in cases {
+            let path = database(dir.path(), &format!("{name}.sqlite"), damage).await;
+            let expected = sqlite_pragma(&path, "foreign_key_check").len() as u64;
+            let outcome = check_copy(&path, None, VerifyDepth::Full, "x").await;
+            match outcome.failure {
+                Some(VerifyFailure::ForeignKeys { violations, .. }) => {
+                    assert_eq!(violations, expected, "{name}");
+                }
+                None => assert_eq!(expected, 0, "{name}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
     }
 
     /// SQLite's own verdict on the whole file: `integrity_check` (or `quick_check`) says ok

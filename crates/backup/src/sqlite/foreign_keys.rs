@@ -16,9 +16,16 @@
 //! Where the values are read from: with `trust_indexes` (the full check, which separately
 //! proves every index holds exactly its table's entries) from the smallest index that covers
 //! them, as SQLite's planner picks; otherwise from the tables themselves (`NOT INDEXED`), as
-//! the pragma reads them.
+//! the pragma reads them. A run of equal values is searched for once, and rowids are read for
+//! the report only once a value is missing.
+//!
+//! The full check reads most keys' values already: its scans of the indexes
+//! ([`super::index_scan`]) read every entry of an index that starts with the key's column, its
+//! scans of the rows every parent's rowids. A child table all of whose keys are proven that way
+//! ([`KeyPlan`], `index_scan::Plan::proven_children`) is left out here ([`check_planned`]);
+//! see `check::checks`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{Connection, types::ValueRef};
 
@@ -47,13 +54,21 @@ impl Violations {
 
 /// One foreign key checked against its parent's rowids.
 #[derive(Debug)]
-struct RowidKey {
+pub(crate) struct RowidKey {
     /// The child column holding the key.
-    column: String,
+    pub(crate) column: String,
     /// The parent table.
-    parent: String,
+    pub(crate) parent: String,
     /// The parent's rowid alias (read rather than `rowid`, which a column may shadow).
     alias: String,
+}
+
+/// Every child table's foreign keys, as they will be checked.
+#[derive(Debug, Default)]
+pub(crate) struct KeyPlan {
+    /// Child table → its keys, each pointing at its parent's rowid; `None` when one of them
+    /// does not, and the child gets the pragma.
+    pub(crate) children: BTreeMap<String, Option<Vec<RowidKey>>>,
 }
 
 /// Checks every foreign key of the database open as `conn` (see the module docs).
@@ -62,6 +77,15 @@ struct RowidKey {
 /// Whatever SQLite returns, including the pragma's "foreign key mismatch" for a key that
 /// points at columns without a unique index.
 pub(crate) fn check(conn: &Connection, trust_indexes: bool) -> rusqlite::Result<Violations> {
+    check_planned(conn, &plan(conn)?, trust_indexes, &BTreeSet::new())
+}
+
+/// Reads the foreign keys of the database open as `conn` and decides how each child table's
+/// are checked.
+///
+/// # Errors
+/// Whatever SQLite returns reading the schema.
+pub(crate) fn plan(conn: &Connection) -> rusqlite::Result<KeyPlan> {
     let keys: Vec<(String, i64, i64, String, String, Option<String>)> = conn
         .prepare(
             "SELECT m.name, f.id, f.seq, f.\"table\", f.\"from\", f.\"to\" \
@@ -79,7 +103,6 @@ pub(crate) fn check(conn: &Connection, trust_indexes: bool) -> rusqlite::Result<
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    // Child table → its keys, `None` once one of them needs the pragma.
     let mut children: BTreeMap<String, Option<Vec<RowidKey>>> = BTreeMap::new();
     for (child, id, _, parent, from, to) in &keys {
         let multi_column = keys
@@ -100,9 +123,23 @@ pub(crate) fn check(conn: &Connection, trust_indexes: bool) -> rusqlite::Result<
             _ => *entry = None,
         }
     }
+    Ok(KeyPlan { children })
+}
+
+/// Checks the keys of every child table of `plan` but those in `skip` (whose keys the caller
+/// proves otherwise), as [`check`] does.
+///
+/// # Errors
+/// As [`check`].
+pub(crate) fn check_planned(
+    conn: &Connection,
+    plan: &KeyPlan,
+    trust_indexes: bool,
+    skip: &BTreeSet<String>,
+) -> rusqlite::Result<Violations> {
     let mut violations = Violations::default();
     let mut parents: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    for (child, keys) in &children {
+    for (child, keys) in plan.children.iter().filter(|(c, _)| !skip.contains(*c)) {
         let found = match keys {
             Some(keys) => by_rowids(conn, child, keys, trust_indexes, &mut parents)?,
             None => None,
@@ -119,6 +156,19 @@ pub(crate) fn check(conn: &Connection, trust_indexes: bool) -> rusqlite::Result<
         }
     }
     Ok(violations)
+}
+
+/// Whether every value of `values` (ascending, distinct) is one of `rowids` (ascending): the
+/// test of a key whose values and whose parent's rowids were both read by the integrity
+/// check's scans.
+pub(crate) fn all_present(values: &[i64], rowids: &[i64]) -> bool {
+    let mut at = 0;
+    values.iter().all(|value| {
+        while rowids.get(at).is_some_and(|rowid| rowid < value) {
+            at += 1;
+        }
+        rowids.get(at) == Some(value)
+    })
 }
 
 /// The name of `table`'s rowid alias (its `INTEGER PRIMARY KEY` column), if it has one and is
@@ -192,6 +242,34 @@ fn by_rowids<'a>(
             parents.insert(&key.parent, rowids);
         }
         let rowids = &parents[key.parent.as_str()];
+        // First the values alone: a run of equal values (the read is most often from an index
+        // that starts with the key) is searched for once, and the rowids are read only when a
+        // value is missing, for the report.
+        let mut values = conn.prepare(&format!(
+            "SELECT {} FROM {}{hint}",
+            quote(&key.column),
+            quote(child)
+        ))?;
+        let mut rows = values.query([])?;
+        let (mut last, mut missing) = (None, false);
+        while let Some(row) = rows.next()? {
+            match row.get_ref(0)? {
+                ValueRef::Null => {}
+                ValueRef::Integer(value) if last == Some(value) => {}
+                ValueRef::Integer(value) => {
+                    if rowids.binary_search(&value).is_err() {
+                        missing = true;
+                        break;
+                    }
+                    last = Some(value);
+                }
+                _ => return Ok(None),
+            }
+        }
+        drop(rows);
+        if !missing {
+            continue;
+        }
         let mut statement = conn.prepare(&format!(
             "SELECT {rowid}, {} FROM {}{hint}",
             quote(&key.column),

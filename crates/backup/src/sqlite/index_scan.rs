@@ -35,17 +35,30 @@
 //! belongs to no table, or (for the full check) not in UTF-8, gets the single statement.
 //!
 //! The quick check ([`VerifyDepth::Quick`]) is the same cut without the index scans.
+//!
+//! The full check's scans also prove foreign keys ([`FusedKey`]): an index that starts with a
+//! key's column holds every value of the key (once its digest matches the rows'), and the row
+//! scans of the parent read its rowids; each distinct value must be one of them. Those keys
+//! are then not read a fourth time by the foreign key check ([`Plan::proven_children`]).
+//!
+//! Each value is fetched from SQLite once per scan: a fetch is a few calls into its C API
+//! (type, pointer, length), which with the hashing were most of a scan's time.
 
 use std::{
     cmp::Ordering,
+    collections::BTreeSet,
     hash::{BuildHasher, Hasher},
     path::Path,
     sync::Mutex,
 };
 
-use rusqlite::{Connection, OpenFlags, types::ValueRef};
+use rusqlite::{Connection, OpenFlags, functions::Context, types::ValueRef};
 
-use super::{page_accounting, quote};
+use super::{
+    foreign_keys::{self, KeyPlan},
+    page_accounting, quote,
+    row_feed::{RowFeed, RowVisitor},
+};
 use crate::VerifyDepth;
 
 /// At most this many messages are kept.
@@ -67,6 +80,9 @@ struct IndexPlan {
     desc: Vec<bool>,
     /// Whether two entries may not share a key without NULL.
     unique: bool,
+    /// Whether its scan collects the distinct values of its first column: a foreign key's
+    /// child column, proven here ([`FusedKey`]).
+    leading: bool,
 }
 
 /// One table whose indexes are checked by scans.
@@ -78,6 +94,44 @@ struct TablePlan {
     columns: Vec<String>,
     /// Its indexes, as positions in [`Plan::indexes`].
     indexes: Vec<usize>,
+    /// Whether its row scans collect the rowids: the parent of a [`FusedKey`].
+    rowids: bool,
+}
+
+/// A foreign key proven by the scans rather than by reading its values again: the child's
+/// values are those of an index that starts with the key's column (the full check proves the
+/// index holds exactly the table's entries), the parent's rowids those its row scans read.
+#[derive(Debug)]
+struct FusedKey {
+    /// The child table.
+    child: String,
+    /// The index of the child whose first column is the key's, in [`Plan::indexes`].
+    index: usize,
+    /// The parent, in [`Plan::tables`].
+    parent: usize,
+}
+
+/// The distinct values of an index's first column, in ascending order, as long as they are
+/// integers (or NULL, left out).
+#[derive(Debug, Default)]
+struct Leading {
+    values: Vec<i64>,
+    /// A value neither an integer nor NULL was seen: the key needs SQLite's own check.
+    other: bool,
+}
+
+impl Leading {
+    fn add(&mut self, value: ValueRef<'_>) {
+        match value {
+            ValueRef::Null => {}
+            ValueRef::Integer(v) => {
+                if self.values.last() != Some(&v) {
+                    self.values.push(v);
+                }
+            }
+            _ => self.other = true,
+        }
+    }
 }
 
 /// A piece of the check that runs on a connection of its own.
@@ -99,13 +153,21 @@ enum Job {
 enum Found {
     /// Messages of a pragma, `ok` left out.
     Messages(Vec<String>),
-    /// Digests of the table's indexes, in the order of [`TablePlan::indexes`].
-    Rows { table: usize, digests: Vec<Digest> },
-    /// An index's digest and what its scan found wrong.
+    /// Digests of the table's indexes, in the order of [`TablePlan::indexes`], from the rows
+    /// from rowid `lo` on, and their rowids when [`TablePlan::rowids`] (ascending).
+    Rows {
+        table: usize,
+        lo: i64,
+        digests: Vec<Digest>,
+        rowids: Vec<i64>,
+    },
+    /// An index's digest and what its scan found wrong, and the values of its first column
+    /// when [`IndexPlan::leading`].
     Entries {
         index: usize,
         digest: Digest,
         messages: Vec<String>,
+        leading: Option<Leading>,
     },
 }
 
@@ -132,10 +194,30 @@ impl Digest {
 
 /// Everything to run, and how to put the pieces back together.
 #[derive(Debug, Default)]
-struct Plan {
+pub(crate) struct Plan {
     jobs: Vec<Job>,
     tables: Vec<TablePlan>,
     indexes: Vec<IndexPlan>,
+    fused: Vec<FusedKey>,
+}
+
+impl Plan {
+    /// The child tables whose foreign keys the scans prove ([`FusedKey`]): the foreign key
+    /// check leaves them out, unless [`Checked::unproven`] names them.
+    pub(crate) fn proven_children(&self) -> BTreeSet<String> {
+        self.fused.iter().map(|key| key.child.clone()).collect()
+    }
+}
+
+/// What the check found.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    /// `["ok"]` when nothing is wrong, like the pragma; otherwise the messages.
+    pub(crate) messages: Vec<String>,
+    /// The child tables of [`Plan::proven_children`] whose keys the scans could not prove (a
+    /// value with no parent, or not an integer): their foreign keys must be checked the
+    /// ordinary way.
+    pub(crate) unproven: BTreeSet<String>,
 }
 
 /// Runs the check of `depth` on the copy at `path` on up to `workers` connections, and returns
@@ -144,12 +226,21 @@ struct Plan {
 /// # Errors
 /// Whatever SQLite returns while opening or reading the copy (a file that is not a database
 /// fails here).
+#[cfg(test)]
 pub(crate) fn integrity(
     path: &Path,
     depth: VerifyDepth,
     workers: usize,
 ) -> rusqlite::Result<Vec<String>> {
-    let plan = plan(&open(path)?, depth, workers)?;
+    let plan = plan(&open(path)?, depth, workers, None)?;
+    Ok(run_plan(path, &plan, workers)?.messages)
+}
+
+/// Runs `plan` on the copy at `path` on up to `workers` connections.
+///
+/// # Errors
+/// Whatever SQLite returns while opening or reading the copy.
+pub(crate) fn run_plan(path: &Path, plan: &Plan, workers: usize) -> rusqlite::Result<Checked> {
     let workers = workers.clamp(1, plan.jobs.len().max(1));
     let queue = Mutex::new(plan.jobs.iter());
     let next = || {
@@ -163,9 +254,12 @@ pub(crate) fn integrity(
             .map(|_| {
                 scope.spawn(|| {
                     let conn = open(path)?;
+                    let feeds = Feeds::register(&conn)?;
                     let mut found = Vec::new();
                     while let Some(job) = next() {
-                        found.push(run(&conn, path, &plan, job)?);
+                        let timer = PieceTimer::start();
+                        found.push(run(&conn, &feeds, path, plan, job)?);
+                        timer.done(&describe(plan, job));
                     }
                     Ok::<_, rusqlite::Error>(found)
                 })
@@ -180,12 +274,61 @@ pub(crate) fn integrity(
         }
         Ok::<_, rusqlite::Error>(all)
     })?;
-    let mut messages = assemble(&plan, found);
+    let (mut messages, unproven) = assemble(plan, found);
     if messages.is_empty() {
-        return Ok(vec!["ok".to_owned()]);
+        messages.push("ok".to_owned());
     }
     messages.truncate(MAX_MESSAGES);
-    Ok(messages)
+    Ok(Checked { messages, unproven })
+}
+
+/// What a job is, for the timing events: the pragma, or the table or index it scans.
+fn describe(plan: &Plan, job: &Job) -> String {
+    match job {
+        Job::Pragma(sql) => sql.clone(),
+        Job::Rows { table, lo, hi } => {
+            format!("rows of {} ({lo}..={hi})", plan.tables[*table].name)
+        }
+        Job::Entries { index } => format!("entries of {}", plan.indexes[*index].name),
+        Job::Pages => "page accounting".to_owned(),
+    }
+}
+
+/// Times one piece of the check, wall clock and this thread's CPU, for a `debug` event:
+/// which pieces dominate is what decides how the check is cut.
+pub(crate) struct PieceTimer {
+    wall: std::time::Instant,
+    cpu: Option<std::time::Duration>,
+}
+
+impl PieceTimer {
+    /// Starts timing on the current thread.
+    pub(crate) fn start() -> Self {
+        Self {
+            wall: std::time::Instant::now(),
+            cpu: thread_cpu(),
+        }
+    }
+
+    /// Emits the `debug` event of the piece `what` (timed on the thread that started it).
+    pub(crate) fn done(self, what: &str) {
+        let cpu = thread_cpu()
+            .zip(self.cpu)
+            .map_or(0, |(now, then)| now.saturating_sub(then).as_micros());
+        tracing::debug!(
+            piece = what,
+            wall_us = u64::try_from(self.wall.elapsed().as_micros()).unwrap_or(u64::MAX),
+            cpu_us = u64::try_from(cpu).unwrap_or(u64::MAX),
+            "check piece done"
+        );
+    }
+}
+
+/// The CPU time of the current thread so far, if the clock can be read.
+fn thread_cpu() -> Option<std::time::Duration> {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .ok()
+        .map(std::time::Duration::from)
 }
 
 /// Opens the copy read-only and immutable (nothing else touches it, so no locking), read
@@ -205,8 +348,17 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
 /// Cuts the check of `depth` into jobs: for each table its `quick_check(<table>)` and, for the
 /// full check, its index scans and row ranges, or else its `integrity_check(<table>)`; and the
 /// file-wide bookkeeping those leave out ([`Job::Pages`]). The largest first. A file the cut
-/// cannot cover soundly gets the single statement.
-fn plan(conn: &Connection, depth: VerifyDepth, workers: usize) -> rusqlite::Result<Plan> {
+/// cannot cover soundly gets the single statement. With `keys` (only sound for the full check,
+/// which proves the indexes), the foreign keys the scans can prove are marked ([`FusedKey`]).
+///
+/// # Errors
+/// Whatever SQLite returns reading the schema.
+pub(crate) fn plan(
+    conn: &Connection,
+    depth: VerifyDepth,
+    workers: usize,
+    keys: Option<&KeyPlan>,
+) -> rusqlite::Result<Plan> {
     let (pragma, full) = match depth {
         VerifyDepth::Quick => ("quick_check", false),
         VerifyDepth::Full => ("integrity_check", true),
@@ -319,12 +471,56 @@ fn plan(conn: &Connection, depth: VerifyDepth, workers: usize) -> rusqlite::Resu
         }
     }
     let pages: i64 = conn.pragma_query_value(None, "page_count", |row| row.get(0))?;
-    // The walk visits every page once but decodes no record: weighed like a scan of a row
-    // per page.
-    costed.push((pages, Job::Pages));
+    // The walk decodes no record, but `dbstat` parses every cell of every page: measured on
+    // the large dataset it costs what a scan of a dozen rows per page does. Weighed lighter,
+    // it ran last, alone, while the other connections had nothing left to do.
+    costed.push((pages.saturating_mul(12), Job::Pages));
+    if let Some(keys) = keys.filter(|_| full) {
+        fuse(&mut plan, keys);
+    }
     costed.sort_by_key(|(cost, _)| std::cmp::Reverse(*cost));
     plan.jobs = costed.into_iter().map(|(_, job)| job).collect();
     Ok(plan)
+}
+
+/// Marks the foreign keys of `keys` the scans of `plan` can prove: every key of a child table
+/// must point at the rowid of a table whose rows are scanned, and have an index of the child
+/// that starts with its column (any one: a sound index holds every row's value).
+fn fuse(plan: &mut Plan, keys: &KeyPlan) {
+    let table_at = |name: &str| {
+        plan.tables
+            .iter()
+            .position(|t| t.name.eq_ignore_ascii_case(name))
+    };
+    let mut fused = Vec::new();
+    for (child, keys) in &keys.children {
+        let (Some(keys), Some(at)) = (keys, table_at(child)) else {
+            continue;
+        };
+        let table = &plan.tables[at];
+        let proven: Option<Vec<FusedKey>> = keys
+            .iter()
+            .map(|key| {
+                let index = table.indexes.iter().copied().find(|&i| {
+                    plan.indexes[i]
+                        .key
+                        .first()
+                        .is_some_and(|&c| table.columns[c].eq_ignore_ascii_case(&key.column))
+                })?;
+                Some(FusedKey {
+                    child: child.clone(),
+                    index,
+                    parent: table_at(&key.parent)?,
+                })
+            })
+            .collect();
+        fused.extend(proven.into_iter().flatten());
+    }
+    for key in &fused {
+        plan.indexes[key.index].leading = true;
+        plan.tables[key.parent].rowids = true;
+    }
+    plan.fused = fused;
 }
 
 /// How a table's indexes are checked by scans, or `None` when one of them cannot be (the
@@ -406,20 +602,154 @@ fn table_plan(
             key,
             desc,
             unique,
+            leading: false,
         });
+    }
+    // The row scans pass the rowid and every column as arguments.
+    if columns.len() + 1 > MAX_SCAN_COLUMNS {
+        return Ok(None);
     }
     Ok(Some((
         TablePlan {
             name: name.to_owned(),
             columns,
             indexes: (first_index..first_index + indexes.len()).collect(),
+            rowids: false,
         },
         indexes,
     )))
 }
 
-/// Runs one job on `conn`, a connection to the copy at `path`.
-fn run(conn: &Connection, path: &Path, plan: &Plan, job: &Job) -> rusqlite::Result<Found> {
+/// The aggregates of a worker's connection that feed the scans their rows ([`super::row_feed`]).
+struct Feeds {
+    rows: RowFeed<RowsScan>,
+    entries: RowFeed<EntriesScan>,
+}
+
+impl Feeds {
+    fn register(conn: &Connection) -> rusqlite::Result<Self> {
+        Ok(Self {
+            rows: RowFeed::register(conn, "hotel_check_rows")?,
+            entries: RowFeed::register(conn, "hotel_check_entries")?,
+        })
+    }
+}
+
+/// At most this many columns are read by one scan: the arguments of an aggregate are limited
+/// (`SQLITE_MAX_FUNCTION_ARG`, 127 by default). A table whose indexes hold more gets
+/// `integrity_check(<table>)`.
+const MAX_SCAN_COLUMNS: usize = 100;
+
+/// The digests of a table's indexes from its rows ([`Job::Rows`]).
+struct RowsScan {
+    /// Each index's key columns, as argument positions (after the rowid).
+    keys: Vec<Vec<usize>>,
+    digests: Vec<Digest>,
+    /// The rowids read, when the table is a parent of a [`FusedKey`].
+    rowids: Option<Vec<i64>>,
+}
+
+impl RowVisitor for RowsScan {
+    fn row(&mut self, values: &Context<'_>) {
+        let rowid = match values.get_raw(0) {
+            ValueRef::Integer(rowid) => rowid,
+            // A rowid is always an integer; anything else hashes apart from every entry.
+            _ => i64::MIN,
+        };
+        if let Some(rowids) = &mut self.rowids {
+            rowids.push(rowid);
+        }
+        for (key, digest) in self.keys.iter().zip(&mut self.digests) {
+            let mut hasher = tuple_hasher();
+            for &at in key {
+                hash_value(&mut hasher, values.get_raw(at));
+            }
+            hasher.write_i64(rowid);
+            digest.add(hasher.finish());
+        }
+    }
+}
+
+/// An index's entries in b-tree order ([`Job::Entries`]): their digest, and whether they are
+/// in strictly increasing order and, for a UNIQUE index, distinct.
+struct EntriesScan {
+    name: String,
+    unique: bool,
+    desc: Vec<bool>,
+    digest: Digest,
+    messages: Vec<String>,
+    /// The previous entry's key (buffers reused from entry to entry) and rowid.
+    before: Vec<Held>,
+    before_rowid: Option<i64>,
+    leading: Option<Leading>,
+}
+
+impl RowVisitor for EntriesScan {
+    fn row(&mut self, values: &Context<'_>) {
+        // Past the last message kept, the rest of the index only needs reading.
+        if self.messages.len() >= MAX_MESSAGES {
+            return;
+        }
+        let width = self.before.len();
+        let rowid = match values.get_raw(width) {
+            ValueRef::Integer(rowid) => rowid,
+            _ => i64::MIN,
+        };
+        let mut hasher = tuple_hasher();
+        let mut order = Ordering::Equal;
+        let mut has_null = false;
+        // Each value is hashed, compared with the previous entry's, then held.
+        for (column, held) in self.before.iter_mut().enumerate() {
+            let value = values.get_raw(column);
+            hash_value(&mut hasher, value);
+            if column == 0
+                && let Some(leading) = &mut self.leading
+            {
+                leading.add(value);
+            }
+            has_null |= value == ValueRef::Null;
+            let mut same = false;
+            if order == Ordering::Equal && self.before_rowid.is_some() {
+                order = compare(held.as_value(), value);
+                same = order == Ordering::Equal;
+                if self.desc[column] {
+                    order = order.reverse();
+                }
+            }
+            // A value equal to the one held orders as it does against any other: the copy
+            // (of a leading column's text, mostly) is kept.
+            if !same {
+                held.hold(value);
+            }
+        }
+        hasher.write_i64(rowid);
+        self.digest.add(hasher.finish());
+        if let Some(before_rowid) = self.before_rowid {
+            if order == Ordering::Equal && self.unique && !has_null {
+                self.messages.push(format!(
+                    "non-unique entry in index {} (rowid {rowid})",
+                    self.name
+                ));
+            }
+            if order.then(before_rowid.cmp(&rowid)) != Ordering::Less {
+                self.messages.push(format!(
+                    "entries out of order in index {} (at rowid {rowid})",
+                    self.name
+                ));
+            }
+        }
+        self.before_rowid = Some(rowid);
+    }
+}
+
+/// Runs one job on `conn`, a connection to the copy at `path` on which `feeds` are registered.
+fn run(
+    conn: &Connection,
+    feeds: &Feeds,
+    path: &Path,
+    plan: &Plan,
+    job: &Job,
+) -> rusqlite::Result<Found> {
     match job {
         Job::Pragma(sql) => {
             let messages = conn
@@ -431,44 +761,46 @@ fn run(conn: &Connection, path: &Path, plan: &Plan, job: &Job) -> rusqlite::Resu
         }
         Job::Rows { table, lo, hi } => {
             let t = &plan.tables[*table];
-            let indexes: Vec<&IndexPlan> = t.indexes.iter().map(|&i| &plan.indexes[i]).collect();
-            let mut digests = vec![Digest::default(); indexes.len()];
-            let columns = t
+            let columns: String = t
                 .columns
                 .iter()
-                .map(|c| quote(c))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut statement = conn.prepare(&format!(
-                "SELECT rowid{}{columns} FROM {} NOT INDEXED WHERE rowid BETWEEN ?1 AND ?2",
-                if columns.is_empty() { "" } else { ", " },
+                .map(|c| format!(", {}", quote(c)))
+                .collect();
+            let scan = RowsScan {
+                // Argument 0 is the rowid.
+                keys: t
+                    .indexes
+                    .iter()
+                    .map(|&i| plan.indexes[i].key.iter().map(|at| at + 1).collect())
+                    .collect(),
+                digests: vec![Digest::default(); t.indexes.len()],
+                rowids: t.rowids.then(Vec::new),
+            };
+            let sql = format!(
+                "SELECT {}(rowid{columns}) FROM {} NOT INDEXED WHERE rowid BETWEEN ?1 AND ?2",
+                feeds.rows.name(),
                 quote(&t.name)
-            ))?;
-            let mut rows = statement.query([lo, hi])?;
-            while let Some(row) = rows.next()? {
-                let rowid: i64 = row.get(0)?;
-                for (index, digest) in indexes.iter().zip(&mut digests) {
-                    let mut hasher = tuple_hasher();
-                    for &at in &index.key {
-                        hash_value(&mut hasher, row.get_ref(at + 1)?);
-                    }
-                    hasher.write_i64(rowid);
-                    digest.add(hasher.finish());
-                }
-            }
+            );
+            let scan = feeds.rows.run(conn, &sql, [lo, hi], scan)?;
             Ok(Found::Rows {
                 table: *table,
-                digests,
+                lo: *lo,
+                digests: scan.digests,
+                rowids: scan.rowids.unwrap_or_default(),
             })
         }
-        Job::Entries { index } => scan_index(conn, plan, *index),
+        Job::Entries { index } => scan_index(conn, &feeds.entries, plan, *index),
         Job::Pages => Ok(Found::Messages(page_accounting::account(conn, path)?)),
     }
 }
 
-/// Reads an index's entries in b-tree order: their digest, and whether they are in strictly
-/// increasing order and, for a UNIQUE index, distinct.
-fn scan_index(conn: &Connection, plan: &Plan, position: usize) -> rusqlite::Result<Found> {
+/// Reads an index's entries in b-tree order ([`EntriesScan`]).
+fn scan_index(
+    conn: &Connection,
+    feed: &RowFeed<EntriesScan>,
+    plan: &Plan,
+    position: usize,
+) -> rusqlite::Result<Found> {
     let index = &plan.indexes[position];
     let table = &plan.tables[index.table];
     let select = index
@@ -477,63 +809,36 @@ fn scan_index(conn: &Connection, plan: &Plan, position: usize) -> rusqlite::Resu
         .map(|&at| quote(&table.columns[at]))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut statement = conn.prepare(&format!(
-        "SELECT {select}, rowid FROM {} INDEXED BY {}",
+    let sql = format!(
+        "SELECT {}({select}, rowid) FROM {} INDEXED BY {}",
+        feed.name(),
         quote(&table.name),
         quote(&index.name)
-    ))?;
-    let width = index.key.len();
-    let mut rows = statement.query([])?;
-    let mut digest = Digest::default();
-    let mut messages = Vec::new();
-    // The previous entry's key (buffers reused from entry to entry) and rowid.
-    let mut before = vec![Held::default(); width];
-    let mut before_rowid: Option<i64> = None;
-    while let Some(row) = rows.next()? {
-        let rowid: i64 = row.get(width)?;
-        let mut hasher = tuple_hasher();
-        let mut order = Ordering::Equal;
-        let mut has_null = false;
-        for (column, held) in before.iter().enumerate() {
-            let value = row.get_ref(column)?;
-            hash_value(&mut hasher, value);
-            has_null |= value == ValueRef::Null;
-            if order == Ordering::Equal && before_rowid.is_some() {
-                order = compare(held.as_value(), value);
-                if index.desc[column] {
-                    order = order.reverse();
-                }
-            }
-        }
-        hasher.write_i64(rowid);
-        digest.add(hasher.finish());
-        if let Some(before_rowid) = before_rowid {
-            let key_order = order;
-            if key_order == Ordering::Equal && index.unique && !has_null {
-                messages.push(format!(
-                    "non-unique entry in index {} (rowid {rowid})",
-                    index.name
-                ));
-            }
-            if key_order.then(before_rowid.cmp(&rowid)) != Ordering::Less {
-                messages.push(format!(
-                    "entries out of order in index {} (at rowid {rowid})",
-                    index.name
-                ));
-            }
-            if messages.len() >= MAX_MESSAGES {
-                break;
-            }
-        }
-        for (column, held) in before.iter_mut().enumerate() {
-            held.hold(row.get_ref(column)?);
-        }
-        before_rowid = Some(rowid);
+    );
+    let scan = EntriesScan {
+        name: index.name.clone(),
+        unique: index.unique,
+        desc: index.desc.clone(),
+        digest: Digest::default(),
+        messages: Vec::new(),
+        before: vec![Held::default(); index.key.len()],
+        before_rowid: None,
+        leading: index.leading.then(Leading::default),
+    };
+    let mut scan = feed.run(conn, &sql, [], scan)?;
+    // A descending first column gave its values in descending order.
+    if let Some(leading) = scan
+        .leading
+        .as_mut()
+        .filter(|_| index.desc.first() == Some(&true))
+    {
+        leading.values.reverse();
     }
     Ok(Found::Entries {
         index: position,
-        digest,
-        messages,
+        digest: scan.digest,
+        messages: scan.messages,
+        leading: scan.leading,
     })
 }
 
@@ -672,27 +977,56 @@ fn compare_int_real(i: i64, r: f64) -> Ordering {
 }
 
 /// Puts the jobs' findings together: every message, and for each index the digest of its
-/// entries against the digest of its table's rows.
-fn assemble(plan: &Plan, found: Vec<Found>) -> Vec<String> {
+/// entries against the digest of its table's rows; and the child tables of the fused foreign
+/// keys that the values read do not prove.
+fn assemble(plan: &Plan, found: Vec<Found>) -> (Vec<String>, BTreeSet<String>) {
     let mut messages = Vec::new();
     let mut from_rows = vec![Digest::default(); plan.indexes.len()];
     let mut from_entries = vec![Digest::default(); plan.indexes.len()];
+    // Each table's rowids, a range at a time (lo, rowids), and each index's first values.
+    let mut rowids: Vec<Vec<(i64, Vec<i64>)>> = plan.tables.iter().map(|_| Vec::new()).collect();
+    let mut leading: Vec<Option<Leading>> = plan.indexes.iter().map(|_| None).collect();
     for found in found {
         match found {
             Found::Messages(m) => messages.extend(m),
-            Found::Rows { table, digests } => {
+            Found::Rows {
+                table,
+                lo,
+                digests,
+                rowids: read,
+            } => {
                 for (&index, digest) in plan.tables[table].indexes.iter().zip(digests) {
                     from_rows[index].merge(digest);
                 }
+                rowids[table].push((lo, read));
             }
             Found::Entries {
                 index,
                 digest,
                 messages: m,
+                leading: values,
             } => {
                 from_entries[index] = digest;
                 messages.extend(m);
+                leading[index] = values;
             }
+        }
+    }
+    let mut unproven = BTreeSet::new();
+    let mut parents: Vec<Option<Vec<i64>>> = plan.tables.iter().map(|_| None).collect();
+    for key in &plan.fused {
+        let parent = parents[key.parent].get_or_insert_with(|| {
+            // The ranges are disjoint and each ascending: in order of their start, one
+            // ascending list.
+            let ranges = &mut rowids[key.parent];
+            ranges.sort_unstable_by_key(|(lo, _)| *lo);
+            ranges.iter().flat_map(|(_, r)| r.iter().copied()).collect()
+        });
+        let proven = leading[key.index]
+            .as_ref()
+            .is_some_and(|l| !l.other && foreign_keys::all_present(&l.values, parent));
+        if !proven {
+            unproven.insert(key.child.clone());
         }
     }
     for (index, (rows, entries)) in plan.indexes.iter().zip(from_rows.iter().zip(&from_entries)) {
@@ -709,7 +1043,7 @@ fn assemble(plan: &Plan, found: Vec<Found>) -> Vec<String> {
             ));
         }
     }
-    messages
+    (messages, unproven)
 }
 
 #[cfg(test)]
@@ -818,7 +1152,7 @@ mod tests {
         assert_eq!(sqlite_says(&good), ["ok"]);
         assert_eq!(we_say(&good), ["ok"]);
         assert_eq!(we_say_quick(&good), ["ok"]);
-        let plan = plan(&open(&good).unwrap(), VerifyDepth::Full, 3).unwrap();
+        let plan = plan(&open(&good).unwrap(), VerifyDepth::Full, 3, None).unwrap();
         assert_eq!(plan.indexes.len(), 4, "{plan:?}");
         let mut pragmas: Vec<&str> = plan
             .jobs
@@ -985,7 +1319,7 @@ mod tests {
                 SHOW,
             ],
         );
-        let plan = plan(&open(&path).unwrap(), VerifyDepth::Full, 2).unwrap();
+        let plan = plan(&open(&path).unwrap(), VerifyDepth::Full, 2, None).unwrap();
         assert!(
             plan.jobs.iter().any(
                 |job| matches!(job, Job::Pragma(sql) if sql == "PRAGMA integrity_check(\"stays\")")

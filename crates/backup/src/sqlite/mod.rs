@@ -10,6 +10,7 @@ pub(crate) mod index_scan;
 pub(crate) mod live_file;
 pub(crate) mod materialize;
 pub(crate) mod page_accounting;
+pub(crate) mod row_feed;
 pub(crate) mod snapshot;
 #[cfg(test)]
 mod test_support;
