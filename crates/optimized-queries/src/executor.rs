@@ -84,14 +84,23 @@ async fn on_own_connection<T: Decode + Send + 'static>(
     // PostgreSQL's statements wait on the network, not on a thread: the cost changes nothing.
     #[cfg(not(feature = "sqlite"))]
     let _ = cost;
+    on_postgres_reader(db, statement, fetch).await
+}
+
+/// Runs `statement` on the PostgreSQL reader of `db`'s pool, or hands it back (see
+/// [`on_own_connection`]).
+async fn on_postgres_reader<T: Decode + Send + 'static>(
+    db: &(impl ConnectionTrait + 'static),
+    statement: Statement,
+    fetch: Fetch,
+) -> std::result::Result<Result<Vec<T>>, Statement> {
     #[cfg(feature = "postgres")]
-    let statement = match crate::postgres_reader::query(db, statement, fetch).await {
-        Ok(rows) => return Ok(rows),
-        Err(statement) => statement,
-    };
-    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
-    let _ = (db, fetch);
-    Err(statement)
+    return crate::postgres_reader::query(db, statement, fetch).await;
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = (db, fetch);
+        Err(statement)
+    }
 }
 
 /// Every row of `statement`, a constant statement (no values) whose small answer changes only
@@ -109,7 +118,13 @@ pub(crate) async fn query_all_until_write<T: Decode + Clone + Send + 'static>(
         Ok(rows) => return rows,
         Err(statement) => statement,
     };
-    query_all(db, statement, cost).await
+    #[cfg(not(feature = "sqlite"))]
+    let _ = cost;
+    // Not `query_all`: the SQLite reader has had its turn.
+    match on_postgres_reader(db, statement, Fetch::All).await {
+        Ok(rows) => rows,
+        Err(statement) => query_all_through_sea_orm(db, statement).await,
+    }
 }
 
 /// Every row of `statement` through sea-orm, decoded: the path of every connection the crate's
