@@ -253,6 +253,17 @@ pub(crate) async fn restored_latest(
     restored
 }
 
+/// How the object store fails in [`store_outage`].
+#[cfg(feature = "s3")]
+#[derive(Debug, Clone, Copy)]
+enum StoreFault {
+    /// Connections dropped, new ones refused: the store is down and says so.
+    Down,
+    /// Connections kept open and silent, new ones too, and the silent ones stay silent after
+    /// the store is back: a network that drops packets.
+    Silent,
+}
+
 /// The object store goes down (connections dropped, new ones refused) while writers keep
 /// writing: the lag shows in monitor meanwhile, nothing is lost, and once the store is back
 /// the replicator catches up by itself. The outage is a few seconds here; its length changes
@@ -260,6 +271,21 @@ pub(crate) async fn restored_latest(
 #[cfg(feature = "s3")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_object_store_outage_loses_nothing_and_shows_in_monitor() {
+    store_outage(StoreFault::Down).await;
+}
+
+/// The same with a store that stops answering rather than refusing: requests in flight wait
+/// on connections that will never answer, even after the store is back. The replicator gives
+/// up on them and catches up on new connections within seconds of the store's return, not
+/// after a whole request timeout per connection.
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_that_stops_answering_loses_nothing_and_recovers_within_seconds() {
+    store_outage(StoreFault::Silent).await;
+}
+
+#[cfg(feature = "s3")]
+async fn store_outage(fault: StoreFault) {
     use backup::{
         BackupRepository, RepositoryLocation,
         monitor::{HealthPolicy, Status, assess},
@@ -267,6 +293,11 @@ async fn an_object_store_outage_loses_nothing_and_shows_in_monitor() {
     use db_connect::testing::MotoServer;
 
     use crate::support::{Proxy, s3_settings};
+
+    /// How soon after the store is back replication must have caught up: a request that was
+    /// waiting on a silent connection gives up after 10 s (`ANSWER_WAIT` of the S3 store),
+    /// then the retry goes to a new one.
+    const RECOVERY: Duration = Duration::from_secs(30);
 
     let Some(moto) = MotoServer::start() else {
         return;
@@ -316,7 +347,10 @@ async fn an_object_store_outage_loses_nothing_and_shows_in_monitor() {
         healthy.nagios_line()
     );
 
-    proxy.cut();
+    match fault {
+        StoreFault::Down => proxy.cut(),
+        StoreFault::Silent => proxy.stall(),
+    }
     let cut_at = writers.written.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = assess(&observed, &policy, chrono::Utc::now()).await;
@@ -326,18 +360,28 @@ async fn an_object_store_outage_loses_nothing_and_shows_in_monitor() {
         "{}",
         during.nagios_line()
     );
-    assert!(
-        running.status.borrow().last_error.is_some(),
-        "{:?}",
-        *running.status.borrow()
-    );
+    if let StoreFault::Down = fault {
+        // A refusal is an error at once; silence only once the wait for an answer is over.
+        assert!(
+            running.status.borrow().last_error.is_some(),
+            "{:?}",
+            *running.status.borrow()
+        );
+    }
     assert!(
         writers.written.load(Ordering::Relaxed) > cut_at + 100,
         "the application kept writing"
     );
 
     proxy.restore();
+    let back = tokio::time::Instant::now();
     running.caught_up().await;
+    let recovered = back.elapsed();
+    eprintln!("{fault:?}: caught up {recovered:?} after the store was back");
+    assert!(
+        recovered < RECOVERY,
+        "caught up {recovered:?} after the store was back ({fault:?})"
+    );
     let written = writers.stop().await;
     running.caught_up().await;
     let after = assess(&observed, &policy, chrono::Utc::now()).await;

@@ -491,11 +491,13 @@ pub(crate) async fn scalar_in(txn: &sea_orm::DatabaseTransaction, sql: &str) -> 
 }
 
 /// A TCP proxy in front of a server, which a test can cut (every connection dropped, new ones
-/// refused) and restore: an object store that goes down and comes back.
+/// refused), stall (every connection kept open but nothing passed on, new ones too: a network
+/// that silently drops packets) and restore: an object store that goes down and comes back.
 #[cfg(feature = "s3")]
 pub(crate) struct Proxy {
     port: u16,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stalled: tokio::sync::watch::Sender<bool>,
     connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -507,18 +509,36 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (stalled, _) = tokio::sync::watch::channel(false);
         let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (accept_up, accept_connections) = (up.clone(), connections.clone());
+        let (accept_up, accept_stalled, accept_connections) =
+            (up.clone(), stalled.clone(), connections.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if !accept_up.load(Ordering::SeqCst) {
                     continue; // dropped: the client sees the connection reset
                 }
+                let mut stall = accept_stalled.subscribe();
                 let task = tokio::spawn(async move {
-                    if let Ok(mut server) =
+                    let stalled = *stall.borrow_and_update();
+                    if stalled {
+                        // Held open (the task owns it), never answered, until the proxy
+                        // is dropped.
+                        std::future::pending::<()>().await;
+                    }
+                    let Ok(mut server) =
                         tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    else {
+                        return;
+                    };
+                    let stalled = tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
+                        _ = stall.wait_for(|stalled| *stalled) => true,
+                    };
+                    if stalled {
+                        // Both ends stay open and silent from now on, even once the proxy is
+                        // restored: a connection whose packets a network dropped.
+                        std::future::pending::<()>().await;
                     }
                 });
                 accept_connections.lock().unwrap().push(task);
@@ -527,6 +547,7 @@ impl Proxy {
         Self {
             port,
             up,
+            stalled,
             connections,
             accept,
         }
@@ -544,8 +565,15 @@ impl Proxy {
         }
     }
 
-    /// Lets connections through again.
+    /// Keeps every connection open but passes nothing on any more, and holds new ones the
+    /// same way: requests in flight and new ones wait for an answer that never comes.
+    pub(crate) fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    /// Lets new connections through again (stalled ones stay silent).
     pub(crate) fn restore(&self) {
+        self.stalled.send_replace(false);
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
