@@ -312,7 +312,8 @@ impl S3Store {
 /// the old client finish there; new ones go to a new client.
 #[derive(Debug, Clone)]
 struct Renewing {
-    builder: AmazonS3Builder,
+    /// Shared, not copied with the store: a builder is over a kilobyte.
+    builder: Arc<AmazonS3Builder>,
     current: Arc<Mutex<Arc<dyn ObjectStore>>>,
 }
 
@@ -320,7 +321,7 @@ impl Renewing {
     fn new(builder: AmazonS3Builder) -> object_store::Result<Self> {
         let current: Arc<dyn ObjectStore> = Arc::new(builder.clone().build()?);
         Ok(Self {
-            builder,
+            builder: Arc::new(builder),
             current: Arc::new(Mutex::new(current)),
         })
     }
@@ -343,7 +344,7 @@ impl Renewing {
             let mut current = self.lock();
             if Arc::ptr_eq(&current, &used) {
                 // The builder built this client once already: it builds it again.
-                if let Ok(fresh) = self.builder.clone().build() {
+                if let Ok(fresh) = AmazonS3Builder::clone(&self.builder).build() {
                     tracing::warn!("the object store left a request unanswered; reconnecting");
                     *current = Arc::new(fresh);
                 }
