@@ -79,6 +79,7 @@ impl<'a> Record<'a> {
 
     /// Field `i` as SQLite hands it to a statement, or `None` past the fields decoded. A NaN
     /// real is NULL, as SQLite reads it.
+    #[inline]
     pub(crate) fn value(&self, i: usize) -> Option<ValueRef<'a>> {
         let field = self.fields.get(i)?;
         let body = self.payload.get(field.start..)?;
@@ -138,6 +139,7 @@ impl<'a> Record<'a> {
 }
 
 /// The size of the body of a field of serial type `serial`, if it is a valid type.
+#[inline]
 fn body_size(serial: u64) -> Option<u64> {
     Some(match serial {
         0 | 8 | 9 => 0,
@@ -150,7 +152,17 @@ fn body_size(serial: u64) -> Option<u64> {
 }
 
 /// A varint at `at` of `bytes`: its value and the offset past it.
+#[inline]
 fn varint(bytes: &[u8], at: usize) -> Raw<(u64, usize)> {
+    // Most varints of a record header are one byte: serial types of small values.
+    match bytes.get(at) {
+        Some(&byte) if byte < 0x80 => Ok((u64::from(byte), at + 1)),
+        _ => varint_long(bytes, at),
+    }
+}
+
+/// [`varint`] of more than one byte.
+fn varint_long(bytes: &[u8], at: usize) -> Raw<(u64, usize)> {
     let mut value = 0u64;
     for i in 0..9 {
         let byte = *bytes

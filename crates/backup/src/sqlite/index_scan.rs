@@ -995,26 +995,39 @@ impl RowsScan {
     }
 }
 
+/// Columns of a row decoded once, before the row scan's visitor reads them (each may be in
+/// several indexes): a table whose indexes hold more is read through SQLite.
+const DECODED_COLUMNS: usize = 24;
+
 /// A row read by the raw reader, as the row scan's statement hands it: the rowid, then the
-/// columns of [`TablePlan::columns`].
-struct RawRow<'r, 'a> {
-    rowid: i64,
-    record: &'r Record<'a>,
-    raw: &'r RawTable,
+/// columns of [`TablePlan::columns`], decoded.
+struct RawRow<'a> {
+    values: [ValueRef<'a>; DECODED_COLUMNS],
 }
 
-impl RowValues for RawRow<'_, '_> {
+impl RowValues for RawRow<'_> {
+    #[inline]
     fn value(&self, i: usize) -> ValueRef<'_> {
-        let Some(column) = i.checked_sub(1) else {
-            return ValueRef::Integer(self.rowid);
-        };
-        let field = self.raw.fields.get(column).copied().unwrap_or(usize::MAX);
-        let value = self.record.value(field).unwrap_or(ValueRef::Null);
-        as_read(value, self.raw.real.get(column) == Some(&true))
+        self.values.get(i).copied().unwrap_or(ValueRef::Null)
+    }
+}
+
+impl<'a> RawRow<'a> {
+    /// The rowid then each column of `raw`, from `record` (which holds them all), the
+    /// columns fewer than [`DECODED_COLUMNS`].
+    #[inline]
+    fn new(rowid: i64, record: &Record<'a>, raw: &RawTable) -> Self {
+        let mut values = [ValueRef::Null; DECODED_COLUMNS];
+        values[0] = ValueRef::Integer(rowid);
+        for ((value, &field), &real) in values[1..].iter_mut().zip(&raw.fields).zip(&raw.real) {
+            *value = as_read(record.value(field).unwrap_or(ValueRef::Null), real);
+        }
+        Self { values }
     }
 }
 
 /// A value as SQL reads it from a column: one with REAL affinity reads an integer as a real.
+#[inline]
 fn as_read(value: ValueRef<'_>, real: bool) -> ValueRef<'_> {
     match value {
         ValueRef::Integer(i) if real => ValueRef::Real(i as f64),
@@ -1034,11 +1047,12 @@ fn raw_rows(
     let raw = t
         .raw
         .as_ref()
+        .filter(|raw| raw.fields.len() < DECODED_COLUMNS)
         .ok_or(Unreadable("the table is not read raw"))?;
     let want = raw.fields.iter().max().map_or(0, |&m| m + 1);
     let mut scan = RowsScan::new(plan, t);
     file.scan_table(raw.root, lo, hi, want, &mut |rowid, record| {
-        scan.visit(&RawRow { rowid, record, raw });
+        scan.visit(&RawRow::new(rowid, record, raw));
         Ok(())
     })?;
     Ok(scan.found(table, lo))
