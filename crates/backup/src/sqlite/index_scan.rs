@@ -43,6 +43,14 @@
 //!
 //! Each value is fetched from SQLite once per scan: a fetch is a few calls into its C API
 //! (type, pointer, length), which with the hashing were most of a scan's time.
+//!
+//! The row and entry scans are first read by a b-tree reader of our own
+//! ([`super::btree_reader`]), which parses the file's pages directly; the same visitors
+//! ([`RowsScan`], [`EntriesScan`]) take the rows from either path through [`RowValues`]. On
+//! anything the reader does not fully understand ([`Unreadable`]), and for any table whose
+//! records it would not read as SQL does ([`RawTable`]: a hidden column, an indexed rowid
+//! alias), the job runs through SQLite as before, from its start. [`Checked`] counts the
+//! scans of each kind.
 
 use std::{
     cmp::Ordering,
