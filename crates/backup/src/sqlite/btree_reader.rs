@@ -43,10 +43,10 @@
 //! two-core machine at load 3–4; `scripts/check_pieces.sh` three times each, interleaved with
 //! the build before): index entry scans 0.96 → 0.76 CPU-seconds (0.80×), row scans 0.52 →
 //! 0.38 (0.73×), the whole check 2.28 → 1.85 (0.81×). Not the several times hoped for: with
-//! SQLite's virtual machine gone, the visitors' own work (hashing each tuple, comparing each
-//! entry with the previous one) is most of what remains, the reader itself about a tenth of
-//! a verification's samples. See docs/PERFORMANCE.md, "The check's scans read by a b-tree
-//! reader of our own".
+//! SQLite's virtual machine gone, what remains is about half the visitors' own work (hashing
+//! each tuple, comparing each entry with the previous one) and half this reader, 40 % of whose
+//! time is the kernel serving `pread` (`tests::reader_alone`). See docs/PERFORMANCE.md, "The
+//! check's scans read by a b-tree reader of our own".
 
 use std::{fs::File, os::unix::fs::FileExt, path::Path};
 

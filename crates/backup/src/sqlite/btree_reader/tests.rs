@@ -384,3 +384,38 @@ fn values_decode_as_sqlite_stores_them() {
     assert!(decode(&[2, 1, 5, 6], None, &mut decoded).is_err());
     assert!(decode(&[2, 1, 5], None, &mut decoded).is_ok());
 }
+
+/// How long the reader alone takes over every index of the file at `HOTEL_RAW_BENCH`: run by
+/// hand (`--ignored`, release), to tell the reader's cost from the visitors'.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn reader_alone() {
+    let Ok(path) = std::env::var("HOTEL_RAW_BENCH") else {
+        return;
+    };
+    let conn = Connection::open(&path).unwrap();
+    let roots: Vec<(String, u32, String)> = conn
+        .prepare("SELECT name, rootpage, type FROM sqlite_schema WHERE rootpage > 0")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let file = RawFile::open(Path::new(&path)).unwrap();
+    let started = std::time::Instant::now();
+    let mut n = 0u64;
+    for (_, root, kind) in &roots {
+        if kind == "index" {
+            let _ = file.scan_index(*root, &mut |record| {
+                n += record.len() as u64;
+                Ok(())
+            });
+        } else {
+            let _ = file.scan_table(*root, i64::MIN, i64::MAX, 3, &mut |_, record| {
+                n += record.len() as u64;
+                Ok(())
+            });
+        }
+    }
+    eprintln!("{n} fields in {:?}", started.elapsed());
+}
