@@ -39,14 +39,14 @@
 //! integer is read as a real, as SQL does); and by the walk itself: a record shorter than the
 //! columns asked for (a column added with a default later) is [`Unreadable`].
 //!
-//! Measured (2026-11-30 00:26 UTC, the large hotel database, 478 MB, 1M bookings, on a shared
-//! two-core machine at load 3–4; `scripts/check_pieces.sh` three times each, interleaved with
-//! the build before): index entry scans 0.96 → 0.76 CPU-seconds (0.80×), row scans 0.52 →
-//! 0.38 (0.73×), the whole check 2.28 → 1.85 (0.81×). Not the several times hoped for: with
-//! SQLite's virtual machine gone, what remains is about half the visitors' own work (hashing
-//! each tuple, comparing each entry with the previous one) and half this reader, 40 % of whose
-//! time is the kernel serving `pread` (`tests::reader_alone`). See docs/PERFORMANCE.md, "The
-//! check's scans read by a b-tree reader of our own".
+//! Measured (2026-11-30 00:46 UTC, the large hotel database, 478 MB, 1M bookings, on a shared
+//! two-core machine at load 2–2.6; `scripts/check_pieces.sh` five times each, interleaved with
+//! the build before, medians): index entry scans 1.03 → 0.71 CPU-seconds (0.69×), row scans
+//! 0.64 → 0.36 (0.56×), the whole check 2.47 → 1.87 (0.76×). Not the several times hoped for:
+//! with SQLite's virtual machine gone, what remains is about half the visitors' own work
+//! (hashing each tuple, comparing each entry with the previous one) and half this reader, a
+//! good part of whose time is the kernel serving `pread` (`tests::reader_alone`). See
+//! docs/PERFORMANCE.md, "The check's scans read by a b-tree reader of our own".
 
 use std::{fs::File, os::unix::fs::FileExt, path::Path};
 
