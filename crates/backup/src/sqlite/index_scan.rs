@@ -248,8 +248,9 @@ pub(crate) struct Checked {
     /// value with no parent, or not an integer): their foreign keys must be checked the
     /// ordinary way.
     pub(crate) unproven: BTreeSet<String>,
-    /// How many row and entry scans the raw reader did, and how many SQLite did.
+    /// How many row and entry scans the raw reader did ([`super::btree_reader`]).
     pub(crate) raw_scans: usize,
+    /// How many row and entry scans SQLite did (a table not read raw, or an [`Unreadable`]).
     pub(crate) sql_scans: usize,
 }
 
