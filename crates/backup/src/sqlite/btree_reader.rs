@@ -681,5 +681,6 @@ impl<'f> Walk<'f> {
     }
 }
 
+mod pages;
 #[cfg(test)]
 mod tests;

@@ -317,6 +317,9 @@ fn damaged_files_never_panic_nor_loop() {
             // Records come from at most every page's cells once.
             assert!(seen < 10 * bytes.len() as u64);
         }
+        let mut every: Vec<u32> = roots.iter().map(|&(root, _)| root).collect();
+        every.insert(0, 1);
+        let _ = file.pages_used_once(&every);
     }
     // Bounded walks: 400 files of a few hundred pages each take well under a minute.
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
@@ -418,4 +421,60 @@ fn reader_alone() {
         }
     }
     eprintln!("{n} fields in {:?}", started.elapsed());
+}
+
+/// The b-trees' roots of the file at `path`, page 1 first.
+fn all_roots(path: &Path) -> Vec<u32> {
+    let conn = Connection::open(path).unwrap();
+    let mut roots: Vec<u32> = conn
+        .prepare("SELECT rootpage FROM sqlite_schema WHERE rootpage > 0")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    roots.insert(0, 1);
+    roots
+}
+
+/// Every page used once, counted raw: a sound file with a freelist and overflow pages passes;
+/// pages of no b-tree, a page in two, or a freelist shorter than the header says do not.
+#[test]
+fn pages_used_once_are_counted_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    for page_size in [512, 65_536] {
+        let path = database(dir.path(), page_size, 1500);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("DELETE FROM t WHERE rowid % 3 = 0")
+                .unwrap();
+            let free: i64 = conn
+                .pragma_query_value(None, "freelist_count", |row| row.get(0))
+                .unwrap();
+            assert!(free > 0, "{page_size}");
+        }
+        let file = RawFile::open(&path).unwrap();
+        let roots = all_roots(&path);
+        assert_eq!(file.pages_used_once(&roots), Ok(()), "{page_size}");
+        // An index's b-tree left out: its pages are never used.
+        assert!(file.pages_used_once(&roots[..roots.len() - 1]).is_err());
+        // A b-tree counted twice.
+        let mut twice = roots.clone();
+        twice.push(roots[2]);
+        assert!(file.pages_used_once(&twice).is_err());
+        // The header's freelist count one short.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let count = u32::from_be_bytes(bytes[36..40].try_into().unwrap());
+        bytes[36..40].copy_from_slice(&(count - 1).to_be_bytes());
+        let short = dir
+            .path()
+            .join(format!("short-freelist-{page_size}.sqlite"));
+        std::fs::write(&short, &bytes).unwrap();
+        assert!(
+            RawFile::open(&short)
+                .unwrap()
+                .pages_used_once(&roots)
+                .is_err()
+        );
+    }
 }
