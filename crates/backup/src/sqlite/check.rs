@@ -128,6 +128,11 @@ fn checks(
         }
     });
     let (checked, mut violations) = (checked?, violations?);
+    tracing::debug!(
+        raw_scans = checked.raw_scans,
+        sql_scans = checked.sql_scans,
+        "row and entry scans read raw and through SQLite"
+    );
     if checked.messages == ["ok"] && !checked.unproven.is_empty() {
         violations = foreign_keys::check(&conn, full)?;
     }
@@ -303,15 +308,14 @@ mod tests {
     /// rollups, partial and multi-column indexes, foreign keys; the tiny dataset): the checks
     /// pass exactly when SQLite's `integrity_check` and `foreign_key_check` find nothing, and
     /// `--quick` never passes a copy `quick_check` fails nor fails one the full check passes.
-    #[tokio::test]
-    async fn random_damage_to_the_hotel_database_is_judged_as_sqlite_judges_it() {
+    /// The hotel schema, migrated, with the tiny dataset, in `dir`.
+    async fn hotel_database(dir: &Path) -> std::path::PathBuf {
         use migration::MigratorTrait;
 
-        let dir = tempfile::tempdir().unwrap();
-        let pristine = dir.path().join("hotel.sqlite");
+        let path = dir.join("hotel.sqlite");
         // A plain connection (rollback journal), not a test database in WAL mode: the file
         // alone must hold every row once it is closed.
-        let url = format!("sqlite://{}?mode=rwc", pristine.display());
+        let url = format!("sqlite://{}?mode=rwc", path.display());
         let db = sea_orm::Database::connect(&url).await.unwrap();
         migration::Migrator::up(&db, None).await.unwrap();
         let options = dataset::DatasetOptions::new(dataset::Scale::Tiny)
@@ -319,6 +323,27 @@ mod tests {
             .reference_date(chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap());
         dataset::generate(&db, &options, &|_| {}).await.unwrap();
         db.close().await.unwrap();
+        path
+    }
+
+    /// Every row and entry scan of the hotel database is read by the raw reader
+    /// ([`super::super::btree_reader`]), none by SQLite, and the check passes.
+    #[tokio::test]
+    async fn the_hotel_database_is_scanned_by_the_raw_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = hotel_database(dir.path()).await;
+        let conn = index_scan::open(&path).unwrap();
+        let plan = index_scan::plan(&conn, VerifyDepth::Full, 2, None).unwrap();
+        let checked = index_scan::run_plan(&path, &plan, 2).unwrap();
+        assert_eq!(checked.messages, ["ok"]);
+        assert!(checked.raw_scans > 10, "{}", checked.raw_scans);
+        assert_eq!(checked.sql_scans, 0);
+    }
+
+    #[tokio::test]
+    async fn random_damage_to_the_hotel_database_is_judged_as_sqlite_judges_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let pristine = hotel_database(dir.path()).await;
         let original = std::fs::read(&pristine).unwrap();
         // Another seed: HOTEL_DAMAGE_SEED (31 seeds of 80 cases each agreed when written).
         let mut damage = Damage::new(0x2545_F491_4F6C_DD1D);

@@ -43,21 +43,33 @@
 //!
 //! Each value is fetched from SQLite once per scan: a fetch is a few calls into its C API
 //! (type, pointer, length), which with the hashing were most of a scan's time.
+//!
+//! The row and entry scans are first read by a b-tree reader of our own
+//! ([`super::btree_reader`]), which parses the file's pages directly; the same visitors
+//! ([`RowsScan`], [`EntriesScan`]) take the rows from either path through [`RowValues`]. On
+//! anything the reader does not fully understand ([`Unreadable`]), and for any table whose
+//! records it would not read as SQL does ([`RawTable`]: a hidden column, an indexed rowid
+//! alias), the job runs through SQLite as before, from its start. [`Checked`] counts the
+//! scans of each kind.
 
 use std::{
     cmp::Ordering,
     collections::BTreeSet,
     hash::{BuildHasher, Hasher},
     path::Path,
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering as Atomic},
+    },
 };
 
 use rusqlite::{Connection, OpenFlags, functions::Context, types::ValueRef};
 
 use super::{
+    btree_reader::{RawFile, Record, Unreadable},
     foreign_keys::{self, KeyPlan},
     page_accounting, quote,
-    row_feed::{RowFeed, RowVisitor},
+    row_feed::{RowFeed, RowValues, RowVisitor},
 };
 use crate::VerifyDepth;
 
@@ -83,6 +95,8 @@ struct IndexPlan {
     /// Whether its scan collects the distinct values of its first column: a foreign key's
     /// child column, proven here ([`FusedKey`]).
     leading: bool,
+    /// Its b-tree's root page, when its table's scans may be read raw ([`TablePlan::raw`]).
+    root: Option<u32>,
 }
 
 /// One table whose indexes are checked by scans.
@@ -96,6 +110,22 @@ struct TablePlan {
     indexes: Vec<usize>,
     /// Whether its row scans collect the rowids: the parent of a [`FusedKey`].
     rowids: bool,
+    /// How its rows and its indexes' entries are read by the raw reader, when they can be.
+    raw: Option<RawTable>,
+}
+
+/// What the raw reader ([`super::btree_reader`]) needs to read a table's rows and its
+/// indexes' entries as the SQL scans read them.
+#[derive(Debug)]
+struct RawTable {
+    /// The table b-tree's root page.
+    root: u32,
+    /// Each of [`TablePlan::columns`]' position in the table's records (its `cid`: no column
+    /// of the table is hidden).
+    fields: Vec<usize>,
+    /// Whether each of [`TablePlan::columns`] has REAL affinity: SQLite may store an
+    /// integral real there as an integer and reads it back as a real.
+    real: Vec<bool>,
 }
 
 /// A foreign key proven by the scans rather than by reading its values again: the child's
@@ -218,6 +248,10 @@ pub(crate) struct Checked {
     /// value with no parent, or not an integer): their foreign keys must be checked the
     /// ordinary way.
     pub(crate) unproven: BTreeSet<String>,
+    /// How many row and entry scans the raw reader did ([`super::btree_reader`]).
+    pub(crate) raw_scans: usize,
+    /// How many row and entry scans SQLite did (a table not read raw, or an [`Unreadable`]).
+    pub(crate) sql_scans: usize,
 }
 
 /// Runs the check of `depth` on the copy at `path` on up to `workers` connections, and returns
@@ -242,6 +276,19 @@ pub(crate) fn integrity(
 /// Whatever SQLite returns while opening or reading the copy.
 pub(crate) fn run_plan(path: &Path, plan: &Plan, workers: usize) -> rusqlite::Result<Checked> {
     let workers = workers.clamp(1, plan.jobs.len().max(1));
+    // The raw reader, when the file alone is the database and its header is one it reads;
+    // otherwise every scan goes through SQLite.
+    let raw = plan
+        .tables
+        .iter()
+        .any(|t| t.raw.is_some())
+        .then(|| RawFile::open(path).ok())
+        .flatten();
+    let scans = Scans {
+        raw: raw.as_ref(),
+        raw_count: AtomicUsize::new(0),
+        sql_count: AtomicUsize::new(0),
+    };
     let queue = Mutex::new(plan.jobs.iter());
     let next = || {
         queue
@@ -258,7 +305,7 @@ pub(crate) fn run_plan(path: &Path, plan: &Plan, workers: usize) -> rusqlite::Re
                     let mut found = Vec::new();
                     while let Some(job) = next() {
                         let timer = PieceTimer::start();
-                        found.push(run(&conn, &feeds, path, plan, job)?);
+                        found.push(run(&conn, &feeds, &scans, path, plan, job)?);
                         timer.done(&describe(plan, job));
                     }
                     Ok::<_, rusqlite::Error>(found)
@@ -279,7 +326,19 @@ pub(crate) fn run_plan(path: &Path, plan: &Plan, workers: usize) -> rusqlite::Re
         messages.push("ok".to_owned());
     }
     messages.truncate(MAX_MESSAGES);
-    Ok(Checked { messages, unproven })
+    Ok(Checked {
+        messages,
+        unproven,
+        raw_scans: scans.raw_count.into_inner(),
+        sql_scans: scans.sql_count.into_inner(),
+    })
+}
+
+/// How the row and entry scans are read: by the raw reader when it can, counted.
+struct Scans<'f> {
+    raw: Option<&'f RawFile>,
+    raw_count: AtomicUsize,
+    sql_count: AtomicUsize,
 }
 
 /// What a job is, for the timing events: the pragma, or the table or index it scans.
@@ -532,13 +591,21 @@ fn table_plan(
     table: usize,
     first_index: usize,
 ) -> rusqlite::Result<Option<(TablePlan, Vec<IndexPlan>)>> {
-    let all_columns: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_xinfo(?1)")?
-        .query_map([name], |row| row.get(0))?
+    let all_columns: Vec<TableColumn> = conn
+        .prepare("SELECT cid, name, type, pk, hidden FROM pragma_table_xinfo(?1)")?
+        .query_map([name], |row| {
+            Ok(TableColumn {
+                cid: row.get(0)?,
+                name: row.get(1)?,
+                declared: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                pk: row.get(3)?,
+                hidden: row.get(4)?,
+            })
+        })?
         .collect::<rusqlite::Result<_>>()?;
     if all_columns
         .iter()
-        .any(|c| ["rowid", "_rowid_", "oid"].contains(&c.to_ascii_lowercase().as_str()))
+        .any(|c| ["rowid", "_rowid_", "oid"].contains(&c.name.to_ascii_lowercase().as_str()))
     {
         return Ok(None);
     }
@@ -596,6 +663,7 @@ fn table_plan(
         if !detail.contains("COVERING INDEX") {
             return Ok(None);
         }
+        let root = root_page(conn, "index", &index_name)?;
         indexes.push(IndexPlan {
             name: index_name,
             table,
@@ -603,11 +671,18 @@ fn table_plan(
             desc,
             unique,
             leading: false,
+            root,
         });
     }
     // The row scans pass the rowid and every column as arguments.
     if columns.len() + 1 > MAX_SCAN_COLUMNS {
         return Ok(None);
+    }
+    let raw = raw_table(conn, name, &all_columns, &columns)?;
+    if raw.is_none() || indexes.iter().any(|i| i.root.is_none()) {
+        for index in &mut indexes {
+            index.root = None;
+        }
     }
     Ok(Some((
         TablePlan {
@@ -615,9 +690,92 @@ fn table_plan(
             columns,
             indexes: (first_index..first_index + indexes.len()).collect(),
             rowids: false,
+            raw,
         },
         indexes,
     )))
+}
+
+/// A column of a table, as `pragma_table_xinfo` gives it.
+struct TableColumn {
+    cid: i64,
+    name: String,
+    /// Its declared type ("" when none).
+    declared: String,
+    /// Its position in the primary key, 0 when not in it.
+    pk: i64,
+    /// Non-zero for a generated column or a virtual table's hidden one.
+    hidden: i64,
+}
+
+/// How the raw reader reads the table `name` whose indexes hold `columns`, or `None` when its
+/// records do not hold those values at their `cid` as SQL reads them: a hidden (generated)
+/// column shifts the positions, and an indexed rowid alias (`INTEGER PRIMARY KEY`) is stored
+/// as NULL, its value being the rowid.
+fn raw_table(
+    conn: &Connection,
+    name: &str,
+    all: &[TableColumn],
+    columns: &[String],
+) -> rusqlite::Result<Option<RawTable>> {
+    if all.iter().any(|c| c.hidden != 0) {
+        return Ok(None);
+    }
+    let key: Vec<&TableColumn> = all.iter().filter(|c| c.pk > 0).collect();
+    // Any single-column INTEGER primary key is taken for an alias (even the DESC one that is
+    // not): only a fallback is lost.
+    let alias = match key.as_slice() {
+        [only] if only.declared.eq_ignore_ascii_case("INTEGER") => Some(only.name.as_str()),
+        _ => None,
+    };
+    let mut fields = Vec::new();
+    let mut real = Vec::new();
+    for column in columns {
+        let Some(found) = all.iter().find(|c| c.name.eq_ignore_ascii_case(column)) else {
+            return Ok(None);
+        };
+        if alias.is_some_and(|a| a.eq_ignore_ascii_case(column)) {
+            return Ok(None);
+        }
+        let Ok(cid) = usize::try_from(found.cid) else {
+            return Ok(None);
+        };
+        fields.push(cid);
+        real.push(real_affinity(&found.declared));
+    }
+    let Some(root) = root_page(conn, "table", name)? else {
+        return Ok(None);
+    };
+    Ok(Some(RawTable { root, fields, real }))
+}
+
+/// The root page of the table or index `name` (`kind`), from the schema.
+fn root_page(conn: &Connection, kind: &str, name: &str) -> rusqlite::Result<Option<u32>> {
+    let root: Option<i64> = conn
+        .query_row(
+            "SELECT rootpage FROM sqlite_schema WHERE type = ?1 AND name = ?2",
+            [kind, name],
+            |row| row.get(0),
+        )
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    Ok(root.and_then(|r| u32::try_from(r).ok()).filter(|&r| r > 0))
+}
+
+/// Whether a column declared `declared` has REAL affinity, by SQLite's rules (§3.1 of
+/// <https://www.sqlite.org/datatype3.html>, in their order).
+fn real_affinity(declared: &str) -> bool {
+    let upper = declared.to_ascii_uppercase();
+    let has = |s: &str| upper.contains(s);
+    !has("INT")
+        && !has("CHAR")
+        && !has("CLOB")
+        && !has("TEXT")
+        && !has("BLOB")
+        && !upper.is_empty()
+        && (has("REAL") || has("FLOA") || has("DOUB"))
 }
 
 /// The aggregates of a worker's connection that feed the scans their rows ([`super::row_feed`]).
@@ -651,7 +809,14 @@ struct RowsScan {
 
 impl RowVisitor for RowsScan {
     fn row(&mut self, values: &Context<'_>) {
-        let rowid = match values.get_raw(0) {
+        self.visit(values);
+    }
+}
+
+impl RowsScan {
+    /// One row: the rowid, then the table's columns of [`TablePlan::columns`].
+    fn visit(&mut self, values: &impl RowValues) {
+        let rowid = match values.value(0) {
             ValueRef::Integer(rowid) => rowid,
             // A rowid is always an integer; anything else hashes apart from every entry.
             _ => i64::MIN,
@@ -662,7 +827,7 @@ impl RowVisitor for RowsScan {
         for (key, digest) in self.keys.iter().zip(&mut self.digests) {
             let mut hasher = tuple_hasher();
             for &at in key {
-                hash_value(&mut hasher, values.get_raw(at));
+                hash_value(&mut hasher, values.value(at));
             }
             hasher.write_i64(rowid);
             digest.add(hasher.finish());
@@ -686,12 +851,19 @@ struct EntriesScan {
 
 impl RowVisitor for EntriesScan {
     fn row(&mut self, values: &Context<'_>) {
+        self.visit(values);
+    }
+}
+
+impl EntriesScan {
+    /// One entry: its key columns in index order, then its rowid.
+    fn visit(&mut self, values: &impl RowValues) {
         // Past the last message kept, the rest of the index only needs reading.
         if self.messages.len() >= MAX_MESSAGES {
             return;
         }
         let width = self.before.len();
-        let rowid = match values.get_raw(width) {
+        let rowid = match values.value(width) {
             ValueRef::Integer(rowid) => rowid,
             _ => i64::MIN,
         };
@@ -700,7 +872,7 @@ impl RowVisitor for EntriesScan {
         let mut has_null = false;
         // Each value is hashed, compared with the previous entry's, then held.
         for (column, held) in self.before.iter_mut().enumerate() {
-            let value = values.get_raw(column);
+            let value = values.value(column);
             hash_value(&mut hasher, value);
             if column == 0
                 && let Some(leading) = &mut self.leading
@@ -743,13 +915,38 @@ impl RowVisitor for EntriesScan {
 }
 
 /// Runs one job on `conn`, a connection to the copy at `path` on which `feeds` are registered.
+/// A row or entry scan is read by the raw reader when its table allows it and the reader
+/// reads every page it meets; otherwise (on any [`Unreadable`]) by SQLite, from the start.
 fn run(
     conn: &Connection,
     feeds: &Feeds,
+    scans: &Scans<'_>,
     path: &Path,
     plan: &Plan,
     job: &Job,
 ) -> rusqlite::Result<Found> {
+    let raw = match (scans.raw, job) {
+        (Some(file), Job::Rows { table, lo, hi }) => Some(raw_rows(file, plan, *table, *lo, *hi)),
+        (Some(file), Job::Entries { index }) => Some(raw_entries(file, plan, *index)),
+        _ => None,
+    };
+    match raw {
+        Some(Ok(found)) => {
+            scans.raw_count.fetch_add(1, Atomic::Relaxed);
+            return Ok(found);
+        }
+        Some(Err(unreadable)) => {
+            tracing::debug!(
+                piece = describe(plan, job),
+                %unreadable,
+                "scan read through SQLite instead"
+            );
+        }
+        None => {}
+    }
+    if matches!(job, Job::Rows { .. } | Job::Entries { .. }) {
+        scans.sql_count.fetch_add(1, Atomic::Relaxed);
+    }
     match job {
         Job::Pragma(sql) => {
             let messages = conn
@@ -766,31 +963,184 @@ fn run(
                 .iter()
                 .map(|c| format!(", {}", quote(c)))
                 .collect();
-            let scan = RowsScan {
-                // Argument 0 is the rowid.
-                keys: t
-                    .indexes
-                    .iter()
-                    .map(|&i| plan.indexes[i].key.iter().map(|at| at + 1).collect())
-                    .collect(),
-                digests: vec![Digest::default(); t.indexes.len()],
-                rowids: t.rowids.then(Vec::new),
-            };
             let sql = format!(
                 "SELECT {}(rowid{columns}) FROM {} NOT INDEXED WHERE rowid BETWEEN ?1 AND ?2",
                 feeds.rows.name(),
                 quote(&t.name)
             );
-            let scan = feeds.rows.run(conn, &sql, [lo, hi], scan)?;
-            Ok(Found::Rows {
-                table: *table,
-                lo: *lo,
-                digests: scan.digests,
-                rowids: scan.rowids.unwrap_or_default(),
-            })
+            let scan = feeds
+                .rows
+                .run(conn, &sql, [lo, hi], RowsScan::new(plan, t))?;
+            Ok(scan.found(*table, *lo))
         }
         Job::Entries { index } => scan_index(conn, &feeds.entries, plan, *index),
         Job::Pages => Ok(Found::Messages(page_accounting::account(conn, path)?)),
+    }
+}
+
+impl RowsScan {
+    /// The scan of the rows of `table` for its indexes' digests.
+    fn new(plan: &Plan, table: &TablePlan) -> Self {
+        Self {
+            // Argument 0 is the rowid.
+            keys: table
+                .indexes
+                .iter()
+                .map(|&i| plan.indexes[i].key.iter().map(|at| at + 1).collect())
+                .collect(),
+            digests: vec![Digest::default(); table.indexes.len()],
+            rowids: table.rowids.then(Vec::new),
+        }
+    }
+
+    /// What the scan of the rows of `table` from rowid `lo` on found.
+    fn found(self, table: usize, lo: i64) -> Found {
+        Found::Rows {
+            table,
+            lo,
+            digests: self.digests,
+            rowids: self.rowids.unwrap_or_default(),
+        }
+    }
+}
+
+/// Columns of a row decoded once, before the row scan's visitor reads them (each may be in
+/// several indexes): a table whose indexes hold more is read through SQLite.
+const DECODED_COLUMNS: usize = 24;
+
+/// A row read by the raw reader, as the row scan's statement hands it: the rowid, then the
+/// columns of [`TablePlan::columns`], decoded.
+struct RawRow<'a> {
+    values: [ValueRef<'a>; DECODED_COLUMNS],
+}
+
+impl RowValues for RawRow<'_> {
+    #[inline]
+    fn value(&self, i: usize) -> ValueRef<'_> {
+        self.values.get(i).copied().unwrap_or(ValueRef::Null)
+    }
+}
+
+impl<'a> RawRow<'a> {
+    /// The rowid then each column of `raw`, from `record` (which holds them all), the
+    /// columns fewer than [`DECODED_COLUMNS`].
+    #[inline]
+    fn new(rowid: i64, record: &Record<'a>, raw: &RawTable) -> Self {
+        let mut values = [ValueRef::Null; DECODED_COLUMNS];
+        values[0] = ValueRef::Integer(rowid);
+        for ((value, &field), &real) in values[1..].iter_mut().zip(&raw.fields).zip(&raw.real) {
+            *value = as_read(record.value(field).unwrap_or(ValueRef::Null), real);
+        }
+        Self { values }
+    }
+}
+
+/// A value as SQL reads it from a column: one with REAL affinity reads an integer as a real.
+#[inline]
+fn as_read(value: ValueRef<'_>, real: bool) -> ValueRef<'_> {
+    match value {
+        ValueRef::Integer(i) if real => ValueRef::Real(i as f64),
+        other => other,
+    }
+}
+
+/// The rows of a table with `lo <= rowid <= hi`, read by the raw reader ([`Job::Rows`]).
+fn raw_rows(
+    file: &RawFile,
+    plan: &Plan,
+    table: usize,
+    lo: i64,
+    hi: i64,
+) -> Result<Found, Unreadable> {
+    let t = &plan.tables[table];
+    let raw = t
+        .raw
+        .as_ref()
+        .filter(|raw| raw.fields.len() < DECODED_COLUMNS)
+        .ok_or(Unreadable("the table is not read raw"))?;
+    let want = raw.fields.iter().max().map_or(0, |&m| m + 1);
+    let mut scan = RowsScan::new(plan, t);
+    file.scan_table(raw.root, lo, hi, want, &mut |rowid, record| {
+        scan.visit(&RawRow::new(rowid, record, raw));
+        Ok(())
+    })?;
+    Ok(scan.found(table, lo))
+}
+
+/// An index entry read by the raw reader, as the entry scan's statement hands it: the key
+/// columns, then the rowid (the record's last field).
+struct RawEntry<'r, 'a> {
+    record: &'r Record<'a>,
+    /// Whether each key column has REAL affinity.
+    real: &'r [bool],
+}
+
+impl RowValues for RawEntry<'_, '_> {
+    fn value(&self, i: usize) -> ValueRef<'_> {
+        let value = self.record.value(i).unwrap_or(ValueRef::Null);
+        as_read(value, self.real.get(i) == Some(&true))
+    }
+}
+
+/// An index's entries read by the raw reader ([`Job::Entries`]).
+fn raw_entries(file: &RawFile, plan: &Plan, position: usize) -> Result<Found, Unreadable> {
+    let index = &plan.indexes[position];
+    let table = &plan.tables[index.table];
+    let (Some(raw), Some(root)) = (&table.raw, index.root) else {
+        return Err(Unreadable("the index is not read raw"));
+    };
+    let real: Vec<bool> = index
+        .key
+        .iter()
+        .map(|&at| raw.real.get(at) == Some(&true))
+        .collect();
+    let width = index.key.len();
+    let mut scan = EntriesScan::new(index);
+    file.scan_index(root, &mut |record| {
+        // Key columns then the rowid, which SQLite reads only from an integer's serial type.
+        if record.len() != width + 1 || record.integer(width).is_none() {
+            return Err(Unreadable("an index entry of another shape"));
+        }
+        scan.visit(&RawEntry {
+            record,
+            real: &real,
+        });
+        Ok(())
+    })?;
+    Ok(scan.found(index, position))
+}
+
+impl EntriesScan {
+    /// The scan of `index`'s entries.
+    fn new(index: &IndexPlan) -> Self {
+        Self {
+            name: index.name.clone(),
+            unique: index.unique,
+            desc: index.desc.clone(),
+            digest: Digest::default(),
+            messages: Vec::new(),
+            before: vec![Held::default(); index.key.len()],
+            before_rowid: None,
+            leading: index.leading.then(Leading::default),
+        }
+    }
+
+    /// What the scan of `index` (at `position` in the plan) found.
+    fn found(mut self, index: &IndexPlan, position: usize) -> Found {
+        // A descending first column gave its values in descending order.
+        if let Some(leading) = self
+            .leading
+            .as_mut()
+            .filter(|_| index.desc.first() == Some(&true))
+        {
+            leading.values.reverse();
+        }
+        Found::Entries {
+            index: position,
+            digest: self.digest,
+            messages: self.messages,
+            leading: self.leading,
+        }
     }
 }
 
@@ -815,31 +1165,8 @@ fn scan_index(
         quote(&table.name),
         quote(&index.name)
     );
-    let scan = EntriesScan {
-        name: index.name.clone(),
-        unique: index.unique,
-        desc: index.desc.clone(),
-        digest: Digest::default(),
-        messages: Vec::new(),
-        before: vec![Held::default(); index.key.len()],
-        before_rowid: None,
-        leading: index.leading.then(Leading::default),
-    };
-    let mut scan = feed.run(conn, &sql, [], scan)?;
-    // A descending first column gave its values in descending order.
-    if let Some(leading) = scan
-        .leading
-        .as_mut()
-        .filter(|_| index.desc.first() == Some(&true))
-    {
-        leading.values.reverse();
-    }
-    Ok(Found::Entries {
-        index: position,
-        digest: scan.digest,
-        messages: scan.messages,
-        leading: scan.leading,
-    })
+    let scan = feed.run(conn, &sql, [], EntriesScan::new(index))?;
+    Ok(scan.found(index, position))
 }
 
 /// A copy of a value that outlives its row, its buffer reused.
@@ -1468,6 +1795,119 @@ mod tests {
         }
         // The cases must exercise both verdicts.
         assert!(found > 20 && sound > 20, "found {found}, sound {sound}");
+    }
+
+    /// The whole check's findings, with how its scans were read.
+    fn we_check(path: &Path) -> Checked {
+        let plan = plan(&open(path).unwrap(), VerifyDepth::Full, 3, None).unwrap();
+        run_plan(path, &plan, 3).unwrap()
+    }
+
+    /// On a sound file every row and entry scan is read by the raw reader, and the REAL
+    /// column (`guests.score`, integral reals stored as integers) digests as SQLite reads it.
+    #[test]
+    fn the_raw_reader_reads_every_scan_of_a_sound_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = database(
+            dir.path(),
+            "raw.sqlite",
+            &["CREATE INDEX guests_score ON guests (score DESC, city)"],
+        );
+        let checked = we_check(&path);
+        assert_eq!(checked.messages, ["ok"]);
+        assert!(checked.raw_scans >= 6, "{}", checked.raw_scans);
+        assert_eq!(checked.sql_scans, 0);
+        // A stale entry the raw scans find as SQLite's do.
+        let stale = database(
+            dir.path(),
+            "raw-stale.sqlite",
+            &[
+                &hide("stays_nights"),
+                "UPDATE stays SET nights = 7 WHERE id = 10",
+                SHOW,
+            ],
+        );
+        let checked = we_check(&stale);
+        assert_eq!(checked.sql_scans, 0);
+        assert!(
+            checked.messages.iter().any(|m| m.contains("stays_nights")),
+            "{:?}",
+            checked.messages
+        );
+        assert_ne!(sqlite_says(&stale), ["ok"]);
+    }
+
+    /// Each table whose records the raw reader would misread is read by SQLite: an indexed
+    /// rowid alias, a generated column, rows shorter than a column added later, and a whole
+    /// file with a write-ahead log beside it. The verdicts stay SQLite's.
+    #[test]
+    fn tables_the_raw_reader_would_misread_fall_back_to_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        // (name, the step that makes the table one, the damage: a stale entry of an index).
+        let cases: [(&str, &str, &str, &str); 3] = [
+            (
+                "alias",
+                "CREATE INDEX guests_id ON guests (city, id)",
+                "guests_id",
+                "UPDATE guests SET city = 'elsewhere' WHERE id = 5",
+            ),
+            (
+                // A virtual column before `b`: `b` is field 2 of the records, cid 3.
+                "generated",
+                "CREATE TABLE gen (id INTEGER PRIMARY KEY, a INTEGER,
+                     g INTEGER GENERATED ALWAYS AS (a * 2) VIRTUAL, b TEXT);
+                 CREATE INDEX gen_b ON gen (b);
+                 INSERT INTO gen (a, b) SELECT id, name FROM guests;",
+                "gen_b",
+                "UPDATE gen SET b = 'elsewhere' WHERE id = 5",
+            ),
+            (
+                "added",
+                "ALTER TABLE guests ADD COLUMN stars INTEGER DEFAULT 3;
+                 CREATE INDEX guests_stars ON guests (stars)",
+                "guests_stars",
+                "UPDATE guests SET stars = 4 WHERE id = 5",
+            ),
+        ];
+        for (name, step, index, change) in cases {
+            let path = database(dir.path(), &format!("{name}.sqlite"), &[step]);
+            let checked = we_check(&path);
+            assert_eq!(checked.messages, ["ok"], "{name}");
+            assert!(checked.sql_scans >= 1, "{name}: {}", checked.sql_scans);
+            // The other tables are still read raw.
+            assert!(checked.raw_scans >= 2, "{name}: {}", checked.raw_scans);
+            // And a damage there is found as SQLite finds it.
+            let damaged = database(
+                dir.path(),
+                &format!("{name}-stale.sqlite"),
+                &[step, &hide(index), change, SHOW],
+            );
+            assert_ne!(sqlite_says(&damaged), ["ok"], "{name}");
+            let ours = we_check(&damaged).messages;
+            assert!(ours.iter().any(|m| m.contains(index)), "{name}: {ours:?}");
+        }
+        // A copy whose log holds committed rows: the file alone is not the database.
+        let path = database(dir.path(), "wal.sqlite", &["PRAGMA journal_mode = WAL"]);
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA wal_autocheckpoint = 0;
+                 UPDATE stays SET nights = nights + 1 WHERE id % 2 = 0;
+                 INSERT INTO guests (name, city) VALUES ('late', 'city 1');",
+            )
+            .unwrap();
+        let copy = dir.path().join("wal-copy.sqlite");
+        std::fs::copy(&path, &copy).unwrap();
+        std::fs::copy(
+            dir.path().join("wal.sqlite-wal"),
+            dir.path().join("wal-copy.sqlite-wal"),
+        )
+        .unwrap();
+        drop(writer);
+        let checked = we_check(&copy);
+        assert_eq!(checked.messages, sqlite_says(&copy));
+        assert_eq!(checked.messages, ["ok"]);
+        assert_eq!(checked.raw_scans, 0);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! a backup must never create a missing database file nor change its journal mode, and both
 //! are what `connect` does for an application.
 
+pub(crate) mod btree_reader;
 pub(crate) mod check;
 pub(crate) mod foreign_keys;
 pub(crate) mod index_scan;

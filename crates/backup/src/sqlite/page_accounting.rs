@@ -18,12 +18,18 @@
 //!
 //! Files with auto-vacuum keep pointer-map pages whose checks only the whole statement does;
 //! the planner gives them the single statement (see [`supported`]).
+//!
+//! The walk is first done raw ([`RawFile::pages_used_once`]: the schema's b-trees, their
+//! overflow pages, the freelist and the lock-byte page read from the file by our own reader).
+//! Only a clean answer, every page used exactly once, is taken from it; on any anomaly, or a
+//! file the reader does not read alone, the `dbstat` walk below runs and its messages are the
+//! ones reported.
 
 use std::{fs::File, os::unix::fs::FileExt, path::Path};
 
 use rusqlite::Connection;
 
-use super::index_scan::MAX_MESSAGES;
+use super::{btree_reader::RawFile, index_scan::MAX_MESSAGES};
 
 /// SQLite's lock-byte page starts at this file offset (`PENDING_BYTE`); the page holding it is
 /// never used by any b-tree or the freelist.
@@ -113,6 +119,9 @@ pub(crate) fn account(conn: &Connection, path: &Path) -> rusqlite::Result<Vec<St
         .query_map([], |row| row.get::<_, String>(0))?
         .filter(|m| m.as_ref().map_or(true, |m| m != "ok"))
         .collect::<rusqlite::Result<_>>()?;
+    if used_once_raw(conn, path)? {
+        return Ok(messages);
+    }
     let count: u32 = conn.pragma_query_value(None, "page_count", |row| row.get(0))?;
     let page_size: u32 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
     let mut pages = Pages::new(count);
@@ -138,6 +147,27 @@ pub(crate) fn account(conn: &Connection, path: &Path) -> rusqlite::Result<Vec<St
     messages.extend(pages.messages);
     messages.truncate(MAX_MESSAGES);
     Ok(messages)
+}
+
+/// Whether the raw reader ([`RawFile::pages_used_once`]) finds every page of the file used
+/// once, by the b-trees of the schema (page 1's included), the freelist or the lock byte.
+/// Anything else (a root that is not a page number, a file it does not read alone, any
+/// anomaly) is `false`: the `dbstat` walk then runs and says what is wrong.
+fn used_once_raw(conn: &Connection, path: &Path) -> rusqlite::Result<bool> {
+    let roots: Vec<i64> = conn
+        .prepare("SELECT rootpage FROM sqlite_schema WHERE rootpage IS NOT 0")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()
+        .unwrap_or_default();
+    let Ok(mut roots) = roots
+        .into_iter()
+        .map(u32::try_from)
+        .collect::<Result<Vec<u32>, _>>()
+    else {
+        return Ok(false);
+    };
+    roots.insert(0, 1);
+    Ok(RawFile::open(path).is_ok_and(|file| file.pages_used_once(&roots).is_ok()))
 }
 
 /// A big-endian 32-bit number of a page at `at`.

@@ -17,7 +17,22 @@ use std::{cell::RefCell, rc::Rc};
 use rusqlite::{
     Connection, Params,
     functions::{Aggregate, Context, FunctionFlags},
+    types::ValueRef,
 };
+
+/// A row's values by position, however they were read: the aggregate's arguments here, or a
+/// record decoded by the raw reader ([`super::btree_reader`]), so that a scan's visitor is
+/// the same code on both paths.
+pub(crate) trait RowValues {
+    /// Value `i` of the row; `i` must be less than the number of values the scan reads.
+    fn value(&self, i: usize) -> ValueRef<'_>;
+}
+
+impl RowValues for Context<'_> {
+    fn value(&self, i: usize) -> ValueRef<'_> {
+        self.get_raw(i)
+    }
+}
 
 /// What is done with each row fed.
 pub(crate) trait RowVisitor: 'static {
@@ -95,7 +110,7 @@ impl<V: RowVisitor> RowFeed<V> {
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::types::{Value, ValueRef};
+    use rusqlite::types::Value;
 
     use super::*;
 
