@@ -47,9 +47,11 @@
 //! after each change seen), so they pay what the floor pays: the statement. A read then costs one
 //! `PRAGMA data_version` and a clone of the rows instead of the statement and the decoding of
 //! every row (bench `optimized_queries/sqlite/room_types/*`, medium / large: `optimized`
-//! 4.9 / 6.8 µs against `floor` 10.8 / 20.6 µs; right after another connection's commit,
-//! `optimized_after_commit` 33.9 / 64.6 µs against `floor_after_commit` 30.9 / 52.9 µs: a commit
-//! drops every connection's page cache). The
+//! 4.9 / 6.8 µs against `floor` 10.8 / 20.6 µs). Right after another connection's commit,
+//! which drops every connection's page cache, the read runs on a connection without a memory
+//! map, since SQLite also unmaps a mapped file then and faulting its pages back in cost more than
+//! the statement: `optimized_after_commit` 16.1–16.8 / 25.0–25.5 µs against `floor_after_commit`
+//! 26.1–26.2 / 36.8–41.3 µs (mapped, as before: 35.2–36.8 / 42.5–44.4 µs). The
 //! `perf-stats` tracker still records the room types statement for each call, timed as the
 //! caller waited. Reads inside a transaction, on PostgreSQL or without a file keep nothing.
 //!

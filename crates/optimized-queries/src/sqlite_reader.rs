@@ -2,7 +2,8 @@
 //! its own with cached prepared statements, beside the `DatabaseConnection`'s sqlx pool.
 //!
 //! A reader belongs to one sqlx pool: it opens the very file the pool's connections opened
-//! (`PRAGMA database_list`), with the pool's memory-map size, read-only (`query_only`). In WAL
+//! (`PRAGMA database_list`), with the pool's memory-map size (but for the small reads kept until
+//! a write: see [`Pages`]), read-only (`query_only`). In WAL
 //! mode its reads see every transaction committed before they start, as the pool's own
 //! connections do, so reading here or there gives the same answer. It is found again from the
 //! pool (see [`Registry`]); an in-memory database gets no reader, since another connection would see
@@ -36,7 +37,8 @@ use crate::{
     reader_registry::Registry,
 };
 
-/// Idle read connections kept per database; more are opened while more callers read at once.
+/// Idle read connections kept per database and [`Pages`]; more are opened while more callers
+/// read at once.
 const MAX_IDLE: usize = 8;
 /// Prepared statements kept per read connection.
 const STATEMENT_CACHE: usize = 64;
@@ -49,9 +51,13 @@ pub(crate) async fn query<T: Decode + Send + 'static>(
     cost: Cost,
     fetch: Fetch,
 ) -> std::result::Result<Result<Vec<T>>, Statement> {
-    run_with(db, statement, cost, move |connection, statement| {
-        run_on(&connection.connection, statement, fetch)
-    })
+    run_with(
+        db,
+        statement,
+        cost,
+        Pages::Mapped,
+        move |connection, statement| run_on(&connection.connection, statement, fetch),
+    )
     .await
 }
 
@@ -64,19 +70,24 @@ pub(crate) async fn query_until_write<T: Decode + Clone + Send + 'static>(
     statement: Statement,
     cost: Cost,
 ) -> std::result::Result<Result<Vec<T>>, Statement> {
-    run_with(db, statement, cost, |connection, statement| {
-        connection.memoized(statement)
-    })
+    run_with(
+        db,
+        statement,
+        cost,
+        Pages::Copied,
+        |connection, statement| connection.memoized(statement),
+    )
     .await
 }
 
-/// Runs `read` on a connection of `db`'s reader (inline or on the blocking pool, as `cost`
-/// says) and records the statement with `db`'s tracker; hands the statement back when `db`
-/// has no reader or `read` says it should run through sea-orm.
+/// Runs `read` on a connection of `db`'s reader that reads `pages` so (inline or on the
+/// blocking pool, as `cost` says) and records the statement with `db`'s tracker; hands the
+/// statement back when `db` has no reader or `read` says it should run through sea-orm.
 async fn run_with<T: Send + 'static>(
     db: &(impl ConnectionTrait + 'static),
     statement: Statement,
     cost: Cost,
+    pages: Pages,
     read: impl FnOnce(&mut ReadConnection, &Statement) -> Ran<T> + Send + 'static,
 ) -> std::result::Result<Result<Vec<T>>, Statement> {
     let Some(connection) = (db as &dyn Any).downcast_ref::<DatabaseConnection>() else {
@@ -87,11 +98,13 @@ async fn run_with<T: Send + 'static>(
     };
     let started = Instant::now();
     let (outcome, statement) = match cost {
-        Cost::Short => (reader.run(&statement, read), statement),
+        Cost::Short => (reader.run(pages, &statement, read), statement),
         Cost::Long => {
             let copy = statement.clone();
-            match tokio::task::spawn_blocking(move || (reader.run(&statement, read), statement))
-                .await
+            match tokio::task::spawn_blocking(move || {
+                (reader.run(pages, &statement, read), statement)
+            })
+            .await
             {
                 Ok(ran) => ran,
                 Err(_) => return Err(copy),
@@ -112,11 +125,33 @@ async fn run_with<T: Send + 'static>(
     }
 }
 
+/// How a read connection reads the file's pages.
+///
+/// SQLite drops a connection's page cache whenever another connection has committed, and with
+/// a memory map it also unmaps the whole file (`pagerBeginReadTransaction` →
+/// `sqlite3OsUnfetch`), mapping it again and faulting each page back in on the next read. For
+/// reads of many pages the map still pays (no copy, no system call per page); for the small
+/// constant reads kept until a write ([`query_until_write`]), which are read again after every
+/// commit and touch a few pages, the unmapping is most of the read: room types right after a
+/// commit on the large dataset took 36.7–45.2 µs mapped against 25.1–26.2 µs copied (the
+/// floor, mapped, 37.4–41.4 µs), while a guest's bookings read copied took 139.5 µs against
+/// 94.5 µs mapped (the default page cache is too small for it). See docs/PERFORMANCE.md.
+#[derive(Debug, Clone, Copy)]
+enum Pages {
+    /// Through a memory map of the size the pool uses.
+    Mapped,
+    /// Copied into the connection's page cache (`mmap_size` 0).
+    Copied,
+}
+
 /// The read connections of one SQLite file.
 pub(crate) struct SqliteReader {
     path: PathBuf,
     mmap_bytes: i64,
-    idle: Mutex<Vec<ReadConnection>>,
+    /// Idle connections that read through the memory map ([`Pages::Mapped`]).
+    mapped: Mutex<Vec<ReadConnection>>,
+    /// Idle connections that copy pages ([`Pages::Copied`]).
+    copied: Mutex<Vec<ReadConnection>>,
 }
 
 /// A read connection and the answers it keeps until the database changes.
@@ -307,13 +342,14 @@ impl SqliteReader {
         let reader = Self {
             path: PathBuf::from(path),
             mmap_bytes,
-            idle: Mutex::new(Vec::new()),
+            mapped: Mutex::new(Vec::new()),
+            copied: Mutex::new(Vec::new()),
         };
         // Fail here, not on the first read, when the file cannot be opened beside the pool.
         let first = reader
-            .open()
+            .open(Pages::Mapped)
             .map_err(|err| sqlx::Error::Protocol(err.to_string()))?;
-        reader.idle().push(ReadConnection::new(first));
+        reader.idle(Pages::Mapped).push(ReadConnection::new(first));
         tracing::debug!(
             target: "optimized_queries",
             path = %reader.path.display(),
@@ -322,38 +358,49 @@ impl SqliteReader {
         Ok(Some(reader))
     }
 
-    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+    fn open(&self, pages: Pages) -> rusqlite::Result<rusqlite::Connection> {
         let connection = rusqlite::Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         connection.pragma_update(None, "query_only", true)?;
-        connection.pragma_update(None, "mmap_size", self.mmap_bytes)?;
+        let mmap_bytes = match pages {
+            Pages::Mapped => self.mmap_bytes,
+            Pages::Copied => 0,
+        };
+        connection.pragma_update(None, "mmap_size", mmap_bytes)?;
         connection.busy_timeout(Duration::ZERO)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(connection)
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<ReadConnection>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    fn idle(&self, pages: Pages) -> std::sync::MutexGuard<'_, Vec<ReadConnection>> {
+        match pages {
+            Pages::Mapped => &self.mapped,
+            Pages::Copied => &self.copied,
+        }
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `read` with `statement` on an idle connection (or a new one) and gives it back.
+    /// Runs `read` with `statement` on an idle connection that reads `pages` so (or a new one)
+    /// and gives it back.
     fn run<T>(
         &self,
+        pages: Pages,
         statement: &Statement,
         read: impl FnOnce(&mut ReadConnection, &Statement) -> Ran<T>,
     ) -> Ran<T> {
-        let popped = self.idle().pop();
+        let popped = self.idle(pages).pop();
         let mut connection = match popped {
             Some(connection) => connection,
-            None => match self.open() {
+            None => match self.open(pages) {
                 Ok(connection) => ReadConnection::new(connection),
                 Err(_) => return Ran::Elsewhere,
             },
         };
         let ran = read(&mut connection, statement);
-        let mut idle = self.idle();
+        let mut idle = self.idle(pages);
         if idle.len() < MAX_IDLE {
             idle.push(connection);
         }
@@ -563,9 +610,10 @@ mod tests {
         let reader = SqliteReader {
             path,
             mmap_bytes: 0,
-            idle: Mutex::new(Vec::new()),
+            mapped: Mutex::new(Vec::new()),
+            copied: Mutex::new(Vec::new()),
         };
-        let connection = ReadConnection::new(reader.open().unwrap());
+        let connection = ReadConnection::new(reader.open(Pages::Copied).unwrap());
         (dir, connection, writer)
     }
 
@@ -657,6 +705,36 @@ mod tests {
             .execute("UPDATE t SET name = 'last' WHERE id = 1", [])
             .unwrap();
         assert_eq!(memoized(&mut reader, SELECT_T), [Pair(1, "last".into())]);
+    }
+
+    /// Reads kept until a write go to connections without a memory map, the others to
+    /// connections with the pool's (see [`Pages`]), and each kind comes back to its own list.
+    #[test]
+    fn kept_reads_copy_pages_and_the_others_map_them() {
+        let (dir, _, _writer) = reader_and_writer();
+        let reader = SqliteReader {
+            path: dir.path().join("memo.sqlite"),
+            mmap_bytes: 1 << 20,
+            mapped: Mutex::new(Vec::new()),
+            copied: Mutex::new(Vec::new()),
+        };
+        let mmap_size = |pages: Pages| -> i64 {
+            match reader.run(pages, &statement("SELECT 1", vec![]), |connection, _| {
+                Ran::Rows(Ok(vec![
+                    connection
+                        .connection
+                        .query_row("PRAGMA mmap_size", [], |row| row.get::<_, i64>(0))
+                        .unwrap(),
+                ]))
+            }) {
+                Ran::Rows(rows) => rows.unwrap()[0],
+                Ran::Elsewhere => panic!("ran elsewhere"),
+            }
+        };
+        assert_eq!(mmap_size(Pages::Copied), 0);
+        assert_eq!(mmap_size(Pages::Mapped), 1 << 20);
+        assert_eq!(reader.idle(Pages::Copied).len(), 1);
+        assert_eq!(reader.idle(Pages::Mapped).len(), 1);
     }
 
     #[test]
