@@ -133,8 +133,8 @@ async fn run_with<T: Send + 'static>(
 /// reads of many pages the map still pays (no copy, no system call per page); for the small
 /// constant reads kept until a write ([`query_until_write`]), which are read again after every
 /// commit and touch a few pages, the unmapping is most of the read: room types right after a
-/// commit on the large dataset took 36.7–45.2 µs mapped against 25.1–26.2 µs copied (the
-/// floor, mapped, 37.4–41.4 µs), while a guest's bookings read copied took 139.5 µs against
+/// commit on the large dataset took 42.7–45.2 µs mapped against 25.1–26.2 µs copied (the
+/// floor, mapped, 36.7–41.4 µs), while a guest's bookings read copied took 139.5 µs against
 /// 94.5 µs mapped (the default page cache is too small for it). See docs/PERFORMANCE.md.
 #[derive(Debug, Clone, Copy)]
 enum Pages {

@@ -35,9 +35,10 @@
 //! accounting, which stay SQLite's; the damage tests require SQLite's verdict on thousands of
 //! flipped bytes. What it does not read as SQL does is kept away by the planner
 //! ([`super::index_scan`]): a generated column (positions in the record are not the `cid`s),
-//! an indexed rowid alias (stored as NULL), a REAL column (an integral value stored as an
-//! integer is read as a real, as SQL does); and by the walk itself: a record shorter than the
-//! columns asked for (a column added with a default later) is [`Unreadable`].
+//! an indexed rowid alias (stored as NULL); a REAL column's integral value stored as an
+//! integer is handed over as a real, as SQL reads it (`index_scan::as_read`); and the walk
+//! itself makes a record shorter than the columns asked for (a column added with a default
+//! later) [`Unreadable`].
 //!
 //! Measured (2026-11-30 00:46 UTC, the large hotel database, 478 MB, 1M bookings, on a shared
 //! two-core machine at load 2–2.6; `scripts/check_pieces.sh` five times each, interleaved with
